@@ -1,0 +1,227 @@
+"""The catalog: the one contract of what may leave a machine.
+
+`catalog.toml` beside this module is the reviewed source; this module loads and checks it and
+answers the questions every part asks of it (is this metric known, is this value allowed, what
+does it become when scrubbed). The ingest imports this module and nothing else of the client.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "Attribute",
+    "Catalog",
+    "CatalogError",
+    "Metric",
+    "Policy",
+    "Protocol",
+    "Text",
+    "load_catalog",
+]
+
+CATALOG_PATH = Path(__file__).with_name("catalog.toml")
+
+Instrument = Literal["counter", "observable_counter", "gauge", "observable_gauge"]
+Weekly = Literal["sum", "max", "days"]
+_INSTRUMENTS = ("counter", "observable_counter", "gauge", "observable_gauge")
+_WEEKLY = ("sum", "max", "days")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+
+
+class CatalogError(ValueError):
+    """The catalog file is malformed; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class Text:
+    """A user-facing sentence in English and German."""
+
+    en: str
+    de: str
+
+    def get(self, language: str) -> str:
+        return self.de if language == "de" else self.en
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """An attribute key with its allowed values (an enum) or a strict pattern."""
+
+    key: str
+    values: tuple[str, ...] | None = None
+    pattern: re.Pattern[str] | None = None
+    required: bool = False
+    text: Text | None = None
+    other: str = "other"
+
+    def allows(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        if self.values is not None:
+            return value in self.values or value == self.other
+        assert self.pattern is not None
+        return self.pattern.fullmatch(value) is not None
+
+    def scrub(self, value: object) -> str:
+        """The value itself when allowed, else the catalog's "other"."""
+        if isinstance(value, str) and self.allows(value):
+            return value
+        return self.other
+
+    def describe_values(self) -> str:
+        if self.values is not None:
+            return ", ".join(self.values)
+        assert self.pattern is not None
+        return f"pattern {self.pattern.pattern}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric that may leave the machine."""
+
+    name: str
+    instrument: Instrument
+    unit: str
+    weekly: Weekly
+    since: int
+    text: Text
+    attributes: Mapping[str, Attribute] = field(default_factory=dict)
+
+    @property
+    def is_sum(self) -> bool:
+        """Sent as a delta Sum (summed over the week) rather than a Gauge."""
+        return self.weekly == "sum"
+
+
+@dataclass(frozen=True)
+class Policy:
+    retention_months: int
+    k_anonymity: int
+    outbox_max_age_weeks: int
+    other_value: str
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a report travels between client and server."""
+
+    metrics_path: str
+    installation_path: str
+    credential_header: str
+    max_body_bytes: int
+    max_counter_value: int
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: int
+    policy: Policy
+    protocol: Protocol
+    metrics: Mapping[str, Metric]
+    resource: Mapping[str, Attribute]
+    never: tuple[Text, ...]
+
+    def metric(self, name: str) -> Metric | None:
+        return self.metrics.get(name)
+
+    def metrics_for_consent(self, consented_version: int) -> tuple[Metric, ...]:
+        """Metrics a user who consented at `consented_version` agreed to send."""
+        return tuple(m for m in self.metrics.values() if m.since <= consented_version)
+
+    @property
+    def required_resource_keys(self) -> tuple[str, ...]:
+        return tuple(k for k, a in self.resource.items() if a.required)
+
+
+@functools.cache
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Load and check the catalog (cached; the default is the packaged `catalog.toml`)."""
+    source = path or CATALOG_PATH
+    with open(source, "rb") as fh:
+        raw = tomllib.load(fh)
+    return _parse(raw)
+
+
+def _parse(raw: Mapping[str, Any]) -> Catalog:
+    problems: list[str] = []
+    policy_raw = raw.get("policy", {})
+    other = str(policy_raw.get("other_value", "other"))
+    enums: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in raw.get("enums", {}).items()}
+
+    def attribute(key: str, spec: Mapping[str, Any], where: str) -> Attribute:
+        values: tuple[str, ...] | None = None
+        pattern = None
+        if "enum" in spec:
+            if spec["enum"] not in enums:
+                problems.append(f"{where}: unknown enum {spec['enum']!r}")
+            values = enums.get(spec["enum"], ())
+        elif "values" in spec:
+            values = tuple(spec["values"])
+        elif "pattern" in spec:
+            pattern = re.compile(spec["pattern"])
+        else:
+            problems.append(f"{where}: attribute {key!r} needs values, enum or pattern")
+            values = ()
+        if values is not None and other in values:
+            problems.append(f"{where}: {other!r} is implicit and must not be listed")
+        text = Text(spec["en"], spec["de"]) if "en" in spec else None
+        return Attribute(key, values, pattern, bool(spec.get("required", False)), text, other)
+
+    resource = {}
+    for item in raw.get("resource", []):
+        resource[item["key"]] = attribute(item["key"], item, f"resource {item['key']}")
+        if "en" not in item or "de" not in item:
+            problems.append(f"resource {item['key']}: needs en and de descriptions")
+
+    version = int(raw.get("version", 0))
+    metrics: dict[str, Metric] = {}
+    for item in raw.get("metric", []):
+        name = item.get("name", "")
+        where = f"metric {name!r}"
+        if not _NAME.match(name):
+            problems.append(f"{where}: not a dotted lower-case name")
+        if name in metrics:
+            problems.append(f"{where}: listed twice")
+        if item.get("instrument") not in _INSTRUMENTS:
+            problems.append(f"{where}: instrument must be one of {_INSTRUMENTS}")
+        if item.get("weekly") not in _WEEKLY:
+            problems.append(f"{where}: weekly must be one of {_WEEKLY}")
+        if not 1 <= int(item.get("since", 0)) <= version:
+            problems.append(f"{where}: since must be between 1 and the catalog version")
+        if not item.get("en") or not item.get("de"):
+            problems.append(f"{where}: needs en and de descriptions")
+        attrs = {k: attribute(k, v, where) for k, v in item.get("attributes", {}).items()}
+        metrics[name] = Metric(
+            name=name,
+            instrument=item.get("instrument", "counter"),
+            unit=item.get("unit", "1"),
+            weekly=item.get("weekly", "sum"),
+            since=int(item.get("since", 0)),
+            text=Text(item.get("en", ""), item.get("de", "")),
+            attributes=attrs,
+        )
+    never = tuple(Text(n["en"], n["de"]) for n in raw.get("never", []))
+    if problems:
+        raise CatalogError("invalid catalog:\n- " + "\n- ".join(problems))
+    policy = Policy(
+        retention_months=int(policy_raw.get("retention_months", 24)),
+        k_anonymity=int(policy_raw.get("k_anonymity", 5)),
+        outbox_max_age_weeks=int(policy_raw.get("outbox_max_age_weeks", 8)),
+        other_value=other,
+    )
+    proto = raw.get("protocol", {})
+    protocol = Protocol(
+        metrics_path=str(proto.get("metrics_path", "/v1/metrics")),
+        installation_path=str(proto.get("installation_path", "/v1/installations/{installation_id}")),
+        credential_header=str(proto.get("credential_header", "X-Otel-Usage-Credential")),
+        max_body_bytes=int(proto.get("max_body_bytes", 65536)),
+        max_counter_value=int(proto.get("max_counter_value", 1_000_000)),
+    )
+    return Catalog(version, policy, protocol, metrics, resource, never)

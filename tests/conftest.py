@@ -1,0 +1,57 @@
+"""Fixtures shared by every test module: a data directory, an injected clock, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _reset_global_meter_provider() -> Iterator[None]:
+    """Each test starts with OTel's global MeterProvider unset, whatever the last one did."""
+    from opentelemetry.metrics import _internal as metrics_internal
+    from opentelemetry.util._once import Once
+
+    yield
+    metrics_internal._METER_PROVIDER_SET_ONCE = Once()
+    metrics_internal._METER_PROVIDER = None
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's environment must not leak into tests (DO_NOT_TRACK, modes, deployment)."""
+    for name in ("DO_NOT_TRACK", "OTEL_USAGE_MODE", "DEPLOYMENT_MODE", "SUPERVISOR_TOKEN",
+                 "OTEL_USAGE_DATA_DIR", "HA_INGRESS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "usage"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server: the one scripts/test started, or one started here."""
+    url = os.environ.get("OTEL_USAGE_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    pgdir = tempfile.mkdtemp(prefix="otel-usage-pg.")
+    script = ROOT / "scripts" / "postgres"
+    result = subprocess.run([script, "start", pgdir], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"could not start PostgreSQL: {result.stderr.strip()}")
+    try:
+        yield result.stdout.strip()
+    finally:
+        subprocess.run([script, "stop", pgdir], check=False)

@@ -1,0 +1,29 @@
+"""Exceptions raised to callers of otel_usage's public functions.
+
+    UsageError                  the root: catch this to catch every error of this library
+    ├── InvalidModeError        a mode other than off, local or on
+    ├── StoreUnavailableError   the local database cannot be read or written
+    └── TransportError          a report could not be handed to the server
+
+The recording path (the OTel exporter) never raises into the host: it logs instead.
+"""
+
+from __future__ import annotations
+
+__all__ = ["InvalidModeError", "StoreUnavailableError", "TransportError", "UsageError"]
+
+
+class UsageError(Exception):
+    """Root of this library's exceptions."""
+
+
+class InvalidModeError(UsageError, ValueError):
+    """A mode other than off, local or on was given."""
+
+
+class StoreUnavailableError(UsageError):
+    """The local database could not be opened, read or written."""
+
+
+class TransportError(UsageError):
+    """A report or an erasure request could not be delivered."""

@@ -1,0 +1,257 @@
+"""The SQLite exporter: OTel's delta metrics, added into one row per (UTC day, series).
+
+A real ``MetricExporter`` for a ``PeriodicExportingMetricReader``. Every export is one
+transaction, so a crash between exports loses at most the interval in flight and never counts
+anything twice (deltas are added exactly once, when their transaction commits). A batch that
+cannot be written (full disk, locked or read-only file) stays in memory and is merged into the
+next export; the host is never told, only the log is, once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics import _Gauge as SyncGauge
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    Sum,
+)
+from opentelemetry.sdk.metrics.export import Histogram as HistogramData
+
+from ._clock import Clock, epoch_day
+from ._log import ProblemLog, classify_sqlite_error
+from ._modes import Mode
+from ._store import Store
+from .catalog import Catalog
+
+__all__ = ["SQLiteMetricExporter"]
+
+_DELTA = {
+    kind: AggregationTemporality.DELTA
+    for kind in (
+        Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter,
+        ObservableGauge, SyncGauge,
+    )
+}
+_CATALOG_KIND = {"counter": "sum", "observable_counter": "sum", "gauge": "gauge",
+                 "observable_gauge": "gauge"}
+# A batch that could not be written is kept for the next export, up to this many rows.
+MAX_PENDING_ROWS = 20_000
+
+_UPSERT = """
+INSERT INTO daily (day, series_id, total, last, peak) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (day, series_id) DO UPDATE SET
+    total = CASE WHEN excluded.total IS NULL THEN total
+                 ELSE coalesce(total, 0) + excluded.total END,
+    last = coalesce(excluded.last, last),
+    peak = CASE WHEN excluded.peak IS NULL THEN peak
+                WHEN peak IS NULL OR excluded.peak > peak THEN excluded.peak
+                ELSE peak END
+"""
+
+
+@dataclass
+class _Row:
+    """What one export adds to one (day, series): a delta, or a gauge's last and peak."""
+
+    total: float | None = None
+    last: float | None = None
+    peak: float | None = None
+
+    def merge(self, later: _Row) -> None:
+        if later.total is not None:
+            self.total = (self.total or 0) + later.total
+        if later.last is not None:
+            self.last = later.last
+        if later.peak is not None:
+            self.peak = later.peak if self.peak is None else max(self.peak, later.peak)
+
+
+# (metric, canonical attributes JSON, kind, unit)
+_SeriesKey = tuple[str, str, str, str]
+
+
+class SQLiteMetricExporter(MetricExporter):
+    """Adds each export's deltas into the local database, when the mode allows recording."""
+
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        clock: Clock,
+        mode: Callable[[], Mode],
+        problems: ProblemLog | None = None,
+    ) -> None:
+        super().__init__(preferred_temporality=_DELTA)
+        self._store = store
+        self._catalog = catalog
+        self._clock = clock
+        self._mode = mode
+        self._problems = problems or ProblemLog()
+        self._series_ids: dict[_SeriesKey, int] = {}
+        self._series_owner: str | None = None
+        self._pending: dict[tuple[int, _SeriesKey], _Row] = {}
+        self._lock = threading.Lock()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        with self._lock:
+            try:
+                return self._export(metrics_data)
+            except Exception as exc:  # noqa: BLE001 - telemetry never raises into the host
+                self._problems.problem("exporter", "usage export failed", error=repr(exc))
+                return MetricExportResult.FAILURE
+
+    def _export(self, metrics_data: MetricsData) -> MetricExportResult:
+        if self._mode() == "off":
+            self._pending.clear()
+            return MetricExportResult.SUCCESS
+        rows = self._rows(metrics_data)
+        for key, older in self._pending.items():
+            if key in rows:
+                _merge_first(rows, key, older)
+            else:
+                rows[key] = older
+        if not rows:
+            return MetricExportResult.SUCCESS
+        try:
+            with self._store.transaction() as conn:
+                self._write(conn, rows)
+        except sqlite3.Error as exc:
+            self._keep_pending(rows)
+            kind = classify_sqlite_error(exc)
+            self._problems.problem(
+                f"store:{kind}", "usage statistics could not be saved; will retry",
+                path=str(self._store.path), error=str(exc),
+            )
+            return MetricExportResult.FAILURE
+        self._pending.clear()
+        for kind in self._problems.open_problems:
+            if kind.startswith("store:"):
+                self._problems.resolved(kind, "usage statistics are saved again")
+        return MetricExportResult.SUCCESS
+
+    def _rows(self, metrics_data: MetricsData) -> dict[tuple[int, _SeriesKey], _Row]:
+        day = epoch_day(self._clock.now())
+        rows: dict[tuple[int, _SeriesKey], _Row] = {}
+        for resource_metrics in metrics_data.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    self._add_metric(rows, day, metric.name, metric.unit or "", metric.data)
+        return rows
+
+    def _add_metric(
+        self, rows: dict[tuple[int, _SeriesKey], _Row], day: int, name: str, unit: str, data: Any
+    ) -> None:
+        if isinstance(data, Sum):
+            kind = "sum"
+        elif isinstance(data, Gauge):
+            kind = "gauge"
+        elif isinstance(data, HistogramData):
+            kind = "histogram"
+        else:  # exponential histograms and future types: kept out of the local store
+            return
+        for point in data.data_points:
+            attributes = _canonical(point.attributes or {})
+            key = (day, (name, attributes, kind, unit))
+            if kind == "gauge":
+                row = _Row(last=point.value, peak=point.value)
+            elif kind == "histogram":
+                row = _Row(total=point.sum)
+            else:
+                if point.value == 0:
+                    continue
+                row = _Row(total=point.value)
+            if key in rows:
+                rows[key].merge(row)
+            else:
+                rows[key] = row
+
+    def _write(
+        self, conn: sqlite3.Connection, rows: Mapping[tuple[int, _SeriesKey], _Row]
+    ) -> None:
+        now = self._clock.now()
+        owner = self._store.installation_id(conn, now)
+        if owner != self._series_owner:  # the store was wiped (delete-all): forget cached ids
+            self._series_ids.clear()
+            self._series_owner = owner
+        params = [
+            (day, self._series_id(conn, series), row.total, row.last, row.peak)
+            for (day, series), row in rows.items()
+        ]
+        conn.executemany(_UPSERT, params)
+
+    def _series_id(self, conn: sqlite3.Connection, series: _SeriesKey) -> int:
+        series_id = self._series_ids.get(series)
+        if series_id is not None:
+            return series_id
+        name, attributes, kind, unit = series
+        local_only = self._local_only(name, kind)
+        conn.execute(
+            "INSERT OR IGNORE INTO series (metric, attributes, kind, unit, local_only) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (name, attributes, kind, unit, int(local_only)),
+        )
+        row = conn.execute(
+            "SELECT id FROM series WHERE metric = ? AND attributes = ?", (name, attributes)
+        ).fetchone()
+        self._series_ids[series] = int(row[0])
+        return int(row[0])
+
+    def _local_only(self, name: str, kind: str) -> bool:
+        """True for instruments outside the catalog, or recorded with another kind."""
+        metric = self._catalog.metric(name)
+        return metric is None or _CATALOG_KIND[metric.instrument] != kind
+
+    def _keep_pending(self, rows: dict[tuple[int, _SeriesKey], _Row]) -> None:
+        if len(rows) > MAX_PENDING_ROWS:
+            self._problems.problem(
+                "pending_overflow", "usage statistics dropped: the store was unavailable too long"
+            )
+            self._pending = {}
+            return
+        self._pending = rows
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        with self._lock:
+            self._store.close()
+
+
+def _merge_first(rows: dict[tuple[int, _SeriesKey], _Row], key: tuple[int, _SeriesKey],
+                 older: _Row) -> None:
+    """Merge an older pending row under a newer one (gauges keep the newer 'last')."""
+    newer = rows[key]
+    merged = _Row(older.total, older.last, older.peak)
+    merged.merge(newer)
+    rows[key] = merged
+
+
+def _canonical(attributes: Mapping[str, Any]) -> str:
+    """Attributes as compact JSON with sorted keys: the same set always gives the same text."""
+    if not attributes:
+        return "{}"
+    return json.dumps(
+        {k: list(v) if isinstance(v, tuple) else v for k, v in attributes.items()},
+        sort_keys=True, separators=(",", ":"),
+    )

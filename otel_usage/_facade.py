@@ -1,0 +1,244 @@
+"""The one object Printernizer holds: started once at start-up, shut down once at exit.
+
+It builds an OTel ``MeterProvider`` whose only reader is the SQLite exporter, so Printernizer's
+code counts with the ordinary OTel API::
+
+    usage = UsageTelemetry(data_dir, service_version="2.7.0", set_global=True)
+    await usage.astart()
+    metrics.get_meter("printernizer").create_counter("printernizer.jobs").add(
+        1, {"job.status": "completed", "printer.type": "bambu_lab"})
+    await usage.ashutdown()
+
+Nothing here raises into the host: a broken disk or database is logged once and the meters keep
+working (their numbers are then simply not saved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics._internal.exemplar import AlwaysOffExemplarFilter
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import View
+from opentelemetry.sdk.resources import Resource
+
+from . import _reads
+from ._clock import Clock, SystemClock
+from ._log import ProblemLog, classify_sqlite_error, logger
+from ._modes import DEFAULT_MODE, Mode, environment_mode, parse_mode
+from ._store import Store
+from .catalog import Catalog, load_catalog
+
+__all__ = ["UsageTelemetry", "default_data_dir"]
+
+LIBRARY_METER = "otel_usage"
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """$OTEL_USAGE_DATA_DIR, else ~/.local/share/otel-usage (XDG)."""
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_USAGE_DATA_DIR"):
+        return Path(env["OTEL_USAGE_DATA_DIR"])
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "otel-usage"
+
+
+class UsageTelemetry:
+    """Usage statistics for one installation, kept in ``data_dir``."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        service_name: str = "printernizer",
+        service_version: str = "0.0.0",
+        set_global: bool = False,
+        export_interval_s: float = 60.0,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir(self.environ)
+        self.service_name = service_name
+        self.service_version = service_version
+        self.clock: Clock = clock or SystemClock()
+        self.catalog = catalog or load_catalog()
+        self.store = Store(self.data_dir)
+        self.problems = ProblemLog()
+        self._set_global = set_global
+        self._interval_ms = export_interval_s * 1000 if math.isfinite(export_interval_s) else math.inf
+        self._provider: MeterProvider | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    # Start-up and shutdown.
+
+    def start(self) -> MeterProvider:
+        """Build the MeterProvider (once) and return it; never raises."""
+        with self._lock:
+            if self._provider is None:
+                self._provider = self._build_provider()
+                self._on_start()
+            return self._provider
+
+    async def astart(self) -> MeterProvider:
+        """`start` for an async host: the first disk access runs off the event loop."""
+        return await asyncio.to_thread(self.start)
+
+    def shutdown(self) -> None:
+        """Flush what was counted since the last export, and close the database."""
+        with self._lock:
+            if self._provider is None or self._stopped:
+                return
+            self._stopped = True
+            try:
+                # The reader's own final collection runs only on its thread: flush explicitly.
+                self._provider.force_flush()
+                self._provider.shutdown()
+            except Exception as exc:  # noqa: BLE001 - never raise into the host
+                logger.warning("usage statistics shutdown failed", error=repr(exc))
+            self.store.close()
+
+    async def ashutdown(self) -> None:
+        await asyncio.to_thread(self.shutdown)
+
+    @property
+    def meter_provider(self) -> MeterProvider:
+        return self.start()
+
+    def meter(self, name: str = "printernizer", version: str | None = None) -> Meter:
+        return self.start().get_meter(name, version)
+
+    def flush(self) -> bool:
+        """Export now what was counted since the last export (tests, shutdown hooks)."""
+        try:
+            return self.start().force_flush()
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("usage statistics flush failed", error=repr(exc))
+            return False
+
+    # Observable facts Printernizer knows at any time.
+
+    def observe_printers(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Report the number of configured printers per type (``printernizer.printers``)."""
+        self._observe("printernizer.printers", "{printer}", "printer.type",
+                      lambda: ((t, n) for t, n in counts().items()))
+
+    def observe_features(self, enabled: Callable[[], Mapping[str, bool]]) -> None:
+        """Report which features are switched on (``printernizer.features.enabled``)."""
+        self._observe("printernizer.features.enabled", "1", "feature.name",
+                      lambda: ((f, int(bool(on))) for f, on in enabled().items()))
+
+    def _observe(self, name: str, unit: str, key: str,
+                 values: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            try:
+                return [Observation(v, {key: k}) for k, v in values()]
+            except Exception as exc:  # noqa: BLE001 - a failing host callback is logged once
+                self.problems.problem(f"callback:{name}", "usage callback failed",
+                                      instrument=name, error=repr(exc))
+                return []
+
+        self.meter(LIBRARY_METER).create_observable_gauge(name, [callback], unit=unit)
+
+    # Modes.
+
+    @property
+    def mode(self) -> Mode:
+        """The effective mode: the environment's if it forces one, else the stored choice."""
+        forced = environment_mode(self.environ)
+        if forced is not None:
+            return forced
+        if not self.store.exists:
+            return DEFAULT_MODE
+        try:
+            with self.store.read() as conn:
+                latest = Store.latest_mode(conn)
+        except Exception as exc:  # noqa: BLE001
+            self.problems.problem("mode", "could not read the usage mode", error=repr(exc))
+            return DEFAULT_MODE
+        return latest.mode if latest is not None else DEFAULT_MODE
+
+    def set_mode(self, mode: str, *, source: str = "user") -> Mode:
+        """Store the user's choice with today's date. Raises InvalidModeError for bad input."""
+        chosen = parse_mode(mode)
+        with self.store.transaction() as conn:
+            latest = Store.latest_mode(conn)
+            if latest is None or latest.mode != chosen:
+                Store.record_mode(conn, chosen, self.clock.now(), self.catalog.version, source)
+            if chosen != "off":
+                Store.installation_id(conn, self.clock.now())
+        return chosen
+
+    async def aset_mode(self, mode: str, *, source: str = "user") -> Mode:
+        return await asyncio.to_thread(self.set_mode, mode, source=source)
+
+    # Local reads for the async host (aiosqlite).
+
+    async def statistics(self) -> dict[str, Any]:
+        return await _reads.statistics(self.store.path, self.clock, self.catalog, self.mode)
+
+    async def export_json(self) -> dict[str, Any]:
+        return await _reads.export_all(self.store.path, self.mode)
+
+    async def delete_all(self) -> None:
+        await _reads.delete_all(self.store.path)
+
+    # Internals.
+
+    def _build_provider(self) -> MeterProvider:
+        resource = Resource.create(
+            {"service.name": self.service_name, "service.version": self.service_version}
+        )
+        # Views keep only the catalog's attribute keys on catalog instruments; any other
+        # instrument keeps its attributes but is marked local-only by the exporter.
+        views = [View(instrument_name=m.name, attribute_keys=set(m.attributes))
+                 for m in self.catalog.metrics.values()]
+        from ._exporter import SQLiteMetricExporter
+
+        exporter = SQLiteMetricExporter(self.store, self.catalog, self.clock,
+                                        lambda: self.mode, self.problems)
+        reader = PeriodicExportingMetricReader(exporter, export_interval_millis=self._interval_ms)
+        provider = MeterProvider(
+            metric_readers=[reader], resource=resource, views=views,
+            exemplar_filter=AlwaysOffExemplarFilter(), shutdown_on_exit=True,
+        )
+        if self._set_global:
+            metrics.set_meter_provider(provider)
+            if metrics.get_meter_provider() is not provider:
+                logger.warning("a global MeterProvider was already set; usage statistics "
+                               "record only instruments made from UsageTelemetry.meter()")
+        return provider
+
+    def _on_start(self) -> None:
+        """Record a mode the environment forces, make the installation id, count the start."""
+        forced = environment_mode(self.environ)
+        try:
+            if forced != "off" or self.store.exists:
+                with self.store.transaction() as conn:
+                    latest = Store.latest_mode(conn)
+                    if forced is not None and (latest is None or latest.mode != forced):
+                        Store.record_mode(conn, forced, self.clock.now(), self.catalog.version,
+                                          "environment")
+                    effective = forced or (latest.mode if latest else DEFAULT_MODE)
+                    if effective != "off":
+                        Store.installation_id(conn, self.clock.now())
+        except Exception as exc:  # noqa: BLE001 - the host starts regardless
+            kind = classify_sqlite_error(exc)
+            self.problems.problem(f"store:{kind}", "usage statistics cannot be saved",
+                                  path=str(self.store.path), error=str(exc))
+        assert self._provider is not None
+        meter = self._provider.get_meter(LIBRARY_METER)
+        meter.create_counter("printernizer.app.starts", unit="{start}").add(1)
+        meter.create_observable_gauge(
+            "printernizer.uptime", [lambda options: [Observation(1)]], unit="d")

@@ -1,0 +1,61 @@
+"""Logging for the library: structlog, and problems reported once until they go away."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import structlog
+
+logger = structlog.get_logger("otel_usage")
+
+
+class ProblemLog:
+    """Logs each kind of problem once, and once more when it has gone away.
+
+    Telemetry must not flood the host's log: a read-only disk fails every minute, but the user
+    needs to read about it once.
+    """
+
+    def __init__(self) -> None:
+        self._open: set[str] = set()
+        self._lock = threading.Lock()
+
+    def problem(self, kind: str, event: str, **fields: Any) -> None:
+        with self._lock:
+            first = kind not in self._open
+            self._open.add(kind)
+        if first:
+            logger.warning(event, problem=kind, **fields)
+
+    def resolved(self, kind: str, event: str) -> None:
+        with self._lock:
+            if kind not in self._open:
+                return
+            self._open.discard(kind)
+        logger.info(event, problem=kind)
+
+    @property
+    def open_problems(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._open)
+
+
+def classify_sqlite_error(exc: BaseException) -> str:
+    """A short, stable name for a SQLite failure, used to log each kind once."""
+    text = str(exc).lower()
+    for needle, kind in (
+        ("readonly", "read_only"),
+        ("read-only", "read_only"),
+        ("unable to open", "cannot_open"),
+        ("disk is full", "disk_full"),
+        ("database or disk is full", "disk_full"),
+        ("not a database", "corrupt"),
+        ("malformed", "corrupt"),
+        ("locked", "locked"),
+        ("busy", "locked"),
+        ("disk i/o", "io_error"),
+    ):
+        if needle in text:
+            return kind
+    return type(exc).__name__

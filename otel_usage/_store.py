@@ -52,6 +52,42 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (day, series_id)
     ) WITHOUT ROWID;
     """,
+    # Issue 3: the outbox of weekly reports (the exact bytes that leave), the history of every
+    # attempt, and pending erasure requests (which keep the old id and credential until done).
+    """
+    CREATE TABLE outbox (
+        week TEXT PRIMARY KEY,
+        installation_id TEXT NOT NULL,
+        built_at TEXT NOT NULL,
+        body BLOB,
+        rendering TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'expired', 'empty')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_status INTEGER,
+        last_answer TEXT
+    );
+    CREATE TABLE uploads (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('report', 'erasure')),
+        week TEXT,
+        attempted_at TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        status INTEGER,
+        answer TEXT NOT NULL
+    );
+    CREATE TABLE erasures (
+        installation_id TEXT PRIMARY KEY,
+        credential TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_status INTEGER,
+        last_answer TEXT
+    );
+    """,
 )
 
 

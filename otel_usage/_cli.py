@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from ._errors import UsageError
 from ._facade import UsageTelemetry
 from ._modes import MODES, environment_mode
@@ -25,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    # The library logs with structlog; on the command line those lines belong on stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     usage = UsageTelemetry(args.data_dir)
     try:
         return int(args.run(usage, args))

@@ -164,8 +164,10 @@ class UsageTelemetry:
         try:
             with self.store.read() as conn:
                 latest = Store.latest_mode(conn)
-        except Exception as exc:  # noqa: BLE001
-            self.problems.problem("mode", "could not read the usage mode", error=repr(exc))
+        except Exception as exc:  # noqa: BLE001 - logged once with the store's other problems
+            self.problems.problem(f"store:{classify_sqlite_error(exc)}",
+                                  "usage statistics cannot be saved",
+                                  path=str(self.store.path), error=str(exc))
             return DEFAULT_MODE
         return latest.mode if latest is not None else DEFAULT_MODE
 

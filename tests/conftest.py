@@ -25,6 +25,15 @@ def _reset_global_meter_provider() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """The CLI configures structlog for the terminal; later tests get the defaults back."""
+    import structlog
+
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The host's environment must not leak into tests (DO_NOT_TRACK, modes, deployment)."""
     for name in ("DO_NOT_TRACK", "OTEL_USAGE_MODE", "DEPLOYMENT_MODE", "SUPERVISOR_TOKEN",

@@ -1,0 +1,86 @@
+"""The otel-usage command: clear messages, JSON where asked, non-zero exit on errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from otel_usage import ManualClock, UsageTelemetry
+from otel_usage._cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def record(data_dir: Path) -> None:
+    usage = UsageTelemetry(data_dir, export_interval_s=math.inf,
+                           clock=ManualClock(datetime.now(UTC)))
+    usage.meter().create_counter("printernizer.jobs").add(
+        3, {"job.status": "completed", "printer.type": "prusa_core"})
+    usage.shutdown()
+
+
+def test_status_of_a_new_data_dir(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "status", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {
+        "mode": "local", "mode_forced_by_environment": False, "data_dir": str(data_dir),
+        "database_bytes": 0, "installation_id": None, "first_used": None, "days_active": 0}
+
+
+def test_mode_show_export_and_delete(capsys: pytest.CaptureFixture[str], data_dir: Path,
+                                     tmp_path: Path) -> None:
+    record(data_dir)
+    assert run(capsys, "--data-dir", str(data_dir), "mode", "on") == (0, "Mode set to on.\n", "")
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "show")
+    assert code == 0
+    assert "  Jobs completed:     3\n" in out
+    assert "Mode:            on\n" in out
+    target = tmp_path / "export.json"
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "export", "-o", str(target))
+    assert (code, out, err) == (0, "", f"Exported to {target}\n")
+    exported = json.loads(target.read_text())
+    assert [s["metric"] for s in exported["series"] if s["metric"] == "printernizer.jobs"] == [
+        "printernizer.jobs"]
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "delete")
+    assert code == 2
+    assert "run again with --yes to confirm" in err
+    assert run(capsys, "--data-dir", str(data_dir), "delete", "--yes") == (
+        0, "All usage statistics on this machine were deleted.\n", "")
+    code, out, _ = run(capsys, "--data-dir", str(data_dir), "status", "--json")
+    assert json.loads(out)["installation_id"] is None
+
+
+def test_an_unknown_mode_exits_2_with_the_choices(capsys: pytest.CaptureFixture[str],
+                                                  data_dir: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--data-dir", str(data_dir), "mode", "always"])
+    assert info.value.code == 2
+    assert "invalid choice: 'always' (choose from 'off', 'local', 'on')" in capsys.readouterr().err
+
+
+def test_an_unusable_store_exits_1_with_the_reason(capsys: pytest.CaptureFixture[str],
+                                                   data_dir: Path) -> None:
+    (data_dir / "usage.sqlite3").write_bytes(b"not a database" * 100)
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "show")
+    assert (code, out) == (1, "")
+    assert err.splitlines()[-1] == (
+        "otel-usage: the local usage database cannot be used: file is not a database")
+
+
+def test_the_installed_command_runs(data_dir: Path) -> None:
+    command = shutil.which("otel-usage", path=str(Path(sys.executable).parent))
+    assert command is not None
+    done = subprocess.run([command, "--data-dir", str(data_dir), "mode", "off"],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "Mode set to off.\n", "")

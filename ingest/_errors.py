@@ -1,0 +1,100 @@
+"""Every error the ingest raises, under one root.
+
+    IngestError
+    ├── RequestError            the request is wrong: the client must change it (4xx)
+    │   ├── UnsupportedMediaType    415: not protobuf or JSON, or an unknown encoding
+    │   ├── BodyTooLarge            413: over the catalog's limit after decompression
+    │   ├── MalformedBody           400: not an ExportMetricsServiceRequest
+    │   ├── InvalidReport           400: decodes, but breaks the catalog's rules
+    │   └── CredentialRejected      403: missing or wrong installation credential
+    └── ServiceError            the service cannot take it now: try again later (429/503)
+        ├── Throttled               429: a rate limit was hit
+        ├── Overloaded              503: the write queue is full or too slow
+        └── StoreUnavailable        503: the database failed or is unreachable
+
+Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` where
+they are caught, with `raise ... from exc`, so no driver exception leaves the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a report or a point was refused: a stable code and a sentence for people."""
+
+    code: str
+    message: str
+
+
+class IngestError(Exception):
+    """Root of the ingest's errors."""
+
+    status = 500
+    reason = "internal"
+    grpc_code = 13  # INTERNAL
+
+
+class RequestError(IngestError):
+    status = 400
+    reason = "bad_request"
+    grpc_code = 3  # INVALID_ARGUMENT
+
+
+class UnsupportedMediaType(RequestError):
+    status = 415
+    reason = "unsupported_media_type"
+
+
+class BodyTooLarge(RequestError):
+    status = 413
+    reason = "too_large"
+    grpc_code = 8  # RESOURCE_EXHAUSTED
+
+
+class MalformedBody(RequestError):
+    reason = "malformed"
+
+
+class InvalidReport(RequestError):
+    """The report breaks the catalog's rules; `problems` lists every one found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(p.message for p in problems))
+
+    @property
+    def reason(self) -> str:  # type: ignore[override]  # the first problem names the reason
+        return self.problems[0].code if self.problems else "invalid"
+
+
+class CredentialRejected(RequestError):
+    status = 403
+    reason = "credential"
+    grpc_code = 7  # PERMISSION_DENIED
+
+
+class ServiceError(IngestError):
+    status = 503
+    reason = "unavailable"
+    grpc_code = 14  # UNAVAILABLE
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Throttled(ServiceError):
+    status = 429
+    reason = "rate_limited"
+    grpc_code = 8  # RESOURCE_EXHAUSTED
+
+
+class Overloaded(ServiceError):
+    reason = "overloaded"
+
+
+class StoreUnavailable(ServiceError):
+    reason = "store_unavailable"

@@ -1,0 +1,58 @@
+"""The service's settings: defaults come from the catalog's policy and protocol."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from otel_usage.catalog import Catalog, load_catalog
+
+DEFAULT_DATABASE = "sqlite:///otel-usage-ingest.db"
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+def _catalog() -> Catalog:
+    return load_catalog()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one ingest process runs. `clock` returns Unix seconds (injected by tests)."""
+
+    database_url: str = DEFAULT_DATABASE
+    catalog: Catalog = field(default_factory=_catalog)
+    k_anonymity: int | None = None
+    retention_months: int | None = None
+    max_body_bytes: int | None = None
+    # Write path: jobs waiting for the writer, jobs per transaction, and how long a request
+    # waits for its commit before it is answered 503.
+    max_pending: int = 2048
+    batch_max: int = 256
+    write_timeout_s: float = 5.0
+    retry_after_s: int = 5
+    # Rate limits, in memory only: tokens per second and bucket size. Peers in
+    # `unlimited_addresses` (the collector gateway in front of us) skip the per-address limit.
+    address_rate: float = 5.0
+    address_burst: int = 60
+    installation_rate: float = 1 / 60
+    installation_burst: int = 30
+    unlimited_addresses: frozenset[str] = LOOPBACK
+    limiter_entries: int = 100_000
+    # A week may start at most this long after the server's clock, for clients a little ahead.
+    clock_skew_s: int = 3600
+    clock: Callable[[], float] = time.time
+
+    @property
+    def k(self) -> int:
+        return self.k_anonymity if self.k_anonymity is not None else self.catalog.policy.k_anonymity
+
+    @property
+    def retention(self) -> int:
+        months = self.retention_months
+        return months if months is not None else self.catalog.policy.retention_months
+
+    @property
+    def body_limit(self) -> int:
+        limit = self.max_body_bytes
+        return limit if limit is not None else self.catalog.protocol.max_body_bytes

@@ -1,0 +1,99 @@
+"""`otel-usage-ingest`: serve, migrate, schema, prune."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ._settings import DEFAULT_DATABASE, Settings
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otel-usage-ingest", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the OTLP/HTTP ingest service")
+    _database(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=4318)
+    serve.add_argument("--k", type=int, default=None, help="smallest group the views show")
+    serve.add_argument("--retention-months", type=int, default=None)
+    serve.add_argument("--no-address-limit", action="store_true",
+                       help="no per-address rate limit (only behind a gateway that limits)")
+    serve.add_argument("--log-level", default="info")
+    migrate = commands.add_parser("migrate", help="apply schema migrations and (re)create views")
+    _database(migrate)
+    migrate.add_argument("--k", type=int, default=None)
+    schema = commands.add_parser("schema", help="print the DDL for a DBA to review")
+    schema.add_argument("--dialect", choices=("mssql", "postgresql", "sqlite"), required=True)
+    schema.add_argument("--k", type=int, default=None)
+    prune = commands.add_parser("prune", help="delete weeks older than the retention")
+    _database(prune)
+    prune.add_argument("--retention-months", type=int, default=None)
+    return parser
+
+
+def _database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database", default=DEFAULT_DATABASE,
+                        help="SQLAlchemy URL (sqlite:///..., postgresql+psycopg://..., "
+                             "mssql+pyodbc://...)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"serve": _serve, "migrate": _migrate, "schema": _schema, "prune": _prune}
+    return handler[args.command](args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from . import _log
+    from .app import create_app
+
+    _log.configure(args.log_level)
+    options = {"address_burst": 0} if args.no_address_limit else {}
+    settings = Settings(database_url=args.database, k_anonymity=args.k,
+                        retention_months=args.retention_months, **options)  # type: ignore[arg-type]
+    config = uvicorn.Config(create_app(settings), host=args.host, port=args.port,
+                            access_log=False, log_config=None, timeout_graceful_shutdown=20,
+                            server_header=False)
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from ._store import Store, create_engine
+
+    settings = Settings(database_url=args.database, k_anonymity=args.k)
+    store = Store(create_engine(settings.database_url), settings.catalog)
+    version = store.migrate(settings.k)
+    store.dispose()
+    sys.stdout.write(f"schema version {version}, views with k = {settings.k}\n")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from ._schema import ddl
+
+    sys.stdout.write(ddl(args.dialect, Settings(k_anonymity=args.k).k))
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from . import _weeks
+    from ._store import Store, create_engine
+
+    settings = Settings(database_url=args.database, retention_months=args.retention_months)
+    store = Store(create_engine(settings.database_url), settings.catalog)
+    cutoff = _weeks.retention_cutoff(settings.clock(), settings.retention)
+    deleted = store.prune(cutoff)
+    store.dispose()
+    sys.stdout.write(f"deleted {deleted} installation-weeks before {cutoff.date()}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

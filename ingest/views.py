@@ -1,0 +1,40 @@
+"""The reporting views: the only part of the store the dashboards read.
+
+This module is plain data so that `dashboards/` can import it without the ingest's
+dependencies. Each view suppresses every group of fewer than k installations (k from the
+catalog's policy unless configured), so no panel can single out an installation.
+
+- Weekly views have `week_start`: Monday 00:00 UTC of the ISO week, a naive UTC timestamp
+  (DATETIME2 on SQL Server, TIMESTAMP on PostgreSQL, ISO text on SQLite) for Grafana's
+  `$__timeFilter(week_start)`.
+- `usage_active_installations`: installations that reported in the week.
+- `usage_resource_attributes`: installations per value of each resource attribute of the
+  catalog (`attribute` is its key): versions, deployment modes, platforms (OS, architecture,
+  Python), countries, catalog versions.
+- `usage_metrics`: per catalog metric and per value of each of its attributes, the installations
+  with a positive weekly value and the sum of their values (`total`); the row with
+  `attribute = ''` and `value = ''` is the whole metric. Printer types and fleets (the printers
+  gauge), jobs, feature adoption (features enabled / used), error types come from here.
+- `usage_distributions`: per metric, installations by their weekly total, in buckets that start
+  at `bucket_min` (0, 1, 2, 3, 6, 11, 21, 51, ...): fleet sizes, jobs per installation, uptime.
+- `usage_submissions`: per UTC `day`, requests by `outcome` (accepted, rejected, throttled) and
+  `reason` ('' when accepted in full, 'partial' when some points were refused); no identifiers,
+  so no suppression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+__all__ = ["VIEWS", "WEEK_COLUMN"]
+
+WEEK_COLUMN = "week_start"
+
+VIEWS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "usage_active_installations": ("week_start", "installations"),
+    "usage_distributions": ("week_start", "metric", "bucket_min", "installations", "total"),
+    "usage_metrics": ("week_start", "metric", "attribute", "value", "installations", "total"),
+    "usage_resource_attributes": ("week_start", "attribute", "value", "installations"),
+    "usage_submissions": ("day", "outcome", "reason", "requests"),
+})

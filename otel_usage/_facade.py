@@ -15,7 +15,6 @@ working (their numbers are then simply not saved).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import threading
@@ -31,7 +30,6 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 
-from . import _reads
 from ._clock import Clock, SystemClock
 from ._log import ProblemLog, classify_sqlite_error, logger
 from ._modes import DEFAULT_MODE, Mode, environment_mode, parse_mode
@@ -93,6 +91,8 @@ class UsageTelemetry:
 
     async def astart(self) -> MeterProvider:
         """`start` for an async host: the first disk access runs off the event loop."""
+        import asyncio
+
         return await asyncio.to_thread(self.start)
 
     def shutdown(self) -> None:
@@ -110,6 +110,8 @@ class UsageTelemetry:
             self.store.close()
 
     async def ashutdown(self) -> None:
+        import asyncio
+
         await asyncio.to_thread(self.shutdown)
 
     @property
@@ -183,17 +185,27 @@ class UsageTelemetry:
         return chosen
 
     async def aset_mode(self, mode: str, *, source: str = "user") -> Mode:
+        import asyncio
+
         return await asyncio.to_thread(self.set_mode, mode, source=source)
 
     # Local reads for the async host (aiosqlite).
 
+    # (aiosqlite is imported on the first read: recording never needs it.)
+
     async def statistics(self) -> dict[str, Any]:
+        from . import _reads
+
         return await _reads.statistics(self.store.path, self.clock, self.catalog, self.mode)
 
     async def export_json(self) -> dict[str, Any]:
+        from . import _reads
+
         return await _reads.export_all(self.store.path, self.mode)
 
     async def delete_all(self) -> None:
+        from . import _reads
+
         await _reads.delete_all(self.store.path)
 
     # Internals.

@@ -5,9 +5,21 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import structlog
 
-logger = structlog.get_logger("otel_usage")
+class _Logger:
+    """structlog's logger, imported on the first log line: a quiet start imports nothing.
+
+    structlog (with asyncio beneath it) is most of the client's start-up cost on a bare
+    interpreter; Printernizer has it loaded anyway, but a healthy start should not need it.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        import structlog
+
+        return getattr(structlog.get_logger("otel_usage"), name)
+
+
+logger: Any = _Logger()
 
 
 class ProblemLog:

@@ -4,7 +4,8 @@
 // into the request's context, and the exporter's persistent queue writes that context to disk.
 // This processor keeps one metadata key, the installation credential, and drops the rest, so
 // neither the client's address nor any other header is queued or forwarded. A request without
-// exactly one non-empty credential is refused with a permanent error (HTTP 400 to the client).
+// exactly one non-empty credential is refused: 401 to the client (gRPC Unauthenticated), or 400
+// when the credential is too long.
 //
 // It replaces the batch processor's metadata_keys for this purpose: the batch processor keeps one
 // batcher per distinct value for the life of the process, and every installation has its own
@@ -19,9 +20,10 @@ import (
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Config names the metadata key (an HTTP request header) that carries the credential.
@@ -71,10 +73,11 @@ func (p *credentialProcessor) Capabilities() consumer.Capabilities {
 func (p *credentialProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
 	values := client.FromContext(ctx).Metadata.Get(p.cfg.MetadataKey)
 	if len(values) != 1 || values[0] == "" {
-		return consumererror.NewPermanent(fmt.Errorf("the request needs one %s header", p.cfg.MetadataKey))
+		// The OTLP receiver answers an error's gRPC status with its HTTP equivalent.
+		return status.Error(codes.Unauthenticated, fmt.Sprintf("the request needs one %s header", p.cfg.MetadataKey))
 	}
 	if len(values[0]) > p.cfg.MaxLength {
-		return consumererror.NewPermanent(fmt.Errorf("the %s header is too long", p.cfg.MetadataKey))
+		return status.Error(codes.InvalidArgument, fmt.Sprintf("the %s header is too long", p.cfg.MetadataKey))
 	}
 	// A fresh client.Info: no address, no other header, no auth data.
 	narrowed := client.NewContext(ctx, client.Info{

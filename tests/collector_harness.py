@@ -1,0 +1,328 @@
+"""What the collector tests start: the gateway built from collector-config/, test certificates,
+a recording OTLP/HTTP receiver as the gateway's downstream, and raw OTLP weekly reports.
+
+Everything listens on loopback only; every wait polls with a bounded timeout.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from otel_usage.catalog import load_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "collector-config"
+BUILD_SCRIPT = CONFIG_DIR / "build.sh"
+BINARY = CONFIG_DIR / "_build" / "otelcol-otel-usage"
+GATEWAY_CONFIG = CONFIG_DIR / "gateway.yaml"
+CREDENTIAL_HEADER = load_catalog().protocol.credential_header
+# A week in the past: Monday 00:00 UTC to the next Monday, as the catalog's [protocol] says.
+WEEK_START = datetime(2026, 11, 16, tzinfo=UTC)
+WEEK_END = WEEK_START + timedelta(days=7)
+
+
+def build_collector() -> Path:
+    """The gateway binary, built by build.sh or reused from its cache; fails with the reason."""
+    result = subprocess.run([BUILD_SCRIPT], capture_output=True, text=True, timeout=1200)
+    if result.returncode != 0:
+        pytest.fail(f"collector-config/build.sh failed:\n{result.stderr.strip()}")
+    return BINARY
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Polls `condition` every 50 ms until it holds; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Certificates:
+    """A test CA and a server certificate for 127.0.0.1, as PEM files."""
+
+    ca: trustme.CA
+    cert_file: Path
+    key_file: Path
+
+    @classmethod
+    def make(cls, directory: Path) -> Certificates:
+        ca = trustme.CA()
+        server = ca.issue_cert("127.0.0.1", "localhost")
+        cert_file, key_file = directory / "gateway.crt", directory / "gateway.key"
+        cert_file.write_bytes(b"".join(pem.bytes() for pem in server.cert_chain_pems))
+        server.private_key_pem.write_to_path(str(key_file))
+        return cls(ca, cert_file, key_file)
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request the recording receiver got: its headers and its decoded OTLP body."""
+
+    headers: Mapping[str, str]
+    request: ExportMetricsServiceRequest
+
+    @property
+    def installation_ids(self) -> list[str]:
+        return [resource_attributes(rm)["service.instance.id"] for rm in self.request.resource_metrics]
+
+
+class RecordingReceiver:
+    """A loopback OTLP/HTTP metrics receiver that records what the gateway forwards to it.
+
+    It stands where the ingest stands, answers 200 to every well-formed request, and can be
+    stopped and started again on the same port.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        handler = _recording_handler(self._record)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def _record(self, item: Received) -> None:
+        with self._lock:
+            self.received.append(item)
+
+    def snapshot(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
+
+
+def _recording_handler(record: Callable[[Received], None]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            request = ExportMetricsServiceRequest.FromString(body)
+            record(Received({k.lower(): v for k, v in self.headers.items()}, request))
+            reply = ExportMetricsServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # the test reads what was recorded, not an access log
+
+    return Handler
+
+
+@dataclass
+class Gateway:
+    """The collector gateway as a process, with gateway.yaml and its environment."""
+
+    binary: Path
+    certificates: Certificates
+    queue_dir: Path
+    downstream_url: str
+    log_file: Path
+    port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
+    telemetry_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "OTEL_USAGE_GATEWAY_CERT": str(self.certificates.cert_file),
+            "OTEL_USAGE_GATEWAY_KEY": str(self.certificates.key_file),
+            "OTEL_USAGE_GATEWAY_ENDPOINT": f"127.0.0.1:{self.port}",
+            "OTEL_USAGE_GATEWAY_QUEUE_DIR": str(self.queue_dir),
+            "OTEL_USAGE_INGEST_URL": self.downstream_url,
+            "OTEL_USAGE_GATEWAY_HEALTH_ENDPOINT": f"127.0.0.1:{self.health_port}",
+            "OTEL_USAGE_GATEWAY_TELEMETRY_PORT": str(self.telemetry_port),
+            # Tests wait for retries: keep the backoff short.
+            "OTEL_USAGE_GATEWAY_RETRY_MAX_INTERVAL": "1s",
+        }
+
+    def validate(self, config: Path = GATEWAY_CONFIG) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.binary, "validate", "--config", config],
+            env=self.environment(), capture_output=True, text=True, timeout=60,
+        )
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = self.log_file.open("ab")
+        self.process = subprocess.Popen(
+            [self.binary, "--config", GATEWAY_CONFIG],
+            env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_until(self._healthy, timeout, f"the gateway's health check\n{self.log_tail()}")
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            pytest.fail(f"the gateway exited with {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.health_port}/", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """A graceful shutdown (SIGTERM), as an orchestrator stops a gateway."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"the gateway did not stop within {timeout} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_file.exists():
+            return ""
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=self.certificates.client_context(), timeout=10)
+
+
+def send(client: httpx.Client, report: ExportMetricsServiceRequest, credential: str | None,
+         extra_headers: Mapping[str, str] | None = None) -> httpx.Response:
+    """POSTs a report as the client does: protobuf, gzip, the credential header."""
+    headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+    if credential is not None:
+        headers[CREDENTIAL_HEADER] = credential
+    headers.update(extra_headers or {})
+    body = gzip.compress(report.SerializeToString())
+    return client.post(load_catalog().protocol.metrics_path, content=body, headers=headers)
+
+
+def _kv(key: str, value: str) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def _nanos(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000_000
+
+
+def _sum(name: str, unit: str, points: Iterable[tuple[dict[str, str], int]]) -> pb.Metric:
+    return pb.Metric(name=name, unit=unit, sum=pb.Sum(
+        aggregation_temporality=pb.AGGREGATION_TEMPORALITY_DELTA, is_monotonic=True,
+        data_points=[_point(attrs, value) for attrs, value in points],
+    ))
+
+
+def _gauge(name: str, unit: str, points: Iterable[tuple[dict[str, str], int]]) -> pb.Metric:
+    return pb.Metric(name=name, unit=unit, gauge=pb.Gauge(
+        data_points=[_point(attrs, value) for attrs, value in points],
+    ))
+
+
+def _point(attributes: dict[str, str], value: int) -> pb.NumberDataPoint:
+    return pb.NumberDataPoint(
+        attributes=[_kv(k, v) for k, v in attributes.items()],
+        start_time_unix_nano=_nanos(WEEK_START), time_unix_nano=_nanos(WEEK_END), as_int=value,
+    )
+
+
+def weekly_report(installation_id: str, *, jobs: int = 3,
+                  resource_extra: Mapping[str, str] | None = None,
+                  scope_extra: Mapping[str, str] | None = None,
+                  point_extra: Mapping[str, str] | None = None,
+                  metrics_extra: Iterable[pb.Metric] = ()) -> ExportMetricsServiceRequest:
+    """A week's report shaped as the catalog's [protocol] describes, with optional additions
+    that the catalog does not allow (a raw OTLP client may send anything)."""
+    resource = {
+        "service.name": "printernizer", "service.version": "2.7.0",
+        "service.instance.id": installation_id, "printernizer.deployment.mode": "docker",
+        "os.type": "linux", "process.runtime.version": "3.12.3",
+        "otel_usage.catalog.version": str(load_catalog().version),
+        **(resource_extra or {}),
+    }
+    metrics = [
+        _sum("printernizer.jobs", "{job}", [
+            ({"job.status": "completed", "printer.type": "bambu_lab", **(point_extra or {})}, jobs),
+        ]),
+        _gauge("printernizer.printers", "{printer}", [({"printer.type": "prusa_core"}, 2)]),
+        _sum("printernizer.app.starts", "{start}", [({}, 4)]),
+        *metrics_extra,
+    ]
+    scope = InstrumentationScope(name="otel_usage",
+                                 attributes=[_kv(k, v) for k, v in (scope_extra or {}).items()])
+    return ExportMetricsServiceRequest(resource_metrics=[pb.ResourceMetrics(
+        resource=Resource(attributes=[_kv(k, v) for k, v in resource.items()]),
+        scope_metrics=[pb.ScopeMetrics(scope=scope, metrics=metrics)],
+    )])
+
+
+def outside_metric() -> pb.Metric:
+    """A metric the catalog does not list, carrying something personal."""
+    return _sum("printernizer.file.names", "{file}", [({"file.name": "benchy.3mf"}, 1)])
+
+
+def resource_attributes(resource_metrics: pb.ResourceMetrics) -> dict[str, str]:
+    return {kv.key: kv.value.string_value for kv in resource_metrics.resource.attributes}
+
+
+def point_attributes(request: ExportMetricsServiceRequest) -> dict[str, list[dict[str, str]]]:
+    """Every metric's points' attributes, by metric name."""
+    found: dict[str, list[dict[str, str]]] = {}
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                points = metric.sum.data_points if metric.HasField("sum") else metric.gauge.data_points
+                found[metric.name] = [
+                    {kv.key: kv.value.string_value for kv in p.attributes} for p in points
+                ]
+    return found

@@ -1,0 +1,245 @@
+"""The collector gateway (issue 5), built from collector-config/ and run for real on loopback.
+
+Its downstream here is a recording OTLP/HTTP receiver, standing where the ingest stands, so the
+tests see exactly what the gateway forwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from collector_harness import (
+    BUILD_SCRIPT,
+    CONFIG_DIR,
+    CREDENTIAL_HEADER,
+    GATEWAY_CONFIG,
+    Certificates,
+    Gateway,
+    RecordingReceiver,
+    build_collector,
+    outside_metric,
+    point_attributes,
+    resource_attributes,
+    send,
+    wait_until,
+    weekly_report,
+)
+
+from otel_usage.catalog import load_catalog
+
+ALLOWED_RESOURCE = {
+    "service.name": "printernizer", "service.version": "2.7.0",
+    "printernizer.deployment.mode": "docker", "os.type": "linux",
+    "process.runtime.version": "3.12.3", "otel_usage.catalog.version": "1",
+}
+
+
+def _generator():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("generate", CONFIG_DIR / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def collector_binary() -> Path:
+    return build_collector()
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return Certificates.make(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def receiver() -> Iterator[RecordingReceiver]:
+    recording = RecordingReceiver()
+    recording.start()
+    yield recording
+    recording.stop()
+
+
+@pytest.fixture
+def gateway(collector_binary: Path, certificates: Certificates, receiver: RecordingReceiver,
+            tmp_path: Path) -> Iterator[Gateway]:
+    process = Gateway(collector_binary, certificates, tmp_path / "queue", receiver.url,
+                      tmp_path / "gateway.log")
+    yield process
+    process.stop()
+
+
+def test_gateway_yaml_is_generated_from_the_current_catalog() -> None:
+    """gateway.yaml is what generate.py writes from the catalog; regenerate it when this fails."""
+    assert GATEWAY_CONFIG.read_text() == _generator().render(load_catalog())
+
+
+def test_gateway_yaml_names_every_catalog_metric_and_the_body_limit() -> None:
+    """The allowlist and the body limit come from the catalog, not from a hand-kept list."""
+    text = GATEWAY_CONFIG.read_text()
+    catalog = load_catalog()
+    assert [name for name in catalog.metrics if f'name == "{name}"' not in text] == []
+    assert f"max_request_body_size: {catalog.protocol.max_body_bytes}\n" in text
+
+
+@pytest.mark.collector
+def test_second_build_reuses_the_cached_collector(collector_binary: Path) -> None:
+    """build.sh finds the cached binary for this manifest and links it in well under a second."""
+    started = time.monotonic()
+    result = subprocess.run([BUILD_SCRIPT], capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - started
+    assert (result.returncode, result.stderr) == (0, "")
+    assert elapsed < 1.0
+    assert collector_binary.resolve().is_file()
+
+
+@pytest.mark.collector
+def test_build_fails_loudly_without_go(tmp_path: Path) -> None:
+    """With no Go on PATH and nothing cached, build.sh exits non-zero and says why."""
+    result = subprocess.run(
+        [BUILD_SCRIPT], capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "OTEL_USAGE_CACHE_DIR": str(tmp_path / "cache"),
+             "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    assert "Go is not installed" in result.stderr
+
+
+@pytest.mark.collector
+def test_gateway_config_validates(gateway: Gateway) -> None:
+    """`validate --config` accepts gateway.yaml with its environment set."""
+    result = gateway.validate()
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+@pytest.mark.collector
+def test_validate_rejects_a_broken_allowlist(gateway: Gateway, tmp_path: Path) -> None:
+    """validate parses the OTTL statements, so the test above checks the allowlist too."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(GATEWAY_CONFIG.read_text().replace("keep_keys(", "keep_kyes(", 1))
+    result = gateway.validate(broken)
+    assert result.returncode != 0
+    assert "keep_kyes" in result.stderr
+
+
+@pytest.mark.collector
+def test_metric_and_attributes_outside_the_catalog_are_dropped(
+    gateway: Gateway, receiver: RecordingReceiver,
+) -> None:
+    """A raw OTLP client's unknown metric, resource, scope and point attributes never pass."""
+    gateway.start()
+    installation = str(uuid.uuid4())
+    report = weekly_report(
+        installation, resource_extra={"host.name": "kitchen-pi"},
+        scope_extra={"code.filepath": "/home/anna/printernizer/app.py"},
+        point_extra={"file.name": "benchy.3mf"}, metrics_extra=[outside_metric()],
+    )
+    with gateway.client() as client:
+        response = send(client, report, "secret-1", {"X-Printer-Serial": "01S00A123"})
+    assert response.status_code == 200
+    wait_until(lambda: len(receiver.snapshot()) == 1, 10, "the forwarded report")
+
+    (received,) = receiver.snapshot()
+    (resource_metrics,) = received.request.resource_metrics
+    assert resource_attributes(resource_metrics) == {
+        **ALLOWED_RESOURCE, "service.instance.id": installation,
+    }
+    assert [list(sm.scope.attributes) for sm in resource_metrics.scope_metrics] == [[]]
+    assert point_attributes(received.request) == {
+        "printernizer.jobs": [{"job.status": "completed", "printer.type": "bambu_lab"}],
+        "printernizer.printers": [{"printer.type": "prusa_core"}],
+        "printernizer.app.starts": [{}],
+    }
+    assert received.headers[CREDENTIAL_HEADER.lower()] == "secret-1"
+    assert "x-printer-serial" not in received.headers
+
+
+@pytest.mark.collector
+def test_a_catalog_name_with_the_wrong_kind_is_dropped(
+    gateway: Gateway, receiver: RecordingReceiver,
+) -> None:
+    """printernizer.jobs is a Sum in the catalog; sent as a Gauge it is not forwarded."""
+    gateway.start()
+    report = weekly_report(str(uuid.uuid4()))
+    metrics = report.resource_metrics[0].scope_metrics[0].metrics
+    gauge_jobs = metrics[0]
+    gauge_jobs.gauge.data_points.extend(gauge_jobs.sum.data_points)
+    assert gauge_jobs.WhichOneof("data") == "gauge"
+    with gateway.client() as client:
+        assert send(client, report, "secret-2").status_code == 200
+    wait_until(lambda: len(receiver.snapshot()) == 1, 10, "the forwarded report")
+    assert sorted(point_attributes(receiver.snapshot()[0].request)) == [
+        "printernizer.app.starts", "printernizer.printers",
+    ]
+
+
+@pytest.mark.collector
+def test_request_without_credential_is_refused(
+    gateway: Gateway, receiver: RecordingReceiver,
+) -> None:
+    """No credential header: 401 to the client, and nothing reaches the downstream."""
+    gateway.start()
+    with gateway.client() as client:
+        response = send(client, weekly_report(str(uuid.uuid4())), None)
+        # A second, good request shows the first one was not merely slow.
+        assert send(client, weekly_report(str(uuid.uuid4())), "secret-3").status_code == 200
+    assert response.status_code == 401
+    wait_until(lambda: len(receiver.snapshot()) == 1, 10, "the good report")
+    assert [r.headers[CREDENTIAL_HEADER.lower()] for r in receiver.snapshot()] == ["secret-3"]
+
+
+@pytest.mark.collector
+def test_oversized_body_is_refused(gateway: Gateway, receiver: RecordingReceiver) -> None:
+    """A body above the catalog's max_body_bytes is refused before it is decoded."""
+    gateway.start()
+    limit = load_catalog().protocol.max_body_bytes
+    with gateway.client() as client:
+        response = client.post("/v1/metrics", content=b"\0" * (limit + 1), headers={
+            "Content-Type": "application/x-protobuf", CREDENTIAL_HEADER: "secret-4",
+        })
+    assert response.status_code == 400
+    assert receiver.snapshot() == []
+
+
+@pytest.mark.collector
+def test_plain_http_is_refused(gateway: Gateway) -> None:
+    """The public endpoint speaks TLS only: plain HTTP gets Go's TLS server's refusal."""
+    gateway.start()
+    response = httpx.post(f"http://127.0.0.1:{gateway.port}/v1/metrics", content=b"", timeout=5)
+    assert (response.status_code, response.text) == (
+        400, "Client sent an HTTP request to an HTTPS server.\n",
+    )
+
+
+@pytest.mark.collector
+def test_reports_survive_a_downstream_outage_and_a_gateway_restart(
+    gateway: Gateway, receiver: RecordingReceiver,
+) -> None:
+    """With the downstream down, reports are acknowledged and queued on disk; after a gateway
+    restart and the downstream's return, each arrives exactly once, with its own credential."""
+    receiver.stop()
+    gateway.start()
+    reports = {str(uuid.uuid4()): f"credential-{n}" for n in range(5)}
+    with gateway.client() as client:
+        for installation, credential in reports.items():
+            assert send(client, weekly_report(installation), credential).status_code == 200
+    assert any(gateway.queue_dir.iterdir())
+    gateway.stop()
+
+    gateway.start()
+    receiver.start()
+    wait_until(lambda: len(receiver.snapshot()) >= len(reports), 20, "the queued reports")
+    gateway.stop()  # a graceful stop: nothing more is in flight
+
+    delivered = sorted(
+        (installation, r.headers[CREDENTIAL_HEADER.lower()])
+        for r in receiver.snapshot() for installation in r.installation_ids
+    )
+    assert delivered == sorted(reports.items())

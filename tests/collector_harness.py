@@ -228,6 +228,14 @@ class Gateway:
             self.process.wait()
             pytest.fail(f"the gateway did not stop within {timeout} s:\n{self.log_tail()}")
 
+    def queue_size(self) -> int:
+        """The exporter's queue length, from the collector's own metrics on loopback."""
+        text = httpx.get(f"http://127.0.0.1:{self.telemetry_port}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith("otelcol_exporter_queue_size{"):
+                return int(float(line.rsplit(" ", 1)[1]))
+        return 0
+
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_file.exists():
             return ""

@@ -7,6 +7,7 @@ tests see exactly what the gateway forwards.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import time
 import uuid
@@ -110,6 +111,19 @@ def test_build_fails_loudly_without_go(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "Go is not installed" in result.stderr
+
+
+@pytest.mark.collector
+def test_build_fails_loudly_without_the_module_proxy(tmp_path: Path) -> None:
+    """With the Go module proxy out of reach and nothing cached, build.sh says so."""
+    result = subprocess.run(
+        [BUILD_SCRIPT], capture_output=True, text=True, timeout=120,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GOPROXY": "off",
+             "GOMODCACHE": str(tmp_path / "gomod"), "GOCACHE": str(tmp_path / "gocache"),
+             "OTEL_USAGE_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 1
+    assert "Go module proxy" in result.stderr
 
 
 @pytest.mark.collector
@@ -230,7 +244,7 @@ def test_reports_survive_a_downstream_outage_and_a_gateway_restart(
     with gateway.client() as client:
         for installation, credential in reports.items():
             assert send(client, weekly_report(installation), credential).status_code == 200
-    assert any(gateway.queue_dir.iterdir())
+    wait_until(lambda: gateway.queue_size() == len(reports), 10, "the reports in the queue")
     gateway.stop()
 
     gateway.start()

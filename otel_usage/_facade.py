@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -36,9 +36,13 @@ from ._modes import DEFAULT_MODE, Mode, environment_mode, parse_mode
 from ._store import Store
 from .catalog import Catalog, load_catalog
 
+if TYPE_CHECKING:
+    from ._schedule import Uploader
+
 __all__ = ["UsageTelemetry", "default_data_dir"]
 
 LIBRARY_METER = "otel_usage"
+DEFAULT_ENDPOINT = "https://stats.printernizer.com"
 
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -64,6 +68,9 @@ class UsageTelemetry:
         clock: Clock | None = None,
         environ: Mapping[str, str] | None = None,
         catalog: Catalog | None = None,
+        endpoint: str | None = None,
+        background_uploads: bool = True,
+        rotate_identity_yearly: bool = False,
     ) -> None:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir(self.environ)
@@ -78,6 +85,11 @@ class UsageTelemetry:
         self._provider: MeterProvider | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        # Issue 3: where weekly reports go ($OTEL_USAGE_ENDPOINT), and who sends them.
+        self.endpoint = endpoint or self.environ.get("OTEL_USAGE_ENDPOINT") or DEFAULT_ENDPOINT
+        self._background_uploads = background_uploads
+        self._rotate_yearly = rotate_identity_yearly
+        self._uploader: Uploader | None = None
 
     # Start-up and shutdown.
 
@@ -101,6 +113,8 @@ class UsageTelemetry:
             if self._provider is None or self._stopped:
                 return
             self._stopped = True
+            if self._uploader is not None:
+                self._uploader.stop()
             try:
                 # The reader's own final collection runs only on its thread: flush explicitly.
                 self._provider.force_flush()
@@ -182,6 +196,9 @@ class UsageTelemetry:
                 Store.record_mode(conn, chosen, self.clock.now(), self.catalog.version, source)
             if chosen != "off":
                 Store.installation_id(conn, self.clock.now())
+            if latest is not None and latest.mode == "on" and chosen != "on":
+                self._opt_out(conn)
+        self._wake_uploads()
         return chosen
 
     async def aset_mode(self, mode: str, *, source: str = "user") -> Mode:
@@ -207,6 +224,54 @@ class UsageTelemetry:
         from . import _reads
 
         await _reads.delete_all(self.store.path)
+
+    # The weekly report (issue 3): review, send, rotate.
+
+    @property
+    def uploads(self) -> Uploader:
+        """The report builder and sender (made on first use: recording never needs it)."""
+        if self._uploader is None:
+            from ._schedule import Uploader, UploadSettings
+
+            settings = UploadSettings(self.endpoint, self.service_name, self.service_version,
+                                      self.environ, rotate_yearly=self._rotate_yearly)
+            self._uploader = Uploader(self.store, self.catalog, self.clock, settings,
+                                      lambda: self.mode, self.problems)
+        return self._uploader
+
+    def send_now(self) -> dict[str, Any]:
+        """Build and send what is due now (erasures in any mode, reports only in mode on)."""
+        return self.uploads.run_once().as_dict()
+
+    def preview(self) -> dict[str, Any]:
+        """The next report, readable and as OTLP JSON, and its difference from the last sent."""
+        from ._review import preview
+
+        return preview(self.store, self.catalog, self.clock, self.uploads)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every report and erasure attempt: when, where, how many bytes, the server's answer."""
+        from ._review import history
+
+        return history(self.store)
+
+    def rotate_identity(self) -> str:
+        """A new installation id and credential; unsent reports are rebuilt under them."""
+        from ._outbox import rotate_identity
+
+        with self.store.transaction() as conn:
+            return rotate_identity(conn, self.clock.now())
+
+    def _opt_out(self, conn: Any) -> None:
+        """Leaving mode on: clear the outbox and queue the server-side erasure."""
+        from ._outbox import opt_out
+
+        opt_out(conn, self.endpoint, self.clock.now())
+
+    def _wake_uploads(self) -> None:
+        running = self._provider is not None and not self._stopped
+        if self._background_uploads and running and (self.mode == "on" or self.store.exists):
+            self.uploads.wake()
 
     # Internals.
 
@@ -247,6 +312,8 @@ class UsageTelemetry:
                     effective = forced or (latest.mode if latest else DEFAULT_MODE)
                     if effective != "off":
                         Store.installation_id(conn, self.clock.now())
+                    if latest is not None and latest.mode == "on" and forced not in (None, "on"):
+                        self._opt_out(conn)
         except Exception as exc:  # noqa: BLE001 - the host starts regardless
             kind = classify_sqlite_error(exc)
             self.problems.problem(f"store:{kind}", "usage statistics cannot be saved",
@@ -256,3 +323,5 @@ class UsageTelemetry:
         meter.create_counter("printernizer.app.starts", unit="{start}").add(1)
         meter.create_observable_gauge(
             "printernizer.uptime", [lambda options: [Observation(1)]], unit="d")
+        self._wake_uploads()  # issue 3: catch up on weeks closed while the app was not running
+

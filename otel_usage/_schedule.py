@@ -1,0 +1,294 @@
+"""When reports are built and sent: the phases of one run, and the background thread.
+
+One run (:meth:`Uploader.run_once`), like Go telemetry's upload phases:
+
+1. erasures: pending erasure requests go out in every mode (the user asked for them);
+2. expire: unsent reports of weeks that closed more than ``outbox_max_age_weeks`` ago are dropped;
+3. build (mode ``on`` only): every closed week since the opt-in that has no outbox row yet is
+   built, scrubbed and stored, due at this installation's slot after the week closed;
+4. send (mode ``on`` only): every pending report whose time has come is sent once.
+
+A run holds no database lock while it talks to the server, and never raises into the host. It
+runs at start-up (catching up on weeks the app was not running for), when the mode changes, at
+``send_now``, and on a background thread that wakes when the next thing is due.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from . import _outbox
+from ._errors import TransportError
+from ._log import ProblemLog, classify_sqlite_error, logger
+from ._modes import Mode
+from ._store import Store
+from ._upload import Answer
+from ._weeks import Week, closed_weeks, report_slot
+from .catalog import Catalog
+
+if TYPE_CHECKING:
+    from ._clock import Clock
+    from ._report import Report
+
+__all__ = ["Consent", "RunSummary", "UploadSettings", "Uploader", "consent"]
+
+# The background thread checks at least this often (and never more than once a minute).
+_WAKE_MAX_S = 3600.0
+_WAKE_MIN_S = 60.0
+
+
+@dataclass(frozen=True)
+class Consent:
+    """The current opt-in: since when (the first ``on`` of the current run of ``on``s) and the
+    catalog version of the latest ``on`` (consenting again covers newer metrics)."""
+
+    since: datetime
+    catalog_version: int
+
+
+def consent(conn: sqlite3.Connection) -> Consent | None:
+    """The opt-in in force, or None when the latest mode is not ``on``."""
+    rows = conn.execute("SELECT changed_at, mode, catalog_version FROM mode_changes "
+                        "ORDER BY id DESC").fetchall()
+    run = []
+    for changed_at, mode, version in rows:
+        if mode != "on":
+            break
+        run.append((changed_at, int(version)))
+    if not run:
+        return None
+    return Consent(datetime.fromisoformat(run[-1][0]), run[0][1])
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    """Where and as whom reports go (the resource facts besides the environment's)."""
+
+    endpoint: str
+    service_name: str
+    service_version: str
+    environ: Mapping[str, str]
+    timeout_s: float = 10.0
+    rotate_yearly: bool = False
+
+
+@dataclass
+class RunSummary:
+    """What one run did (returned by ``send_now``)."""
+
+    built: list[str] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)
+    expired: int = 0
+    erasures_acknowledged: int = 0
+    erasures_pending: int = 0
+    refused: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Uploader:
+    """Builds and sends this installation's weekly reports, and its erasure requests."""
+
+    def __init__(self, store: Store, catalog: Catalog, clock: Clock, settings: UploadSettings,
+                 mode: Callable[[], Mode], problems: ProblemLog) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._clock = clock
+        self.settings = settings
+        self._mode = mode
+        self._problems = problems
+        self._run_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread: threading.Thread | None = None
+
+    # One run.
+
+    def run_once(self) -> RunSummary:
+        """Do everything that is due now; never raises (problems are logged once)."""
+        summary = RunSummary()
+        with self._run_lock:
+            if not self._store.exists:
+                return summary
+            try:
+                self._erasures(summary)
+                if self._mode() == "on":
+                    self._plan(summary)
+                    self._send(summary)
+                else:
+                    self._expire(summary)
+            except sqlite3.Error as exc:  # the store's problems are logged once, as the store's
+                self._problems.problem(f"store:{classify_sqlite_error(exc)}",
+                                       "usage statistics cannot be saved",
+                                       path=str(self._store.path), error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - uploads never break the host
+                self._problems.problem("upload", "usage report upload failed", error=repr(exc))
+        return summary
+
+    def _erasures(self, summary: RunSummary) -> None:
+        now = self._clock.now()
+        with self._store.read() as conn:
+            due = _outbox.due_erasures(conn, now)
+        for erasure in due:
+            answer = self._delete(erasure)
+            with self._store.transaction() as conn:
+                done = _outbox.record_erasure(conn, erasure, answer, self._clock.now())
+            summary.erasures_acknowledged += int(done)
+            summary.erasures_pending += int(not done)
+
+    def _delete(self, erasure: _outbox.Erasure) -> Answer:
+        from ._upload import delete_installation
+
+        protocol = self._catalog.protocol
+        path = protocol.installation_path.format(installation_id=erasure.installation_id)
+        try:
+            return delete_installation(erasure.endpoint, path,
+                                       {protocol.credential_header: erasure.credential},
+                                       self.settings.timeout_s)
+        except TransportError as exc:
+            return Answer(None, f"refused: {exc}")
+
+    def _expire(self, summary: RunSummary) -> None:
+        with self._store.transaction() as conn:
+            weeks = {w: Week.parse(w).end for w in _outbox.pending_weeks(conn)}
+            summary.expired += _outbox.expire(conn, self._oldest_end(), weeks)
+
+    def _oldest_end(self) -> datetime:
+        return self._clock.now() - timedelta(weeks=self._catalog.policy.outbox_max_age_weeks)
+
+    def _plan(self, summary: RunSummary) -> None:
+        self._expire(summary)
+        now = self._clock.now()
+        with self._store.transaction() as conn:
+            opt_in = consent(conn)
+            if opt_in is None:
+                return
+            slot = report_slot(conn)
+            installation_id = Store.installation_id(conn, now)
+            _outbox.credential(conn)
+            age = _outbox.identity_age(conn, now)
+            if self.settings.rotate_yearly and age >= timedelta(days=365):
+                installation_id = _outbox.rotate_identity(conn, now)
+            known = _outbox.known_weeks(conn)
+            oldest = self._oldest_end() - timedelta(weeks=1)
+            for week in closed_weeks(opt_in.since, now, oldest=oldest):
+                if week.label in known or week.end <= self._oldest_end():
+                    continue
+                report = self._build(conn, week, opt_in.catalog_version, installation_id)
+                _outbox.put_report(conn, week=week.label, installation_id=installation_id,
+                                   now=now, body=report.body if report.points else None,
+                                   rendering=report.rendering, due=slot.due(week))
+                summary.built.append(week.label)
+
+    def _build(self, conn: sqlite3.Connection, week: Week, consent_version: int,
+               installation_id: str) -> Report:
+        from ._report import build_report
+
+        resource = self.resource(installation_id)
+        return build_report(conn, self._catalog, week, consent_version, resource)
+
+    def resource(self, installation_id: str) -> dict[str, str]:
+        """The report's resource attributes for this installation."""
+        from ._environment import detect_environment
+        from ._report import resource_attributes
+
+        return resource_attributes(
+            self._catalog, detect_environment(self.settings.environ),
+            service_name=self.settings.service_name,
+            service_version=self.settings.service_version, installation_id=installation_id)
+
+    def _send(self, summary: RunSummary) -> None:
+        now = self._clock.now()
+        with self._store.read() as conn:
+            due = _outbox.due_reports(conn, now)
+            secret = _outbox.credential(conn) if due else ""
+        for item in due:
+            answer = self._post(item.body, secret, summary)
+            attempt = _outbox.schedule_after(answer, item.attempts + 1, self._clock.now())
+            with self._store.transaction() as conn:
+                _outbox.record_report(conn, item.week, attempt, self._clock.now(),
+                                      self.settings.endpoint, len(item.body))
+            {"sent": summary.sent, "failed": summary.failed}.get(
+                attempt.state, summary.retry).append(item.week)
+            self._log_attempt(item.week, attempt)
+
+    def _post(self, body: bytes, secret: str, summary: RunSummary) -> Answer:
+        from ._upload import check_endpoint, post_report
+
+        protocol = self._catalog.protocol
+        try:
+            check_endpoint(self.settings.endpoint)
+        except TransportError as exc:
+            summary.refused = str(exc)
+            self._problems.problem("endpoint", "usage reports not sent", reason=str(exc))
+            return Answer(None, f"refused: {exc}")
+        return post_report(self.settings.endpoint, protocol.metrics_path,
+                           {protocol.credential_header: secret}, body, self.settings.timeout_s)
+
+    def _log_attempt(self, week: str, attempt: _outbox.Attempt) -> None:
+        # The credential and the body are never logged; the status and state are.
+        logger.info("usage report attempt", week=week, status=attempt.answer.status,
+                    state=attempt.state)
+
+    # In the background.
+
+    def wake(self) -> None:
+        """Run soon on the background thread (starting it if needed)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._idle.clear()
+            self._thread = threading.Thread(target=self._loop, name="otel-usage-uploads",
+                                            daemon=True)
+            self._thread.start()
+        else:
+            self._idle.clear()
+            self._wake.set()
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        """Wait until the background thread has finished its current run (tests, shutdown)."""
+        return self._idle.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            self.run_once()
+            self._idle.set()
+            wait = self._seconds_to_next()
+            if wait is None:
+                return
+            self._wake.wait(wait)
+
+    def _seconds_to_next(self) -> float | None:
+        """How long to sleep on the thread: until the next due time, or None to end it."""
+        try:
+            if not self._store.exists:
+                return None
+            with self._store.read() as conn:
+                due = _outbox.next_due(conn)
+        except Exception:  # noqa: BLE001 - already logged by run_once
+            return _WAKE_MAX_S
+        if self._mode() != "on":
+            if due is None:
+                return None
+        elif due is None:
+            return _WAKE_MAX_S
+        else:
+            wait = (due - self._clock.now()).total_seconds()
+            return min(max(wait, _WAKE_MIN_S), _WAKE_MAX_S)
+        return _WAKE_MAX_S

@@ -1,0 +1,135 @@
+"""Hand one request to the server: a weekly report (POST) or an erasure request (DELETE).
+
+The only module that imports the OTLP exporter, and only inside :func:`post_report`, so that an
+installation that never sends never loads it (DESIGN.md, "overhead"). One call is one HTTP
+request: retries are the outbox's business, persisted across restarts (issue 3, item 6).
+
+Endpoints must be HTTPS with certificate verification; plain ``http://`` is accepted only for a
+loopback host (tests and the demo).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from ._errors import TransportError
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["Answer", "check_endpoint", "delete_installation", "post_report"]
+
+DEFAULT_TIMEOUT_S = 10.0
+# Longest server answer kept in the outbox and the history.
+_ANSWER_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What came back: an HTTP status (None when no answer arrived), Retry-After, a short text."""
+
+    status: int | None
+    text: str
+    retry_after_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def check_endpoint(endpoint: str) -> str:
+    """`endpoint` without a trailing slash; TransportError unless HTTPS or loopback HTTP."""
+    parts = urlsplit(endpoint)
+    if parts.scheme == "https" and parts.hostname:
+        return endpoint.rstrip("/")
+    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        return endpoint.rstrip("/")
+    raise TransportError(
+        f"refusing to send to {parts.scheme}://{parts.hostname or ''}: "
+        "usage reports travel over HTTPS only (plain HTTP only to this machine)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def post_report(
+    endpoint: str, metrics_path: str, headers: dict[str, str], body: bytes,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Answer:
+    """POST the gzipped protobuf `body`, exactly as stored in the outbox, once.
+
+    The exporter configures the session it sends with (certificate verification on, its
+    endpoint and headers). We then send through that same ``requests`` session ourselves: the
+    exporter's public ``export`` takes SDK ``MetricsData`` rather than pre-built bytes, gzips
+    again, retries with sleeps inside the call and hides the status and ``Retry-After`` that the
+    outbox needs to schedule the next attempt.
+    """
+    import requests
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    url = check_endpoint(endpoint) + metrics_path
+    session = requests.Session()
+    exporter = OTLPMetricExporter(endpoint=url, headers=headers, timeout=timeout_s,
+                                  compression=Compression.Gzip, session=session)
+    try:
+        request_headers = {"Content-Type": "application/x-protobuf",
+                           "Content-Encoding": "gzip", **headers}
+        return _request(session, "POST", url, request_headers, body, timeout_s)
+    finally:
+        exporter.shutdown()
+
+
+def delete_installation(
+    endpoint: str, path: str, headers: dict[str, str], timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Answer:
+    """DELETE the installation's data on the server (opt-out), once."""
+    import requests
+
+    url = check_endpoint(endpoint) + path
+    with requests.Session() as session:
+        session.verify = True
+        return _request(session, "DELETE", url, headers, None, timeout_s)
+
+
+def _request(session: requests.Session, method: str, url: str, headers: dict[str, str],
+             body: bytes | None, timeout_s: float) -> Answer:
+    try:
+        response = session.request(method, url, headers=headers, data=body,
+                                   timeout=timeout_s, allow_redirects=False)
+    except Exception as exc:  # noqa: BLE001 - any failure is an unanswered attempt
+        return Answer(None, f"no answer: {type(exc).__name__}")
+    with response:
+        text = response.text[:_ANSWER_CHARS] if response.content else ""
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        return Answer(response.status_code, text.strip() or (response.reason or ""), retry_after)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (RFC 9110: delay-seconds or an HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        import time
+
+        return max(when.timestamp() - time.time(), 0.0)
+    return max(seconds, 0.0) if math.isfinite(seconds) else None

@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="confirm the deletion")
     delete.set_defaults(run=_delete)
 
-    for register in _EXTRA_COMMANDS:
+    from . import _demo
+
+    for register in (*_EXTRA_COMMANDS, _demo.register):
         register(sub)
     return parser
 

@@ -70,9 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="confirm the deletion")
     delete.set_defaults(run=_delete)
 
-    from . import _demo
+    from . import _cli_report, _demo
 
-    for register in (*_EXTRA_COMMANDS, _demo.register):
+    for register in (*_EXTRA_COMMANDS, _cli_report.register, _demo.register):
         register(sub)
     return parser
 

@@ -32,10 +32,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_usage import ManualClock, UsageTelemetry  # noqa: E402
+from otel_usage import ManualClock, UsageTelemetry
 
 ATTRS = {"job.status": "completed", "printer.type": "bambu_lab"}
 
@@ -132,7 +132,8 @@ def heavy_user_year(data_dir: Path, days: int = 365, exports_per_day: int = 4) -
                 kind = types[(job + day) % len(types)]
                 jobs.add(1, {"job.status": "created", "printer.type": kind})
                 jobs.add(1, {"job.status": "started", "printer.type": kind})
-                status = "failed" if job % 13 == 0 else "cancelled" if job % 31 == 0 else "completed"
+                status = ("failed" if job % 13 == 0 else
+                          "cancelled" if job % 31 == 0 else "completed")
                 jobs.add(1, {"job.status": status, "printer.type": kind})
                 downloads.add(1, {"printer.type": kind})
                 uploads.add(1, {"printer.type": kind})
@@ -141,7 +142,8 @@ def heavy_user_year(data_dir: Path, days: int = 365, exports_per_day: int = 4) -
                 connections.add(1, {"printer.type": kind, "connection.event": "connected"})
                 connections.add(1, {"printer.type": kind, "connection.event": "disconnected"})
             for i, error_type in enumerate(error_types):
-                errors.add(1 + (i + part) % 3, {"error.category": "printer", "error.type": error_type})
+                errors.add(1 + (i + part) % 3,
+                           {"error.category": "printer", "error.type": error_type})
             clock.advance(timedelta(hours=3))
             usage.flush()
         usage.shutdown()
@@ -173,7 +175,8 @@ print(elapsed, hwm, otlp)
 def startup_cost(runs: int) -> dict[str, Any]:
     def sample(kind: str) -> tuple[float, float, bool]:
         out = subprocess.run([sys.executable, "-c", STARTUP, kind], capture_output=True,
-                             text=True, check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+                             text=True, check=True,
+                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         ms, rss_kb, otlp = out.stdout.split()
         return float(ms), float(rss_kb), otlp == "True"
 
@@ -204,7 +207,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result["year_db_bytes"] = heavy_user_year(Path(tmp), days=60 if quick else 365)
-        print(f"simulated {'60 days' if quick else 'a year'} in {time.perf_counter() - start:.1f} s:"
+        span = "60 days" if quick else "a year"
+        print(f"simulated {span} in {time.perf_counter() - start:.1f} s:"
               f" {result['year_db_bytes']} bytes")
         result.update(_weekly_report(Path(tmp)))
     result.update(startup_cost(runs=3 if quick else 7))

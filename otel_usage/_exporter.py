@@ -43,7 +43,7 @@ from .catalog import Catalog
 
 __all__ = ["SQLiteMetricExporter"]
 
-_DELTA = {
+_DELTA: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.DELTA
     for kind in (
         Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter,
@@ -116,7 +116,7 @@ class SQLiteMetricExporter(MetricExporter):
         with self._lock:
             try:
                 return self._export(metrics_data)
-            except Exception as exc:  # noqa: BLE001 - telemetry never raises into the host
+            except Exception as exc:
                 self._problems.problem("exporter", "usage export failed", error=repr(exc))
                 return MetricExportResult.FAILURE
 

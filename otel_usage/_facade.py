@@ -81,7 +81,8 @@ class UsageTelemetry:
         self.store = Store(self.data_dir)
         self.problems = ProblemLog()
         self._set_global = set_global
-        self._interval_ms = export_interval_s * 1000 if math.isfinite(export_interval_s) else math.inf
+        finite = math.isfinite(export_interval_s)
+        self._interval_ms = export_interval_s * 1000 if finite else math.inf
         self._provider: MeterProvider | None = None
         self._lock = threading.Lock()
         self._stopped = False
@@ -119,7 +120,7 @@ class UsageTelemetry:
                 # The reader's own final collection runs only on its thread: flush explicitly.
                 self._provider.force_flush()
                 self._provider.shutdown()
-            except Exception as exc:  # noqa: BLE001 - never raise into the host
+            except Exception as exc:
                 logger.warning("usage statistics shutdown failed", error=repr(exc))
             self.store.close()
 
@@ -139,7 +140,7 @@ class UsageTelemetry:
         """Export now what was counted since the last export (tests, shutdown hooks)."""
         try:
             return self.start().force_flush()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             logger.warning("usage statistics flush failed", error=repr(exc))
             return False
 
@@ -160,7 +161,7 @@ class UsageTelemetry:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             try:
                 return [Observation(v, {key: k}) for k, v in values()]
-            except Exception as exc:  # noqa: BLE001 - a failing host callback is logged once
+            except Exception as exc:
                 self.problems.problem(f"callback:{name}", "usage callback failed",
                                       instrument=name, error=repr(exc))
                 return []
@@ -180,7 +181,7 @@ class UsageTelemetry:
         try:
             with self.store.read() as conn:
                 latest = Store.latest_mode(conn)
-        except Exception as exc:  # noqa: BLE001 - logged once with the store's other problems
+        except Exception as exc:
             self.problems.problem(f"store:{classify_sqlite_error(exc)}",
                                   "usage statistics cannot be saved",
                                   path=str(self.store.path), error=str(exc))
@@ -314,7 +315,7 @@ class UsageTelemetry:
                         Store.installation_id(conn, self.clock.now())
                     if latest is not None and latest.mode == "on" and forced not in (None, "on"):
                         self._opt_out(conn)
-        except Exception as exc:  # noqa: BLE001 - the host starts regardless
+        except Exception as exc:
             kind = classify_sqlite_error(exc)
             self.problems.problem(f"store:{kind}", "usage statistics cannot be saved",
                                   path=str(self.store.path), error=str(exc))

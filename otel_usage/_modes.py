@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, cast
+from typing import Literal
 
 from ._errors import InvalidModeError
 from ._log import logger
@@ -29,7 +29,7 @@ def parse_mode(value: str) -> Mode:
     mode = value.strip().lower()
     if mode not in MODES:
         raise InvalidModeError(f"unknown mode {value!r}: choose one of off, local, on")
-    return cast(Mode, mode)
+    return mode
 
 
 def environment_mode(environ: Mapping[str, str]) -> Mode | None:

@@ -219,7 +219,8 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
     proto = raw.get("protocol", {})
     protocol = Protocol(
         metrics_path=str(proto.get("metrics_path", "/v1/metrics")),
-        installation_path=str(proto.get("installation_path", "/v1/installations/{installation_id}")),
+        installation_path=str(
+            proto.get("installation_path", "/v1/installations/{installation_id}")),
         credential_header=str(proto.get("credential_header", "X-Otel-Usage-Credential")),
         max_body_bytes=int(proto.get("max_body_bytes", 65536)),
         max_counter_value=int(proto.get("max_counter_value", 1_000_000)),

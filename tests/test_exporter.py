@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -183,7 +182,7 @@ def test_two_processes_writing_one_database_add_up(data_dir: Path) -> None:
         for step in (1, 3)
     ]
     for child in children:
-        out, err = child.communicate(timeout=120)
+        _, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
         assert "Traceback" not in err
     assert job_total(data_dir) == 40 * 1 + 40 * 3

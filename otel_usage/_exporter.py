@@ -116,7 +116,7 @@ class SQLiteMetricExporter(MetricExporter):
         with self._lock:
             try:
                 return self._export(metrics_data)
-            except Exception as exc:
+            except Exception as exc:  # telemetry never raises into the host
                 self._problems.problem("exporter", "usage export failed", error=repr(exc))
                 return MetricExportResult.FAILURE
 

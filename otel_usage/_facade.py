@@ -120,7 +120,7 @@ class UsageTelemetry:
                 # The reader's own final collection runs only on its thread: flush explicitly.
                 self._provider.force_flush()
                 self._provider.shutdown()
-            except Exception as exc:
+            except Exception as exc:  # never raise into the host
                 logger.warning("usage statistics shutdown failed", error=repr(exc))
             self.store.close()
 
@@ -140,7 +140,7 @@ class UsageTelemetry:
         """Export now what was counted since the last export (tests, shutdown hooks)."""
         try:
             return self.start().force_flush()
-        except Exception as exc:
+        except Exception as exc:  # never raise into the host
             logger.warning("usage statistics flush failed", error=repr(exc))
             return False
 
@@ -161,7 +161,7 @@ class UsageTelemetry:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             try:
                 return [Observation(v, {key: k}) for k, v in values()]
-            except Exception as exc:
+            except Exception as exc:  # a failing host callback is logged once
                 self.problems.problem(f"callback:{name}", "usage callback failed",
                                       instrument=name, error=repr(exc))
                 return []
@@ -181,7 +181,7 @@ class UsageTelemetry:
         try:
             with self.store.read() as conn:
                 latest = Store.latest_mode(conn)
-        except Exception as exc:
+        except Exception as exc:  # logged once with the store's other problems
             self.problems.problem(f"store:{classify_sqlite_error(exc)}",
                                   "usage statistics cannot be saved",
                                   path=str(self.store.path), error=str(exc))
@@ -315,7 +315,7 @@ class UsageTelemetry:
                         Store.installation_id(conn, self.clock.now())
                     if latest is not None and latest.mode == "on" and forced not in (None, "on"):
                         self._opt_out(conn)
-        except Exception as exc:
+        except Exception as exc:  # the host starts regardless
             kind = classify_sqlite_error(exc)
             self.problems.problem(f"store:{kind}", "usage statistics cannot be saved",
                                   path=str(self.store.path), error=str(exc))

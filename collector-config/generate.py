@@ -39,7 +39,9 @@ def _metric_type(metric: Metric) -> str:
 
 def _drop_unknown_metrics(catalog: Catalog) -> str:
     """One OTTL condition, true for (and so dropping) every metric the catalog does not list."""
-    known = [f'(name == {_q(m.name)} and type == {_metric_type(m)})' for m in catalog.metrics.values()]
+    known = [
+        f"(name == {_q(m.name)} and type == {_metric_type(m)})" for m in catalog.metrics.values()
+    ]
     body = "\n          or ".join(known)
     return f"not ({body})"
 
@@ -48,7 +50,8 @@ def _keep_point_attributes(catalog: Catalog) -> str:
     lines = []
     for metric in catalog.metrics.values():
         keys = _list(sorted(metric.attributes))
-        lines.append(f"          - keep_keys(attributes, {keys}) where metric.name == {_q(metric.name)}")
+        condition = f"metric.name == {_q(metric.name)}"
+        lines.append(f"          - keep_keys(attributes, {keys}) where {condition}")
     return "\n".join(lines)
 
 

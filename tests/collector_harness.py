@@ -10,11 +10,13 @@ import gzip
 import os
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,8 +41,9 @@ BUILD_SCRIPT = CONFIG_DIR / "build.sh"
 BINARY = CONFIG_DIR / "_build" / "otelcol-otel-usage"
 GATEWAY_CONFIG = CONFIG_DIR / "gateway.yaml"
 CREDENTIAL_HEADER = load_catalog().protocol.credential_header
-# A week in the past: Monday 00:00 UTC to the next Monday, as the catalog's [protocol] says.
-WEEK_START = datetime(2026, 11, 16, tzinfo=UTC)
+# Last complete week: Monday 00:00 UTC to the next Monday, as the catalog's [protocol] says.
+_TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+WEEK_START = _TODAY - timedelta(days=_TODAY.weekday() + 7)
 WEEK_END = WEEK_START + timedelta(days=7)
 
 
@@ -243,6 +246,63 @@ class Gateway:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, verify=self.certificates.client_context(), timeout=10)
+
+
+@dataclass
+class Ingest:
+    """The real ingest service (`otel-usage-ingest serve`) on loopback, on a SQLite file."""
+
+    database: Path
+    log_file: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = self.log_file.open("ab")
+        self.process = subprocess.Popen(
+            [ROOT / ".venv" / "bin" / "otel-usage-ingest", "serve",
+             "--database", f"sqlite:///{self.database}", "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_until(self._ready, timeout, "the ingest's /readyz")
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            pytest.fail(f"the ingest exited with {self.process.returncode}:\n"
+                        + self.log_file.read_text(errors="replace")[-4000:])
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def stored_reports(self) -> list[tuple[str, str, str]]:
+        """(installation id, resource, points) of every stored week, read from the database."""
+        if not self.database.exists():
+            return []
+        with closing(sqlite3.connect(self.database)) as db:
+            try:
+                rows = db.execute("SELECT installation_id, resource, points FROM weekly_reports"
+                                  " ORDER BY installation_id").fetchall()
+            except sqlite3.OperationalError:  # not created yet
+                return []
+        return [(str(i), str(r), str(p)) for i, r, p in rows]
 
 
 def send(client: httpx.Client, report: ExportMetricsServiceRequest, credential: str | None,

@@ -1,0 +1,88 @@
+"""End to end through the collector gateway into the real ingest service (issue 5)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from collector_harness import (
+    Certificates,
+    Gateway,
+    Ingest,
+    build_collector,
+    outside_metric,
+    send,
+    wait_until,
+    weekly_report,
+)
+
+pytestmark = pytest.mark.collector
+
+
+@pytest.fixture(scope="module")
+def collector_binary() -> Path:
+    return build_collector()
+
+
+@pytest.fixture
+def ingest(tmp_path: Path) -> Iterator[Ingest]:
+    service = Ingest(tmp_path / "ingest.db", tmp_path / "ingest.log")
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def gateway(collector_binary: Path, ingest: Ingest, tmp_path: Path) -> Iterator[Gateway]:
+    process = Gateway(collector_binary, Certificates.make(tmp_path), tmp_path / "queue",
+                      ingest.url, tmp_path / "gateway.log")
+    yield process
+    process.stop()
+
+
+def _credential() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def test_report_through_the_gateway_is_stored_without_what_the_catalog_forbids(
+    gateway: Gateway, ingest: Ingest,
+) -> None:
+    """A report with an unknown metric and attributes is stored, and only its catalog part."""
+    ingest.start()
+    gateway.start()
+    installation = str(uuid.uuid4())
+    report = weekly_report(installation, resource_extra={"host.name": "kitchen-pi"},
+                           point_extra={"file.name": "benchy.3mf"},
+                           metrics_extra=[outside_metric()])
+    with gateway.client() as client:
+        assert send(client, report, _credential()).status_code == 200
+    wait_until(lambda: len(ingest.stored_reports()) == 1, 15, f"the stored report\n{gateway.log_tail()}")
+
+    ((stored_id, resource, points),) = ingest.stored_reports()
+    assert stored_id == installation
+    assert [word for word in ("kitchen-pi", "host.name") if word in resource] == []
+    assert [word for word in ("benchy", "file.name", "printernizer.file.names") if word in points] == []
+    assert "printernizer.jobs" in points
+
+
+def test_reports_queued_while_the_ingest_is_down_are_stored_once(
+    gateway: Gateway, ingest: Ingest,
+) -> None:
+    """Ingest down: reports are acknowledged and queued; the gateway restarts; the ingest comes
+    back; each installation's week is stored exactly once."""
+    gateway.start()
+    installations = sorted(str(uuid.uuid4()) for _ in range(4))
+    with gateway.client() as client:
+        for installation in installations:
+            assert send(client, weekly_report(installation), _credential()).status_code == 200
+    wait_until(lambda: gateway.queue_size() == len(installations), 10, "the queued reports")
+    gateway.stop()
+
+    gateway.start()
+    ingest.start()
+    wait_until(lambda: len(ingest.stored_reports()) >= len(installations), 20,
+               f"the stored reports\n{gateway.log_tail()}")
+    gateway.stop()
+    assert [row[0] for row in ingest.stored_reports()] == installations

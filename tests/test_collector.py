@@ -243,9 +243,14 @@ def test_reports_survive_a_downstream_outage_and_a_gateway_restart(
     reports = {str(uuid.uuid4()): f"credential-{n}" for n in range(5)}
     with gateway.client() as client:
         for installation, credential in reports.items():
-            assert send(client, weekly_report(installation), credential).status_code == 200
+            response = send(client, weekly_report(installation), credential,
+                            {"X-Printer-Serial": "01S00A123"})
+            assert response.status_code == 200
     wait_until(lambda: gateway.queue_size() == len(reports), 10, "the reports in the queue")
     gateway.stop()
+    # On disk: each report with its credential, and none of the client's other headers.
+    queued = b"".join(path.read_bytes() for path in gateway.queue_dir.rglob("*") if path.is_file())
+    assert (b"credential-0" in queued, b"01S00A123" in queued) == (True, False)
 
     gateway.start()
     receiver.start()

@@ -81,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
+def _register_privacy_md(sub: Any) -> None:
+    """``otel-usage privacy-md``: regenerate PRIVACY.md from the catalog (issue 7)."""
+    from ._privacy import register_cli
+
+    register_cli(sub)
+
+
+_EXTRA_COMMANDS.append(_register_privacy_md)
+
+
 def _status(usage: UsageTelemetry, args: argparse.Namespace) -> int:
     stats = asyncio.run(usage.statistics())
     forced = environment_mode(usage.environ)

@@ -1,0 +1,286 @@
+"""The privacy policy, generated from the catalog (issue 7): PRIVACY.md and the page's policy.
+
+One function renders it, :func:`render_privacy_markdown`, so the file in the repository and the
+policy on the privacy page cannot disagree. Regenerate the file with ``otel-usage privacy-md``
+or ``python -m otel_usage._privacy``; a test fails when the committed file is stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .catalog import Attribute, Catalog, Metric, load_catalog
+
+__all__ = ["LANGUAGES", "register_cli", "render_privacy_document", "render_privacy_markdown"]
+
+LANGUAGES = ("en", "de")
+GENERATED_NOTE = ("<!-- Generated from otel_usage/catalog.toml by `otel-usage privacy-md`: "
+                  "do not edit by hand. -->")
+
+_T: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Privacy: Printernizer's usage statistics",
+        "intro": (
+            "Printernizer can keep anonymous usage statistics and, only if you agree, send a "
+            "small weekly summary to its developers. This page lists everything that may leave "
+            "your machine; anything not listed here never does. It is generated from the "
+            "catalog (version {version}), the one list every part of the system reads."),
+        "modes": "Your choice",
+        "mode_off": "**off**: nothing is recorded and nothing is sent.",
+        "mode_local": ("**local** (the default): statistics are recorded on your machine only, "
+                       "so you can look at them; nothing is sent."),
+        "mode_on": ("**on**: statistics are recorded, and once a week a scrubbed summary of the "
+                    "past week is sent over HTTPS."),
+        "collected": "What is collected, and why",
+        "collected_intro": (
+            "Each report covers one calendar week (Monday to Monday, UTC) and contains only "
+            "the numbers below. An attribute value outside its listed values is sent as "
+            "\"{other}\"."),
+        "metric": "Metric",
+        "why": "What and why",
+        "broken_down": "Broken down by",
+        "weekly": "Weekly value",
+        "nothing": "nothing",
+        "sum": "summed over the week",
+        "max": "the week's highest value",
+        "days": "days with a record",
+        "resource": "About the installation",
+        "resource_intro": "Each report also names, once:",
+        "attribute": "Attribute",
+        "values": "Allowed values",
+        "pattern": "format",
+        "never": "What is never collected",
+        "retention": "How long data is kept",
+        "retention_server": (
+            "On the server, reports are kept for {months} months, then deleted. Dashboards "
+            "show only groups of at least {k} installations."),
+        "retention_outbox": (
+            "A report that could not be delivered for {weeks} weeks is dropped unsent."),
+        "retention_local": (
+            "On your machine, statistics are kept as one row per day and counter until you "
+            "delete them."),
+        "sending": "When reports are sent",
+        "sending_text": (
+            "Only in mode \"on\", once a week, at a time drawn at random for your installation. "
+            "Weeks that began before you opted in are never sent. Metrics added to this list "
+            "after you agreed are not sent until you agree again. You can see the next report, "
+            "exactly as it will be sent, and every past upload on the privacy page."),
+        "opt_out": "How to opt out",
+        "opt_out_page": ("Choose \"off\" or \"local\" on the privacy page in Printernizer's "
+                         "settings, or"),
+        "opt_out_cli": "run `otel-usage mode off` (or `otel-usage mode local`), or",
+        "opt_out_env": ("set the environment variable `DO_NOT_TRACK=1` (or "
+                        "`OTEL_USAGE_MODE=off`): it overrides the stored choice."),
+        "erasure": "How erasure works",
+        "erasure_server": (
+            "When you leave mode \"on\", reports not yet sent are deleted, and your installation "
+            "asks the server to erase everything stored under its installation ID. The request "
+            "is repeated until the server confirms it."),
+        "erasure_local": (
+            "\"Delete all statistics\" on the privacy page (or `otel-usage delete --yes`) "
+            "deletes every statistic stored on your machine, including the installation ID."),
+        "erasure_export": (
+            "\"Export my data\" (or `otel-usage export`) downloads everything stored on your "
+            "machine as JSON, so you can check it first."),
+    },
+    "de": {
+        "title": "Datenschutz: die Nutzungsstatistik von Printernizer",
+        "intro": (
+            "Printernizer kann eine anonyme Nutzungsstatistik führen und, nur wenn Sie "
+            "zustimmen, einmal pro Woche eine kleine Zusammenfassung an seine Entwickler "
+            "senden. Diese Seite nennt alles, was Ihr Gerät verlassen kann; was hier nicht "
+            "steht, verlässt es nie. Sie wird aus dem Katalog (Version {version}) erzeugt, der "
+            "einen Liste, die jeder Teil des Systems liest."),
+        "modes": "Ihre Wahl",
+        "mode_off": "**aus**: nichts wird aufgezeichnet, nichts wird gesendet.",
+        "mode_local": ("**lokal** (die Voreinstellung): die Statistik wird nur auf Ihrem Gerät "
+                       "aufgezeichnet, damit Sie sie ansehen können; nichts wird gesendet."),
+        "mode_on": ("**an**: die Statistik wird aufgezeichnet, und einmal pro Woche wird eine "
+                    "bereinigte Zusammenfassung der vergangenen Woche über HTTPS gesendet."),
+        "collected": "Was erhoben wird, und warum",
+        "collected_intro": (
+            "Jeder Bericht umfasst eine Kalenderwoche (Montag bis Montag, UTC) und enthält nur "
+            "die folgenden Zahlen. Ein Attributwert außerhalb der genannten Werte wird als "
+            "\"{other}\" gesendet."),
+        "metric": "Messwert",
+        "why": "Was und warum",
+        "broken_down": "Aufgeteilt nach",
+        "weekly": "Wochenwert",
+        "nothing": "nichts",
+        "sum": "Summe der Woche",
+        "max": "höchster Wert der Woche",
+        "days": "Tage mit einem Eintrag",
+        "resource": "Über die Installation",
+        "resource_intro": "Jeder Bericht nennt außerdem, einmal:",
+        "attribute": "Attribut",
+        "values": "Erlaubte Werte",
+        "pattern": "Format",
+        "never": "Was nie erhoben wird",
+        "retention": "Wie lange Daten aufbewahrt werden",
+        "retention_server": (
+            "Auf dem Server werden Berichte {months} Monate aufbewahrt und dann gelöscht. "
+            "Auswertungen zeigen nur Gruppen von mindestens {k} Installationen."),
+        "retention_outbox": (
+            "Ein Bericht, der {weeks} Wochen lang nicht zugestellt werden konnte, wird "
+            "ungesendet verworfen."),
+        "retention_local": (
+            "Auf Ihrem Gerät wird die Statistik als eine Zeile pro Tag und Zähler aufbewahrt, "
+            "bis Sie sie löschen."),
+        "sending": "Wann Berichte gesendet werden",
+        "sending_text": (
+            "Nur im Modus „an“, einmal pro Woche, zu einer für Ihre Installation zufällig "
+            "gewählten Zeit. Wochen, die vor Ihrer Zustimmung begannen, werden nie gesendet. "
+            "Messwerte, die nach Ihrer Zustimmung in diese Liste aufgenommen wurden, werden "
+            "erst gesendet, wenn Sie erneut zustimmen. Den nächsten Bericht, genau so wie er "
+            "gesendet wird, und jede bisherige Übertragung sehen Sie auf der Datenschutzseite."),
+        "opt_out": "Wie Sie widersprechen",
+        "opt_out_page": ("Wählen Sie „aus“ oder „lokal“ auf der Datenschutzseite in den "
+                         "Einstellungen von Printernizer, oder"),
+        "opt_out_cli": "führen Sie `otel-usage mode off` (oder `otel-usage mode local`) aus, oder",
+        "opt_out_env": ("setzen Sie die Umgebungsvariable `DO_NOT_TRACK=1` (oder "
+                        "`OTEL_USAGE_MODE=off`): sie hat Vorrang vor der gespeicherten Wahl."),
+        "erasure": "Wie gelöscht wird",
+        "erasure_server": (
+            "Wenn Sie den Modus „an“ verlassen, werden noch nicht gesendete Berichte gelöscht, "
+            "und Ihre Installation bittet den Server, alles zu löschen, was unter ihrer "
+            "Installations-ID gespeichert ist. Die Anfrage wird wiederholt, bis der Server sie "
+            "bestätigt."),
+        "erasure_local": (
+            "\"Alle Statistiken löschen\" auf der Datenschutzseite (oder "
+            "`otel-usage delete --yes`) löscht jede auf Ihrem Gerät gespeicherte Statistik, "
+            "auch die Installations-ID."),
+        "erasure_export": (
+            "\"Meine Daten exportieren\" (oder `otel-usage export`) lädt alles, was auf Ihrem "
+            "Gerät gespeichert ist, als JSON herunter, damit Sie es vorher prüfen können."),
+    },
+}
+
+
+def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
+    """The privacy policy in `language` ("en" or "de") as Markdown, from the catalog alone."""
+    if language not in LANGUAGES:
+        raise ValueError(f"unsupported language {language!r}: choose one of en, de")
+    t = _T[language]
+    policy = catalog.policy
+    blocks = [
+        f"# {t['title']}",
+        t["intro"].format(version=catalog.version),
+        f"## {t['modes']}",
+        _bullets([t["mode_off"], t["mode_local"], t["mode_on"]]),
+        f"## {t['collected']}",
+        t["collected_intro"].format(other=policy.other_value),
+        _metric_table(catalog, t, language),
+        f"### {t['resource']}",
+        t["resource_intro"],
+        _resource_table(catalog, t, language),
+        f"## {t['never']}",
+        _bullets([n.get(language) for n in catalog.never]),
+        f"## {t['retention']}",
+        _bullets([t["retention_server"].format(months=policy.retention_months,
+                                               k=policy.k_anonymity),
+                  t["retention_outbox"].format(weeks=policy.outbox_max_age_weeks),
+                  t["retention_local"]]),
+        f"## {t['sending']}",
+        t["sending_text"],
+        f"## {t['opt_out']}",
+        _bullets([t["opt_out_page"], t["opt_out_cli"], t["opt_out_env"]]),
+        f"## {t['erasure']}",
+        _bullets([t["erasure_server"], t["erasure_local"], t["erasure_export"]]),
+    ]
+    return "\n\n".join(blocks) + "\n"
+
+
+def render_privacy_document(catalog: Catalog) -> str:
+    """PRIVACY.md: the policy in English, then in German, under a generated-file note."""
+    parts = [render_privacy_markdown(catalog, language) for language in LANGUAGES]
+    return GENERATED_NOTE + "\n\n" + "\n---\n\n".join(parts)
+
+
+def _bullets(items: Sequence[str]) -> str:
+    return "\n".join(f"- {item}" for item in items)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _metric_table(catalog: Catalog, t: dict[str, str], language: str) -> str:
+    rows = [[f"`{m.name}`", m.text.get(language), _attributes(m, t), t[m.weekly]]
+            for m in catalog.metrics.values()]
+    return _table([t["metric"], t["why"], t["broken_down"], t["weekly"]], rows)
+
+
+def _attributes(metric: Metric, t: dict[str, str]) -> str:
+    if not metric.attributes:
+        return t["nothing"]
+    return "; ".join(f"`{key}`: {_values(spec, t)}" for key, spec in metric.attributes.items())
+
+
+def _values(spec: Attribute, t: dict[str, str]) -> str:
+    if spec.values is not None:
+        return ", ".join(spec.values)
+    assert spec.pattern is not None
+    return f"{t['pattern']} `{spec.pattern.pattern}`"
+
+
+def _resource_table(catalog: Catalog, t: dict[str, str], language: str) -> str:
+    rows = [[f"`{key}`", spec.text.get(language) if spec.text else "", _values(spec, t)]
+            for key, spec in catalog.resource.items()]
+    return _table([t["attribute"], t["why"], t["values"]], rows)
+
+
+# Regenerating PRIVACY.md.
+
+DEFAULT_OUTPUT = Path("PRIVACY.md")
+
+
+def write_privacy_document(output: Path, catalog: Catalog | None = None) -> bool:
+    """Write PRIVACY.md; True when its content changed."""
+    text = render_privacy_document(catalog or load_catalog())
+    if output.exists() and output.read_text(encoding="utf-8") == text:
+        return False
+    output.write_text(text, encoding="utf-8")
+    return True
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="the file to write (default: ./PRIVACY.md)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 when the file is stale")
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.check:
+        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        if current != render_privacy_document(load_catalog()):
+            print(f"{args.output} is stale: run `otel-usage privacy-md`", file=sys.stderr)
+            return 1
+        return 0
+    changed = write_privacy_document(args.output)
+    print(f"{args.output} {'written' if changed else 'is up to date'}", file=sys.stderr)
+    return 0
+
+
+def register_cli(sub: Any) -> None:
+    """Add ``otel-usage privacy-md`` (the hook in ``_cli._EXTRA_COMMANDS``)."""
+    parser = sub.add_parser("privacy-md", help="regenerate PRIVACY.md from the catalog")
+    _add_arguments(parser)
+    parser.set_defaults(run=lambda usage, args: _run(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m otel_usage._privacy",
+                                     description="Regenerate PRIVACY.md from the catalog.")
+    _add_arguments(parser)
+    return _run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

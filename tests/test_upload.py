@@ -1,0 +1,309 @@
+"""Sending weekly reports to a local OTLP/HTTP server that records what arrives."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+
+from otel_usage import ManualClock, TransportError, UsageTelemetry
+from otel_usage._upload import check_endpoint
+
+# Wednesday of ISO week 2026-W47; the user opts in then, so W48 is the first week sent.
+OPT_IN = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+W48_MONDAY = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+AFTER_W48 = datetime(2026, 12, 6, 23, 0, tzinfo=UTC)  # the latest possible slot for W48
+JOB = {"job.status": "completed", "printer.type": "bambu_lab"}
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Server:
+    """A loopback OTLP/HTTP endpoint: records requests, answers from a script."""
+
+    url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+
+    def answer(self) -> tuple[int, dict[str, str]]:
+        return self.answers.pop(0) if self.answers else (200, {})
+
+    def reports(self) -> list[ExportMetricsServiceRequest]:
+        out = []
+        for r in self.requests:
+            if r.method == "POST":
+                request = ExportMetricsServiceRequest()
+                request.ParseFromString(gzip.decompress(r.body))
+                out.append(request)
+        return out
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    state = Server()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            state.requests.append(Received(self.command, self.path, dict(self.headers),
+                                           self.rfile.read(length)))
+            status, headers = state.answer()
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_DELETE = _handle
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_port}"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def make(data_dir: Path, clock: ManualClock, endpoint: str, **kwargs: object) -> UsageTelemetry:
+    return UsageTelemetry(data_dir, clock=clock, endpoint=endpoint, service_version="2.7.0",
+                          export_interval_s=float("inf"), background_uploads=False,
+                          environ={"DEPLOYMENT_MODE": "docker", "TZ": "Europe/Berlin"},
+                          **kwargs)  # type: ignore[arg-type]
+
+
+def record_w48(data_dir: Path, server: Server, mode: str = "on") -> tuple[UsageTelemetry,
+                                                                          ManualClock]:
+    """Opt in (or not) on W47's Wednesday, count jobs in W47 and W48."""
+    clock = ManualClock(OPT_IN)
+    usage = make(data_dir, clock, server.url)
+    usage.set_mode(mode)
+    usage.start()
+    jobs = usage.meter().create_counter("printernizer.jobs")
+    jobs.add(5, JOB)  # W47: began before the opt-in, never sent
+    usage.flush()
+    clock.set(W48_MONDAY)
+    jobs.add(2, JOB)
+    jobs.add(1, {"job.status": "completed", "printer.type": "Prusa MK4 SN CZPX1234"})
+    usage.meter().create_counter("printernizer.printer.serials").add(1, {"serial": "CZPX1234"})
+    usage.flush()
+    return usage, clock
+
+
+def test_a_closed_week_arrives_exactly_once_with_its_credential(data_dir: Path,
+                                                                server: Server) -> None:
+    usage, clock = record_w48(data_dir, server)
+    clock.set(AFTER_W48)
+    summary = usage.send_now()
+    assert (summary["built"], summary["sent"]) == (["2026-W48"], ["2026-W48"])
+    assert usage.send_now()["sent"] == []
+    (received,) = server.requests
+    assert (received.method, received.path, received.headers["Content-Type"],
+            received.headers["Content-Encoding"]) == (
+        "POST", "/v1/metrics", "application/x-protobuf", "gzip")
+    secret = received.headers["X-Otel-Usage-Credential"]
+    assert len(secret) == 43
+    (report,) = server.reports()
+    resource = {kv.key: kv.value.string_value
+                for kv in report.resource_metrics[0].resource.attributes}
+    installation_id = resource.pop("service.instance.id")
+    assert resource == {
+        "service.name": "printernizer", "service.version": "2.7.0",
+        "printernizer.deployment.mode": "docker", "os.type": "linux", "host.arch": "amd64",
+        "process.runtime.version": "{}.{}.{}".format(*sys.version_info[:3]),
+        "geo.country.iso_code": "DE", "otel_usage.catalog.version": "1",
+    }
+    metrics = {m.name: [(dict((kv.key, kv.value.string_value) for kv in p.attributes), p.as_int)
+                        for p in m.sum.data_points or m.gauge.data_points]
+               for m in report.resource_metrics[0].scope_metrics[0].metrics}
+    assert metrics == {
+        "printernizer.jobs": [(JOB, 2), ({"job.status": "completed", "printer.type": "other"}, 1)],
+        "printernizer.uptime": [({}, 1)],  # the start itself was counted in W47
+    }
+    history = usage.history()
+    assert history == [{"kind": "report", "week": "2026-W48",
+                        "attempted_at": history[0]["attempted_at"], "endpoint": server.url,
+                        "bytes": len(received.body), "status": 200, "answer": "OK"}]
+    assert secret not in repr(usage.preview()) + repr(history)
+    assert installation_id == usage.preview()["last_sent"]["resource"]["service.instance.id"]
+
+
+@pytest.mark.parametrize("mode", ["local", "off"])
+def test_nothing_is_sent_unless_mode_is_on(data_dir: Path, server: Server, mode: str) -> None:
+    usage, clock = record_w48(data_dir, server, mode)
+    clock.set(AFTER_W48)
+    assert usage.send_now()["built"] == []
+    usage.shutdown()
+    assert server.requests == []
+
+
+def test_weeks_that_began_before_the_opt_in_are_never_sent(data_dir: Path,
+                                                           server: Server) -> None:
+    usage, clock = record_w48(data_dir, server)
+    clock.set(datetime(2026, 12, 15, tzinfo=UTC))
+    assert usage.send_now()["built"] == ["2026-W48", "2026-W49", "2026-W50"]
+    labels = sorted({m.sum.data_points[0].start_time_unix_nano
+                     for r in server.reports()
+                     for m in r.resource_metrics[0].scope_metrics[0].metrics if m.sum.data_points})
+    assert labels == [int(datetime(2026, 11, 23, tzinfo=UTC).timestamp()) * 10**9]
+    assert [h["week"] for h in usage.history()] == ["2026-W48"]  # W49 and W50 were empty
+
+
+def test_503_with_retry_after_is_honoured(data_dir: Path, server: Server) -> None:
+    usage, clock = record_w48(data_dir, server)
+    server.answers = [(503, {"Retry-After": "7200"})]
+    clock.set(AFTER_W48)
+    assert usage.send_now()["retry"] == ["2026-W48"]
+    clock.advance(timedelta(seconds=7199))
+    assert usage.send_now()["sent"] == []
+    clock.advance(timedelta(seconds=1))
+    assert usage.send_now()["sent"] == ["2026-W48"]
+    assert [(h["status"], h["answer"]) for h in usage.history()] == [
+        (503, "Service Unavailable"), (200, "OK")]
+    assert len(server.requests) == 2 and server.requests[0].body == server.requests[1].body
+
+
+def test_a_400_is_not_retried(data_dir: Path, server: Server) -> None:
+    usage, clock = record_w48(data_dir, server)
+    server.answers = [(400, {})]
+    clock.set(AFTER_W48)
+    assert usage.send_now()["failed"] == ["2026-W48"]
+    clock.advance(timedelta(days=30))
+    usage.send_now()
+    assert len(server.requests) == 1
+
+
+def test_backoff_is_kept_across_a_restart(data_dir: Path, server: Server) -> None:
+    usage, clock = record_w48(data_dir, server)
+    server.answers = [(500, {}), (500, {})]
+    clock.set(AFTER_W48)
+    assert usage.send_now()["retry"] == ["2026-W48"]
+    usage.shutdown()
+    # A new process on the same directory keeps the 30-minute wait, then doubles it.
+    usage = make(data_dir, clock, server.url)
+    clock.advance(timedelta(minutes=29))
+    assert usage.send_now()["retry"] == []
+    clock.advance(timedelta(minutes=1))
+    assert usage.send_now()["retry"] == ["2026-W48"]
+    clock.advance(timedelta(minutes=59))
+    assert usage.send_now()["sent"] == []
+    clock.advance(timedelta(minutes=1))
+    assert usage.send_now()["sent"] == ["2026-W48"]
+    assert [h["status"] for h in usage.history()] == [500, 500, 200]
+
+
+def test_reports_older_than_8_weeks_are_dropped_unsent(data_dir: Path, server: Server) -> None:
+    usage, clock = record_w48(data_dir, server)
+    server.answers = [(500, {})]
+    clock.set(AFTER_W48)
+    usage.send_now()
+    clock.set(datetime(2026, 11, 30, tzinfo=UTC) + timedelta(weeks=8))
+    summary = usage.send_now()
+    assert (summary["expired"], summary["sent"]) == (1, [])
+    assert len(server.requests) == 1
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
+        assert conn.execute("SELECT state, body FROM outbox WHERE week = '2026-W48'"
+                            ).fetchone() == ("expired", None)
+
+
+def test_a_week_found_at_the_next_start_is_caught_up(data_dir: Path, server: Server) -> None:
+    """The app was not running when W48's report was due: the next start sends it."""
+    usage, clock = record_w48(data_dir, server)
+    usage.shutdown()
+    clock.set(AFTER_W48)
+    usage = UsageTelemetry(data_dir, clock=clock, endpoint=server.url, service_version="2.7.0",
+                           export_interval_s=float("inf"))
+    usage.start()
+    assert usage.uploads.wait_idle(10)
+    usage.shutdown()
+    assert [h["week"] for h in usage.history()] == ["2026-W48"]
+
+
+def test_opting_out_clears_the_outbox_and_erases_on_the_server(data_dir: Path,
+                                                               server: Server) -> None:
+    usage, clock = record_w48(data_dir, server)
+    clock.set(AFTER_W48)
+    usage.send_now()
+    installation_id = usage.preview()["last_sent"]["resource"]["service.instance.id"]
+    secret = server.requests[0].headers["X-Otel-Usage-Credential"]
+    server.answers = [(503, {}), (204, {})]
+    usage.set_mode("local")
+    assert usage.send_now()["erasures_pending"] == 1
+    clock.advance(timedelta(minutes=30))
+    assert usage.send_now()["erasures_acknowledged"] == 1
+    deletes = [(r.method, r.path, r.headers["X-Otel-Usage-Credential"])
+               for r in server.requests[1:]]
+    path = f"/v1/installations/{installation_id}"
+    assert deletes == [("DELETE", path, secret), ("DELETE", path, secret)]
+    clock.advance(timedelta(days=7))
+    usage.send_now()
+    assert len(server.requests) == 3
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM erasures").fetchone() == (0,)
+
+
+def test_a_plain_http_remote_endpoint_is_refused(data_dir: Path, server: Server) -> None:
+    usage, clock = record_w48(data_dir, server)
+    usage.shutdown()
+    usage = make(data_dir, clock, "http://stats.example.com")
+    clock.set(AFTER_W48)
+    summary = usage.send_now()
+    assert summary["refused"] == ("refusing to send to http://stats.example.com: usage reports "
+                                  "travel over HTTPS only (plain HTTP only to this machine)")
+    assert server.requests == []
+    assert usage.history()[0]["status"] is None
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:4318", "http://localhost:4318/",
+                                 "http://[::1]:4318", "https://stats.printernizer.com"])
+def test_https_and_loopback_endpoints_are_accepted(url: str) -> None:
+    assert check_endpoint(url) == url.rstrip("/")
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.7", "http://stats.printernizer.com",
+                                 "ftp://127.0.0.1", "https://", "stats.printernizer.com"])
+def test_other_endpoints_are_refused(url: str) -> None:
+    with pytest.raises(TransportError, match="refusing to send"):
+        check_endpoint(url)
+
+
+def test_the_exporter_is_not_imported_in_mode_local(tmp_path: Path) -> None:
+    """Start, record and preview in mode local load nothing of the OTLP exporter."""
+    code = (
+        "import sys\n"
+        "from otel_usage import UsageTelemetry\n"
+        f"u = UsageTelemetry({str(tmp_path)!r}, background_uploads=True)\n"
+        "u.start()\n"
+        "u.meter().create_counter('printernizer.jobs').add(1, {'job.status': 'created'})\n"
+        "u.flush(); u.preview(); u.send_now(); u.shutdown()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.exporter.otlp')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

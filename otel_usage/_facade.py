@@ -256,6 +256,14 @@ class UsageTelemetry:
 
         return history(self.store)
 
+    def last_submitted(self) -> str | None:
+        """When a report was last accepted by the server (ISO time), or None: the viewer's
+        "Last submitted" line."""
+        accepted = [h["attempted_at"] for h in self.history()
+                    if h["kind"] == "report" and h["status"] is not None
+                    and 200 <= h["status"] < 300]
+        return accepted[-1] if accepted else None
+
     def rotate_identity(self) -> str:
         """A new installation id and credential; unsent reports are rebuilt under them."""
         from ._outbox import rotate_identity

@@ -145,6 +145,7 @@ def test_a_closed_week_arrives_exactly_once_with_its_credential(data_dir: Path,
     assert history == [{"kind": "report", "week": "2026-W48",
                         "attempted_at": history[0]["attempted_at"], "endpoint": server.url,
                         "bytes": len(received.body), "status": 200, "answer": "OK"}]
+    assert usage.last_submitted() == history[0]["attempted_at"] == "2026-12-06T23:00:00+00:00"
     assert secret not in repr(usage.preview()) + repr(history)
     assert installation_id == usage.preview()["last_sent"]["resource"]["service.instance.id"]
 

@@ -131,7 +131,7 @@ class Uploader:
                 self._problems.problem(f"store:{classify_sqlite_error(exc)}",
                                        "usage statistics cannot be saved",
                                        path=str(self._store.path), error=str(exc))
-            except Exception as exc:  # noqa: BLE001 - uploads never break the host
+            except Exception as exc:  # uploads never break the host
                 self._problems.problem("upload", "usage report upload failed", error=repr(exc))
         return summary
 
@@ -281,7 +281,7 @@ class Uploader:
                 return None
             with self._store.read() as conn:
                 due = _outbox.next_due(conn)
-        except Exception:  # noqa: BLE001 - already logged by run_once
+        except Exception:  # already logged by run_once
             return _WAKE_MAX_S
         if self._mode() != "on":
             if due is None:

@@ -109,7 +109,7 @@ def _request(session: requests.Session, method: str, url: str, headers: dict[str
     try:
         response = session.request(method, url, headers=headers, data=body,
                                    timeout=timeout_s, allow_redirects=False)
-    except Exception as exc:  # noqa: BLE001 - any failure is an unanswered attempt
+    except Exception as exc:  # any failure is an unanswered attempt
         return Answer(None, f"no answer: {type(exc).__name__}")
     with response:
         text = response.text[:_ANSWER_CHARS] if response.content else ""

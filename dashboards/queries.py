@@ -1,0 +1,64 @@
+"""The panels' SQL, for code that wants what the dashboards would show without Grafana.
+
+    from dashboards import queries
+    for panel in queries.panels():
+        result = queries.run_panel("sqlite:///otel-usage-ingest.db", panel, start, end)
+
+`run_panel` expands Grafana's macros as the panel's data source would (see `_macros`) and runs
+the SQL on the store with SQLAlchemy (the ingest's dependency).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._macros import MacroError, expand
+from ._panels import PANELS, Panel, alert_sql
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+__all__ = ["MacroError", "Panel", "Result", "alert_sql", "expand", "panel", "panels", "run_panel"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a panel's query returned: column names and rows."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    def column(self, name: str) -> list[Any]:
+        index = self.columns.index(name)
+        return [row[index] for row in self.rows]
+
+
+def panels() -> tuple[Panel, ...]:
+    """Every panel, in dashboard order."""
+    return PANELS
+
+
+def panel(key: str) -> Panel:
+    for candidate in PANELS:
+        if candidate.key == key:
+            return candidate
+    raise KeyError(f"no panel {key!r}")
+
+
+def run_panel(engine_or_url: Engine | str, panel: Panel, time_from: datetime,
+              time_to: datetime) -> Result:
+    """Run `panel`'s query for the time range on a store, as Grafana would."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    try:
+        sql = expand(panel.sql(engine.dialect.name), engine.dialect.name,  # type: ignore[arg-type]
+                     time_from, time_to)
+        with engine.connect() as conn:
+            cursor = conn.exec_driver_sql(sql)
+            return Result(tuple(cursor.keys()), tuple(tuple(row) for row in cursor))
+    finally:
+        if isinstance(engine_or_url, str):
+            engine.dispose()

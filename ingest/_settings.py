@@ -25,10 +25,11 @@ class Settings:
     k_anonymity: int | None = None
     retention_months: int | None = None
     max_body_bytes: int | None = None
-    # Write path: jobs waiting for the writer, jobs per transaction, and how long a request
-    # waits for its commit before it is answered 503.
+    # Write path: jobs waiting for the writer, jobs per transaction, how long the writer waits
+    # for a batch to fill, and how long a request waits for its commit before it gets a 503.
     max_pending: int = 2048
     batch_max: int = 256
+    batch_linger_s: float = 0.01
     write_timeout_s: float = 5.0
     retry_after_s: int = 5
     # Rate limits, in memory only: tokens per second and bucket size. Peers in

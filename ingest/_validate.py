@@ -8,7 +8,7 @@ points refuse only those points (OTLP `partial_success`), unless no point is lef
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -126,12 +126,18 @@ def _resource_metrics(
     rm: ResourceMetrics, limits: Limits, point_problems: list[Problem]
 ) -> tuple[Report | None, int, list[Problem]]:
     resource, problems = _resource(rm.resource.attributes, limits.catalog)
-    otlp_points = [(m, p) for sm in rm.scope_metrics for m in sm.metrics for p in _points(m)]
-    week, week_problems = _week([p for _, p in otlp_points], limits)
+    rules = _rules(limits.catalog)
+    points: list[Point] = []
+    spans: set[tuple[int, int]] = set()
+    refused = 0
+    for sm in rm.scope_metrics:
+        for metric in sm.metrics:
+            refused += _metric_points(metric, rules, points, spans, point_problems)
+    week, week_problems = _week(spans, limits)
     problems.extend(week_problems)
     if problems or week is None:
         return None, 0, problems
-    points, refused = _catalog_points(otlp_points, limits, point_problems)
+    refused += _drop_duplicates(points, point_problems)
     installation = resource[INSTALLATION_KEY]
     return Report(installation, week, resource, tuple(points)), refused, []
 
@@ -143,21 +149,26 @@ def _resource(attributes: Iterable[KeyValue], catalog: Catalog) -> tuple[dict[st
         spec = catalog.resource.get(kv.key)
         value = _string(kv)
         if spec is None:
-            problems.append(Problem("unknown_resource_attribute", f"resource attribute {kv.key!r} is not in the catalog"))
+            problems.append(Problem("unknown_resource_attribute",
+                                    f"resource attribute {kv.key!r} is not in the catalog"))
         elif kv.key in resource:
-            problems.append(Problem("duplicate_attribute", f"resource attribute {kv.key!r} appears twice"))
+            problems.append(Problem("duplicate_attribute",
+                                    f"resource attribute {kv.key!r} appears twice"))
         elif value is None or not spec.allows(value):
             problems.append(_value_problem("resource attribute", kv.key, spec))
         else:
             resource[kv.key] = value
+    named = {p.message.split("'")[1] for p in problems}
     for key in catalog.required_resource_keys:
-        if key not in resource and not any(p.message.startswith(f"resource attribute {key!r}") for p in problems):
-            problems.append(Problem("missing_resource_attribute", f"resource attribute {key!r} is required"))
+        if key not in resource and key not in named:
+            problems.append(Problem("missing_resource_attribute",
+                                    f"resource attribute {key!r} is required"))
     return resource, problems
 
 
 def _value_problem(what: str, key: str, spec: Attribute) -> Problem:
-    return Problem("value_not_allowed", f"{what} {key!r} must be a string of {spec.describe_values()}")
+    return Problem("value_not_allowed",
+                   f"{what} {key!r} must be a string of {spec.describe_values()}")
 
 
 def _string(kv: KeyValue) -> str | None:
@@ -166,24 +177,15 @@ def _string(kv: KeyValue) -> str | None:
     return kv.value.string_value
 
 
-def _points(metric: OtlpMetric) -> Iterable[NumberDataPoint]:
-    kind = metric.WhichOneof("data")
-    if kind == "sum":
-        return metric.sum.data_points
-    if kind == "gauge":
-        return metric.gauge.data_points
-    return ()
-
-
-def _week(points: list[NumberDataPoint], limits: Limits) -> tuple[datetime | None, list[Problem]]:
-    if not points:
+def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None, list[Problem]]:
+    if not spans:
         return None, [Problem("empty", "a resource_metrics holds no number data points")]
-    spans = {(p.start_time_unix_nano, p.time_unix_nano) for p in points}
     if len(spans) != 1:
         return None, [Problem("mixed_weeks", "all points of a resource_metrics must cover one week")]
     start, end = spans.pop()
     if not _weeks.is_week_start(start) or end - start != _weeks.WEEK_NS:
-        return None, [Problem("week_not_aligned", "points must run from a Monday 00:00 UTC to the next")]
+        return None, [Problem("week_not_aligned",
+                              "points must run from a Monday 00:00 UTC to the next")]
     week = _weeks.from_unix_ns(start)
     if week > limits.newest_week:
         return None, [Problem("week_in_future", f"week {week.date()} has not begun")]
@@ -192,59 +194,111 @@ def _week(points: list[NumberDataPoint], limits: Limits) -> tuple[datetime | Non
     return week, []
 
 
-def _catalog_points(
-    otlp_points: list[tuple[OtlpMetric, NumberDataPoint]], limits: Limits, problems: list[Problem]
-) -> tuple[list[Point], int]:
-    points: list[Point] = []
-    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-    for metric, otlp_point in otlp_points:
-        point, problem = _point(metric, otlp_point, limits)
-        if point is not None and (point.metric, point.attributes) in seen:
-            point, problem = None, Problem("duplicate_point", f"metric {metric.name!r} repeats a point")
-        if point is None:
-            assert problem is not None
-            problems.append(problem)
-            continue
-        seen.add((point.metric, point.attributes))
-        points.append(point)
-    return points, len(otlp_points) - len(points)
+@dataclass(frozen=True)
+class _MetricRules:
+    """A catalog metric made quick to check: allowed values as sets, the value ceiling."""
+
+    spec: Metric
+    values: dict[str, frozenset[str] | Attribute]
+    ceiling: int
 
 
-def _point(metric: OtlpMetric, point: NumberDataPoint, limits: Limits) -> tuple[Point | None, Problem | None]:
-    spec = limits.catalog.metric(metric.name)
-    if spec is None:
-        return None, Problem("unknown_metric", f"metric {metric.name!r} is not in the catalog")
-    problem = _kind_problem(metric, spec) or _value_problem_of(point, spec, limits)
+_RULES: dict[int, tuple[Catalog, dict[str, _MetricRules]]] = {}
+
+
+def _rules(catalog: Catalog) -> dict[str, _MetricRules]:
+    cached = _RULES.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    rules = {}
+    for name, spec in catalog.metrics.items():
+        values: dict[str, frozenset[str] | Attribute] = {
+            key: frozenset((*attr.values, attr.other)) if attr.values is not None else attr
+            for key, attr in spec.attributes.items()
+        }
+        ceiling = _DAYS_IN_WEEK if spec.weekly == "days" else catalog.protocol.max_counter_value
+        rules[name] = _MetricRules(spec, values, ceiling)
+    _RULES[id(catalog)] = (catalog, rules)
+    return rules
+
+
+def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: list[Point],
+                   spans: set[tuple[int, int]], problems: list[Problem]) -> int:
+    """Append the metric's valid points; the number refused."""
+    data = _points(metric)
+    for point in data:
+        spans.add((point.start_time_unix_nano, point.time_unix_nano))
+    rule = rules.get(metric.name)
+    problem = (Problem("unknown_metric", f"metric {metric.name!r} is not in the catalog")
+               if rule is None else _kind_problem(metric, rule.spec))
     if problem is not None:
-        return None, problem
+        problems.extend(problem for _ in data)
+        return len(data)
+    assert rule is not None
+    refused = 0
+    for point in data:
+        checked = _point(point, rule)
+        if isinstance(checked, Problem):
+            problems.append(checked)
+            refused += 1
+        else:
+            points.append(checked)
+    return refused
+
+
+def _points(metric: OtlpMetric) -> Sequence[NumberDataPoint]:
+    kind = metric.WhichOneof("data")
+    if kind == "sum":
+        return metric.sum.data_points
+    if kind == "gauge":
+        return metric.gauge.data_points
+    return ()
+
+
+def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
+    name = rule.spec.name
+    if point.WhichOneof("value") != "as_int":
+        return Problem("not_an_integer", f"metric {name!r} takes as_int values")
+    value = point.as_int
+    if not 0 <= value <= rule.ceiling:
+        return Problem("value_out_of_range", f"metric {name!r} takes values from 0 to {rule.ceiling}")
     attributes: dict[str, str] = {}
     for kv in point.attributes:
-        attr = spec.attributes.get(kv.key)
-        value = _string(kv)
-        if attr is None:
-            return None, Problem("unknown_attribute", f"metric {spec.name!r} has no attribute {kv.key!r}")
-        if kv.key in attributes:
-            return None, Problem("duplicate_attribute", f"metric {spec.name!r} repeats {kv.key!r}")
-        if value is None or not attr.allows(value):
-            return None, _value_problem(f"metric {spec.name!r} attribute", kv.key, attr)
-        attributes[kv.key] = value
-    return Point(spec.name, tuple(sorted(attributes.items())), point.as_int), None
+        key = kv.key
+        allowed = rule.values.get(key)
+        if allowed is None:
+            return Problem("unknown_attribute", f"metric {name!r} has no attribute {key!r}")
+        if key in attributes:
+            return Problem("duplicate_attribute", f"metric {name!r} repeats {key!r}")
+        text = _string(kv)
+        if text is None or not (text in allowed if isinstance(allowed, frozenset)
+                                else allowed.allows(text)):
+            return _value_problem(f"metric {name!r} attribute", key, rule.spec.attributes[key])
+        attributes[key] = text
+    return Point(name, tuple(sorted(attributes.items())), value)
+
+
+def _drop_duplicates(points: list[Point], problems: list[Problem]) -> int:
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    kept = []
+    for point in points:
+        key = (point.metric, point.attributes)
+        if key in seen:
+            problems.append(Problem("duplicate_point", f"metric {point.metric!r} repeats a point"))
+            continue
+        seen.add(key)
+        kept.append(point)
+    refused = len(points) - len(kept)
+    points[:] = kept
+    return refused
 
 
 def _kind_problem(metric: OtlpMetric, spec: Metric) -> Problem | None:
     kind = metric.WhichOneof("data")
     if spec.is_sum:
-        ok = kind == "sum" and metric.sum.aggregation_temporality == _DELTA and metric.sum.is_monotonic
+        ok = (kind == "sum" and metric.sum.aggregation_temporality == _DELTA
+              and metric.sum.is_monotonic)
         expected = "a monotonic delta Sum"
     else:
         ok, expected = kind == "gauge", "a Gauge"
     return None if ok else Problem("wrong_kind", f"metric {spec.name!r} must be {expected}")
-
-
-def _value_problem_of(point: NumberDataPoint, spec: Metric, limits: Limits) -> Problem | None:
-    if point.WhichOneof("value") != "as_int":
-        return Problem("not_an_integer", f"metric {spec.name!r} takes as_int values")
-    ceiling = _DAYS_IN_WEEK if spec.weekly == "days" else limits.catalog.protocol.max_counter_value
-    if not 0 <= point.as_int <= ceiling:
-        return Problem("value_out_of_range", f"metric {spec.name!r} takes values from 0 to {ceiling}")
-    return None

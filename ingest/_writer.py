@@ -99,12 +99,7 @@ class Writer:
                 first = self._queue.get(timeout=_FLUSH_S)
             except queue.Empty:
                 first = None
-            batch = [] if first is None else [first]
-            while batch and batch[-1] is not _STOP and len(batch) < self._settings.batch_max:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = [] if first is None else self._gather(first)
             stopping = bool(batch) and batch[-1] is _STOP
             self._process([p for p in batch if p is not _STOP])
             if stopping or time.monotonic() - last_flush >= _FLUSH_S:
@@ -113,6 +108,19 @@ class Writer:
                 last_flush = time.monotonic()
             if stopping:
                 return
+
+    def _gather(self, first: Any) -> list[Any]:
+        """The first job and whatever arrives within the linger time, up to `batch_max`."""
+        batch = [first]
+        deadline = time.monotonic() + self._settings.batch_linger_s
+        while batch[-1] is not _STOP and len(batch) < self._settings.batch_max:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=remaining) if remaining > 0
+                             else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _process(self, batch: list[_Pending]) -> None:
         run: list[_Pending] = []

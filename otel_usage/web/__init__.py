@@ -1,0 +1,16 @@
+"""The privacy page: a FastAPI router Printernizer mounts in its app (issue 7).
+
+    from otel_usage.web import privacy_router
+    app.include_router(privacy_router(usage, prefix="/usage"))   # page at /usage/
+
+The page lets a user pick off / local / on, read what is collected (from the catalog), look at
+the local statistics, the next report exactly as it will leave and the upload history, export
+everything and delete it. It is plain HTML, CSS and JavaScript served by the router, with
+relative URLs only, so it works under any prefix, including Home Assistant's ingress path.
+
+This package is the only part of the client that imports FastAPI (the ``web`` extra).
+"""
+
+from ._router import privacy_router
+
+__all__ = ["privacy_router"]

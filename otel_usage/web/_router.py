@@ -1,0 +1,280 @@
+"""The privacy page's routes: the page, its static files and its JSON API (issue 7).
+
+Every URL the page uses is relative, so the router works under any prefix, including Home
+Assistant's ingress path (``/api/hassio_ingress/<token>/...``, which the Supervisor strips
+before the request reaches Printernizer and reports in ``X-Ingress-Path``).
+
+Errors are JSON ``{"error": <code>, "detail": <sentence>}`` with a 4xx status, answered by the
+router itself (a router cannot install exception handlers on the host's app). State-changing
+requests must be JSON, which a cross-site form cannot send without the browser's consent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from .._errors import InvalidModeError, UsageError
+from .._facade import UsageTelemetry
+from .._modes import MODES, environment_mode
+from .._privacy import render_privacy_markdown
+from ._language import LANGUAGES, negotiate, texts
+from ._markdown import markdown_to_html
+
+__all__ = ["privacy_router"]
+
+STATIC_FILES = {"app.js": "text/javascript; charset=utf-8",
+                "style.css": "text/css; charset=utf-8",
+                "icon.svg": "image/svg+xml",
+                "en.json": "application/json", "de.json": "application/json"}
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+                           "img-src 'self'; connect-src 'self'; base-uri 'none'; "
+                           "form-action 'self'; frame-ancestors 'self'")
+NO_STORE = {"Cache-Control": "no-store"}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class ApiError(Exception):
+    """A request the API refuses: an HTTP status, a short code and a sentence for people."""
+
+    def __init__(self, status: int, code: str, detail: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status,
+                        headers={**NO_STORE, **(exc.headers or {})})
+
+
+def privacy_router(usage: UsageTelemetry, *, prefix: str = "/usage") -> APIRouter:
+    """The privacy page and its API for `usage`, under `prefix` (any prefix works)."""
+    router = APIRouter(prefix=prefix.rstrip("/"), tags=["usage statistics"])
+    api = _Api(usage)
+    routes: dict[str, dict[str, Handler]] = {
+        "/": {"GET": api.page},
+        "/static/{name}": {"GET": api.static},
+        "/api/mode": {"GET": api.get_mode, "PUT": api.put_mode},
+        "/api/statistics": {"GET": api.statistics},
+        "/api/catalog": {"GET": api.catalog},
+        "/api/privacy": {"GET": api.privacy},
+        "/api/report": {"GET": api.report},
+        "/api/history": {"GET": api.history},
+        "/api/send-now": {"POST": api.send_now},
+        "/api/export": {"GET": api.export},
+        "/api/data": {"DELETE": api.delete_all},
+        "/api/data/delete": {"POST": api.delete_all},
+    }
+    if router.prefix:
+        routes[""] = {"GET": api.add_slash}
+    for path, handlers in routes.items():
+        for method, handler in handlers.items():
+            router.add_api_route(path, _guarded(handler), methods=[method],
+                                 include_in_schema=path.startswith("/api/"))
+        others = [m for m in ALL_METHODS if m not in handlers]
+        router.add_api_route(path, _not_allowed(sorted(handlers)), methods=others,
+                             include_in_schema=False)
+    return router
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Map refusals and the library's errors to JSON answers; never a bare 500 page."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc)
+        except UsageError as exc:
+            return error_response(ApiError(503, "store_unavailable", str(exc)))
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+def _not_allowed(allowed: list[str]) -> Handler:
+    async def method_not_allowed(request: Request) -> Response:
+        return error_response(ApiError(
+            405, "method_not_allowed",
+            f"{request.method} is not allowed here: use {' or '.join(allowed)}",
+            {"Allow": ", ".join(allowed)}))
+
+    return method_not_allowed
+
+
+def _json(data: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(data, headers={**NO_STORE, **(headers or {})})
+
+
+class _Api:
+    """The handlers, bound to one UsageTelemetry."""
+
+    def __init__(self, usage: UsageTelemetry) -> None:
+        self.usage = usage
+
+    # The page.
+
+    async def add_slash(self, request: Request) -> Response:
+        """``<prefix>`` → ``<prefix>/``, relative, so it holds behind any proxy prefix."""
+        last = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"{last}/{query}", status_code=307)
+
+    async def page(self, request: Request) -> Response:
+        """The page, in the language of ``?lang=`` or of the browser."""
+        asked = request.query_params.get("lang")
+        language = asked if asked in LANGUAGES else negotiate(
+            request.headers.get("accept-language"))
+        return Response(_render_page(language), media_type="text/html; charset=utf-8",
+                        headers={**NO_STORE, "Content-Language": language,
+                                 "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                                 "Vary": "Accept-Language"})
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC_FILES:
+            raise ApiError(404, "not_found", f"no static file named {name!r}")
+        return Response(_static(name), media_type=STATIC_FILES[name],
+                        headers={"Cache-Control": "no-cache"})
+
+    # Reading.
+
+    async def get_mode(self, request: Request) -> Response:
+        return _json(self._mode())
+
+    def _mode(self) -> dict[str, Any]:
+        forced = environment_mode(self.usage.environ)
+        return {"mode": self.usage.mode, "forced_by_environment": forced is not None,
+                "modes": list(MODES)}
+
+    async def statistics(self, request: Request) -> Response:
+        """The local statistics viewer, with when a report last reached the server."""
+        stats = await self.usage.statistics()
+        uploads = await asyncio.to_thread(self.usage.history)
+        sent = [u["attempted_at"] for u in uploads
+                if u["kind"] == "report" and u["status"] is not None and 200 <= u["status"] < 300]
+        return _json({**stats, "last_sent": sent[-1] if sent else None})
+
+    async def catalog(self, request: Request) -> Response:
+        """What we collect and what we don't, in the asked language, from the catalog."""
+        return _json(catalog_texts(self.usage, _language(request)))
+
+    async def privacy(self, request: Request) -> Response:
+        language = _language(request)
+        markdown = render_privacy_markdown(self.usage.catalog, language)
+        return _json({"language": language, "markdown": markdown,
+                      "html": markdown_to_html(markdown)})
+
+    async def report(self, request: Request) -> Response:
+        """The next report (readable and OTLP JSON) and its difference from the last sent."""
+        return _json(await asyncio.to_thread(self.usage.preview))
+
+    async def history(self, request: Request) -> Response:
+        return _json({"uploads": await asyncio.to_thread(self.usage.history)})
+
+    async def export(self, request: Request) -> Response:
+        """Everything stored locally, as a JSON file download."""
+        data = await self.usage.export_json()
+        day = self.usage.clock.now().date().isoformat()
+        body = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return Response(body, media_type="application/json", headers={
+            **NO_STORE,
+            "Content-Disposition": f'attachment; filename="otel-usage-export-{day}.json"'})
+
+    # Changing.
+
+    async def put_mode(self, request: Request) -> Response:
+        body = await _json_object(request)
+        mode = body.get("mode")
+        if not isinstance(mode, str):
+            raise ApiError(422, "mode_required",
+                           'send {"mode": "off" | "local" | "on"}')
+        try:
+            await self.usage.aset_mode(mode)
+        except InvalidModeError as exc:
+            raise ApiError(422, "invalid_mode", str(exc)) from exc
+        return _json(self._mode())
+
+    async def send_now(self, request: Request) -> Response:
+        """Send what is due now (erasure requests in any mode, reports only in mode on)."""
+        await _json_object(request)
+        return _json(await asyncio.to_thread(self.usage.send_now))
+
+    async def delete_all(self, request: Request) -> Response:
+        """Delete every statistic on this machine; needs ``{"confirm": true}``."""
+        body = await _json_object(request)
+        if body.get("confirm") is not True:
+            raise ApiError(400, "confirmation_required",
+                           'deleting every statistic on this machine needs {"confirm": true}')
+        await self.usage.delete_all()
+        return _json({"deleted": True})
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object body; 415 unless it is JSON, 400 unless it is an object."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "json_required", "send the request body as application/json")
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+def _language(request: Request) -> str:
+    asked = request.query_params.get("lang")
+    if asked is None:
+        return negotiate(request.headers.get("accept-language"))
+    if asked not in LANGUAGES:
+        raise ApiError(400, "unsupported_language",
+                       f"unsupported language {asked!r}: choose one of en, de")
+    return asked
+
+
+def catalog_texts(usage: UsageTelemetry, language: str) -> dict[str, Any]:
+    """The seed's "what we collect / what we don't", generated from the catalog."""
+    catalog = usage.catalog
+    return {
+        "language": language,
+        "catalog_version": catalog.version,
+        "collect": [{"name": m.name, "text": m.text.get(language), "unit": m.unit,
+                     "attributes": {k: a.describe_values() for k, a in m.attributes.items()}}
+                    for m in catalog.metrics.values()],
+        "resource": [{"key": k, "text": a.text.get(language) if a.text else ""}
+                     for k, a in catalog.resource.items()],
+        "never": [n.get(language) for n in catalog.never],
+        "policy": {"retention_months": catalog.policy.retention_months,
+                   "k_anonymity": catalog.policy.k_anonymity,
+                   "outbox_max_age_weeks": catalog.policy.outbox_max_age_weeks},
+    }
+
+
+def _static(name: str) -> str:
+    return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _render_page(language: str) -> str:
+    """index.html with ``{{key}}`` filled from the language's texts (escaped)."""
+    words = texts(language)
+    page = _static("index.html").replace("{{lang}}", language)
+    for key, value in words.items():
+        if isinstance(value, str):
+            page = page.replace("{{" + key + "}}", html.escape(value))
+    # Inside <script type="application/json"> nothing is decoded: escape only what could end it.
+    data = json.dumps(words, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+    return page.replace("{{texts_json}}", data.replace("&", "\\u0026"))

@@ -222,9 +222,22 @@ class UsageTelemetry:
         return await _reads.export_all(self.store.path, self.mode)
 
     async def delete_all(self) -> None:
+        """Delete every statistic kept here. If a report reached the server, an erasure request
+        for it is kept (and sent) until the server acknowledges: deleting here erases there."""
+        import asyncio
+
         from . import _reads
 
-        await _reads.delete_all(self.store.path)
+        if self.store.exists:
+            await asyncio.to_thread(self._queue_erasure_before_delete)
+        await _reads.delete_all(self.store.path, keep=("erasures",))
+        self._wake_uploads()
+
+    def _queue_erasure_before_delete(self) -> None:
+        from ._outbox import opt_out
+
+        with self.store.transaction() as conn:
+            opt_out(conn, self.endpoint, self.clock.now())
 
     # The weekly report (issue 3): review, send, rotate.
 
@@ -255,14 +268,6 @@ class UsageTelemetry:
         from ._review import history
 
         return history(self.store)
-
-    def last_submitted(self) -> str | None:
-        """When a report was last accepted by the server (ISO time), or None: the viewer's
-        "Last submitted" line."""
-        accepted = [h["attempted_at"] for h in self.history()
-                    if h["kind"] == "report" and h["status"] is not None
-                    and 200 <= h["status"] < 300]
-        return accepted[-1] if accepted else None
 
     def rotate_identity(self) -> str:
         """A new installation id and credential; unsent reports are rebuilt under them."""

@@ -93,7 +93,7 @@ async def statistics(path: Path, clock: Clock, catalog: Catalog, mode: str) -> d
     result: dict[str, Any] = {
         "mode": mode, "installation_id": None, "first_used": None, "days_active": 0,
         "week_start": monday.isoformat(), "this_week": _week_values(0, 0, 0, 0),
-        "weeks": [], "features": features,
+        "weeks": [], "features": features, "last_submitted": None,
     }
     async with _open_read_only(path) as db:
         if db is None:
@@ -101,6 +101,7 @@ async def statistics(path: Path, clock: Clock, catalog: Catalog, mode: str) -> d
         meta = await _meta(db)
         result["installation_id"] = meta.get("installation_id")
         result["first_used"] = meta.get("first_used")
+        result["last_submitted"] = await _last_submitted(db)
         row = await _one(db, "SELECT count(DISTINCT day) FROM daily")
         result["days_active"] = int(row[0])
         weeks = []
@@ -114,6 +115,17 @@ async def statistics(path: Path, clock: Clock, catalog: Catalog, mode: str) -> d
                 if name in features:
                     features[name] = bool(value)
     return result
+
+
+async def _last_submitted(db: aiosqlite.Connection) -> str | None:
+    """When the server last accepted a report (the viewer's "Last submitted" line)."""
+    tables = {r[0] for r in await db.execute_fetchall(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "uploads" not in tables:
+        return None
+    row = await _one(db, "SELECT max(attempted_at) FROM uploads "
+                         "WHERE kind = 'report' AND status BETWEEN 200 AND 299")
+    return None if row[0] is None else str(row[0])
 
 
 async def _week(db: aiosqlite.Connection, start: date) -> dict[str, int]:
@@ -202,15 +214,17 @@ def _jsonable(value: Any) -> Any:
 
 
 @_store_errors
-async def delete_all(path: Path) -> None:
-    """Delete every row of every table at once; freed pages are overwritten, the WAL emptied."""
+async def delete_all(path: Path, keep: tuple[str, ...] = ()) -> None:
+    """Delete every row of every table but `keep` at once; freed pages are overwritten and the
+    WAL emptied, so deleted values do not linger in the file."""
     if not path.exists():
         return
     async with aiosqlite.connect(path, isolation_level=None) as db:
         await db.execute("PRAGMA busy_timeout = 5000")
         await db.execute("PRAGMA secure_delete = ON")
         tables = [r[0] for r in await db.execute_fetchall(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            if r[0] not in keep]
         await db.execute("BEGIN IMMEDIATE")
         try:
             for table in tables:

@@ -39,6 +39,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DO_NOT_TRACK", "OTEL_USAGE_MODE", "DEPLOYMENT_MODE", "SUPERVISOR_TOKEN",
                  "OTEL_USAGE_DATA_DIR", "HA_INGRESS"):
         monkeypatch.delenv(name, raising=False)
+    # Tests that do not name an endpoint must never reach the real one: port 9 (discard) on
+    # loopback refuses at once.
+    monkeypatch.setenv("OTEL_USAGE_ENDPOINT", "http://127.0.0.1:9")
 
 
 @pytest.fixture

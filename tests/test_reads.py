@@ -58,6 +58,7 @@ async def test_the_viewer_shows_this_week_the_last_weeks_and_features(data_dir: 
         "features": {"library": True, "library_search": None, "timelapse": False,
                      "auto_job_creation": True, "german_business": None,
                      "watch_folders": None},
+        "last_submitted": None,
     }
     assert [w["week_start"] for w in weeks] == [
         "2026-10-05", "2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02", "2026-11-09",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import subprocess
 import sys
@@ -145,7 +146,8 @@ def test_a_closed_week_arrives_exactly_once_with_its_credential(data_dir: Path,
     assert history == [{"kind": "report", "week": "2026-W48",
                         "attempted_at": history[0]["attempted_at"], "endpoint": server.url,
                         "bytes": len(received.body), "status": 200, "answer": "OK"}]
-    assert usage.last_submitted() == history[0]["attempted_at"] == "2026-12-06T23:00:00+00:00"
+    last_submitted = asyncio.run(usage.statistics())["last_submitted"]
+    assert last_submitted == history[0]["attempted_at"] == "2026-12-06T23:00:00+00:00"
     assert secret not in repr(usage.preview()) + repr(history)
     assert installation_id == usage.preview()["last_sent"]["resource"]["service.instance.id"]
 
@@ -267,6 +269,32 @@ def test_opting_out_clears_the_outbox_and_erases_on_the_server(data_dir: Path,
     with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
         assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM erasures").fetchone() == (0,)
+
+
+def test_delete_all_after_a_sent_report_erases_it_on_the_server(data_dir: Path,
+                                                                 server: Server) -> None:
+    """Deleting everything locally leaves only the erasure request, until it is acknowledged."""
+    usage, clock = record_w48(data_dir, server)
+    clock.set(AFTER_W48)
+    usage.send_now()
+    installation_id = usage.preview()["last_sent"]["resource"]["service.instance.id"]
+    secret = server.requests[0].headers["X-Otel-Usage-Credential"]
+    asyncio.run(usage.delete_all())
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+        kept = conn.execute("SELECT installation_id FROM erasures").fetchall()
+    assert counts == {t: int(t == "erasures") for t in tables}
+    assert kept == [(installation_id,)]
+    assert usage.send_now()["erasures_acknowledged"] == 1
+    (delete,) = server.requests[1:]
+    assert (delete.method, delete.path, delete.headers["X-Otel-Usage-Credential"]) == (
+        "DELETE", f"/v1/installations/{installation_id}", secret)
+    stats = asyncio.run(usage.statistics())
+    assert (stats["installation_id"], stats["last_submitted"], stats["days_active"]) == (
+        None, None, 0)
 
 
 def test_a_plain_http_remote_endpoint_is_refused(data_dir: Path, server: Server) -> None:

@@ -107,8 +107,12 @@ def delete_installation(
 def _request(session: requests.Session, method: str, url: str, headers: dict[str, str],
              body: bytes | None, timeout_s: float) -> Answer:
     try:
+        # verify and cert are passed explicitly: requests would otherwise let REQUESTS_CA_BUNDLE
+        # from the environment override the CA the exporter configured (its certificate_file or
+        # OTEL_EXPORTER_OTLP_CERTIFICATE).
         response = session.request(method, url, headers=headers, data=body,
-                                   timeout=timeout_s, allow_redirects=False)
+                                   timeout=timeout_s, allow_redirects=False,
+                                   verify=session.verify, cert=session.cert)
     except Exception as exc:  # any failure is an unanswered attempt
         return Answer(None, f"no answer: {type(exc).__name__}")
     with response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,45 @@ def test_report_through_the_gateway_is_stored_without_what_the_catalog_forbids(
     assert [word for word in ("kitchen-pi", "host.name") if word in resource] == []
     assert [word for word in ("benchy", "file.name", "printernizer.file.names") if word in points] == []
     assert "printernizer.jobs" in points
+
+
+def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_the_ingest(
+    gateway: Gateway, ingest: Ingest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real client, opted in, sends last week's scrubbed report over HTTPS (trusting the
+    gateway's test CA through OTel's own OTEL_EXPORTER_OTLP_CERTIFICATE); it is stored once."""
+    from otel_usage import ManualClock, UsageTelemetry
+
+    ca_file = tmp_path / "ca.pem"
+    gateway.certificates.ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
+    ingest.start()
+    gateway.start()
+    today = datetime.now(UTC).date()
+    week_start = today - timedelta(days=today.weekday() + 7)  # last week's Monday
+    monday = datetime(week_start.year, week_start.month, week_start.day, 9, tzinfo=UTC)
+    clock = ManualClock(monday - timedelta(days=1))
+    usage = UsageTelemetry(tmp_path / "client", clock=clock, endpoint=gateway.url,
+                           service_version="2.7.0", export_interval_s=float("inf"),
+                           background_uploads=False, environ={"DEPLOYMENT_MODE": "pi"})
+    usage.set_mode("on")
+    clock.set(monday)
+    jobs = usage.meter().create_counter("printernizer.jobs")
+    jobs.add(4, {"job.status": "completed", "printer.type": "prusa_core",
+                 "file.name": "benchy.3mf"})
+    usage.flush()
+    clock.set(monday + timedelta(days=14))
+    summary = usage.send_now()
+    usage.shutdown()
+    iso = week_start.isocalendar()
+    assert summary["sent"] == [f"{iso.year}-W{iso.week:02d}"]
+    wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
+               f"the stored report\n{gateway.log_tail()}")
+    ((stored_id, resource, points),) = ingest.stored_reports()
+    sent = usage.preview()["last_sent"]["resource"]
+    assert stored_id == sent["service.instance.id"]
+    assert '"pi"' in resource and "prusa_core" in points and "benchy" not in points
+    assert usage.history()[0]["status"] == 200
 
 
 def test_reports_queued_while_the_ingest_is_down_are_stored_once(

@@ -336,3 +336,44 @@ def test_the_exporter_is_not_imported_in_mode_local(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_otel_certificate_setting_wins_over_requests_ca_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTPS is verified against OTEL_EXPORTER_OTLP_CERTIFICATE even where the environment also
+    sets REQUESTS_CA_BUNDLE (which requests would otherwise prefer)."""
+    import ssl
+
+    import trustme
+
+    from otel_usage._upload import post_report
+
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    url = f"https://127.0.0.1:{httpd.server_port}"
+    try:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+        assert post_report(url, "/v1/metrics", {}, b"").text == "no answer: SSLError"
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
+        assert post_report(url, "/v1/metrics", {}, b"").status == 200
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

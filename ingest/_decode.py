@@ -64,7 +64,10 @@ def parse(data: bytes, fmt: Format) -> ExportMetricsServiceRequest:
         if fmt == "protobuf":
             request.ParseFromString(data)
         else:
-            json_format.Parse(data.decode("utf-8"), request, ignore_unknown_fields=True)
+            document = json.loads(data.decode("utf-8"))
+            if not isinstance(document, dict):
+                raise ValueError("a JSON body must be an object")
+            json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (DecodeError, json_format.ParseError, UnicodeDecodeError, ValueError,
             TypeError, RecursionError) as exc:
         raise MalformedBody(f"body is not an ExportMetricsServiceRequest: {exc}") from exc

@@ -1,0 +1,95 @@
+"""OTLP/HTTP bodies: content types, gzip within the size limit, parsing, answers."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from google.protobuf import json_format
+from ingest_reports import encode, new_installation, request
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
+
+from ingest import _decode
+from ingest._errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("application/x-protobuf", "protobuf"),
+    ("application/json", "json"),
+    ("Application/JSON; charset=utf-8", "json"),
+])
+def test_protobuf_and_json_are_the_accepted_types(header: str, expected: str) -> None:
+    """Both OTLP encodings are recognised, whatever the case or parameters."""
+    assert _decode.body_format(header) == expected
+
+
+@pytest.mark.parametrize("header", [None, "", "text/plain", "application/octet-stream"])
+def test_other_content_types_are_unsupported(header: str | None) -> None:
+    """Anything but protobuf or JSON is a 415."""
+    with pytest.raises(UnsupportedMediaType):
+        _decode.body_format(header)
+
+
+def test_gzip_body_inflates_to_the_original() -> None:
+    """A gzip body comes back byte for byte."""
+    body, _ = encode(request(new_installation()))
+    assert _decode.decompress(gzip.compress(body), "gzip", 65536) == body
+
+
+def test_gzip_bomb_is_refused_before_it_is_inflated() -> None:
+    """A small gzip that inflates past the limit is a 413, checked after decompression."""
+    bomb = gzip.compress(b"\0" * 10_000_000)
+    assert len(bomb) < 65536
+    with pytest.raises(BodyTooLarge):
+        _decode.decompress(bomb, "gzip", 65536)
+
+
+def test_identity_body_over_the_limit_is_too_large() -> None:
+    with pytest.raises(BodyTooLarge):
+        _decode.decompress(b"x" * 65537, None, 65536)
+
+
+@pytest.mark.parametrize("body", [b"not gzip", gzip.compress(b"abc" * 100)[:-12]])
+def test_broken_gzip_is_malformed(body: bytes) -> None:
+    """Garbage and truncated gzip are 400s, not 500s."""
+    with pytest.raises(MalformedBody):
+        _decode.decompress(body, "gzip", 65536)
+
+
+def test_unknown_content_encoding_is_unsupported() -> None:
+    with pytest.raises(UnsupportedMediaType):
+        _decode.decompress(b"x", "br", 65536)
+
+
+@pytest.mark.parametrize("fmt", ["protobuf", "json"])
+def test_a_report_parses_back_to_the_same_message(fmt: str) -> None:
+    message = request(new_installation())
+    body, _ = encode(message, fmt)
+    assert _decode.parse(body, fmt) == message  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("body", "fmt"), [
+    (b"\xff\xff\xff", "protobuf"), (b"{", "json"), (b"\xff", "json"), (b"[]", "json"),
+    (b'{"resourceMetrics": 3}', "json"),
+])
+def test_bodies_that_are_not_requests_are_malformed(body: bytes, fmt: str) -> None:
+    with pytest.raises(MalformedBody):
+        _decode.parse(body, fmt)  # type: ignore[arg-type]
+
+
+def test_partial_success_is_encoded_in_the_request_format() -> None:
+    """The JSON answer carries OTLP's partialSuccess field names."""
+    answer = _decode.encode(_decode.success(3, "metric 'x' is not in the catalog"), "json")
+    assert answer == (b'{"partialSuccess":{"rejectedDataPoints":"3",'
+                      b'"errorMessage":"metric \'x\' is not in the catalog"}}')
+    parsed = ExportMetricsServiceResponse.FromString(
+        _decode.encode(_decode.success(3, "m"), "protobuf"))
+    assert json_format.MessageToDict(parsed) == {
+        "partialSuccess": {"rejectedDataPoints": "3", "errorMessage": "m"}}
+
+
+def test_full_success_is_an_empty_response() -> None:
+    assert _decode.encode(_decode.success(), "json") == b"{}"
+    assert _decode.encode(_decode.success(), "protobuf") == b""

@@ -1,0 +1,183 @@
+"""Reports are checked against the catalog; every problem is named, nothing unknown passes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from ingest_reports import CATALOG, NOW, WEEK, add_week, new_installation, request, resource
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+
+from ingest._errors import InvalidReport, Problem
+from ingest._validate import Limits, Point, validate
+
+LIMITS = Limits(CATALOG, NOW, 24, 3600)
+JOBS = {"job.status": "completed", "printer.type": "bambu_lab"}
+
+
+def _codes(message: ExportMetricsServiceRequest) -> list[str]:
+    with pytest.raises(InvalidReport) as caught:
+        validate(message, LIMITS)
+    return [p.code for p in caught.value.problems]
+
+
+def test_a_valid_report_becomes_one_installation_week() -> None:
+    """Resource and points come through unchanged, attributes in key order."""
+    installation = new_installation()
+    data = {"printernizer.jobs": [(JOBS, 4)], "printernizer.uptime": [({}, 6)]}
+    accepted = validate(request(installation, data=data), LIMITS)
+    assert accepted.installation_id == installation
+    assert accepted.rejected_points == 0
+    [report] = accepted.reports
+    assert report.week_start == datetime(2025, 6, 9)
+    assert report.resource == resource(installation)
+    assert report.points == (
+        Point("printernizer.jobs", (("job.status", "completed"), ("printer.type", "bambu_lab")), 4),
+        Point("printernizer.uptime", (), 6),
+    )
+
+
+def test_other_is_allowed_for_every_enum() -> None:
+    """The client sends "other" for a value outside an enum; it is kept."""
+    data = {"printernizer.jobs": [({"job.status": "other", "printer.type": "other"}, 1)]}
+    accepted = validate(request(new_installation(), data=data), LIMITS)
+    assert accepted.reports[0].points == (
+        Point("printernizer.jobs", (("job.status", "other"), ("printer.type", "other")), 1),)
+
+
+def test_unknown_metric_key_and_value_are_refused_point_by_point() -> None:
+    """Bad points are dropped and counted (partial success); the good one is kept."""
+    data = {
+        "printernizer.jobs": [(JOBS, 2), ({"job.status": "exploded", "printer.type": "prusa_core"}, 1)],
+        "printernizer.secret": [({}, 1)],
+        "printernizer.app.starts": [({"hostname": "kitchen"}, 1)],
+    }
+    accepted = validate(request(new_installation(), data=data), LIMITS)
+    assert accepted.rejected_points == 3
+    assert [p.code for p in accepted.problems] == [
+        "value_not_allowed", "unknown_metric", "unknown_attribute"]
+    assert [p.metric for p in accepted.reports[0].points] == ["printernizer.jobs"]
+
+
+def test_every_resource_problem_is_reported_at_once() -> None:
+    """Unknown key, bad value, missing required key: all three in one 400."""
+    res = resource(new_installation())
+    res["host.name"] = "kitchen-pi"
+    res["os.type"] = "Linux 6.1"
+    del res["service.version"]
+    codes = _codes(request("x", res=res))
+    assert sorted(codes) == ["missing_resource_attribute", "unknown_resource_attribute",
+                             "value_not_allowed"]
+
+
+def test_installation_id_must_be_a_uuid4() -> None:
+    res = resource("not-a-uuid")
+    assert _codes(request("x", res=res)) == ["value_not_allowed"]
+
+
+@pytest.mark.parametrize(("week", "code"), [
+    (date(2025, 6, 23), "week_in_future"),
+    (date(2023, 6, 5), "week_too_old"),
+])
+def test_weeks_outside_the_window_are_refused(week: date, code: str) -> None:
+    """No future weeks, none older than the retention (24 months)."""
+    assert _codes(request(new_installation(), week)) == [code]
+
+
+def test_the_current_week_and_the_oldest_kept_week_are_accepted() -> None:
+    for week in (date(2025, 6, 16), date(2023, 6, 12)):
+        assert validate(request(new_installation(), week), LIMITS).reports[0].week_start.date() == week
+
+
+def test_points_must_span_exactly_one_aligned_week() -> None:
+    message = request(new_installation(), data={"printernizer.uptime": [({}, 3)]})
+    point = message.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points[0]
+    point.start_time_unix_nano += 3600 * 10**9
+    point.time_unix_nano += 3600 * 10**9
+    assert _codes(message) == ["week_not_aligned"]
+
+
+def test_points_of_two_weeks_in_one_resource_are_refused() -> None:
+    message = request(new_installation(), data={"printernizer.uptime": [({}, 3)],
+                                                "printernizer.app.starts": [({}, 1)]})
+    point = message.resource_metrics[0].scope_metrics[0].metrics[1].sum.data_points[0]
+    point.start_time_unix_nano -= 7 * 86400 * 10**9
+    point.time_unix_nano -= 7 * 86400 * 10**9
+    assert _codes(message) == ["mixed_weeks"]
+
+
+@pytest.mark.parametrize(("metric", "value"), [
+    ("printernizer.jobs", CATALOG.protocol.max_counter_value + 1),
+    ("printernizer.jobs", -1),
+    ("printernizer.uptime", 8),
+])
+def test_values_out_of_bounds_are_refused(metric: str, value: int) -> None:
+    """Counters are non-negative and at most the catalog's max; days at most 7."""
+    attrs = JOBS if metric == "printernizer.jobs" else {}
+    with pytest.raises(InvalidReport) as caught:
+        validate(request(new_installation(), data={metric: [(attrs, value)]}), LIMITS)
+    assert [p.code for p in caught.value.problems] == ["value_out_of_range"]
+
+
+def test_largest_counter_value_is_accepted() -> None:
+    top = CATALOG.protocol.max_counter_value
+    accepted = validate(request(new_installation(), data={"printernizer.jobs": [(JOBS, top)]}), LIMITS)
+    assert accepted.reports[0].points[0].value == top
+
+
+def test_a_counter_sent_as_a_cumulative_sum_is_the_wrong_kind() -> None:
+    message = request(new_installation(), data={"printernizer.app.starts": [({}, 1)],
+                                                "printernizer.uptime": [({}, 1)]})
+    metric = message.resource_metrics[0].scope_metrics[0].metrics[0]
+    metric.sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    accepted = validate(message, LIMITS)
+    assert accepted.problems == [Problem("wrong_kind",
+                                         "metric 'printernizer.app.starts' must be a monotonic delta Sum")]
+
+
+def test_double_values_and_non_string_attributes_are_refused() -> None:
+    message = request(new_installation(), data={"printernizer.app.starts": [({}, 1)],
+                                                "printernizer.jobs": [(JOBS, 1)],
+                                                "printernizer.uptime": [({}, 1)]})
+    metrics = message.resource_metrics[0].scope_metrics[0].metrics
+    metrics[0].sum.data_points[0].as_double = 1.5
+    metrics[1].sum.data_points[0].attributes[0].value.int_value = 3
+    accepted = validate(message, LIMITS)
+    assert [p.code for p in accepted.problems] == ["not_an_integer", "value_not_allowed"]
+    assert accepted.rejected_points == 2
+
+
+def test_a_repeated_point_is_refused() -> None:
+    accepted = validate(request(new_installation(), data={"printernizer.jobs": [(JOBS, 1), (JOBS, 2)]}),
+                        LIMITS)
+    assert [p.code for p in accepted.problems] == ["duplicate_point"]
+    assert accepted.reports[0].points[0].value == 1
+
+
+def test_a_report_whose_points_are_all_refused_is_invalid() -> None:
+    assert _codes(request(new_installation(), data={"printernizer.secret": [({}, 1)]})) == [
+        "unknown_metric"]
+
+
+def test_empty_requests_are_invalid() -> None:
+    assert _codes(ExportMetricsServiceRequest()) == ["empty"]
+    assert _codes(request(new_installation(), data={})) == ["empty"]
+
+
+def test_two_installations_in_one_request_are_invalid() -> None:
+    message = request(new_installation())
+    other = new_installation()
+    add_week(message, resource(other), {"printernizer.uptime": [({}, 1)]}, date(2025, 6, 2))
+    assert _codes(message) == ["mixed_installations"]
+
+
+def test_several_weeks_of_one_installation_are_accepted_but_not_twice_the_same() -> None:
+    installation = new_installation()
+    message = request(installation, WEEK)
+    add_week(message, resource(installation), {"printernizer.uptime": [({}, 1)]}, date(2025, 6, 2))
+    assert [r.week_start.date() for r in validate(message, LIMITS).reports] == [WEEK, date(2025, 6, 2)]
+    add_week(message, resource(installation), {"printernizer.uptime": [({}, 1)]}, WEEK)
+    assert _codes(message) == ["duplicate_week"]

@@ -82,7 +82,9 @@ _T: dict[str, dict[str, str]] = {
             "is repeated until the server confirms it."),
         "erasure_local": (
             "\"Delete all statistics\" on the privacy page (or `otel-usage delete --yes`) "
-            "deletes every statistic stored on your machine, including the installation ID."),
+            "deletes every statistic stored on your machine, including the installation ID. "
+            "If a report has reached the server, an erasure request is kept and repeated until "
+            "the server confirms it."),
         "erasure_export": (
             "\"Export my data\" (or `otel-usage export`) downloads everything stored on your "
             "machine as JSON, so you can check it first."),
@@ -152,7 +154,8 @@ _T: dict[str, dict[str, str]] = {
         "erasure_local": (
             "\"Alle Statistiken löschen\" auf der Datenschutzseite (oder "
             "`otel-usage delete --yes`) löscht jede auf Ihrem Gerät gespeicherte Statistik, "
-            "auch die Installations-ID."),
+            "auch die Installations-ID. Hat ein Bericht den Server erreicht, bleibt eine "
+            "Löschanfrage bestehen und wird wiederholt, bis der Server sie bestätigt."),
         "erasure_export": (
             "\"Meine Daten exportieren\" (oder `otel-usage export`) lädt alles, was auf Ihrem "
             "Gerät gespeichert ist, als JSON herunter, damit Sie es vorher prüfen können."),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -95,8 +96,10 @@ def _guarded(handler: Handler) -> Handler:
             return await handler(request)
         except ApiError as exc:
             return error_response(exc)
-        except UsageError as exc:
-            return error_response(ApiError(503, "store_unavailable", str(exc)))
+        except (UsageError, sqlite3.Error) as exc:
+            detail = str(exc) if isinstance(exc, UsageError) else (
+                f"the local usage database cannot be used: {exc}")
+            return error_response(ApiError(503, "store_unavailable", detail))
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
@@ -160,11 +163,7 @@ class _Api:
 
     async def statistics(self, request: Request) -> Response:
         """The local statistics viewer, with when a report last reached the server."""
-        stats = await self.usage.statistics()
-        uploads = await asyncio.to_thread(self.usage.history)
-        sent = [u["attempted_at"] for u in uploads
-                if u["kind"] == "report" and u["status"] is not None and 200 <= u["status"] < 300]
-        return _json({**stats, "last_sent": sent[-1] if sent else None})
+        return _json(await self.usage.statistics())
 
     async def catalog(self, request: Request) -> Response:
         """What we collect and what we don't, in the asked language, from the catalog."""

@@ -180,7 +180,7 @@
   function showStatistics(s) {
     const empty = !s.installation_id && !s.days_active;
     const week = s.this_week;
-    const sent = s.last_sent || (state.mode === "on" ? t("last_sent_never") : t("last_sent_never_off"));
+    const sent = s.last_submitted || (state.mode === "on" ? t("last_sent_never") : t("last_sent_never_off"));
     fill($("stats-body"), 
       empty ? el("p", { class: "note", id: "stats-empty" }, t("empty_stats")) : null,
       el("dl", { class: "facts" },

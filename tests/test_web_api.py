@@ -1,0 +1,414 @@
+"""The privacy page's JSON API without a browser: every endpoint, behind an ingress prefix, and
+bad input answered with a clear 4xx JSON error that changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otel_usage import ManualClock, UsageTelemetry
+from otel_usage._privacy import render_privacy_markdown
+from otel_usage.web._language import negotiate
+from otel_usage.web._markdown import markdown_to_html
+from web_support import (
+    INGRESS,
+    Client,
+    MONDAY,
+    PAGE,
+    IngressProxy,
+    build_app,
+    collector,
+    make_usage,
+    record,
+    sent_once,
+)
+
+API = PAGE + "api/"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(MONDAY)
+
+
+@pytest.fixture
+def usage(data_dir: Path, clock: ManualClock) -> Iterator[UsageTelemetry]:
+    telemetry = make_usage(data_dir, clock)
+    yield telemetry
+    telemetry.shutdown()
+
+
+def client_for(usage: UsageTelemetry) -> Client:
+    return Client(IngressProxy(build_app(usage)))
+
+
+@pytest.fixture
+def client(usage: UsageTelemetry) -> Client:
+    return client_for(usage)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# The page.
+
+
+def test_page_is_served_behind_the_ingress_prefix_with_only_relative_urls(
+    client: Client,
+) -> None:
+    response = client.get(PAGE, headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-language"] == "en"
+    urls = re.findall(r'(?:href|src|action)="([^"]*)"', response.text)
+    assert urls == ["static/icon.svg", "static/style.css", "static/app.js", "?lang=en",
+                    "?lang=de", "#settings", "#stats", "#report", "#history", "#policy",
+                    "#policy", "#stats", "api/export"]
+    assert "{{" not in response.text
+    fetched = re.findall(r'api\("([^"?]*)', (client.get(PAGE + "static/app.js")).text)
+    assert sorted(set(fetched)) == ["api/catalog", "api/data", "api/history", "api/mode",
+                                    "api/privacy", "api/report", "api/send-now",
+                                    "api/statistics"]
+
+
+def test_page_headers_forbid_anything_from_elsewhere(client: Client) -> None:
+    headers = client.get(PAGE).headers
+    assert (headers["content-security-policy"], headers["cache-control"]) == (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'",
+        "no-store")
+
+
+def test_prefix_without_slash_redirects_relatively(client: Client) -> None:
+    """A relative Location keeps the ingress prefix the app never sees."""
+    response = client.get(INGRESS + "/usage?lang=de", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (307, "usage/?lang=de")
+    assert client.get(INGRESS + "/usage").url.path == PAGE
+
+
+@pytest.mark.parametrize(("query", "accept", "language", "title"), [
+    ("", "de-DE,de;q=0.9,en;q=0.8", "de", "Datenschutz &amp; Nutzungsstatistik"),
+    ("", "fr-FR,en;q=0.5", "en", "Privacy &amp; usage statistics"),
+    ("?lang=en", "de-DE", "en", "Privacy &amp; usage statistics"),
+    ("?lang=de", "", "de", "Datenschutz &amp; Nutzungsstatistik"),
+    ("?lang=fr", "de", "de", "Datenschutz &amp; Nutzungsstatistik"),
+])
+def test_page_language_from_parameter_or_browser(
+    client: Client, query: str, accept: str, language: str, title: str
+) -> None:
+    text = client.get(PAGE + query, headers={"Accept-Language": accept}).text
+    assert re.findall(r'<html lang="(\w+)">|<title>(.*)</title>', text) == [
+        (language, ""), ("", title)]
+
+
+@pytest.mark.parametrize(("header", "language"), [
+    (None, "en"), ("", "en"), ("de", "de"), ("en-GB,de;q=0.8", "en"), ("de-AT, en;q=0.9", "de"),
+    ("fr, de;q=0.1", "de"), ("de;q=0, en", "en"), ("de;q=x", "en"), ("en;q=0.5, de;q=0.5", "en"),
+])
+def test_accept_language_negotiation(header: str | None, language: str) -> None:
+    assert negotiate(header) == language
+
+
+def test_static_files_and_unknown_names(client: Client) -> None:
+    kinds = {name: client.get(PAGE + "static/" + name).headers["content-type"]
+             for name in ("app.js", "style.css", "icon.svg", "en.json")}
+    assert kinds == {"app.js": "text/javascript; charset=utf-8",
+                     "style.css": "text/css; charset=utf-8", "icon.svg": "image/svg+xml",
+                     "en.json": "application/json"}
+    for name in ("index.html", "_router.py", "nope.js"):
+        response = client.get(PAGE + "static/" + name)
+        assert (response.status_code, response.json()) == (
+            404, {"error": "not_found", "detail": f"no static file named {name!r}"})
+    assert client.get(PAGE + "static/..%2F_router.py").status_code == 404
+
+
+def test_english_and_german_texts_have_the_same_keys(client: Client) -> None:
+    en, de = (client.get(PAGE + f"static/{lang}.json").json() for lang in ("en", "de"))
+    assert sorted(en) == sorted(de)
+
+
+# The mode.
+
+
+def test_mode_defaults_to_local(client: Client) -> None:
+    assert client.get(API + "mode").json() == {
+        "mode": "local", "forced_by_environment": False, "modes": ["off", "local", "on"]}
+
+
+def test_opting_in_is_stored_and_makes_an_installation_id(
+    client: Client, usage: UsageTelemetry
+) -> None:
+    response = client.put(API + "mode", json={"mode": "on"})
+    assert (response.status_code, response.json()) == (
+        200, {"mode": "on", "forced_by_environment": False, "modes": ["off", "local", "on"]})
+    assert usage.mode == "on"
+    stats = client.get(API + "statistics").json()
+    assert (stats["mode"], stats["installation_id"] is not None) == ("on", True)
+
+
+def test_mode_forced_by_the_environment_is_reported(data_dir: Path, clock: ManualClock) -> None:
+    usage = make_usage(data_dir, clock, environ={"DO_NOT_TRACK": "1"})
+    client = client_for(usage)
+    response = client.put(API + "mode", json={"mode": "on"})
+    assert response.json() == {
+        "mode": "off", "forced_by_environment": True, "modes": ["off", "local", "on"]}
+
+
+BAD_MODE_REQUESTS = [
+    ("PUT", "mode", {"json": {"mode": "sometimes"}}, 422,
+     {"error": "invalid_mode", "detail": "unknown mode 'sometimes': choose one of off, local, on"}),
+    ("PUT", "mode", {"json": {}}, 422,
+     {"error": "mode_required", "detail": 'send {"mode": "off" | "local" | "on"}'}),
+    ("PUT", "mode", {"json": {"mode": 1}}, 422,
+     {"error": "mode_required", "detail": 'send {"mode": "off" | "local" | "on"}'}),
+    ("PUT", "mode", {"content": b"mode=on",
+                     "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415,
+     {"error": "json_required", "detail": "send the request body as application/json"}),
+    ("PUT", "mode", {"content": b'{"mode": ', "headers": {"Content-Type": "application/json"}},
+     400, {"error": "invalid_json",
+           "detail": "the body is not valid JSON: Expecting value: line 1 column 10 (char 9)"}),
+    ("PUT", "mode", {"json": ["on"]}, 400,
+     {"error": "invalid_json", "detail": "the body must be a JSON object"}),
+    ("POST", "mode", {"json": {"mode": "on"}}, 405,
+     {"error": "method_not_allowed", "detail": "POST is not allowed here: use GET or PUT"}),
+    ("DELETE", "statistics", {}, 405,
+     {"error": "method_not_allowed", "detail": "DELETE is not allowed here: use GET"}),
+    ("GET", "send-now", {}, 405,
+     {"error": "method_not_allowed", "detail": "GET is not allowed here: use POST"}),
+    ("GET", "data", {}, 405,
+     {"error": "method_not_allowed", "detail": "GET is not allowed here: use DELETE"}),
+    ("PUT", "export", {}, 405,
+     {"error": "method_not_allowed", "detail": "PUT is not allowed here: use GET"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status", "body"), BAD_MODE_REQUESTS)
+def test_bad_requests_get_a_clear_error_and_change_nothing(
+    client: Client, usage: UsageTelemetry, method: str, path: str, kwargs: dict[str, Any],
+    status: int, body: dict[str, str],
+) -> None:
+    record(usage, 2)
+    before = (usage.mode, run(usage.export_json()))
+    response = client.request(method, API + path, **kwargs)
+    assert (response.status_code, response.json()) == (status, body)
+    assert response.headers["content-type"] == "application/json"
+    assert (usage.mode, run(usage.export_json())) == before
+
+
+def test_method_not_allowed_names_the_allowed_ones(client: Client) -> None:
+    assert client.patch(API + "mode").headers["allow"] == "GET, PUT"
+
+
+def test_unsupported_language_is_refused(client: Client) -> None:
+    for path in ("catalog", "privacy"):
+        response = client.get(API + path + "?lang=fr")
+        assert (response.status_code, response.json()) == (400, {
+            "error": "unsupported_language",
+            "detail": "unsupported language 'fr': choose one of en, de"})
+
+
+# Reading.
+
+
+def test_statistics_are_the_local_viewer_with_the_last_sent_time(
+    client: Client, usage: UsageTelemetry
+) -> None:
+    record(usage, 4, downloads=1)
+    expected = run(usage.statistics())
+    assert client.get(API + "statistics").json() == expected
+    assert expected["this_week"] == {"jobs_completed": 4, "files_downloaded": 1,
+                                     "active_printers": 0, "errors": 0}
+    assert [w["week_start"] for w in expected["weeks"]] == [
+        "2026-10-05", "2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02", "2026-11-09",
+        "2026-11-16", "2026-11-23"]
+
+
+def test_statistics_of_a_fresh_installation(client: Client) -> None:
+    assert client.get(API + "statistics").json() == {
+        "mode": "local", "installation_id": None, "first_used": None, "days_active": 0,
+        "week_start": "2026-11-23",
+        "this_week": {"jobs_completed": 0, "files_downloaded": 0, "active_printers": 0,
+                      "errors": 0},
+        "weeks": [], "features": {f: None for f in (
+            "library", "library_search", "timelapse", "auto_job_creation", "german_business",
+            "watch_folders")},
+        "last_submitted": None}
+
+
+def test_catalog_texts_in_german(client: Client, usage: UsageTelemetry) -> None:
+    data = client.get(API + "catalog?lang=de").json()
+    catalog = usage.catalog
+    assert (data["language"], data["catalog_version"], data["policy"]) == (
+        "de", catalog.version,
+        {"retention_months": 24, "k_anonymity": 5, "outbox_max_age_weeks": 8})
+    assert data["never"] == [n.de for n in catalog.never]
+    assert [m["name"] for m in data["collect"]] == list(catalog.metrics)
+    assert data["collect"][0] == {
+        "name": "printernizer.jobs", "unit": "{job}",
+        "text": "Druckaufträge der Woche, nach Ergebnis und Druckertyp.",
+        "attributes": {"job.status": "created, started, completed, failed, cancelled",
+                       "printer.type": "bambu_lab, prusa_core, octoprint, unknown"}}
+    assert data["resource"][7] == {
+        "key": "geo.country.iso_code",
+        "text": "Das Land, auf Ihrem Gerät aus der Zeitzoneneinstellung abgeleitet "
+                "(nie aus einer IP-Adresse)."}
+
+
+def test_catalog_language_follows_the_browser(client: Client) -> None:
+    data = client.get(API + "catalog", headers={"Accept-Language": "de-CH"}).json()
+    assert data["language"] == "de"
+
+
+def test_privacy_policy_is_the_generated_markdown(client: Client, usage: UsageTelemetry) -> None:
+    markdown = render_privacy_markdown(usage.catalog, "de")
+    assert client.get(API + "privacy?lang=de").json() == {
+        "language": "de", "markdown": markdown, "html": markdown_to_html(markdown)}
+
+
+def test_markdown_subset_is_escaped_html() -> None:
+    text = ("<!-- note -->\n\n# Title <b>\n\nOne `a<b>` and **bold**\nline.\n\n- x & y\n- z\n\n"
+            "| A | B |\n|---|---|\n| `k` | 1 \\| 2 |\n\n---\n")
+    assert markdown_to_html(text) == (
+        "<h2>Title &lt;b&gt;</h2>\n"
+        "<p>One <code>a&lt;b&gt;</code> and <strong>bold</strong> line.</p>\n"
+        "<ul><li>x &amp; y</li><li>z</li></ul>\n"
+        '<div class="table-scroll"><table><thead><tr><th scope="col">A</th>'
+        '<th scope="col">B</th></tr></thead><tbody><tr><td><code>k</code></td><td>1 | 2</td>'
+        "</tr></tbody></table></div>")
+
+
+def test_report_preview_of_a_new_installation(client: Client) -> None:
+    assert client.get(API + "report").json() == {
+        "report": None, "last_sent": None, "difference": None}
+
+
+def test_report_preview_with_its_difference_from_the_last_sent(
+    data_dir: Path, clock: ManualClock
+) -> None:
+    with collector() as (endpoint, received):
+        usage = make_usage(data_dir, clock, endpoint=endpoint)
+        sent_once(usage, clock)
+        data = client_for(usage).get(API + "report").json()
+        assert data == usage.preview()
+        usage.shutdown()
+    assert [(method, path) for method, path, _ in received] == [("POST", "/v1/metrics")]
+    assert (data["report"]["week"], data["report"]["state"]) == ("2026-W50", "draft")
+    assert data["difference"]["points"] == [
+        {"metric": "printernizer.app.starts", "attributes": {}, "last_sent": 1, "next": None},
+        {"metric": "printernizer.file.downloads", "attributes": {"printer.type": "prusa_core"},
+         "last_sent": None, "next": 2},
+        {"metric": "printernizer.jobs",
+         "attributes": {"job.status": "completed", "printer.type": "bambu_lab"},
+         "last_sent": 3, "next": 5},
+    ]
+    assert list(data["report"]["otlp"]) == ["resourceMetrics"]
+
+
+def test_upload_history(data_dir: Path, clock: ManualClock) -> None:
+    with collector() as (endpoint, _):
+        usage = make_usage(data_dir, clock, endpoint=endpoint)
+        client = client_for(usage)
+        assert client.get(API + "history").json() == {"uploads": []}
+        sent_once(usage, clock)
+        history = client.get(API + "history").json()
+        stats = client.get(API + "statistics").json()
+        usage.shutdown()
+    assert history == {"uploads": [{
+        "kind": "report", "week": "2026-W49", "attempted_at": "2026-12-13T23:30:00+00:00",
+        "endpoint": endpoint, "bytes": history["uploads"][0]["bytes"], "status": 200,
+        "answer": "{}"}]}
+    assert stats["last_submitted"] == "2026-12-13T23:30:00+00:00"
+
+
+# Changing.
+
+
+def test_send_now_in_mode_local_sends_nothing(client: Client) -> None:
+    response = client.post(API + "send-now", json={})
+    assert (response.status_code, response.json()) == (200, {
+        "built": [], "sent": [], "failed": [], "retry": [], "expired": 0,
+        "erasures_acknowledged": 0, "erasures_pending": 0, "refused": None})
+
+
+def test_send_now_sends_a_closed_week(data_dir: Path, clock: ManualClock) -> None:
+    with collector() as (endpoint, received):
+        usage = make_usage(data_dir, clock, endpoint=endpoint)
+        client = client_for(usage)
+        assert client.put(API + "mode", json={"mode": "on"}).status_code == 200
+        record(usage, 1)
+        clock.set(MONDAY.replace(day=30))
+        record(usage, 2)
+        clock.set(MONDAY.replace(month=12, day=13, hour=23))
+        response = client.post(API + "send-now", json={})
+        usage.shutdown()
+    assert response.json() == {
+        "built": ["2026-W49"], "sent": ["2026-W49"], "failed": [], "retry": [], "expired": 0,
+        "erasures_acknowledged": 0, "erasures_pending": 0, "refused": None}
+    assert len(received) == 1
+
+
+def test_export_is_a_json_attachment(client: Client, usage: UsageTelemetry) -> None:
+    record(usage, 2)
+    response = client.get(API + "export")
+    assert (response.status_code, response.headers["content-disposition"],
+            response.headers["content-type"]) == (
+        200, 'attachment; filename="otel-usage-export-2026-11-23.json"', "application/json")
+    assert response.json() == run(usage.export_json())
+
+
+@pytest.mark.parametrize("body", [None, {}, {"confirm": "yes"}, {"confirm": 1},
+                                  {"confirmed": True}])
+def test_delete_needs_an_explicit_confirmation(
+    client: Client, usage: UsageTelemetry, body: Any
+) -> None:
+    record(usage, 2)
+    before = run(usage.export_json())
+    kwargs: dict[str, Any] = ({"content": b"", "headers": {"Content-Type": "application/json"}}
+                              if body is None else {"json": body})
+    for method, path in (("DELETE", "data"), ("POST", "data/delete")):
+        response = client.request(method, API + path, **kwargs)
+        assert (response.status_code, response.json()) == (400, {
+            "error": "confirmation_required",
+            "detail": 'deleting every statistic on this machine needs {"confirm": true}'})
+    assert run(usage.export_json()) == before
+
+
+@pytest.mark.parametrize(("method", "path"), [("DELETE", "data"), ("POST", "data/delete")])
+def test_delete_all_empties_the_viewer(
+    client: Client, usage: UsageTelemetry, method: str, path: str
+) -> None:
+    client.put(API + "mode", json={"mode": "on"})
+    record(usage, 2)
+    response = client.request(method, API + path, json={"confirm": True})
+    assert (response.status_code, response.json()) == (200, {"deleted": True})
+    stats = client.get(API + "statistics").json()
+    assert (stats["mode"], stats["installation_id"], stats["days_active"], stats["this_week"]) == (
+        "local", None, 0,
+        {"jobs_completed": 0, "files_downloaded": 0, "active_printers": 0, "errors": 0})
+    assert run(usage.export_json())["series"] == []
+
+
+def test_a_broken_database_is_a_503_json_error(data_dir: Path, clock: ManualClock) -> None:
+    (data_dir / "usage.sqlite3").write_bytes(b"this is not a database" * 100)
+    client = client_for(make_usage(data_dir, clock))
+    for path in ("statistics", "report", "history", "export"):
+        response = client.get(API + path)
+        assert (response.status_code, response.json()["error"]) == (503, "store_unavailable")
+
+
+def test_the_client_core_does_not_import_fastapi() -> None:
+    code = ("import sys, otel_usage, otel_usage._cli, otel_usage._privacy, otel_usage._reads; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('fastapi', 'starlette'))))")
+    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out) == []

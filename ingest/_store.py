@@ -108,7 +108,7 @@ class Store:
 
     def _write(self, conn: Connection, jobs: list[ReportJob]) -> list[bool]:
         ids = sorted({job.installation_id for job in jobs})
-        known: dict[str, str] = dict(conn.execute(sql.credentials(ids)).tuples().all())
+        known: dict[str, str] = dict(conn.execute(sql.credentials(ids)).all())
         outcomes, latest, new = _match_credentials(jobs, known)
         if new:
             conn.execute(sql.register(), new)
@@ -127,7 +127,7 @@ class Store:
             return
         ids = sorted({i for i, _ in latest})
         weeks = sorted({w for _, w in latest})
-        old = [row for row in conn.execute(sql.stored_reports(ids, weeks)).tuples()
+        old = [row for row in conn.execute(sql.stored_reports(ids, weeks))
                if (row[0], row[1]) in latest]
         for row in old:
             report = _stored_report(*row)
@@ -159,7 +159,7 @@ class Store:
     def _known_keys(self, conn: Connection, week: object) -> set[tuple[str, ...]]:
         keys = self._rollup_keys.get(week)
         if keys is None:
-            keys = {tuple(row) for row in conn.execute(sql.rollup_keys(week)).tuples()}
+            keys = {tuple(row) for row in conn.execute(sql.rollup_keys(week))}
             self._rollup_keys[week] = keys
             while len(self._rollup_keys) > _CACHED_WEEKS:
                 self._rollup_keys.popitem(last=False)
@@ -171,13 +171,13 @@ class Store:
     def erase(self, installation_id: str, credential_hash: str) -> int:
         """Remove every row of an installation; the number of weeks it had."""
         with self._transaction() as conn:
-            known = dict(conn.execute(sql.credentials([installation_id])).tuples().all())
+            known = dict(conn.execute(sql.credentials([installation_id])).all())
             stored = known.get(installation_id)
             if stored is None:
                 return 0
             if not hmac.compare_digest(stored, credential_hash):
                 raise CredentialRejected("credential does not match this installation")
-            rows = conn.execute(sql.stored_reports([installation_id], [])).tuples().all()
+            rows = conn.execute(sql.stored_reports([installation_id], [])).all()
             sums: dict[tuple[object, ...], list[int]] = {}
             for row in rows:
                 report = _stored_report(*row)

@@ -13,16 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from otel_usage import ManualClock, UsageTelemetry
-from otel_usage._privacy import render_privacy_markdown
-from otel_usage.web._language import negotiate
-from otel_usage.web._markdown import markdown_to_html
 from web_support import (
     INGRESS,
-    Client,
     MONDAY,
     PAGE,
+    Client,
     IngressProxy,
     build_app,
     collector,
@@ -30,6 +25,11 @@ from web_support import (
     record,
     sent_once,
 )
+
+from otel_usage import ManualClock, UsageTelemetry
+from otel_usage._privacy import render_privacy_markdown
+from otel_usage.web._language import negotiate
+from otel_usage.web._markdown import markdown_to_html
 
 API = PAGE + "api/"
 

@@ -1,0 +1,204 @@
+"""The HTTP API end to end, on SQLite and on a real PostgreSQL, per the OTLP/HTTP spec."""
+
+from __future__ import annotations
+
+import gzip
+import httpx
+import pytest
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
+from ingest_reports import CATALOG, encode, new_credential, new_installation, request
+from ingest_support import app_client, database_url, query, settings  # noqa: F401  (fixture)
+
+from ingest import create_app
+from ingest._asgi import ExportShortcut
+
+HEADER = CATALOG.protocol.credential_header
+PATH = CATALOG.protocol.metrics_path
+UPTIME = {"printernizer.uptime": [({}, 5)]}
+
+
+def _post_args(installation: str, credential: str, fmt: str = "protobuf", compress: bool = True,
+               **kwargs: object) -> dict[str, object]:
+    body, headers = encode(request(installation, **kwargs), fmt, compress)  # type: ignore[arg-type]
+    return {"content": body, "headers": headers | {HEADER: credential}}
+
+
+def _count(url: str, table: str = "weekly_reports") -> int:
+    return int(query(url, f"SELECT COUNT(*) FROM {table}")[0][0])
+
+
+@pytest.mark.parametrize(("fmt", "compress", "answer"), [
+    ("protobuf", True, b""), ("protobuf", False, b""), ("json", True, b"{}"), ("json", False, b"{}"),
+])
+async def test_a_valid_report_is_stored_and_answered_in_its_format(
+        database_url: str, fmt: str, compress: bool, answer: bytes) -> None:  # noqa: F811
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, **_post_args(new_installation(), new_credential(), fmt,
+                                                        compress))  # type: ignore[arg-type]
+    assert (response.status_code, response.content) == (200, answer)
+    assert response.headers["content-type"] == {"protobuf": "application/x-protobuf",
+                                                 "json": "application/json"}[fmt]
+    assert _count(database_url) == 1
+
+
+async def test_refused_points_are_reported_as_partial_success(database_url: str) -> None:  # noqa: F811
+    data = UPTIME | {"printernizer.telemetry.secret": [({}, 1)], "printernizer.app.starts": [({"host": "x"}, 1)]}
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, **_post_args(new_installation(), new_credential(), "json",
+                                                        data=data))  # type: ignore[arg-type]
+    assert response.status_code == 200
+    assert response.json() == {"partialSuccess": {
+        "rejectedDataPoints": "2",
+        "errorMessage": "metric 'printernizer.telemetry.secret' is not in the catalog; "
+                        "metric 'printernizer.app.starts' has no attribute 'host'"}}
+    assert query(database_url, "SELECT points FROM weekly_reports") == [
+        ('[["printernizer.uptime",{},5]]',)]
+
+
+@pytest.mark.parametrize("fmt", ["protobuf", "json"])
+async def test_invalid_data_is_a_400_with_a_status_and_stores_nothing(
+        database_url: str, fmt: str) -> None:  # noqa: F811
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, **_post_args(new_installation(), new_credential(), fmt,
+                                                        data={"printernizer.secret": [({}, 1)]}))  # type: ignore[arg-type]
+    assert response.status_code == 400
+    status = (Status.FromString(response.content) if fmt == "protobuf"
+              else json_format.Parse(response.content, Status()))
+    assert status == Status(code=3, message="metric 'printernizer.secret' is not in the catalog")
+    assert _count(database_url) == 0
+    assert _count(database_url, "installations") == 0
+
+
+async def test_bodies_over_the_limit_are_413_even_when_gzip_hides_it(database_url: str) -> None:  # noqa: F811
+    async with app_client(settings(database_url, max_body_bytes=1000)) as client:
+        big = await client.post(PATH, content=b"\0" * 1001, headers={
+            "content-type": "application/x-protobuf", HEADER: new_credential()})
+        bomb = await client.post(PATH, content=gzip.compress(b"\0" * 100_000), headers={
+            "content-type": "application/x-protobuf", "content-encoding": "gzip",
+            HEADER: new_credential()})
+    assert (big.status_code, bomb.status_code) == (413, 413)
+    assert Status.FromString(bomb.content) == Status(
+        code=8, message="body is over 1000 bytes after decompression")
+
+
+async def test_other_content_types_are_415(database_url: str) -> None:  # noqa: F811
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, content=b"hello", headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    assert Status.FromString(response.content).code == 3
+
+
+async def test_a_missing_or_wrong_credential_is_403(database_url: str) -> None:  # noqa: F811
+    """The first report registers the credential; later ones must carry it."""
+    installation, credential = new_installation(), new_credential()
+    async with app_client(settings(database_url)) as client:
+        first = await client.post(PATH, **_post_args(installation, credential))  # type: ignore[arg-type]
+        wrong = await client.post(PATH, **_post_args(installation, new_credential(), seed=2))  # type: ignore[arg-type]
+        args = _post_args(installation, credential)
+        del args["headers"][HEADER]  # type: ignore[attr-defined]
+        missing = await client.post(PATH, **args)  # type: ignore[arg-type]
+        again = await client.post(PATH, **_post_args(installation, credential, seed=3))  # type: ignore[arg-type]
+    assert [r.status_code for r in (first, wrong, missing, again)] == [200, 403, 403, 200]
+    assert Status.FromString(wrong.content) == Status(
+        code=7, message="credential does not match this installation")
+    assert _count(database_url) == 1
+
+
+async def test_an_installation_over_its_rate_is_429_with_retry_after(database_url: str) -> None:  # noqa: F811
+    installation, credential = new_installation(), new_credential()
+    config = settings(database_url, installation_burst=2, installation_rate=1 / 60)
+    async with app_client(config) as client:
+        answers = [await client.post(PATH, **_post_args(installation, credential, seed=i))  # type: ignore[arg-type]
+                   for i in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].headers["retry-after"] == "60"
+
+
+async def test_an_address_over_its_rate_is_429_before_the_body_is_read(database_url: str) -> None:  # noqa: F811
+    config = settings(database_url, address_burst=1, address_rate=0.5)
+    async with app_client(config) as client:
+        first = await client.post(PATH, **_post_args(new_installation(), new_credential()))  # type: ignore[arg-type]
+        second = await client.post(PATH, content=b"garbage", headers={
+            "content-type": "application/x-protobuf", HEADER: new_credential()})
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert second.headers["retry-after"] == "2"
+
+
+async def test_a_full_write_queue_is_503_with_retry_after(database_url: str) -> None:  # noqa: F811
+    async with app_client(settings(database_url, max_pending=0, retry_after_s=7)) as client:
+        response = await client.post(PATH, **_post_args(new_installation(), new_credential()))  # type: ignore[arg-type]
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    assert Status.FromString(response.content) == Status(code=14, message="the write queue is full")
+    assert _count(database_url) == 0
+
+
+async def test_erasure_removes_the_installation_and_needs_its_credential(database_url: str) -> None:  # noqa: F811
+    installation, credential = new_installation(), new_credential()
+    other = new_installation()
+    path = CATALOG.protocol.installation_path.format(installation_id=installation)
+    async with app_client(settings(database_url)) as client:
+        await client.post(PATH, **_post_args(installation, credential))  # type: ignore[arg-type]
+        await client.post(PATH, **_post_args(other, new_credential()))  # type: ignore[arg-type]
+        without = await client.delete(path)
+        wrong = await client.delete(path, headers={HEADER: new_credential()})
+        erased = await client.delete(path, headers={HEADER: credential})
+        again = await client.delete(path, headers={HEADER: credential})
+        malformed = await client.delete("/v1/installations/abc", headers={HEADER: credential})
+    assert [r.status_code for r in (without, wrong, erased, again, malformed)] == [
+        403, 403, 204, 204, 400]
+    assert query(database_url, "SELECT installation_id FROM weekly_reports") == [(other,)]
+    assert query(database_url, "SELECT installation_id FROM installations") == [(other,)]
+
+
+async def test_health_and_readiness(database_url: str) -> None:  # noqa: F811
+    async with app_client(settings(database_url)) as client:
+        health = await client.get("/healthz")
+        ready = await client.get("/readyz")
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+
+async def test_requests_are_counted_per_day_without_identifiers(database_url: str) -> None:  # noqa: F811
+    """accepted / rejected by reason / throttled, and no address anywhere in the store."""
+    config = settings(database_url, installation_burst=1)
+    installation, credential = new_installation(), new_credential()
+    async with app_client(config) as client:
+        await client.post(PATH, **_post_args(installation, credential))  # type: ignore[arg-type]
+        await client.post(PATH, **_post_args(installation, credential, seed=1))  # type: ignore[arg-type]
+        await client.post(PATH, content=b"x", headers={"content-type": "text/csv"})
+        await client.post(PATH, **_post_args(new_installation(), new_credential(), data=UPTIME | {
+            "printernizer.secret": [({}, 1)]}))  # type: ignore[arg-type]
+    rows = query(database_url, "SELECT day, outcome, reason, requests FROM usage_submissions "
+                               "ORDER BY outcome, reason")
+    assert [(str(r[0])[:19], *r[1:]) for r in rows] == [
+        ("2025-06-18 00:00:00", "accepted", "", 1),
+        ("2025-06-18 00:00:00", "accepted", "partial", 1),
+        ("2025-06-18 00:00:00", "rejected", "unsupported_media_type", 1),
+        ("2025-06-18 00:00:00", "throttled", "rate_limited", 1),
+    ]
+    for table in ("weekly_reports", "installations", "events_summary", "daily_stats"):
+        dump = repr(query(database_url, f"SELECT * FROM {table}"))
+        assert "203.0.113" not in dump
+
+
+async def test_the_openapi_schema_documents_the_export_and_erasure(database_url: str) -> None:  # noqa: F811
+    async with app_client(settings(database_url)) as client:
+        schema = (await client.get("/openapi.json")).json()
+    export = schema["paths"][PATH]["post"]
+    assert sorted(export["requestBody"]["content"]) == ["application/json", "application/x-protobuf"]
+    assert sorted(export["responses"]) == ["200", "400", "403", "413", "415", "429", "503"]
+    assert "delete" in schema["paths"][CATALOG.protocol.installation_path]
+
+
+async def test_the_export_route_answers_like_the_fast_path(database_url: str) -> None:  # noqa: F811
+    """The documented FastAPI route (behind the plain ASGI shortcut) gives the same answers."""
+    app = create_app(settings(database_url))
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not ExportShortcut]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+            ok = await client.post(PATH, **_post_args(new_installation(), new_credential(), "json"))  # type: ignore[arg-type]
+            bad = await client.post(PATH, content=b"x", headers={"content-type": "text/csv"})
+    assert (ok.status_code, ok.content, bad.status_code) == (200, b"{}", 415)

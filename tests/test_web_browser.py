@@ -137,11 +137,16 @@ def in_thread(coroutine: Callable[[], Any]) -> Any:
         return pool.submit(asyncio.run, coroutine()).result()
 
 
-def screenshot(page: Any, name: str) -> None:
+def screenshot(page: Any, name: str, *sections: str) -> None:
+    """The whole page, and each named section on its own (easier to look at)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     print(f"screenshot: {path}")
+    for section in sections:
+        part = SCREENSHOTS / f"{name}-{section}.png"
+        page.locator(f"#{section}").screenshot(path=str(part))
+        print(f"screenshot: {part}")
 
 
 def texts(page: Any, selector: str) -> list[str]:
@@ -201,12 +206,12 @@ def test_history_and_difference_from_the_last_sent_report(open_page: Open, data_
         assert texts(page, "#history-body tbody tr") == [
             f"2026-12-13T23:30:00+00:00\treport\t2026-W49\t{endpoint}\t{size}\t200 · {{}}"]
         assert texts(page, "#changes li") == [
-            "printernizer.app.starts \u2013: 1 → not in the next report",
+            "printernizer.app.starts: 1 → not in the next report",
             "printernizer.file.downloads printer.type=prusa_core: new → 2",
             "printernizer.jobs job.status=completed, printer.type=bambu_lab: 3 → 5",
         ]
         assert "Last submitted: 2026-12-13T23:30:00+00:00" in page.locator("#stats-body").inner_text()
-        screenshot(page, "history-and-difference")
+        screenshot(page, "history-and-difference", "report", "history", "stats")
         usage.shutdown()
 
 
@@ -245,7 +250,9 @@ def test_delete_asks_first_then_the_viewer_is_empty(open_page: Open, usage: Usag
     assert texts(page, "#stats-body .this-week li") == [
         "Jobs completed\n0", "Files downloaded\n0", "Active printers\n0", "Errors encountered\n0"]
     assert in_thread(usage.export_json)["series"] == []
-    screenshot(page, "after-delete")
+    expect(page.locator("#report-none")).to_have_text(
+        "Nothing recorded yet: there is no report to show.")
+    screenshot(page, "after-delete", "stats", "report")
 
 
 def test_switch_to_german(open_page: Open, usage: UsageTelemetry) -> None:
@@ -261,7 +268,7 @@ def test_switch_to_german(open_page: Open, usage: UsageTelemetry) -> None:
     assert texts(page, "#never li") == [n.de for n in load_catalog().never]
     expect(page.locator("#policy-body h3").first).to_have_text("Ihre Wahl")
     assert page.locator("label[for=mode-on]").inner_text() == "Anonyme Nutzungsstatistik teilen"
-    screenshot(page, "german")
+    screenshot(page, "german", "settings", "policy")
 
 
 def test_german_browser_gets_german(open_page: Open, usage: UsageTelemetry) -> None:

@@ -241,8 +241,8 @@
   function changes(result) {
     if (!result.last_sent) return el("p", {}, t("first_report"));
     const diff = result.difference;
-    const items = diff.points.map((d) => el("li", {}, el("code", {}, d.metric), " ",
-      attributes(d.attributes), ": ",
+    const items = diff.points.map((d) => el("li", {}, el("code", {}, d.metric),
+      Object.keys(d.attributes).length ? " " + attributes(d.attributes) : "", ": ",
       d.last_sent === null ? t("change_new") : number.format(d.last_sent), " → ",
       d.next === null ? t("change_gone") : number.format(d.next)));
     for (const [key, pair] of Object.entries(diff.resource)) {
@@ -253,7 +253,8 @@
 
   function showReport(result) {
     const report = result.report;
-    if (!report) {
+    const nothing = report && report.state === "draft" && !report.readable.metrics.length;
+    if (!report || (nothing && !result.last_sent)) {
       fill($("report-body"), el("p", { id: "report-none" }, t("report_none")));
       return;
     }

@@ -56,6 +56,8 @@ def run_panel(engine_or_url: Engine | str, panel: Panel, time_from: datetime,
     try:
         sql = expand(panel.sql(engine.dialect.name), engine.dialect.name,  # type: ignore[arg-type]
                      time_from, time_to)
+        if engine.dialect.paramstyle in ("format", "pyformat"):  # psycopg: "%" starts a placeholder
+            sql = sql.replace("%", "%%")
         with engine.connect() as conn:
             cursor = conn.exec_driver_sql(sql)
             return Result(tuple(cursor.keys()), tuple(tuple(row) for row in cursor))

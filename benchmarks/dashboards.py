@@ -1,0 +1,115 @@
+"""Benchmark of the dashboards (issue 6): every panel's query on a store of a year of a fleet.
+
+Fills a store with 10,000 installations x 52 weeks of the simulated fleet the tests use
+(tests/dashboards_fleet.py: joins, churn, version rollouts, an error surge) through the ingest's
+own storage layer in bulk: `Store.write_reports` in batches of 500 reports, the same
+transaction, rows and rollups (`events_summary`) the service writes, minus HTTP and validation
+(which `benchmarks/ingest.py` measures). Then runs every panel's query with Grafana's macros
+expanded for the whole year, `--repeat` times, and prints per-panel times (best run, ms). The
+last line is one JSON object with `panel_ms_max`.
+
+    python benchmarks/dashboards.py                       # a temporary SQLite file
+    python benchmarks/dashboards.py --database postgresql+psycopg://user@127.0.0.1:5432/db
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# This file is named like the package it measures: take its folder off the path first.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import dashboards_fleet as fleet  # noqa: E402  (the tests' simulated fleet)
+
+from dashboards import queries  # noqa: E402
+from ingest import _rollup  # noqa: E402
+from ingest._store import ReportJob, Store, create_engine  # noqa: E402
+from ingest._validate import Point, Report  # noqa: E402
+
+BATCH = 500
+
+
+def _report(inst: fleet.Installation, week: int, weeks: int) -> Report:
+    resource = inst.resource | {"service.instance.id": inst.installation_id,
+                                "service.version": fleet.version(inst, week)}
+    points = tuple(Point(name, attributes, value)
+                   for name, series in fleet.points(inst, week, weeks).items()
+                   for attributes, value in series.items())
+    start = fleet.week_start(week).replace(tzinfo=None)
+    return Report(inst.installation_id, start, resource, points)
+
+
+def fill(database: str, installations: int, weeks: int) -> dict[str, float]:
+    """Write the fleet's reports week by week; the seconds and reports it took."""
+    store = Store(create_engine(database), fleet.CATALOG)
+    store.migrate(fleet.CATALOG.policy.k_anonymity)
+    population = fleet.make_fleet(installations, weeks)
+    started, reports = time.perf_counter(), 0
+    for week in range(weeks):
+        active = [inst for inst in population if inst.active(week)]
+        for chunk in range(0, len(active), BATCH):
+            jobs = []
+            for inst in active[chunk:chunk + BATCH]:
+                report = _report(inst, week, weeks)
+                delta = _rollup.contributions(report, fleet.CATALOG)
+                jobs.append(ReportJob(inst.installation_id, "0" * 64, ((report, delta),)))
+            store.write_reports(jobs)
+            reports += len(jobs)
+        day = fleet.week_start(week + 1).replace(tzinfo=None) + timedelta(days=2)
+        store.add_counts({(day, "accepted", ""): len(active),
+                          (day, "throttled", "rate_limited"): len(active) // 50,
+                          (day, "rejected", "value_not_allowed"): len(active) // 200})
+    store.dispose()
+    return {"fill_s": round(time.perf_counter() - started, 1), "reports": reports}
+
+
+def time_panels(database: str, weeks: int, repeat: int) -> dict[str, float]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database)
+    start, end = fleet.time_range(weeks)
+    timings = {}
+    for panel in queries.panels():
+        runs = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            result = queries.run_panel(engine, panel, start, end)
+            runs.append((time.perf_counter() - began) * 1000)
+        assert result.rows, f"{panel.key} returned no rows"
+        timings[panel.key] = round(min(runs), 1)
+    engine.dispose()
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", default=None, help="an empty store (default: temp SQLite)")
+    parser.add_argument("--installations", type=int, default=10_000)
+    parser.add_argument("--weeks", type=int, default=52)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    database = args.database or f"sqlite:///{tempfile.mkdtemp(prefix='dash-bench.')}/store.db"
+    import sqlalchemy as sa
+
+    result: dict[str, object] = {"database": sa.make_url(database).get_backend_name(),
+                                 "installations": args.installations, "weeks": args.weeks,
+                                 "started": datetime.now().isoformat(timespec="seconds")}
+    result.update(fill(database, args.installations, args.weeks))
+    timings = time_panels(database, args.weeks, args.repeat)
+    for key, ms in timings.items():
+        print(f"{key:45} {ms:8.1f} ms")
+    result["panel_ms_max"] = max(timings.values())
+    result["panel_ms"] = timings
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

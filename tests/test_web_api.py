@@ -412,3 +412,28 @@ def test_the_client_core_does_not_import_fastapi() -> None:
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True,
                          text=True, check=True).stdout
     assert json.loads(out) == []
+
+
+@pytest.mark.parametrize("prefix", ["/api/hassio_ingress/abc123/usage", "/privacy", ""])
+def test_any_mount_prefix_works_without_a_proxy(usage: UsageTelemetry, prefix: str) -> None:
+    from fastapi import FastAPI
+
+    from otel_usage.web import privacy_router
+
+    app = FastAPI()
+    app.include_router(privacy_router(usage, prefix=prefix))
+    client = Client(app)
+    page = client.get(prefix + "/", headers={"Accept-Language": "de"})
+    mode = client.put(prefix + "/api/mode", json={"mode": "off"})
+    assert (page.status_code, page.headers["content-language"], mode.json()["mode"]) == (
+        200, "de", "off")
+
+
+def test_openapi_lists_the_json_api(usage: UsageTelemetry) -> None:
+    schema = build_app(usage).openapi()
+    assert {path: sorted(ops) for path, ops in schema["paths"].items()} == {
+        f"/usage/api/{name}": methods for name, methods in (
+            ("mode", ["get", "put"]), ("statistics", ["get"]), ("catalog", ["get"]),
+            ("privacy", ["get"]), ("report", ["get"]), ("history", ["get"]),
+            ("send-now", ["post"]), ("export", ["get"]), ("data", ["delete"]),
+            ("data/delete", ["post"]))}

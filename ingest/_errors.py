@@ -10,7 +10,8 @@
     └── ServiceError            the service cannot take it now: try again later (429/503)
         ├── Throttled               429: a rate limit was hit
         ├── Overloaded              503: the write queue is full or too slow
-        └── StoreUnavailable        503: the database failed or is unreachable
+        └── StoreUnavailable        503: the database is unreachable, locked or timed out
+            └── WriteFailed             503: a statement failed (a constraint, a value)
 
 Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` where
 they are caught, with `raise ... from exc`, so no driver exception leaves the store.
@@ -98,3 +99,9 @@ class Overloaded(ServiceError):
 
 class StoreUnavailable(ServiceError):
     reason = "store_unavailable"
+
+
+class WriteFailed(StoreUnavailable):
+    """A statement of a batch failed: retried job by job, so one job cannot fail the others."""
+
+    reason = "write_failed"

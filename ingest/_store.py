@@ -23,12 +23,20 @@ from sqlalchemy.engine import Connection, Engine
 from otel_usage.catalog import Catalog
 
 from . import _rollup, _statements as sql
-from ._errors import CredentialRejected, StoreUnavailable
+from ._errors import CredentialRejected, StoreUnavailable, WriteFailed
 from ._schema import migrate
 from ._validate import Point, Report
 
 log = structlog.get_logger("ingest.store")
 _CACHED_WEEKS = 16
+# Errors that say "the database cannot answer now" rather than "this statement is wrong".
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+LOCK_TIMEOUT_MS = 5000
+# Wait for a lock at most LOCK_TIMEOUT_MS, so a stuck database gives errors, not a stall.
+_SESSION_SETUP = {
+    "postgresql": [f"SET lock_timeout = {LOCK_TIMEOUT_MS}"],
+    "mssql": [f"SET LOCK_TIMEOUT {LOCK_TIMEOUT_MS}"],
+}
 
 
 @dataclass(frozen=True)
@@ -52,12 +60,23 @@ def create_engine(url: str) -> Engine:
                                "pool_pre_ping": True}
     if backend == "mssql":
         options["fast_executemany"] = True
-    return sa.create_engine(url, **options)
+    engine = sa.create_engine(url, **options)
+    setup = _SESSION_SETUP.get(backend, [])
+    sa.event.listen(engine, "connect", lambda dbapi_connection, _record: _run(dbapi_connection, setup))
+    return engine
+
+
+def _run(dbapi_connection: Any, statements: list[str]) -> None:
+    cursor = dbapi_connection.cursor()
+    for statement in statements:
+        cursor.execute(statement)
+    cursor.close()
+    dbapi_connection.commit()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={LOCK_TIMEOUT_MS}"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -79,7 +98,9 @@ class Store:
         except sa.exc.SQLAlchemyError as exc:
             self._rollup_keys.clear()
             self._daily_keys.clear()
-            raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
+            unavailable = isinstance(exc, _UNAVAILABLE) or getattr(exc, "connection_invalidated", False)
+            error = StoreUnavailable if unavailable else WriteFailed
+            raise error(f"database error: {type(exc).__name__}") from exc
 
     def migrate(self, k: int) -> int:
         with self._transaction() as conn:
@@ -99,7 +120,7 @@ class Store:
         try:
             with self._transaction() as conn:
                 return self._write(conn, jobs)
-        except StoreUnavailable as exc:
+        except WriteFailed as exc:
             if not isinstance(exc.__cause__, sa.exc.IntegrityError):
                 raise
             log.info("store.retry_after_conflict", jobs=len(jobs))

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from . import _weeks
-from ._errors import IngestError, Overloaded, StoreUnavailable
+from ._errors import IngestError, Overloaded, StoreUnavailable, WriteFailed
 from ._settings import Settings
 from ._store import ReportJob, Store
 
@@ -136,16 +136,22 @@ class Writer:
     def _write_reports(self, run: list[_Pending]) -> None:
         if not run:
             return
+        run = [p for p in run if not p.future.done()]  # skip jobs already answered 503
         jobs = [p.job for p in run if isinstance(p.job, ReportJob)]
+        if not jobs:
+            return
         try:
             outcomes: list[Any] = list(self._store.write_reports(jobs))
-        except StoreUnavailable as exc:
+        except WriteFailed as exc:
             if len(run) > 1:  # one bad job must not fail the others: one by one
                 for pending in run:
                     self._write_reports([pending])
                 return
-            log.warning("writer.batch_failed", error=str(exc))
+            log.warning("writer.write_failed", error=str(exc))
             outcomes = [exc]
+        except StoreUnavailable as exc:
+            log.warning("writer.store_unavailable", error=str(exc), jobs=len(run))
+            outcomes = [exc] * len(run)
         for pending, outcome in zip(run, outcomes, strict=True):
             _resolve(pending, outcome)
 

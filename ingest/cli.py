@@ -22,6 +22,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--retention-months", type=int, default=None)
     serve.add_argument("--no-address-limit", action="store_true",
                        help="no per-address rate limit (only behind a gateway that limits)")
+    serve.add_argument("--max-pending", type=int, default=Settings.max_pending,
+                       help="reports waiting for the database before new ones get 503")
+    serve.add_argument("--write-timeout", type=float, default=Settings.write_timeout_s,
+                       help="seconds a report waits for its commit before it gets 503")
     serve.add_argument("--log-level", default="info")
     migrate = commands.add_parser("migrate", help="apply schema migrations and (re)create views")
     _database(migrate)
@@ -56,7 +60,8 @@ def _serve(args: argparse.Namespace) -> int:
     _log.configure(args.log_level)
     options = {"address_burst": 0} if args.no_address_limit else {}
     settings = Settings(database_url=args.database, k_anonymity=args.k,
-                        retention_months=args.retention_months, **options)  # type: ignore[arg-type]
+                        retention_months=args.retention_months, max_pending=args.max_pending,
+                        write_timeout_s=args.write_timeout, **options)  # type: ignore[arg-type]
     config = uvicorn.Config(create_app(settings), host=args.host, port=args.port,
                             access_log=False, log_config=None, timeout_graceful_shutdown=20,
                             server_header=False)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -89,5 +92,32 @@ def running_server(config: Settings) -> Iterator[str]:
         thread.join(30)
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+@contextlib.contextmanager
+def server_process(database_url: str, *flags: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`otel-usage-ingest serve` as a subprocess on loopback, ready; stopped with SIGTERM."""
+    port = free_port()
+    command = [sys.executable, "-m", "ingest.cli", "serve", "--database", database_url,
+               "--port", str(port), *flags]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, process)
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the ingest did not become ready")

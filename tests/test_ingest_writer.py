@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from ingest_reports import NOW
 
-from ingest._errors import Overloaded, StoreUnavailable
+from ingest._errors import Overloaded, StoreUnavailable, WriteFailed
 from ingest._settings import Settings
 from ingest._store import ReportJob
 from ingest._writer import EraseJob, Writer
@@ -32,9 +32,9 @@ class FakeStore:
     def write_reports(self, jobs: list[ReportJob]) -> list[bool]:
         self.gate.wait()
         if self.fail and len(jobs) == 1 and jobs[0].installation_id == "bad":
-            raise StoreUnavailable("no")
+            raise WriteFailed("no")
         if self.fail and len(jobs) > 1:
-            raise StoreUnavailable("batch")
+            raise WriteFailed("batch")
         self.batches.append([j.installation_id for j in jobs])
         return [j.credential_hash == "ok" for j in jobs]
 

@@ -1,0 +1,119 @@
+"""A running server (uvicorn on loopback) under many concurrent clients, and saturated."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import date
+
+import httpx
+import sqlalchemy as sa
+from ingest_reports import CATALOG, encode, new_credential, new_installation, request
+from ingest_support import (  # noqa: F401  (fixture)
+    database_url,
+    query,
+    running_server,
+    server_process,
+    settings,
+)
+
+HEADER = CATALOG.protocol.credential_header
+PATH = CATALOG.protocol.metrics_path
+
+
+def _args(installation: str, credential: str, week: date = date(2025, 6, 9), seed: int = 0) -> dict[str, object]:
+    body, headers = encode(request(installation, week, seed=seed), "protobuf", True)
+    return {"content": body, "headers": headers | {HEADER: credential}}
+
+
+async def _post_all(base: str, bodies: list[dict[str, object]]) -> list[int]:
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=len(bodies))
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        answers = await asyncio.gather(*(client.post(PATH, **b) for b in bodies))  # type: ignore[arg-type]
+    return [a.status_code for a in answers]
+
+
+def test_256_concurrent_clients_all_get_stored(database_url: str) -> None:  # noqa: F811
+    bodies = [_args(new_installation(), new_credential(), seed=i) for i in range(256)]
+    with running_server(settings(database_url)) as base:
+        statuses = asyncio.run(_post_all(base, bodies))
+    assert statuses == [200] * 256
+    assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(256,)]
+    assert query(database_url, "SELECT installations FROM events_summary WHERE kind = 'active'") == [(256,)]
+
+
+def test_concurrent_reports_of_one_installation_neither_duplicate_nor_fail(database_url: str) -> None:  # noqa: F811
+    installation, credential = new_installation(), new_credential()
+    weeks = [date(2025, 5, 19), date(2025, 5, 26), date(2025, 6, 2), date(2025, 6, 9)]
+    bodies = [_args(installation, credential, w, seed=i) for i in range(4) for w in weeks]
+    with running_server(settings(database_url)) as base:
+        statuses = asyncio.run(_post_all(base, bodies))
+    assert statuses == [200] * 16
+    assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(4,)]
+    assert query(database_url, "SELECT COUNT(*) FROM installations") == [(1,)]
+    assert query(database_url, "SELECT SUM(installations) FROM events_summary WHERE kind = 'active'") == [(4,)]
+
+
+def _lock(database_url: str) -> tuple[sa.engine.Engine, sa.engine.Connection]:
+    """Hold the database's write lock from outside, as a stuck batch job would."""
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool,
+                              isolation_level="AUTOCOMMIT")
+    conn = engine.connect()
+    if engine.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN EXCLUSIVE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("LOCK TABLE installations IN ACCESS EXCLUSIVE MODE")
+    return engine, conn
+
+
+def test_a_saturated_database_gets_503s_fast_and_the_server_keeps_answering(database_url: str) -> None:  # noqa: F811
+    """With the database stuck, 256 clients get 503 + Retry-After within the write timeout,
+    the health check answers meanwhile, and writes resume once the database does."""
+    bodies = [_args(new_installation(), new_credential(), seed=i) for i in range(256)]
+    flags = ("--max-pending", "32", "--write-timeout", "0.5")
+    with server_process(database_url, *flags) as (base, _process):
+        engine, conn = _lock(database_url)
+        try:
+            started = time.monotonic()
+            statuses, probe_s = asyncio.run(_saturate(base, bodies))
+            elapsed = time.monotonic() - started
+        finally:
+            conn.exec_driver_sql("ROLLBACK")
+            conn.close()
+            engine.dispose()
+        after = _post_until_stored(base)
+    assert set(statuses) == {503}
+    assert probe_s < 0.5
+    assert elapsed < 5
+    assert after == 200
+
+
+async def _saturate(base: str, bodies: list[dict[str, object]]) -> tuple[list[int], float]:
+    limits = httpx.Limits(max_connections=len(bodies) + 1)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        posts = [asyncio.ensure_future(client.post(PATH, **b)) for b in bodies]  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+        # The probe runs in its own thread: this process's own event loop is busy with the posts.
+        health, probe_s = await asyncio.to_thread(_timed_health, base)
+        answers = await asyncio.gather(*posts)
+    assert health.status_code == 200
+    assert all(a.headers["retry-after"] == "5" for a in answers)
+    return [a.status_code for a in answers], probe_s
+
+
+def _timed_health(base: str) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    answer = httpx.get(f"{base}/healthz", timeout=10)
+    return answer, time.monotonic() - started
+
+
+def _post_until_stored(base: str) -> int:
+    """A client retrying after its 503 gets through once the database is back."""
+    args = _args(new_installation(), new_credential())
+    for _ in range(20):
+        status = httpx.post(f"{base}{PATH}", timeout=10, **args).status_code  # type: ignore[arg-type]
+        if status != 503:
+            return status
+        time.sleep(0.25)
+    return status

@@ -13,17 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from grafana_foundation_sdk.builders import (
-    bargauge,
     barchart,
-    common as common_builders,
-    dashboard as dashboard_builders,
+    bargauge,
     piechart,
     stat,
     table,
     timeseries,
 )
+from grafana_foundation_sdk.builders import (
+    common as common_builders,
+)
+from grafana_foundation_sdk.builders import (
+    dashboard as dashboard_builders,
+)
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import piechart as piechart_models
 from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
     Threshold,
@@ -147,7 +152,7 @@ def _bargauge(panel: Panel) -> Any:
 
 def _piechart(panel: Panel) -> Any:
     reduce = common_builders.ReduceDataOptions().values(True).calcs(["lastNotNull"])
-    legend = (piechart.PieChartLegendOptions().show_legend(True).values(["percent"])
+    legend = (piechart.PieChartLegendOptions().show_legend(True).values([piechart_models.PieChartLegendValues.PERCENT])
               .display_mode(common.LegendDisplayMode.TABLE)
               .placement(common.LegendPlacement.RIGHT))
     return piechart.Panel().reduce_options(reduce).legend(legend)

@@ -56,4 +56,4 @@ class Dialect:
 def dialect(name: str) -> Dialect:
     if name not in DIALECT_NAMES:
         raise ValueError(f"unknown SQL dialect {name!r}: expected one of {DIALECT_NAMES}")
-    return Dialect(name)  # type: ignore[arg-type]
+    return Dialect(name)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, Self
 
-from grafana_foundation_sdk.cog import builder as cogbuilder, runtime as cogruntime
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 

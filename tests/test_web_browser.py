@@ -162,8 +162,11 @@ def test_opt_in_with_the_keyboard_and_see_the_next_report(
     page = open_page(usage)
     assert (page.locator("#mode-local").is_checked(), page.locator("#send-now").is_visible()) == (
         True, False)
-    page.locator("#mode-on").focus()
-    page.keyboard.press("Space")
+    page.locator("#mode-off").focus()
+    page.keyboard.press("ArrowUp")  # to "local"
+    page.keyboard.press("ArrowUp")  # to "on": selected, not yet saved
+    assert (page.locator("#mode-on").is_checked(), usage.mode) == (True, "local")
+    page.keyboard.press("Enter")
     expect(page.locator("#status")).to_have_text("Saved: Share anonymous usage statistics.")
     expect(page.locator("#send-now")).to_be_visible()
     assert usage.mode == "on"

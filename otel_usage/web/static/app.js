@@ -98,14 +98,28 @@
     forced.hidden = !info.forced_by_environment;
     forced.textContent = info.forced_by_environment ? t("mode_forced", { mode: modeName(info.mode) }) : "";
     $("send-now").hidden = info.mode !== "on";
+    $("mode-save").disabled = true;
   }
 
   async function loadMode() {
     showMode(await api("api/mode"));
   }
 
-  async function chooseMode(event) {
-    const mode = event.target.value;
+  function selectedMode() {
+    const checked = document.querySelector("input[name=mode]:checked");
+    return checked ? checked.value : null;
+  }
+
+  function modeSelected() {
+    $("mode-save").disabled = selectedMode() === state.mode;
+  }
+
+  // Choosing is two steps (select, then save): moving through the radios with the arrow keys
+  // must not opt in on the way.
+  async function saveMode(event) {
+    event.preventDefault();
+    const mode = selectedMode();
+    if (!mode || mode === state.mode) return;
     try {
       showMode(await api("api/mode", { method: "PUT", json: { mode: mode } }));
       say(t("mode_saved", { mode: modeName(mode) }));
@@ -359,8 +373,9 @@
       if (link.dataset.lang === LANG) link.setAttribute("aria-current", "true");
     }
     for (const input of document.querySelectorAll("input[name=mode]")) {
-      input.addEventListener("change", chooseMode);
+      input.addEventListener("change", modeSelected);
     }
+    $("mode-form").addEventListener("submit", saveMode);
     $("delete").addEventListener("click", askToDelete);
     $("delete-dialog").addEventListener("close", deleteClosed);
     $("send-now").addEventListener("click", sendNow);

@@ -37,6 +37,8 @@ def preview(store: Store, catalog: Catalog, clock: Clock, uploader: Uploader) ->
         last = conn.execute(_LAST_SENT).fetchone()
         report = _stored(row) if row is not None else _draft(conn, catalog, clock, uploader)
     last_sent = json.loads(last[0]) if last else None
+    if report is None:
+        return {"report": None, "last_sent": last_sent, "difference": None}
     report["otlp"] = otlp_json(gzip.decompress(report.pop("body")))
     return {"report": report, "last_sent": last_sent,
             "difference": difference(last_sent, report["readable"])}
@@ -48,14 +50,18 @@ def _stored(row: tuple[Any, ...]) -> dict[str, Any]:
             "readable": json.loads(rendering), "body": bytes(body)}
 
 
-def _draft(conn: Any, catalog: Catalog, clock: Clock, uploader: Uploader) -> dict[str, Any]:
-    """The current week so far, as it would be sent if it closed now."""
+def _draft(conn: Any, catalog: Catalog, clock: Clock,
+           uploader: Uploader) -> dict[str, Any] | None:
+    """The current week so far, as it would be sent if it closed now; None before first use
+    (or after delete-all), when there is no installation to report on."""
     from ._report import build_report
 
+    row = conn.execute("SELECT value FROM meta WHERE key = 'installation_id'").fetchone()
+    if row is None:
+        return None
     opt_in = consent(conn)
     version = opt_in.catalog_version if opt_in else catalog.version
-    row = conn.execute("SELECT value FROM meta WHERE key = 'installation_id'").fetchone()
-    resource = uploader.resource(row[0] if row else "")
+    resource = uploader.resource(row[0])
     week = Week.of(clock.now())
     report = build_report(conn, catalog, week, version, resource)
     return {"week": week.label, "state": "draft", "due": None, "bytes": len(report.body),

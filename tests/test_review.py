@@ -78,3 +78,16 @@ def test_the_cli_previews_and_lists_history(data_dir: Path,
     assert capsys.readouterr().out == "Nothing has been sent from this machine.\n"
     assert main(["--data-dir", str(data_dir), "send-now"]) == 0
     assert capsys.readouterr().out == "Mode is local: no report is sent.\nNothing is due.\n"
+
+
+async def test_there_is_no_report_to_preview_before_first_use_or_after_delete_all(
+    data_dir: Path,
+) -> None:
+    clock = ManualClock(datetime(2026, 11, 25, 12, tzinfo=UTC))
+    usage = make(data_dir, clock)
+    assert usage.preview() == {"report": None, "last_sent": None, "difference": None}
+    usage.meter().create_counter("printernizer.jobs").add(1, {"job.status": "created"})
+    usage.flush()
+    assert usage.preview()["report"]["state"] == "draft"
+    await usage.delete_all()
+    assert usage.preview() == {"report": None, "last_sent": None, "difference": None}

@@ -22,7 +22,7 @@ from ._errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
 
 Format = Literal["protobuf", "json"]
 MEDIA_TYPES: dict[str, Format] = {"application/x-protobuf": "protobuf", "application/json": "json"}
-CONTENT_TYPES: dict[Format, str] = {"protobuf": "application/x-protobuf", "json": "application/json"}
+CONTENT_TYPES: dict[Format, str] = {v: k for k, v in MEDIA_TYPES.items()}
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 

@@ -88,7 +88,8 @@ def view_selects(k: int) -> dict[str, sa.Select[tuple[object, ...]]]:
     es = events_summary.c
     ds = daily_stats.c
     selects = {
-        "usage_active_installations": _kind("active", k).add_columns(es.week_start, es.installations),
+        "usage_active_installations": _kind("active", k).add_columns(
+            es.week_start, es.installations),
         "usage_distributions": _kind("distribution", k).add_columns(
             es.week_start, es.metric, sa.cast(es.value, sa.Integer).label("bucket_min"),
             es.installations, es.total),
@@ -116,7 +117,9 @@ def ddl(dialect_name: str, k: int) -> str:
     statements = [str(d.compile(dialect=dialect)).strip() for m in MIGRATIONS for d in m()]
     statements += [str(d.compile(dialect=dialect)).strip() for d in view_ddl(k)]
     info = sa.insert(schema_info).values([
-        {"name": "schema_version", "value": str(SCHEMA_VERSION)}, {"name": "views_k", "value": str(k)}])
+        {"name": "schema_version", "value": str(SCHEMA_VERSION)},
+        {"name": "views_k", "value": str(k)},
+    ])
     statements.append(str(info.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
     separator = "\nGO\n\n" if dialect_name == "mssql" else ";\n\n"
     return separator.join(statements) + separator.rstrip("\n") + "\n"

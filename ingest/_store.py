@@ -22,7 +22,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from otel_usage.catalog import Catalog
 
-from . import _rollup, _statements as sql
+from . import _rollup
+from . import _statements as sql
 from ._errors import CredentialRejected, StoreUnavailable, WriteFailed
 from ._schema import migrate
 from ._validate import Point, Report
@@ -62,7 +63,7 @@ def create_engine(url: str) -> Engine:
         options["fast_executemany"] = True
     engine = sa.create_engine(url, **options)
     setup = _SESSION_SETUP.get(backend, [])
-    sa.event.listen(engine, "connect", lambda dbapi_connection, _record: _run(dbapi_connection, setup))
+    sa.event.listen(engine, "connect", lambda dbapi_conn, _record: _run(dbapi_conn, setup))
     return engine
 
 
@@ -98,7 +99,8 @@ class Store:
         except sa.exc.SQLAlchemyError as exc:
             self._rollup_keys.clear()
             self._daily_keys.clear()
-            unavailable = isinstance(exc, _UNAVAILABLE) or getattr(exc, "connection_invalidated", False)
+            unavailable = (isinstance(exc, _UNAVAILABLE)
+                           or getattr(exc, "connection_invalidated", False))
             error = StoreUnavailable if unavailable else WriteFailed
             raise error(f"database error: {type(exc).__name__}") from exc
 
@@ -202,7 +204,8 @@ class Store:
             sums: dict[tuple[object, ...], list[int]] = {}
             for row in rows:
                 report = _stored_report(*row)
-                _rollup.merge(sums, report.week_start, _rollup.contributions(report, self.catalog), -1)
+                delta = _rollup.contributions(report, self.catalog)
+                _rollup.merge(sums, report.week_start, delta, -1)
             conn.execute(sql.erase_reports(installation_id))
             conn.execute(sql.erase_installation(installation_id))
             self._apply(conn, sums)
@@ -227,9 +230,12 @@ class Store:
                         "day": day, "outcome": outcome, "reason": reason, "requests": requests})
 
 
+_Loaded = tuple[Report, _rollup.Delta]
+
+
 def _match_credentials(
     jobs: list[ReportJob], known: dict[str, str]
-) -> tuple[list[bool], dict[tuple[str, datetime], tuple[Report, _rollup.Delta]], list[dict[str, Any]]]:
+) -> tuple[list[bool], dict[tuple[str, datetime], _Loaded], list[dict[str, Any]]]:
     """Which jobs may write (the first report registers the credential), and their reports;
     a later job for the same installation-week wins, as if it had come second."""
     outcomes, latest, new = [], {}, []
@@ -254,7 +260,8 @@ def _report_row(report: Report) -> dict[str, Any]:
             "resource": report.resource_json(), "points": report.points_json()}
 
 
-def _stored_report(installation_id: str, week_start: datetime, resource: str, points: str) -> Report:
+def _stored_report(installation_id: str, week_start: datetime, resource: str,
+                   points: str) -> Report:
     rows = json.loads(points)
     parsed = tuple(Point(m, tuple(sorted(a.items())), int(v)) for m, a, v in rows)
     return Report(installation_id, week_start, json.loads(resource), parsed)

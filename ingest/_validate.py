@@ -18,9 +18,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     AggregationTemporality,
-    Metric as OtlpMetric,
     NumberDataPoint,
     ResourceMetrics,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    Metric as OtlpMetric,
 )
 
 from otel_usage.catalog import Attribute, Catalog, Metric
@@ -142,7 +144,8 @@ def _resource_metrics(
     return Report(installation, week, resource, tuple(points)), refused, []
 
 
-def _resource(attributes: Iterable[KeyValue], catalog: Catalog) -> tuple[dict[str, str], list[Problem]]:
+def _resource(attributes: Iterable[KeyValue],
+              catalog: Catalog) -> tuple[dict[str, str], list[Problem]]:
     resource: dict[str, str] = {}
     problems = []
     for kv in attributes:
@@ -181,7 +184,8 @@ def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None,
     if not spans:
         return None, [Problem("empty", "a resource_metrics holds no number data points")]
     if len(spans) != 1:
-        return None, [Problem("mixed_weeks", "all points of a resource_metrics must cover one week")]
+        return None, [Problem("mixed_weeks",
+                              "all points of a resource_metrics must cover one week")]
     start, end = spans.pop()
     if not _weeks.is_week_start(start) or end - start != _weeks.WEEK_NS:
         return None, [Problem("week_not_aligned",
@@ -261,7 +265,8 @@ def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
         return Problem("not_an_integer", f"metric {name!r} takes as_int values")
     value = point.as_int
     if not 0 <= value <= rule.ceiling:
-        return Problem("value_out_of_range", f"metric {name!r} takes values from 0 to {rule.ceiling}")
+        return Problem("value_out_of_range",
+                       f"metric {name!r} takes values from 0 to {rule.ceiling}")
     attributes: dict[str, str] = {}
     for kv in point.attributes:
         key = kv.key

@@ -10,6 +10,7 @@ Stopping drains the queue first, so requests in flight are finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -191,10 +192,9 @@ class Writer:
 
 
 def _resolve(pending: _Pending, outcome: Any) -> None:
-    try:
+    # A closed loop raises RuntimeError: nobody waits for this answer any more.
+    with contextlib.suppress(RuntimeError):
         pending.loop.call_soon_threadsafe(_settle, pending.future, outcome)
-    except RuntimeError:  # the loop has closed: nobody waits for this answer any more
-        pass
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:

@@ -110,7 +110,8 @@ class Service:
 
     def _credential_hash(self, value: str) -> str:
         if not 16 <= len(value) <= 128 or not _CREDENTIAL_CHARS.issuperset(value):
-            raise CredentialRejected(f"header {self.protocol.credential_header} is missing or malformed")
+            header = self.protocol.credential_header
+            raise CredentialRejected(f"header {header} is missing or malformed")
         return hashlib.sha256(value.encode()).hexdigest()
 
     def _limits(self) -> Limits:
@@ -204,8 +205,8 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     async def export(request: Request) -> Response:
         peer = request.client.host if request.client else ""
-        status, headers, body = await service.export(request.headers, peer,
-                                                     lambda limit: read_body(request.stream(), limit))
+        status, headers, body = await service.export(
+            request.headers, peer, lambda limit: read_body(request.stream(), limit))
         return Response(body, status_code=status, headers=dict(headers))
 
     async def healthz() -> dict[str, str]:

@@ -53,9 +53,9 @@ async def app_client(config: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client on the app in process, with its lifespan run around it."""
     app = create_app(config)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
-            yield client
+    async with (app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=transport, base_url="http://ingest") as client):
+        yield client
 
 
 def query(database_url: str, sql: str) -> list[tuple[Any, ...]]:

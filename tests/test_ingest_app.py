@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+
 import httpx
 import pytest
 from google.protobuf import json_format

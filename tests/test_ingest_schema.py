@@ -6,12 +6,12 @@ import re
 
 import sqlalchemy as sa
 import sqlglot
+from ingest_reports import CATALOG
 from ingest_support import database_url, query  # noqa: F401  (fixture)
 
 from ingest import _schema
 from ingest._store import Store, create_engine
 from ingest.views import VIEWS
-from ingest_reports import CATALOG
 
 
 def test_sql_server_ddl_uses_datetime2_and_keys_with_lengths() -> None:

@@ -54,10 +54,9 @@ def test_concurrent_reports_of_one_installation_neither_duplicate_nor_fail(datab
     assert query(database_url, "SELECT SUM(installations) FROM events_summary WHERE kind = 'active'") == [(4,)]
 
 
-def _lock(database_url: str) -> tuple[sa.engine.Engine, sa.engine.Connection]:
+def _lock(url: str) -> tuple[sa.engine.Engine, sa.engine.Connection]:
     """Hold the database's write lock from outside, as a stuck batch job would."""
-    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool,
-                              isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
     conn = engine.connect()
     if engine.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN EXCLUSIVE")

@@ -6,14 +6,13 @@ import threading
 from datetime import date, datetime
 
 import pytest
-from ingest_reports import CATALOG, new_installation, request
+from ingest_reports import CATALOG, NOW, new_installation, request
 from ingest_support import database_url, query  # noqa: F401  (fixture)
 
 from ingest import _rollup
 from ingest._errors import CredentialRejected, StoreUnavailable
 from ingest._store import ReportJob, Store, create_engine
 from ingest._validate import Limits, validate
-from ingest_reports import NOW
 
 LIMITS = Limits(CATALOG, NOW, 24, 3600)
 HASH = "a" * 64
@@ -134,7 +133,7 @@ def test_two_writers_on_one_installation_neither_duplicate_nor_fail(database_url
         try:
             for week in (date(2025, 5, 26), date(2025, 6, 2), date(2025, 6, 9)):
                 results.append(store.write_reports([_job(installation, week, seed=seed)]))
-        except BaseException as exc:  # noqa: BLE001  (reported below)
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(s, i)) for i, s in enumerate(stores)]

@@ -1,8 +1,13 @@
-"""``otel-usage demo``: a short, local demonstration of recording and showing statistics.
+"""``otel-usage demo``: the whole data path on this machine, on embedded defaults.
 
-One simulated Printernizer installation counts three weeks of jobs, downloads, errors and
-feature switches through ordinary OTel meters (the clock is injected, nothing waits), then the
-local statistics viewer is shown and the JSON export written. Nothing leaves the machine.
+1. The ingest service starts on loopback with an embedded SQLite store (``otel-usage-ingest``,
+   as a separate process: the client never imports the server).
+2. A fleet of installations is simulated with real client code, each in its own data
+   directory, over several past weeks, with injected clocks (nothing waits). Those that opt in
+   send their real weekly reports over OTLP/HTTP.
+3. What the maintainers' dashboards would show is printed, computed with the dashboards' own
+   queries (``otel-usage-dashboards show``), and one installation's local JSON export is
+   written.
 """
 
 from __future__ import annotations
@@ -10,61 +15,178 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
-import random
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from ._clock import ManualClock
 from ._facade import UsageTelemetry
 
 __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="simulate an installation and show its statistics")
-    demo.add_argument("--days", type=int, default=21, help="days to simulate (default 21)")
-    demo.add_argument("--seed", type=int, default=7, help="random seed")
+    demo = sub.add_parser("demo", help="run the whole data path on this machine: a simulated "
+                                       "fleet, the ingest, and what the dashboards show")
+    demo.add_argument("--installations", type=int, default=200,
+                      help="installations to simulate (default 200)")
+    demo.add_argument("--weeks", type=int, default=12, help="past weeks to simulate (default 12)")
+    demo.add_argument("--opt-in", type=float, default=0.4,
+                      help="share of installations that opt in (default 0.4)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                      help="processes simulating installations (default: one per core)")
     demo.set_defaults(run=run)
 
 
 def run(usage: UsageTelemetry, args: argparse.Namespace) -> int:
-    from ._cli import render_statistics
+    if args.installations < 1 or args.weeks < 1 or not 0 <= args.opt_in <= 1:
+        print("otel-usage demo: --installations and --weeks must be at least 1, "
+              "--opt-in between 0 and 1", file=sys.stderr)
+        return 2
+    _quiet_library_logs()
+    work = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="otel-usage-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    database = f"sqlite:///{work / 'ingest.sqlite3'}"
+    with _ingest(database, work / "ingest.log") as endpoint:
+        sent = _simulate_fleet(work / "fleet", endpoint, args)
+    elapsed = time.monotonic() - started
+    print(f"\n{args.installations} installations over {args.weeks} weeks simulated, "
+          f"{sent} weekly reports sent over OTLP/HTTP, in {elapsed:.1f} s.\n")
+    first, last = _weeks(args.weeks)
+    shown = _show_dashboards(database, first, last)
+    export = _export_one(work / "fleet" / "installation-0000", work)
+    print(f"\nThe local JSON export of one installation: {export}")
+    print(f"The ingest's store: {work / 'ingest.sqlite3'}")
+    print("To see these numbers in Grafana, point it at dashboards/provisioning/ "
+          "(GF_PATHS_PROVISIONING) and its PostgreSQL or SQL Server data source at the "
+          "ingest's database: see dashboards/README.md.")
+    return shown
 
-    data_dir = usage.data_dir if args.data_dir else Path(tempfile.mkdtemp(prefix="otel-usage-"))
-    rng = random.Random(args.seed)
-    now = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
-    clock = ManualClock(now - timedelta(days=args.days - 1))
-    for _ in range(args.days):
-        simulate_day(UsageTelemetry(data_dir, service_version="2.7.0", clock=clock,
-                                    export_interval_s=math.inf), rng)
-        clock.advance(timedelta(days=1))
-    viewer = UsageTelemetry(data_dir, clock=ManualClock(now))
-    print(render_statistics(asyncio.run(viewer.statistics())))
-    target = data_dir / "export.json"
-    target.write_text(json.dumps(asyncio.run(viewer.export_json()), indent=2) + "\n")
-    print(f"\nData directory: {data_dir}")
-    print(f"JSON export:    {target}")
-    return 0
+
+def _quiet_library_logs() -> None:
+    """The fleet's clients would each log their uploads: the demo shows a progress bar."""
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 
 
-def simulate_day(usage: UsageTelemetry, rng: random.Random) -> None:
-    """One day of a small workshop: two Bambu Lab printers and a Prusa, a few jobs."""
-    usage.observe_printers(lambda: {"bambu_lab": 2, "prusa_core": 1})
-    usage.observe_features(lambda: {"library": True, "auto_job_creation": True,
-                                    "timelapse": False, "german_business": False})
-    meter = usage.meter()
-    jobs = meter.create_counter("printernizer.jobs", unit="{job}")
-    downloads = meter.create_counter("printernizer.file.downloads", unit="{file}")
-    errors = meter.create_counter("printernizer.errors", unit="{error}")
-    for _ in range(rng.randint(1, 8)):
-        printer = rng.choice(["bambu_lab", "bambu_lab", "prusa_core"])
-        jobs.add(1, {"job.status": "created", "printer.type": printer})
-        outcome = "completed" if rng.random() < 0.9 else "failed"
-        jobs.add(1, {"job.status": outcome, "printer.type": printer})
-        downloads.add(1, {"printer.type": printer})
-    if rng.random() < 0.2:
-        errors.add(1, {"error.category": "network", "error.type": "connection_timeout"})
-    usage.shutdown()
+def _weeks(weeks: int) -> tuple[date, date]:
+    """The first simulated week's Monday and the current week's Monday (UTC)."""
+    today = datetime.now(UTC).date()
+    this_monday = today - timedelta(days=today.weekday())
+    return this_monday - timedelta(weeks=weeks), this_monday
+
+
+def _command(name: str) -> str:
+    """A console script of this distribution, beside the running interpreter if possible."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        raise SystemExit(f"otel-usage demo: {name} is not installed "
+                         "(pip install 'otel-usage[ingest,dashboards]')")
+    return found
+
+
+@contextmanager
+def _ingest(database: str, log: Path) -> Iterator[str]:
+    """The ingest service on a free loopback port, until the block ends."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [_command("otel-usage-ingest"), "serve", "--database", database,
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log)
+        print(f"Ingest service listening on {url}, storing into {database}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"otel-usage demo: the ingest service stopped:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("otel-usage demo: the ingest service did not become ready in 30 s")
+
+
+def _simulate_fleet(root: Path, endpoint: str, args: argparse.Namespace) -> int:
+    from ._fleet import draw_fleet, simulate
+
+    first, _ = _weeks(args.weeks)
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    fleet = draw_fleet(root, args.installations, args.weeks, args.seed, args.opt_in)
+    opted = sum(1 for i in fleet if i.opt_in_day is not None)
+    print(f"Simulating {len(fleet)} installations ({opted} opt in) over {args.weeks} weeks "
+          f"from {first.isoformat()}")
+    anomaly = max(args.weeks - 3, 0)
+    sent = 0
+    with ProcessPoolExecutor(max_workers=max(args.workers, 1),
+                             initializer=_quiet_library_logs) as pool:
+        futures = [pool.submit(simulate, i, start, args.weeks, endpoint, anomaly) for i in fleet]
+        bar = _Progress(len(futures), sys.stderr)
+        for future in as_completed(futures):
+            sent += future.result()["reports"]
+            bar.step(f"{sent} reports sent")
+        bar.close()
+    return sent
+
+
+class _Progress:
+    """A one-line progress bar on a terminal (plain lines when not a terminal)."""
+
+    def __init__(self, total: int, out: TextIO, width: int = 30) -> None:
+        self.total, self.done, self.out, self.width = total, 0, out, width
+        self.tty = out.isatty()
+
+    def step(self, note: str) -> None:
+        self.done += 1
+        filled = self.width * self.done // self.total
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {note}"
+        if self.tty:
+            self.out.write("\r" + line)
+        elif self.done == self.total or self.done % max(self.total // 10, 1) == 0:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+
+
+def _show_dashboards(database: str, first: date, last: date) -> int:
+    command = [_command("otel-usage-dashboards"), "show", "--database", database,
+               "--from", first.isoformat(), "--to", last.isoformat()]
+    return subprocess.run(command, check=False).returncode
+
+
+def _export_one(data_dir: Path, work: Path) -> Path:
+    usage = UsageTelemetry(data_dir)
+    target = work / "installation-0000-export.json"
+    target.write_text(json.dumps(asyncio.run(usage.export_json()), indent=2) + "\n",
+                      encoding="utf-8")
+    return target

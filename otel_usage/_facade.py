@@ -37,6 +37,7 @@ from ._store import Store
 from .catalog import Catalog, load_catalog
 
 if TYPE_CHECKING:
+    from ._environment import Environment
     from ._schedule import Uploader
 
 __all__ = ["UsageTelemetry", "default_data_dir"]
@@ -71,6 +72,7 @@ class UsageTelemetry:
         endpoint: str | None = None,
         background_uploads: bool = True,
         rotate_identity_yearly: bool = False,
+        environment: Environment | None = None,
     ) -> None:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir(self.environ)
@@ -91,6 +93,8 @@ class UsageTelemetry:
         self._background_uploads = background_uploads
         self._rotate_yearly = rotate_identity_yearly
         self._uploader: Uploader | None = None
+        # The facts reports carry; detected (once per report) unless the host knows better.
+        self.environment = environment
 
     # Start-up and shutdown.
 
@@ -248,7 +252,8 @@ class UsageTelemetry:
             from ._schedule import Uploader, UploadSettings
 
             settings = UploadSettings(self.endpoint, self.service_name, self.service_version,
-                                      self.environ, rotate_yearly=self._rotate_yearly)
+                                      self.environ, rotate_yearly=self._rotate_yearly,
+                                      environment=self.environment)
             self._uploader = Uploader(self.store, self.catalog, self.clock, settings,
                                       lambda: self.mode, self.problems)
         return self._uploader

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import _outbox
+from ._environment import Environment
 from ._errors import TransportError
 from ._log import ProblemLog, classify_sqlite_error, logger
 from ._modes import Mode
@@ -75,6 +76,7 @@ class UploadSettings:
     environ: Mapping[str, str]
     timeout_s: float = 10.0
     rotate_yearly: bool = False
+    environment: Environment | None = None
 
 
 @dataclass
@@ -202,8 +204,9 @@ class Uploader:
         from ._environment import detect_environment
         from ._report import resource_attributes
 
+        environment = self.settings.environment or detect_environment(self.settings.environ)
         return resource_attributes(
-            self._catalog, detect_environment(self.settings.environ),
+            self._catalog, environment,
             service_name=self.settings.service_name,
             service_version=self.settings.service_version, installation_id=installation_id)
 

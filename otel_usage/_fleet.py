@@ -1,0 +1,183 @@
+"""A simulated fleet of Printernizer installations, for the demo: real client code throughout.
+
+Each installation has its own data directory, its own injected clock, and counts its days with
+the ordinary OTel API through :class:`UsageTelemetry`; those that opt in send their real weekly
+reports over OTLP/HTTP. Only what happens in a day is made up here, from a profile drawn once:
+deployment mode, platform, country (by time zone), printers, features, habits and errors.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ._clock import ManualClock
+from ._environment import Environment, country_from_timezone
+from ._facade import UsageTelemetry
+
+__all__ = ["Installation", "draw_fleet", "simulate"]
+
+# (value, weight) tables: a plausible mix, not data.
+DEPLOYMENTS = (("homeassistant", 45), ("docker", 30), ("pi", 15), ("standalone", 10))
+ZONES = (("Europe/Berlin", 34), ("America/New_York", 12), ("Europe/London", 8),
+         ("Europe/Paris", 6), ("Europe/Vienna", 5), ("Europe/Zurich", 5),
+         ("Europe/Amsterdam", 5), ("America/Chicago", 5), ("Europe/Warsaw", 4),
+         ("America/Toronto", 4), ("Australia/Sydney", 3), ("Europe/Stockholm", 3),
+         ("Asia/Tokyo", 2), ("Europe/Madrid", 2), ("Europe/Rome", 2))
+PRINTER_TYPES = (("bambu_lab", 55), ("prusa_core", 30), ("octoprint", 13), ("unknown", 2))
+FLEET_SIZES = ((1, 35), (2, 25), (3, 12), (4, 8), (5, 5), (6, 4), (8, 4), (10, 4), (15, 2),
+               (20, 1))
+PYTHONS = (("3.11.9", 30), ("3.12.7", 45), ("3.13.1", 25))
+FEATURES = (("library", 0.8), ("library_search", 0.5), ("timelapse", 0.3),
+            ("auto_job_creation", 0.6), ("german_business", 0.15), ("watch_folders", 0.4))
+ERRORS = (("network", "connection_timeout", 0.25), ("network", "connection_refused", 0.1),
+          ("printer", "printer_disconnected", 0.2), ("printer", "printer_busy", 0.08),
+          ("file_operation", "download_failed", 0.12), ("database", "database_locked", 0.02),
+          ("validation", "invalid_file_type", 0.05), ("authentication",
+                                                      "authentication_failed", 0.01))
+VERSIONS = ("2.6.3", "2.7.0")
+
+
+@dataclass(frozen=True)
+class Installation:
+    """Everything drawn once about one simulated installation."""
+
+    number: int
+    data_dir: Path
+    environment: Environment
+    printers: dict[str, int]
+    features: dict[str, bool]
+    jobs_per_printer: float
+    opt_in_day: int | None
+    upgrade_day: int
+    seed: int
+    restart_every: int = 7
+    errors_scale: float = 1.0
+
+
+def _pick(rng: random.Random, table: tuple[tuple[object, int], ...]) -> object:
+    values, weights = zip(*table, strict=True)
+    return rng.choices(values, weights)[0]
+
+
+def draw_fleet(root: Path, count: int, weeks: int, seed: int,
+               opt_in_share: float = 0.4) -> list[Installation]:
+    """`count` installations; about `opt_in_share` of them opt in within the first weeks."""
+    rng = random.Random(seed)
+    return [_draw(rng, root / f"installation-{n:04d}", n, weeks, opt_in_share)
+            for n in range(count)]
+
+
+def _draw(rng: random.Random, data_dir: Path, number: int, weeks: int,
+          opt_in_share: float) -> Installation:
+    mode = str(_pick(rng, DEPLOYMENTS))
+    zone = str(_pick(rng, ZONES))
+    arch = {"pi": "arm64" if rng.random() < 0.85 else "arm32",
+            "homeassistant": "amd64" if rng.random() < 0.6 else "arm64",
+            "docker": "amd64" if rng.random() < 0.85 else "arm64"}.get(mode, "amd64")
+    os_type = "linux" if mode != "standalone" else str(
+        _pick(rng, (("linux", 50), ("windows", 30), ("darwin", 20))))
+    python = "3.13.1" if mode == "homeassistant" else str(_pick(rng, PYTHONS))
+    environment = Environment(mode, os_type, arch, python, country_from_timezone(zone))
+    size = int(_pick(rng, FLEET_SIZES))  # type: ignore[call-overload]
+    printers: dict[str, int] = {}
+    for _ in range(size):
+        kind = str(_pick(rng, PRINTER_TYPES))
+        printers[kind] = printers.get(kind, 0) + 1
+    german = environment.country_code in ("DE", "AT", "CH")
+    features = {name: rng.random() < (0.45 if name == "german_business" and german else share)
+                for name, share in FEATURES}
+    days = weeks * 7
+    opted = rng.random() < opt_in_share
+    return Installation(
+        number=number, data_dir=data_dir, environment=environment, printers=printers,
+        features=features, jobs_per_printer=rng.choice((0.6, 1.0, 1.5, 3.0)),
+        opt_in_day=rng.randrange(0, min(days, 21)) if opted else None,
+        upgrade_day=days // 2 + rng.randrange(0, 14 if mode == "homeassistant" else 35),
+        seed=rng.randrange(2**32), restart_every=rng.choice((3, 7, 14)),
+        errors_scale=rng.choice((0.3, 1.0, 1.0, 2.5)),
+    )
+
+
+def simulate(installation: Installation, start: datetime, weeks: int, endpoint: str,
+             anomaly_week: int | None = None) -> dict[str, int]:
+    """Run one installation day by day from `start` (a Monday) for `weeks`, then let it catch
+    up on what is due a week later. Returns how many reports and erasures it sent."""
+    rng = random.Random(installation.seed)
+    clock = ManualClock(start + timedelta(hours=7))
+    usage: UsageTelemetry | None = None
+    sent = 0
+    for day in range(weeks * 7):
+        version = VERSIONS[day >= installation.upgrade_day]
+        if usage is None or day % installation.restart_every == 0 or (
+                usage.service_version != version):
+            if usage is not None:
+                usage.shutdown()
+            usage = _start(installation, clock, endpoint, version)
+        if day == installation.opt_in_day:
+            usage.set_mode("on")
+        spike = anomaly_week is not None and day // 7 == anomaly_week
+        _one_day(usage, installation, rng, spike)
+        clock.advance(timedelta(hours=12))
+        usage.flush()
+        if installation.opt_in_day is not None and day >= installation.opt_in_day:
+            sent += len(usage.send_now()["sent"])
+        clock.advance(timedelta(hours=12))
+    assert usage is not None
+    clock.set(start + timedelta(weeks=weeks + 1))  # a week later: every slot has come
+    sent += len(usage.send_now()["sent"]) if installation.opt_in_day is not None else 0
+    usage.shutdown()
+    return {"reports": sent}
+
+
+def _start(installation: Installation, clock: ManualClock, endpoint: str,
+           version: str) -> UsageTelemetry:
+    usage = UsageTelemetry(installation.data_dir, service_version=version, clock=clock,
+                           endpoint=endpoint, export_interval_s=math.inf,
+                           background_uploads=False, environ={},
+                           environment=installation.environment)
+    usage.observe_printers(lambda: installation.printers)
+    usage.observe_features(lambda: installation.features)
+    usage.start()
+    return usage
+
+
+def _one_day(usage: UsageTelemetry, installation: Installation, rng: random.Random,
+             spike: bool) -> None:
+    meter = usage.meter()
+    jobs = meter.create_counter("printernizer.jobs", unit="{job}")
+    downloads = meter.create_counter("printernizer.file.downloads", unit="{file}")
+    uploads = meter.create_counter("printernizer.file.uploads", unit="{file}")
+    uses = meter.create_counter("printernizer.feature.uses", unit="{use}")
+    errors = meter.create_counter("printernizer.errors", unit="{error}")
+    for kind, count in installation.printers.items():
+        for _ in range(_poisson(rng, installation.jobs_per_printer * count)):
+            jobs.add(1, {"job.status": "created", "printer.type": kind})
+            outcome = rng.choices(("completed", "failed", "cancelled"), (90, 7, 3))[0]
+            jobs.add(1, {"job.status": outcome, "printer.type": kind})
+            downloads.add(1, {"printer.type": kind})
+            if rng.random() < 0.5:
+                uploads.add(1, {"printer.type": kind})
+    for name, enabled in installation.features.items():
+        if enabled and rng.random() < 0.7:
+            uses.add(rng.randint(1, 6), {"feature.name": name})
+    for category, error_type, rate in ERRORS:
+        scale = installation.errors_scale
+        if spike and error_type == "connection_refused" and "bambu_lab" in installation.printers:
+            scale *= 25  # a firmware update that refuses connections: the anomaly to find
+        n = _poisson(rng, rate * scale)
+        if n:
+            errors.add(n, {"error.category": category, "error.type": error_type})
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """Knuth's method: small means only, which is all a day of printing needs."""
+    limit, k, p = math.exp(-mean), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1

@@ -17,7 +17,8 @@ _SHARED: list[structlog.types.Processor] = [
 def configure(level: str = "info") -> None:
     """One JSON object per line on stderr, for our events and for uvicorn's."""
     structlog.configure(
-        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*_SHARED, structlog.stdlib.add_logger_name,
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -1,0 +1,114 @@
+"""`otel-usage-ingest`: schema, migrate, prune in process; serve as the subprocess others start."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from datetime import date
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from ingest_reports import CATALOG, encode, new_credential, new_installation, request
+from ingest_support import database_url, query, server_process  # noqa: F401  (fixture)
+
+from ingest import _schema, cli
+from ingest._store import ReportJob, Store, create_engine
+
+HEADER = CATALOG.protocol.credential_header
+
+
+@pytest.mark.parametrize("dialect", ["mssql", "postgresql", "sqlite"])
+def test_schema_prints_the_ddl_for_a_dialect(dialect: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["schema", "--dialect", dialect]) == 0
+    assert capsys.readouterr().out == _schema.ddl(dialect, CATALOG.policy.k_anonymity)
+
+
+def test_schema_takes_k(capsys: pytest.CaptureFixture[str]) -> None:
+    cli.main(["schema", "--dialect", "mssql", "--k", "11"])
+    assert "installations >= 11" in capsys.readouterr().out
+
+
+def test_migrate_prepares_an_empty_database(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    assert cli.main(["migrate", "--database", database_url, "--k", "4"]) == 0
+    assert capsys.readouterr().out == "schema version 1, views with k = 4\n"
+    assert query(database_url, "SELECT value FROM schema_info WHERE name = 'views_k'") == [("4",)]
+
+
+def test_prune_deletes_weeks_older_than_the_retention(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """Run against today's clock: a week three years ago goes, last week stays."""
+    from ingest import _rollup, _weeks
+    from ingest._validate import Report
+
+    store = Store(create_engine(database_url), CATALOG)
+    store.migrate(5)
+    this_week = _weeks.week_of(_weeks.utc_now(time.time()))
+    weeks = [this_week.replace(year=this_week.year - 3), this_week]
+    jobs = []
+    for week in weeks:
+        installation = new_installation()
+        report = Report(installation, week, {"service.name": "printernizer"}, ())
+        jobs.append(ReportJob(installation, "a" * 64, ((report, _rollup.contributions(report, CATALOG)),)))
+    store.write_reports(jobs)
+    store.dispose()
+    assert cli.main(["prune", "--database", database_url, "--retention-months", "24"]) == 0
+    assert capsys.readouterr().out.startswith("deleted 1 installation-weeks before ")
+    assert [str(w)[:10] for (w,) in query(database_url, "SELECT week_start FROM weekly_reports")] == [
+        this_week.date().isoformat()]
+
+
+def _last_week() -> date:
+    today = date.today()
+    return date.fromordinal(today.toordinal() - today.weekday() - 7)
+
+
+def test_serve_answers_reports_and_logs_json_without_addresses(database_url: str) -> None:  # noqa: F811
+    """The interface other parts rely on: serve --database --host --port, poll /readyz."""
+    body, headers = encode(request(new_installation(), _last_week()), "protobuf", True)
+    with server_process(database_url, "--host", "127.0.0.1") as (base, process):
+        ok = httpx.post(f"{base}{CATALOG.protocol.metrics_path}", content=body,
+                        headers=headers | {HEADER: new_credential()})
+        refused = httpx.post(f"{base}{CATALOG.protocol.metrics_path}", content=b"x",
+                             headers={"content-type": "text/csv"})
+        process.send_signal(signal.SIGTERM)
+        # uvicorn re-raises SIGTERM once it has shut down, so the exit status says why it ended.
+        assert process.wait(30) == -signal.SIGTERM
+        assert process.stderr is not None
+        lines = process.stderr.read().decode().splitlines()
+    assert (ok.status_code, refused.status_code) == (200, 415)
+    records = [json.loads(line) for line in lines]
+    events = [r["event"] for r in records]
+    assert "ingest.started" in events and "ingest.stopped" in events
+    refusal = next(r for r in records if r["event"] == "export.refused")
+    assert refusal == {"event": "export.refused", "status": 415, "reason": "unsupported_media_type",
+                       "level": "info", "logger": "ingest.app", "timestamp": refusal["timestamp"]}
+    # The only address in the logs is the one the server listens on.
+    assert [line for line in lines if "127.0.0.1" in line and "Uvicorn running" not in line] == []
+
+
+def test_sigterm_finishes_the_request_in_flight(database_url: str) -> None:  # noqa: F811
+    """Graceful shutdown: a report waiting for a locked database still gets its 200."""
+    body, headers = encode(request(new_installation(), _last_week()), "protobuf", True)
+    with server_process(database_url) as (base, process):
+        engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+        conn = engine.connect()
+        conn.exec_driver_sql("BEGIN EXCLUSIVE" if engine.dialect.name == "sqlite" else "BEGIN")
+        if engine.dialect.name != "sqlite":
+            conn.exec_driver_sql("LOCK TABLE installations IN ACCESS EXCLUSIVE MODE")
+        answers: list[int] = []
+        sender = threading.Thread(target=lambda: answers.append(httpx.post(
+            f"{base}{CATALOG.protocol.metrics_path}", content=body,
+            headers=headers | {HEADER: new_credential()}, timeout=30).status_code))
+        sender.start()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        conn.exec_driver_sql("ROLLBACK")
+        conn.close()
+        engine.dispose()
+        sender.join(30)
+        assert process.wait(30) == -signal.SIGTERM
+    assert answers == [200]
+    assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(1,)]

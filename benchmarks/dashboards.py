@@ -52,6 +52,8 @@ def fill(database: str, installations: int, weeks: int) -> dict[str, float]:
     store = Store(create_engine(database), fleet.CATALOG)
     store.migrate(fleet.CATALOG.policy.k_anonymity)
     population = fleet.make_fleet(installations, weeks)
+    for inst in population:  # every installation reports every week: installations x weeks
+        inst.joined, inst.left = 0, weeks
     started, reports = time.perf_counter(), 0
     for week in range(weeks):
         active = [inst for inst in population if inst.active(week)]

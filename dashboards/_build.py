@@ -152,7 +152,8 @@ def _bargauge(panel: Panel) -> Any:
 
 def _piechart(panel: Panel) -> Any:
     reduce = common_builders.ReduceDataOptions().values(True).calcs(["lastNotNull"])
-    legend = (piechart.PieChartLegendOptions().show_legend(True).values([piechart_models.PieChartLegendValues.PERCENT])
+    legend = (piechart.PieChartLegendOptions().show_legend(True)
+              .values([piechart_models.PieChartLegendValues.PERCENT])
               .display_mode(common.LegendDisplayMode.TABLE)
               .placement(common.LegendPlacement.RIGHT))
     return piechart.Panel().reduce_options(reduce).legend(legend)

@@ -13,7 +13,6 @@ import gzip
 import random
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -245,5 +244,3 @@ def time_range(weeks: int = WEEKS) -> tuple[datetime, datetime]:
     """The dashboard range covering the fleet: its first Monday to the last report's arrival."""
     return week_start(0), week_start(weeks) + timedelta(days=3)
 
-
-ClockFn = Callable[[], float]

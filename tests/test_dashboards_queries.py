@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import dashboards_fleet as fleet
@@ -53,11 +52,10 @@ def postgres_store(postgres_url: str) -> Iterator[sa.Engine]:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite_store", "postgres_store"])
 def store(request: pytest.FixtureRequest) -> sa.Engine:
-    engine: sa.Engine = request.getfixturevalue(f"{request.param.replace('ql', '')}_store"
-                                                if request.param == "postgresql"
-                                                else "sqlite_store")
+    """The seeded store on SQLite, then on PostgreSQL."""
+    engine: sa.Engine = request.getfixturevalue(request.param)
     return engine
 
 
@@ -169,7 +167,3 @@ def test_top_n_panels_use_top_on_sql_server_and_limit_elsewhere() -> None:
     assert panel.sql("postgresql").endswith("LIMIT 10") and "TOP" not in panel.sql("sqlite")
     assert " + '+'" in queries.panel("fleet_sizes").sql("mssql")
     assert " || '+'" in queries.panel("fleet_sizes").sql("postgresql")
-
-
-def test_fleet_helper_lives_in_tests() -> None:
-    assert Path(fleet.__file__).parent.name == "tests"

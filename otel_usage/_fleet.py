@@ -54,6 +54,8 @@ class Installation:
     opt_in_day: int | None
     upgrade_day: int
     seed: int
+    first_day: int = 0
+    last_day: int | None = None
     restart_every: int = 7
     errors_scale: float = 1.0
 
@@ -92,13 +94,17 @@ def _draw(rng: random.Random, data_dir: Path, number: int, weeks: int,
                 for name, share in FEATURES}
     days = weeks * 7
     opted = rng.random() < opt_in_share
+    # Most installations were there from the start; some arrive later, a few stop.
+    first_day = 0 if rng.random() < 0.75 else rng.randrange(0, days - 6)
+    last_day = rng.randrange(first_day + 7, days + 7) if rng.random() < 0.08 else None
     return Installation(
         number=number, data_dir=data_dir, environment=environment, printers=printers,
         features=features, jobs_per_printer=rng.choice((0.6, 1.0, 1.5, 3.0)),
-        opt_in_day=rng.randrange(0, min(days, 21)) if opted else None,
+        opt_in_day=first_day + rng.randrange(0, 21) if opted else None,
         upgrade_day=days // 2 + rng.randrange(0, 14 if mode == "homeassistant" else 35),
         seed=rng.randrange(2**32), restart_every=rng.choice((3, 7, 14)),
         errors_scale=rng.choice((0.3, 1.0, 1.0, 2.5)),
+        first_day=first_day, last_day=last_day,
     )
 
 
@@ -107,10 +113,11 @@ def simulate(installation: Installation, start: datetime, weeks: int, endpoint: 
     """Run one installation day by day from `start` (a Monday) for `weeks`, then let it catch
     up on what is due a week later. Returns how many reports and erasures it sent."""
     rng = random.Random(installation.seed)
-    clock = ManualClock(start + timedelta(hours=7))
+    clock = ManualClock(start + timedelta(days=installation.first_day, hours=7))
     usage: UsageTelemetry | None = None
     sent = 0
-    for day in range(weeks * 7):
+    last_day = min(installation.last_day or weeks * 7, weeks * 7)
+    for day in range(installation.first_day, last_day):
         version = VERSIONS[day >= installation.upgrade_day]
         if usage is None or day % installation.restart_every == 0 or (
                 usage.service_version != version):
@@ -150,6 +157,7 @@ def _one_day(usage: UsageTelemetry, installation: Installation, rng: random.Rand
     meter = usage.meter()
     jobs = meter.create_counter("printernizer.jobs", unit="{job}")
     downloads = meter.create_counter("printernizer.file.downloads", unit="{file}")
+    connections = meter.create_counter("printernizer.printer.connections", unit="{event}")
     uploads = meter.create_counter("printernizer.file.uploads", unit="{file}")
     uses = meter.create_counter("printernizer.feature.uses", unit="{use}")
     errors = meter.create_counter("printernizer.errors", unit="{error}")
@@ -161,6 +169,10 @@ def _one_day(usage: UsageTelemetry, installation: Installation, rng: random.Rand
             downloads.add(1, {"printer.type": kind})
             if rng.random() < 0.5:
                 uploads.add(1, {"printer.type": kind})
+    for kind in installation.printers:
+        for event in ("connected", "disconnected"):
+            for _ in range(_poisson(rng, 0.3)):
+                connections.add(1, {"printer.type": kind, "connection.event": event})
     for name, enabled in installation.features.items():
         if enabled and rng.random() < 0.7:
             uses.add(rng.randint(1, 6), {"feature.name": name})

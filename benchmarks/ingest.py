@@ -51,11 +51,10 @@ def last_week() -> date:
 
 
 def build_bodies(count: int, week: date) -> list[bytes]:
-    """Whole HTTP/1.1 requests, one per distinct installation."""
-    rng = random.Random(42)
+    """Whole HTTP/1.1 requests, one per distinct (new) installation."""
     requests = []
     for index in range(count):
-        installation = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        installation = str(uuid.uuid4())
         message = R.request(installation, week, seed=index)
         body = gzip.compress(message.SerializeToString())
         head = (f"POST /v1/metrics HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/x-protobuf"
@@ -93,16 +92,37 @@ async def drive(port: int, requests: list[bytes],
     return latencies, statuses
 
 
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants (uvicorn's workers under the supervisor)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    total = 0.0
+    for member in process_tree(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def server_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in process_tree(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -111,9 +131,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(database: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(database: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "ingest.cli", "serve", "--database", database,
-               "--port", str(port), "--no-address-limit", "--log-level", "warning"]
+               "--port", str(port), "--no-address-limit", "--log-level", "warning",
+               "--workers", str(workers)]
     server = subprocess.Popen(command, cwd=ROOT)
     for _ in range(300):
         try:
@@ -126,11 +147,12 @@ def start_server(database: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the ingest did not become ready")
 
 
-def throughput(database: str, count: int, connections: int, warmup: int) -> dict[str, float]:
+def throughput(database: str, count: int, connections: int, warmup: int,
+               workers: int) -> dict[str, object]:
     port = free_port()
     week = last_week()
     requests = build_bodies(count + warmup, week)
-    server = start_server(database, port)
+    server = start_server(database, port, workers)
     try:
         asyncio.run(drive(port, requests[:warmup], connections))
         rss_start = rss_mb(server.pid)
@@ -207,7 +229,8 @@ def main() -> None:
     parser.add_argument("--database", default=None, help="SQLAlchemy URL (default: a temp SQLite)")
     parser.add_argument("--reports", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=2_000)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers")
     parser.add_argument("--view-installations", type=int, default=10_000)
     parser.add_argument("--view-weeks", type=int, default=52)
     parser.add_argument("--view-database", default=None,
@@ -216,7 +239,8 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="ingest-bench.")
     database = args.database or f"sqlite:///{tmp}/bench.db"
     result: dict[str, object] = {"database": sa.make_url(database).get_backend_name()}
-    result.update(throughput(database, args.reports, args.connections, args.warmup))
+    result["workers"] = args.workers
+    result.update(throughput(database, args.reports, args.connections, args.warmup, args.workers))
     view_db = args.view_database or database
     if args.view_installations:
         result["fill_s"] = round(fill_store(view_db, args.view_installations, args.view_weeks), 1)

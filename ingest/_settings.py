@@ -29,7 +29,7 @@ class Settings:
     # for a batch to fill, and how long a request waits for its commit before it gets a 503.
     max_pending: int = 2048
     batch_max: int = 256
-    batch_linger_s: float = 0.01
+    batch_linger_s: float = 0.0
     write_timeout_s: float = 5.0
     retry_after_s: int = 5
     # Rate limits, in memory only: tokens per second and bucket size. Peers in

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -188,6 +190,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # documents it in the OpenAPI schema and answers the same way).
     app.add_middleware(ExportShortcut, path=service.protocol.metrics_path, handler=service.export)
     return app
+
+
+SETTINGS_ENV = "OTEL_USAGE_INGEST_SETTINGS"
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app of one worker process of `serve --workers N` (settings passed as JSON)."""
+    from . import _log
+
+    options = json.loads(os.environ[SETTINGS_ENV])
+    _log.configure(options.pop("log_level", "info"))
+    return create_app(Settings(**options))
 
 
 def _check_catalog(service: Service) -> None:

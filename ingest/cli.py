@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="reports waiting for the database before new ones get 503")
     serve.add_argument("--write-timeout", type=float, default=Settings.write_timeout_s,
                        help="seconds a report waits for its commit before it gets 503")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes (each validates and writes; see ingest/README.md)")
     serve.add_argument("--log-level", default="info")
     migrate = commands.add_parser("migrate", help="apply schema migrations and (re)create views")
     _database(migrate)
@@ -55,18 +59,34 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from . import _log
-    from .app import create_app
+    from .app import SETTINGS_ENV, create_app
 
     _log.configure(args.log_level)
-    options = {"address_burst": 0} if args.no_address_limit else {}
-    settings = Settings(database_url=args.database, k_anonymity=args.k,
-                        retention_months=args.retention_months, max_pending=args.max_pending,
-                        write_timeout_s=args.write_timeout, **options)  # type: ignore[arg-type]
-    config = uvicorn.Config(create_app(settings), host=args.host, port=args.port,
-                            access_log=False, log_config=None, timeout_graceful_shutdown=20,
-                            server_header=False)
-    uvicorn.Server(config).run()
+    options = {
+        "database_url": args.database, "k_anonymity": args.k,
+        "retention_months": args.retention_months, "max_pending": args.max_pending,
+        "write_timeout_s": args.write_timeout, **({"address_burst": 0} if args.no_address_limit else {}),
+    }
+    config: dict[str, object] = {"host": args.host, "port": args.port, "access_log": False,
+                                 "log_config": None, "timeout_graceful_shutdown": 20,
+                                 "server_header": False}
+    if args.workers <= 1:
+        uvicorn.Server(uvicorn.Config(create_app(Settings(**options)), **config)).run()  # type: ignore[arg-type]
+        return 0
+    _migrate_once(Settings(**options))  # type: ignore[arg-type]
+    os.environ[SETTINGS_ENV] = json.dumps(options | {"log_level": args.log_level})
+    uvicorn.run("ingest.app:create_app_from_environment", factory=True, workers=args.workers,
+                **config)  # type: ignore[arg-type]
     return 0
+
+
+def _migrate_once(settings: Settings) -> None:
+    """Workers must not race to migrate: the supervisor does it before they start."""
+    from ._store import Store, create_engine
+
+    store = Store(create_engine(settings.database_url), settings.catalog)
+    store.migrate(settings.k)
+    store.dispose()
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -1,10 +1,12 @@
-"""`otel-usage-dashboards`: build the dashboards JSON and provisioning files, or check them."""
+"""`otel-usage-dashboards`: build the dashboards JSON and provisioning files, check them, or
+show what the dashboards would show for a store, as text."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 __all__ = ["main"]
@@ -18,6 +20,12 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, default=None,
                        help="directory to write to (default: dashboards/provisioning)")
     commands.add_parser("check", help="exit 1 if the committed files are stale")
+    show = commands.add_parser("show", help="every panel's query run on a store, as tables")
+    show.add_argument("--database", required=True, help="SQLAlchemy URL of the ingest's store")
+    show.add_argument("--from", dest="time_from", type=date.fromisoformat, default=None,
+                      help="first day (YYYY-MM-DD; default: 12 weeks before --to)")
+    show.add_argument("--to", dest="time_to", type=date.fromisoformat, default=None,
+                      help="day after the last (YYYY-MM-DD; default: today)")
     return parser
 
 
@@ -25,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import _provisioning
 
     args = _parser().parse_args(argv)
+    if args.command == "show":
+        return _show(args)
     if args.command == "build":
         for path in _provisioning.write(args.out or _provisioning.PROVISIONING_DIR):
             sys.stdout.write(f"wrote {path}\n")
@@ -33,6 +43,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for relative in stale:
         sys.stdout.write(f"stale: {relative}\n")
     return 1 if stale else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from ._show import show
+
+    end: date = args.time_to or datetime.now(UTC).date()
+    start: date = args.time_from or end - timedelta(weeks=12)
+    sys.stdout.write(show(args.database, _midnight(start), _midnight(end)) + "\n")
+    return 0
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def stale_files(directory: Path) -> list[str]:

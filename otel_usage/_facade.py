@@ -152,15 +152,15 @@ class UsageTelemetry:
 
     def observe_printers(self, counts: Callable[[], Mapping[str, int]]) -> None:
         """Report the number of configured printers per type (``printernizer.printers``)."""
-        self._observe("printernizer.printers", "{printer}", "printer.type",
+        self._observe("printernizer.printers", "printer.type",
                       lambda: ((t, n) for t, n in counts().items()))
 
     def observe_features(self, enabled: Callable[[], Mapping[str, bool]]) -> None:
         """Report which features are switched on (``printernizer.features.enabled``)."""
-        self._observe("printernizer.features.enabled", "1", "feature.name",
+        self._observe("printernizer.features.enabled", "feature.name",
                       lambda: ((f, int(bool(on))) for f, on in enabled().items()))
 
-    def _observe(self, name: str, unit: str, key: str,
+    def _observe(self, name: str, key: str,
                  values: Callable[[], Iterable[tuple[str, int]]]) -> None:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             try:
@@ -170,7 +170,8 @@ class UsageTelemetry:
                                       instrument=name, error=repr(exc))
                 return []
 
-        self.meter(LIBRARY_METER).create_observable_gauge(name, [callback], unit=unit)
+        self.meter(LIBRARY_METER).create_observable_gauge(
+            name, [callback], unit=self.catalog.metrics[name].unit)
 
     # Modes.
 
@@ -339,8 +340,9 @@ class UsageTelemetry:
                                   path=str(self.store.path), error=str(exc))
         assert self._provider is not None
         meter = self._provider.get_meter(LIBRARY_METER)
-        meter.create_counter("printernizer.app.starts", unit="{start}").add(1)
-        meter.create_observable_gauge(
-            "printernizer.uptime", [lambda options: [Observation(1)]], unit="d")
+        starts, uptime = "printernizer.app.starts", "printernizer.uptime"
+        meter.create_counter(starts, unit=self.catalog.metrics[starts].unit).add(1)
+        meter.create_observable_gauge(uptime, [lambda options: [Observation(1)]],
+                                      unit=self.catalog.metrics[uptime].unit)
         self._wake_uploads()  # issue 3: catch up on weeks closed while the app was not running
 

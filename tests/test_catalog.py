@@ -121,3 +121,18 @@ def _to_toml(raw: dict) -> str:  # type: ignore[type-arg]
         lines.append("[[never]]")
         lines += [f"{k} = {value(v)}" for k, v in item.items()]
     return "\n".join(lines) + "\n"
+
+
+def test_the_clients_own_references_to_catalog_metrics_exist() -> None:
+    """The facade and the viewer name a few catalog metrics and keys: they must not drift."""
+    import re
+
+    root = CATALOG_PATH.parent
+    catalog = load_catalog()
+    keys = {k for m in catalog.metrics.values() for k in m.attributes}
+    for module in ("_facade.py", "_reads.py", "_fleet.py"):
+        source = (root / module).read_text(encoding="utf-8")
+        names = set(re.findall(r"""["'](printernizer\.[a-z_.]+)["']""", source))
+        assert names and names <= set(catalog.metrics), (module, names - set(catalog.metrics))
+        used_keys = set(re.findall(r"""\$\."([a-z_.]+)\"""", source))
+        assert used_keys <= keys, (module, used_keys - keys)

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml  # types-PyYAML is not a dependency
+import yaml
 from grafana_foundation_sdk.builders import alerting, expr
 from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 from grafana_foundation_sdk.models.dashboard import DataSourceRef

@@ -289,9 +289,22 @@ class UsageTelemetry:
         opt_out(conn, self.endpoint, self.clock.now())
 
     def _wake_uploads(self) -> None:
+        """Start the sender when there is work: mode on, or an erasure still to deliver.
+        (In mode local with nothing pending, the sender is not even imported.)"""
         running = self._provider is not None and not self._stopped
-        if self._background_uploads and running and (self.mode == "on" or self.store.exists):
+        if self._background_uploads and running and (self.mode == "on"
+                                                     or self._erasure_pending()):
             self.uploads.wake()
+
+    def _erasure_pending(self) -> bool:
+        if not self.store.exists:
+            return False
+        try:
+            with self.store.read() as conn:
+                return conn.execute("SELECT 1 FROM erasures LIMIT 1").fetchone() is not None
+        except Exception as exc:  # the store's problems are logged once, where they arise
+            logger.debug("could not look for pending erasures", error=repr(exc))
+            return False
 
     # Internals.
 

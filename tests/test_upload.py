@@ -377,3 +377,25 @@ def test_the_otel_certificate_setting_wins_over_requests_ca_bundle(
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_pending_erasure_is_delivered_in_the_background_after_a_restart(
+    data_dir: Path, server: Server,
+) -> None:
+    """Opted out while the server was down: the next start (mode local) still erases."""
+    usage, clock = record_w48(data_dir, server)
+    clock.set(AFTER_W48)
+    usage.send_now()
+    erase = f"/v1/installations/{usage.preview()['last_sent']['resource']['service.instance.id']}"
+    server.answers = [(503, {"Retry-After": "60"})]
+    usage.set_mode("local")
+    assert usage.send_now()["erasures_pending"] == 1
+    usage.shutdown()
+    clock.advance(timedelta(hours=1))
+    restarted = UsageTelemetry(data_dir, clock=clock, endpoint=server.url,
+                               export_interval_s=float("inf"), environ={})
+    restarted.start()
+    assert restarted.uploads.wait_idle(10)
+    restarted.shutdown()
+    assert [(r.method, r.path) for r in server.requests] == [
+        ("POST", "/v1/metrics"), ("DELETE", erase), ("DELETE", erase)]

@@ -117,12 +117,16 @@ def rss_mb(pid: int) -> float:
     return total
 
 
-def server_cpu_s(pid: int) -> float:
-    total = 0
+def cpu_by_process(pid: int) -> dict[int, float]:
+    seconds = {}
     for member in process_tree(pid):
         fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        seconds[member] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def server_cpu_s(pid: int) -> float:
+    return sum(cpu_by_process(pid).values())
 
 
 def free_port() -> int:
@@ -157,11 +161,13 @@ def throughput(database: str, count: int, connections: int, warmup: int,
         asyncio.run(drive(port, requests[:warmup], connections))
         rss_start = rss_mb(server.pid)
         cpu_start = server_cpu_s(server.pid), time.process_time()
+        by_process = cpu_by_process(server.pid)
         started = time.perf_counter()
         latencies, statuses = asyncio.run(drive(port, requests[warmup:], connections))
         elapsed = time.perf_counter() - started
         rss_end = rss_mb(server.pid)
         cpu = server_cpu_s(server.pid) - cpu_start[0], time.process_time() - cpu_start[1]
+        by_process = {p: s - by_process.get(p, 0.0) for p, s in cpu_by_process(server.pid).items()}
     finally:
         server.terminate()
         server.wait(30)
@@ -174,6 +180,8 @@ def throughput(database: str, count: int, connections: int, warmup: int,
         "rss_growth_mb": round(rss_end - rss_start, 1),
         "server_cpu_per_report_ms": round(cpu[0] / count * 1000, 3),
         "client_cpu_per_report_ms": round(cpu[1] / count * 1000, 3),
+        "cpu_per_report_ms_by_process": sorted(round(s / count * 1000, 3)
+                                               for s in by_process.values()),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
     }
 

@@ -42,6 +42,8 @@ class Settings:
     limiter_entries: int = 100_000
     # A week may start at most this long after the server's clock, for clients a little ahead.
     clock_skew_s: int = 3600
+    # Set by `serve`: the Unix socket of the writer process; None writes from this process.
+    writer_socket: str | None = None
     clock: Callable[[], float] = time.time
 
     @property

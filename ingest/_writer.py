@@ -90,6 +90,11 @@ class Writer:
         with self._counts_lock:
             self._counts[(day, outcome, reason)] += 1
 
+    def add_counts(self, counts: dict[tuple[datetime, str, str], int]) -> None:
+        """Counts gathered elsewhere (an HTTP process), stored with the next flush."""
+        with self._counts_lock:
+            self._counts.update(counts)
+
     # The thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -124,46 +129,9 @@ class Writer:
         return batch
 
     def _process(self, batch: list[_Pending]) -> None:
-        run: list[_Pending] = []
-        for pending in batch:
-            if isinstance(pending.job, EraseJob):
-                self._write_reports(run)
-                run = []
-                self._erase(pending)
-            else:
-                run.append(pending)
-        self._write_reports(run)
-
-    def _write_reports(self, run: list[_Pending]) -> None:
-        if not run:
-            return
-        run = [p for p in run if not p.future.done()]  # skip jobs already answered 503
-        jobs = [p.job for p in run if isinstance(p.job, ReportJob)]
-        if not jobs:
-            return
-        try:
-            outcomes: list[Any] = list(self._store.write_reports(jobs))
-        except WriteFailed as exc:
-            if len(run) > 1:  # one bad job must not fail the others: one by one
-                for pending in run:
-                    self._write_reports([pending])
-                return
-            log.warning("writer.write_failed", error=str(exc))
-            outcomes = [exc]
-        except StoreUnavailable as exc:
-            log.warning("writer.store_unavailable", error=str(exc), jobs=len(run))
-            outcomes = [exc] * len(run)
-        for pending, outcome in zip(run, outcomes, strict=True):
+        live = [p for p in batch if not p.future.done()]  # skip jobs already answered 503
+        for pending, outcome in zip(live, commit(self._store, [p.job for p in live]), strict=True):
             _resolve(pending, outcome)
-
-    def _erase(self, pending: _Pending) -> None:
-        job = pending.job
-        assert isinstance(job, EraseJob)
-        try:
-            result: Any = self._store.erase(job.installation_id, job.credential_hash)
-        except IngestError as exc:
-            result = exc
-        _resolve(pending, result)
 
     def _flush_counts(self) -> None:
         with self._counts_lock:
@@ -182,13 +150,58 @@ class Writer:
         if now - self._last_prune < _PRUNE_S:
             return
         self._last_prune = now
-        cutoff = _weeks.retention_cutoff(now, self._settings.retention)
-        try:
-            deleted = self._store.prune(cutoff)
-        except StoreUnavailable as exc:
-            log.warning("writer.prune_failed", error=str(exc))
-            return
-        log.info("writer.pruned", before=cutoff.date().isoformat(), weeks=deleted)
+        prune(self._store, self._settings)
+
+
+def prune(store: Store, settings: Settings) -> None:
+    """Delete the weeks older than the retention; a failure waits for the next day."""
+    cutoff = _weeks.retention_cutoff(settings.clock(), settings.retention)
+    try:
+        deleted = store.prune(cutoff)
+    except StoreUnavailable as exc:
+        log.warning("writer.prune_failed", error=str(exc))
+        return
+    log.info("writer.pruned", before=cutoff.date().isoformat(), weeks=deleted)
+
+
+Job = ReportJob | EraseJob
+
+
+def commit(store: Store, jobs: list[Job]) -> list[Any]:
+    """Write jobs in order: runs of reports in one transaction each, an erasure alone.
+    Each job's outcome is its result or the IngestError it met."""
+    outcomes: list[Any] = []
+    run: list[ReportJob] = []
+    for job in jobs:
+        if isinstance(job, EraseJob):
+            outcomes += _commit_reports(store, run)
+            run = []
+            outcomes.append(_commit_erase(store, job))
+        else:
+            run.append(job)
+    return outcomes + _commit_reports(store, run)
+
+
+def _commit_reports(store: Store, run: list[ReportJob]) -> list[Any]:
+    if not run:
+        return []
+    try:
+        return list(store.write_reports(run))
+    except WriteFailed as exc:
+        if len(run) > 1:  # one bad job must not fail the others: one by one
+            return [outcome for job in run for outcome in _commit_reports(store, [job])]
+        log.warning("writer.write_failed", error=str(exc))
+        return [exc]
+    except StoreUnavailable as exc:
+        log.warning("writer.store_unavailable", error=str(exc), jobs=len(run))
+        return [exc] * len(run)
+
+
+def _commit_erase(store: Store, job: EraseJob) -> Any:
+    try:
+        return store.erase(job.installation_id, job.credential_hash)
+    except IngestError as exc:
+        return exc
 
 
 def _resolve(pending: _Pending, outcome: Any) -> None:

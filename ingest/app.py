@@ -31,6 +31,7 @@ from ._errors import (
     Throttled,
 )
 from ._ratelimit import RateLimiter
+from ._remote import RemoteWriter
 from ._settings import Settings
 from ._store import ReportJob, Store, create_engine
 from ._validate import INSTALLATION_KEY, Accepted, Limits, validate
@@ -52,13 +53,17 @@ class Service:
         self.protocol = settings.catalog.protocol
         self.header = self.protocol.credential_header.lower()
         self.store: Store | None = None
-        self.writer: Writer | None = None
+        self.writer: Writer | RemoteWriter | None = None
         self.addresses = RateLimiter(settings.address_rate, settings.address_burst,
                                      settings.limiter_entries, settings.clock)
         self.installations = RateLimiter(settings.installation_rate, settings.installation_burst,
                                          settings.limiter_entries, settings.clock)
 
     def open(self) -> None:
+        if self.settings.writer_socket is not None:
+            self.writer = RemoteWriter(self.settings, self.settings.writer_socket)
+            log.info("ingest.started", writer="process")
+            return
         store = Store(create_engine(self.settings.database_url), self.catalog)
         store.migrate(self.settings.k)
         self.store, self.writer = store, Writer(store, self.settings)
@@ -133,7 +138,7 @@ class Service:
         if self.writer is not None:
             self.writer.count(outcome, reason)
 
-    def _writer(self) -> Writer:
+    def _writer(self) -> Writer | RemoteWriter:
         if self.writer is None:
             raise StoreUnavailable("the service is not started")
         return self.writer
@@ -160,9 +165,12 @@ class Service:
 
     async def ready(self) -> Response:
         try:
-            if self.store is None or self.writer is None or not self.writer.alive:
+            if isinstance(self.writer, RemoteWriter):
+                await asyncio.wait_for(self.writer.ping(), _READY_TIMEOUT_S)
+            elif self.store is None or self.writer is None or not self.writer.alive:
                 raise StoreUnavailable("not started")
-            await asyncio.wait_for(asyncio.to_thread(self.store.ping), _READY_TIMEOUT_S)
+            else:
+                await asyncio.wait_for(asyncio.to_thread(self.store.ping), _READY_TIMEOUT_S)
         except (IngestError, TimeoutError):
             return JSONResponse({"status": "unavailable"}, status_code=503,
                                 headers={"Retry-After": str(self.settings.retry_after_s)})
@@ -180,6 +188,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if isinstance(service.writer, RemoteWriter):
+                await service.writer.close()
             await asyncio.to_thread(service.close)
 
     app = FastAPI(title="otel-usage ingest", version=str(service.catalog.version),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 
 from ._settings import DEFAULT_DATABASE, Settings
 
@@ -65,19 +68,55 @@ def _serve(args: argparse.Namespace) -> int:
     options = {
         "database_url": args.database, "k_anonymity": args.k,
         "retention_months": args.retention_months, "max_pending": args.max_pending,
-        "write_timeout_s": args.write_timeout, **({"address_burst": 0} if args.no_address_limit else {}),
+        "write_timeout_s": args.write_timeout,
     }
+    if args.no_address_limit:
+        options["address_burst"] = 0
     config: dict[str, object] = {"host": args.host, "port": args.port, "access_log": False,
                                  "log_config": None, "timeout_graceful_shutdown": 20,
                                  "server_header": False}
-    if args.workers <= 1:
-        uvicorn.Server(uvicorn.Config(create_app(Settings(**options)), **config)).run()  # type: ignore[arg-type]
-        return 0
-    _migrate_once(Settings(**options))  # type: ignore[arg-type]
-    os.environ[SETTINGS_ENV] = json.dumps(options | {"log_level": args.log_level})
-    uvicorn.run("ingest.app:create_app_from_environment", factory=True, workers=args.workers,
-                **config)  # type: ignore[arg-type]
+    with _writer_process(Settings(**options), args.log_level) as socket_path:  # type: ignore[arg-type]
+        options["writer_socket"] = socket_path
+        if args.workers <= 1:
+            app = create_app(Settings(**options))  # type: ignore[arg-type]
+            uvicorn.Server(uvicorn.Config(app, **config)).run()  # type: ignore[arg-type]
+            return 0
+        os.environ[SETTINGS_ENV] = json.dumps(options | {"log_level": args.log_level})
+        uvicorn.run("ingest.app:create_app_from_environment", factory=True, workers=args.workers,
+                    **config)  # type: ignore[arg-type]
     return 0
+
+
+@contextlib.contextmanager
+def _writer_process(settings: Settings, log_level: str) -> Iterator[str]:
+    """Start the writer process (it migrates, then listens) and wait until it accepts."""
+    import multiprocessing
+    import socket
+    import tempfile
+
+    from ._remote import settings_options, writer_process
+
+    directory = tempfile.mkdtemp(prefix="otel-usage-ingest.")
+    path = os.path.join(directory, "writer.sock")
+    process = multiprocessing.get_context("spawn").Process(
+        target=writer_process, args=(settings_options(settings), path, log_level),
+        name="ingest-writer")
+    process.start()
+    deadline = time.monotonic() + 60
+    while process.is_alive() and time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
+            probe.connect(path)
+            break
+        time.sleep(0.05)
+    else:
+        process.kill()
+        raise SystemExit("the writer process did not start (see its log above)")
+    try:
+        yield path
+    finally:
+        process.terminate()
+        process.join(60)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _migrate_once(settings: Settings) -> None:

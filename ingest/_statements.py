@@ -6,6 +6,7 @@ Kept in one place so tests compile each of them for SQL Server, PostgreSQL and S
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ._schema import daily_stats, events_summary, installations, weekly_reports
 
@@ -57,6 +58,21 @@ def add_to_rollup() -> sa.Update:
 
 def insert_rollup() -> sa.Insert:
     return sa.insert(events_summary)
+
+
+def upsert_rollup(dialect: str) -> sa.Insert:
+    """PostgreSQL and SQLite: add to a rollup row or create it, in one multi-row statement.
+    (SQL Server takes `add_to_rollup` then `insert_rollup` for the rows that are new.)"""
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    statement = insert(events_summary)
+    return statement.on_conflict_do_update(
+        index_elements=[es.week_start, es.kind, es.metric, es.attribute, es.value],
+        set_={"installations": es.installations + statement.excluded.installations,
+              "total": es.total + statement.excluded.total},
+    )
+
+
+UPSERT_DIALECTS = ("postgresql", "sqlite")
 
 
 def erase_reports(installation_id: str) -> sa.Delete:

@@ -90,6 +90,8 @@ class Store:
         self.catalog = catalog
         self._rollup_keys: OrderedDict[object, set[tuple[str, ...]]] = OrderedDict()
         self._daily_keys: set[tuple[object, ...]] = set()
+        dialect = engine.dialect.name
+        self._upsert = sql.upsert_rollup(dialect) if dialect in sql.UPSERT_DIALECTS else None
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -160,7 +162,16 @@ class Store:
             conn.execute(sql.delete_report(), keys)
 
     def _apply(self, conn: Connection, sums: dict[tuple[object, ...], list[int]]) -> None:
-        """Add a batch's rollup sums: update the rows that exist, insert the others."""
+        """Add a batch's rollup sums: an upsert where the database has one, else update the
+        rows that exist and insert the others."""
+        if self._upsert is not None:
+            rows = [{"week_start": week, "kind": kind, "metric": metric, "attribute": attribute,
+                     "value": value, "installations": installations, "total": total}
+                    for (week, kind, metric, attribute, value), (installations, total)
+                    in sums.items() if installations or total]
+            if rows:
+                conn.execute(self._upsert, rows)
+            return
         updates, inserts = [], []
         for (week, *key), (installations, total) in sums.items():
             if installations == 0 and total == 0:

@@ -239,7 +239,7 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=1, help="serve --workers")
+    parser.add_argument("--workers", type=int, default=2, help="serve --workers")
     parser.add_argument("--view-installations", type=int, default=10_000)
     parser.add_argument("--view-weeks", type=int, default=52)
     parser.add_argument("--view-database", default=None,

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -75,6 +76,9 @@ def _serve(args: argparse.Namespace) -> int:
     config: dict[str, object] = {"host": args.host, "port": args.port, "access_log": False,
                                  "log_config": None, "timeout_graceful_shutdown": 20,
                                  "server_header": False}
+    # uvicorn re-raises the SIGTERM it shut down for once it is done; with a handler of our own
+    # in place that re-raise returns here, so the writer process is drained before we exit.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     with _writer_process(Settings(**options), args.log_level) as socket_path:  # type: ignore[arg-type]
         options["writer_socket"] = socket_path
         if args.workers <= 1:

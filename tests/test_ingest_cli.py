@@ -73,14 +73,13 @@ def test_serve_answers_reports_and_logs_json_without_addresses(database_url: str
         refused = httpx.post(f"{base}{CATALOG.protocol.metrics_path}", content=b"x",
                              headers={"content-type": "text/csv"})
         process.send_signal(signal.SIGTERM)
-        # uvicorn re-raises SIGTERM once it has shut down, so the exit status says why it ended.
-        assert process.wait(30) == -signal.SIGTERM
+        assert process.wait(30) == 0
         assert process.stderr is not None
         lines = process.stderr.read().decode().splitlines()
     assert (ok.status_code, refused.status_code) == (200, 415)
     records = [json.loads(line) for line in lines]
     events = [r["event"] for r in records]
-    assert "ingest.started" in events and "ingest.stopped" in events
+    assert {"ingest.started", "writer.listening", "writer.stopped", "ingest.stopped"} <= set(events)
     refusal = next(r for r in records if r["event"] == "export.refused")
     assert refusal == {"event": "export.refused", "status": 415, "reason": "unsupported_media_type",
                        "level": "info", "logger": "ingest.app", "timestamp": refusal["timestamp"]}
@@ -109,6 +108,6 @@ def test_sigterm_finishes_the_request_in_flight(database_url: str) -> None:  # n
         conn.close()
         engine.dispose()
         sender.join(30)
-        assert process.wait(30) == -signal.SIGTERM
+        assert process.wait(30) == 0
     assert answers == [200]
     assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(1,)]

@@ -63,7 +63,7 @@ class UsageTelemetry:
         data_dir: str | os.PathLike[str] | None = None,
         *,
         service_name: str = "printernizer",
-        service_version: str = "0.0.0",
+        service_version: str | None = None,
         set_global: bool = False,
         export_interval_s: float = 60.0,
         clock: Clock | None = None,
@@ -77,7 +77,10 @@ class UsageTelemetry:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir(self.environ)
         self.service_name = service_name
-        self.service_version = service_version
+        # The host's version is kept at start, so that tools without it (the CLI's preview
+        # and send-now) build reports that name the right version.
+        self._version_given = service_version is not None
+        self.service_version = service_version or "0.0.0"
         self.clock: Clock = clock or SystemClock()
         self.catalog = catalog or load_catalog()
         self.store = Store(self.data_dir)
@@ -252,12 +255,24 @@ class UsageTelemetry:
         if self._uploader is None:
             from ._schedule import Uploader, UploadSettings
 
-            settings = UploadSettings(self.endpoint, self.service_name, self.service_version,
+            settings = UploadSettings(self.endpoint, self.service_name, self._report_version(),
                                       self.environ, rotate_yearly=self._rotate_yearly,
                                       environment=self.environment)
             self._uploader = Uploader(self.store, self.catalog, self.clock, settings,
                                       lambda: self.mode, self.problems)
         return self._uploader
+
+    def _report_version(self) -> str:
+        if self._version_given or not self.store.exists:
+            return self.service_version
+        try:
+            with self.store.read() as conn:
+                row = conn.execute(
+                    "SELECT value FROM meta WHERE key = 'service_version'").fetchone()
+        except Exception as exc:  # the store's problems are logged once, where they arise
+            logger.debug("could not read the stored service version", error=repr(exc))
+            return self.service_version
+        return str(row[0]) if row else self.service_version
 
     def send_now(self) -> dict[str, Any]:
         """Build and send what is due now (erasures in any mode, reports only in mode on)."""
@@ -345,6 +360,9 @@ class UsageTelemetry:
                     effective = forced or (latest.mode if latest else DEFAULT_MODE)
                     if effective != "off":
                         Store.installation_id(conn, self.clock.now())
+                        if self._version_given:
+                            conn.execute("INSERT OR REPLACE INTO meta (key, value) "
+                                         "VALUES ('service_version', ?)", (self.service_version,))
                     if latest is not None and latest.mode == "on" and forced not in (None, "on"):
                         self._opt_out(conn)
         except Exception as exc:  # the host starts regardless

@@ -91,3 +91,17 @@ async def test_there_is_no_report_to_preview_before_first_use_or_after_delete_al
     assert usage.preview()["report"]["state"] == "draft"
     await usage.delete_all()
     assert usage.preview() == {"report": None, "last_sent": None, "difference": None}
+
+
+def test_the_cli_preview_names_the_version_the_host_started_with(
+    data_dir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The CLI does not know Printernizer's version: it uses the one kept at the host's start."""
+    clock = ManualClock(OPT_IN + timedelta(days=1))
+    usage = make(data_dir, clock)  # service_version="2.7.0"
+    usage.start()
+    usage.shutdown()
+    assert main(["--data-dir", str(data_dir), "preview", "--json"]) == 0
+    preview = json.loads(capsys.readouterr().out)
+    assert preview["report"]["readable"]["resource"]["service.version"] == "2.7.0"
+    assert UsageTelemetry(data_dir).service_version == "0.0.0"  # nothing given, nothing claimed

@@ -63,7 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from . import _log
-    from .app import SETTINGS_ENV, create_app
+    from .app import SETTINGS_ENV, create_app, outermost
 
     _log.configure(args.log_level)
     options = {
@@ -82,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
     with _writer_process(Settings(**options), args.log_level) as socket_path:  # type: ignore[arg-type]
         options["writer_socket"] = socket_path
         if args.workers <= 1:
-            app = create_app(Settings(**options))  # type: ignore[arg-type]
+            app = outermost(create_app(Settings(**options)))  # type: ignore[arg-type]
             uvicorn.Server(uvicorn.Config(app, **config)).run()  # type: ignore[arg-type]
             return 0
         os.environ[SETTINGS_ENV] = json.dumps(options | {"log_level": args.log_level})

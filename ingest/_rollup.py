@@ -8,11 +8,10 @@ a few thousand rollup rows per week instead of every report.
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
 
 from otel_usage.catalog import Catalog
 
-from ._validate import INSTALLATION_KEY, Point, Report
+from ._validate import INSTALLATION_KEY, Report
 
 Key = tuple[str, str, str, str]  # kind, metric, attribute, value
 Delta = dict[Key, tuple[int, int]]  # installations, total
@@ -32,26 +31,22 @@ def contributions(report: Report, catalog: Catalog) -> Delta:
     for key, value in report.resource.items():
         if key != INSTALLATION_KEY:
             delta[("resource", "", key, value)] = (1, 1)
-    totals, by_value = _sums(report.points)
+    totals: dict[str, int] = {}
+    by_value: dict[tuple[str, str, str], int] = {}
+    for metric, attributes, value in report.points:
+        totals[metric] = totals.get(metric, 0) + value
+        for key, text in attributes:
+            group = (metric, key, text)
+            by_value[group] = by_value.get(group, 0) + value
     for name in catalog.metrics:
         total = totals.get(name, 0)
         delta[("distribution", name, "", str(bucket(total)))] = (1, total)
         if total > 0:
             delta[("metric", name, "", "")] = (1, total)
-    for (name, key, value), total in by_value.items():
+    for (name, key, text), total in by_value.items():
         if total > 0:
-            delta[("metric", name, key, value)] = (1, total)
+            delta[("metric", name, key, text)] = (1, total)
     return delta
-
-
-def _sums(points: tuple[Point, ...]) -> tuple[dict[str, int], dict[tuple[str, str, str], int]]:
-    totals: dict[str, int] = defaultdict(int)
-    by_value: dict[tuple[str, str, str], int] = defaultdict(int)
-    for point in points:
-        totals[point.metric] += point.value
-        for key, value in point.attributes:
-            by_value[(point.metric, key, value)] += point.value
-    return totals, by_value
 
 
 def merge(into: dict[tuple[object, ...], list[int]], week: object, delta: Delta, sign: int) -> None:
@@ -60,3 +55,26 @@ def merge(into: dict[tuple[object, ...], list[int]], week: object, delta: Delta,
         row = into.setdefault((week, *key), [0, 0])
         row[0] += sign * installations
         row[1] += sign * total
+
+
+WeekSums = dict[object, dict[Key, list[int]]]
+
+
+def add(into: WeekSums, week: object, delta: Delta, sign: int) -> None:
+    """`merge` for the writer's hot path: sums kept per week, so no key is rebuilt per report."""
+    rows = into.get(week)
+    if rows is None:
+        rows = into[week] = {}
+    get = rows.get
+    for key, (installations, total) in delta.items():
+        row = get(key)
+        if row is None:
+            rows[key] = [sign * installations, sign * total]
+        else:
+            row[0] += sign * installations
+            row[1] += sign * total
+
+
+def flatten(sums: WeekSums) -> dict[tuple[object, ...], list[int]]:
+    """Per-week sums in `merge`'s layout: (week, kind, metric, attribute, value) -> sums."""
+    return {(week, *key): row for week, rows in sums.items() for key, row in rows.items()}

@@ -137,17 +137,21 @@ class Store:
         outcomes, latest, new = _match_credentials(jobs, known)
         if new:
             conn.execute(sql.register(), new)
-        sums: dict[tuple[object, ...], list[int]] = {}
-        self._replace_stored(conn, latest, sums)
+        sums: _rollup.WeekSums = {}
+        # An installation registered in this batch has no stored week yet (its reports and its
+        # row are written and erased together): only the known ones can replace a week.
+        registered = {row["installation_id"] for row in new}
+        self._replace_stored(conn, {k: v for k, v in latest.items() if k[0] not in registered},
+                             sums)
         if latest:
             conn.execute(sql.insert_report(), [_report_row(r) for r, _ in latest.values()])
         for report, delta in latest.values():
-            _rollup.merge(sums, report.week_start, delta, +1)
-        self._apply(conn, sums)
+            _rollup.add(sums, report.week_start, delta, +1)
+        self._apply(conn, _rollup.flatten(sums))
         return outcomes
 
     def _replace_stored(self, conn: Connection, latest: Mapping[tuple[str, datetime], Any],
-                        sums: dict[tuple[object, ...], list[int]]) -> None:
+                        sums: _rollup.WeekSums) -> None:
         if not latest:
             return
         ids = sorted({i for i, _ in latest})
@@ -156,7 +160,7 @@ class Store:
                if (row[0], row[1]) in latest]
         for row in old:
             report = _stored_report(*row)
-            _rollup.merge(sums, report.week_start, _rollup.contributions(report, self.catalog), -1)
+            _rollup.add(sums, report.week_start, _rollup.contributions(report, self.catalog), -1)
         if old:
             keys = [{"b_installation_id": r[0], "b_week_start": r[1]} for r in old]
             conn.execute(sql.delete_report(), keys)

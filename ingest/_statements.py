@@ -73,6 +73,25 @@ def upsert_rollup(dialect: str) -> sa.Insert:
 
 
 UPSERT_DIALECTS = ("postgresql", "sqlite")
+ROLLUP_COLUMNS = ("week_start", "kind", "metric", "attribute", "value", "installations", "total")
+
+
+def upsert_rollup_arrays() -> sa.Insert:
+    """PostgreSQL: `upsert_rollup` for a whole batch in one statement and one round trip,
+    the rows passed as one array per column (`unnest`) rather than one execution per row.
+    The batch's keys are distinct, as ON CONFLICT DO UPDATE requires."""
+    types = [c.type for c in (es.week_start, es.kind, es.metric, es.attribute, es.value,
+                              es.installations, es.total)]
+    arrays = [sa.bindparam(name, type_=postgresql.ARRAY(type_))
+              for name, type_ in zip(ROLLUP_COLUMNS, types, strict=True)]
+    rows = sa.func.unnest(*arrays).table_valued(*ROLLUP_COLUMNS).render_derived(name="batch")
+    statement = postgresql.insert(events_summary).from_select(
+        list(ROLLUP_COLUMNS), sa.select(*(rows.c[name] for name in ROLLUP_COLUMNS)))
+    return statement.on_conflict_do_update(
+        index_elements=[es.week_start, es.kind, es.metric, es.attribute, es.value],
+        set_={"installations": es.installations + statement.excluded.installations,
+              "total": es.total + statement.excluded.total},
+    )
 
 
 def erase_reports(installation_id: str) -> sa.Delete:

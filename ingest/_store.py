@@ -92,6 +92,7 @@ class Store:
         self._daily_keys: set[tuple[object, ...]] = set()
         dialect = engine.dialect.name
         self._upsert = sql.upsert_rollup(dialect) if dialect in sql.UPSERT_DIALECTS else None
+        self._upsert_arrays = sql.upsert_rollup_arrays() if dialect == "postgresql" else None
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -168,6 +169,14 @@ class Store:
     def _apply(self, conn: Connection, sums: dict[tuple[object, ...], list[int]]) -> None:
         """Add a batch's rollup sums: an upsert where the database has one, else update the
         rows that exist and insert the others."""
+        if self._upsert_arrays is not None:
+            kept = [(*key, *row) for key, row in sums.items() if row[0] or row[1]]
+            if kept:
+                columns = zip(*kept, strict=True)
+                conn.execute(self._upsert_arrays,
+                             {name: list(values) for name, values
+                              in zip(sql.ROLLUP_COLUMNS, columns, strict=True)})
+            return
         if self._upsert is not None:
             rows = [{"week_start": week, "kind": kind, "metric": metric, "attribute": attribute,
                      "value": value, "installations": installations, "total": total}

@@ -30,6 +30,7 @@ STATEMENTS = {
     "add_to_rollup": [sql.add_to_rollup()],
     "insert_rollup": [sql.insert_rollup()],
     "upsert_rollup": [sql.upsert_rollup(d) for d in sql.UPSERT_DIALECTS],
+    "upsert_rollup_arrays": [sql.upsert_rollup_arrays()],
     "erase_reports": [sql.erase_reports(ID)],
     "erase_installation": [sql.erase_installation(ID)],
     "add_to_daily_stats": [sql.add_to_daily_stats()],
@@ -56,6 +57,8 @@ def test_statement_compiles_and_parses(name: str, dialect: str) -> None:
     if name == "upsert_rollup":  # one statement per dialect that has an upsert
         statements = [sql.upsert_rollup(dialect)] if dialect in sql.UPSERT_DIALECTS else []
         assert statements or dialect == "mssql"
+    elif name == "upsert_rollup_arrays":  # PostgreSQL only (unnest of arrays)
+        statements = STATEMENTS[name] if dialect == "postgresql" else []
     else:
         statements = STATEMENTS[name]
     for statement in statements:
@@ -71,7 +74,8 @@ def test_sql_server_gets_no_limit_or_returning_syntax() -> None:
     """Nothing T-SQL lacks (LIMIT, RETURNING, ON CONFLICT) slips into the mssql statements."""
     options = {"render_postcompile": True}
     text = " ".join(str(s.compile(dialect=DIALECTS["mssql"], compile_kwargs=options))
-                    for name, group in STATEMENTS.items() if name != "upsert_rollup" for s in group)
+                    for name, group in STATEMENTS.items()
+                    if name not in ("upsert_rollup", "upsert_rollup_arrays") for s in group)
     for word in ("LIMIT", "RETURNING", "ON CONFLICT"):
         assert word not in text
 

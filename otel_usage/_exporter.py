@@ -136,6 +136,8 @@ class SQLiteMetricExporter(MetricExporter):
             with self._store.transaction() as conn:
                 self._write(conn, rows)
         except sqlite3.Error as exc:
+            # Ids of series made in the rolled-back transaction were never stored.
+            self._series_ids.clear()
             self._keep_pending(rows)
             kind = classify_sqlite_error(exc)
             self._problems.problem(

@@ -83,6 +83,13 @@ def test_a_full_disk_is_logged_once_and_nothing_is_lost(data_dir: Path) -> None:
         usage.shutdown()
     assert [e["event"] for e in logs] == ["usage statistics are saved again"]
     assert job_total(data_dir) == 4  # the batches kept in memory were written
+    with sqlite3.connect(data_dir / "usage.sqlite3") as check:
+        written = check.execute(
+            "SELECT s.metric, d.total FROM daily d LEFT JOIN series s ON s.id = d.series_id "
+            "WHERE s.metric IS NULL OR s.metric LIKE 'printernizer.local.%' ORDER BY 1").fetchall()
+    # Series first made in a rolled-back transaction are made again, not left dangling.
+    assert written == [("printernizer.local.c0", 1), ("printernizer.local.c1", 1),
+                       ("printernizer.local.c2", 1)]
 
 
 def test_a_corrupt_database_is_left_untouched_and_the_host_goes_on(data_dir: Path) -> None:

@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -68,6 +69,21 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float) -> bool:
+    """A graceful shutdown (SIGTERM), as an orchestrator stops a service; False when it had to
+    be killed."""
+    if process is None or process.poll() is not None:
+        return True
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
+    return True
 
 
 @dataclass
@@ -220,15 +236,7 @@ class Gateway:
             return False
 
     def stop(self, timeout: float = 30.0) -> None:
-        """A graceful shutdown (SIGTERM), as an orchestrator stops a gateway."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if not terminate(self.process, timeout):
             pytest.fail(f"the gateway did not stop within {timeout} s:\n{self.log_tail()}")
 
     def queue_size(self) -> int:
@@ -264,7 +272,7 @@ class Ingest:
     def start(self, timeout: float = 30.0) -> None:
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(
-            [ROOT / ".venv" / "bin" / "otel-usage-ingest", "serve",
+            [Path(sys.executable).parent / "otel-usage-ingest", "serve",
              "--database", f"sqlite:///{self.database}", "--host", "127.0.0.1",
              "--port", str(self.port)],
             stdout=log, stderr=subprocess.STDOUT,
@@ -283,14 +291,8 @@ class Ingest:
             return False
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if not terminate(self.process, timeout):
+            pytest.fail(f"the ingest did not stop within {timeout} s")
 
     def stored_reports(self) -> list[tuple[str, str, str]]:
         """(installation id, resource, points) of every stored week, read from the database."""

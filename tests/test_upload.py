@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -225,8 +226,6 @@ def test_reports_older_than_8_weeks_are_dropped_unsent(data_dir: Path, server: S
     summary = usage.send_now()
     assert (summary["expired"], summary["sent"]) == (1, [])
     assert len(server.requests) == 1
-    import sqlite3
-
     with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
         assert conn.execute("SELECT state, body FROM outbox WHERE week = '2026-W48'"
                             ).fetchone() == ("expired", None)
@@ -245,13 +244,18 @@ def test_a_week_found_at_the_next_start_is_caught_up(data_dir: Path, server: Ser
     assert [h["week"] for h in usage.history()] == ["2026-W48"]
 
 
-def test_opting_out_clears_the_outbox_and_erases_on_the_server(data_dir: Path,
-                                                               server: Server) -> None:
+def sent_w48(data_dir: Path, server: Server) -> tuple[UsageTelemetry, ManualClock, str, str]:
+    """W48 recorded and sent: the telemetry, its clock, the installation id and its secret."""
     usage, clock = record_w48(data_dir, server)
     clock.set(AFTER_W48)
     usage.send_now()
     installation_id = usage.preview()["last_sent"]["resource"]["service.instance.id"]
-    secret = server.requests[0].headers["X-Otel-Usage-Credential"]
+    return usage, clock, installation_id, server.requests[0].headers["X-Otel-Usage-Credential"]
+
+
+def test_opting_out_clears_the_outbox_and_erases_on_the_server(data_dir: Path,
+                                                               server: Server) -> None:
+    usage, clock, installation_id, secret = sent_w48(data_dir, server)
     server.answers = [(503, {}), (204, {})]
     usage.set_mode("local")
     assert usage.send_now()["erasures_pending"] == 1
@@ -264,8 +268,6 @@ def test_opting_out_clears_the_outbox_and_erases_on_the_server(data_dir: Path,
     clock.advance(timedelta(days=7))
     usage.send_now()
     assert len(server.requests) == 3
-    import sqlite3
-
     with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
         assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM erasures").fetchone() == (0,)
@@ -274,14 +276,8 @@ def test_opting_out_clears_the_outbox_and_erases_on_the_server(data_dir: Path,
 def test_delete_all_after_a_sent_report_erases_it_on_the_server(data_dir: Path,
                                                                  server: Server) -> None:
     """Deleting everything locally leaves only the erasure request, until it is acknowledged."""
-    usage, clock = record_w48(data_dir, server)
-    clock.set(AFTER_W48)
-    usage.send_now()
-    installation_id = usage.preview()["last_sent"]["resource"]["service.instance.id"]
-    secret = server.requests[0].headers["X-Otel-Usage-Credential"]
+    usage, _, installation_id, secret = sent_w48(data_dir, server)
     asyncio.run(usage.delete_all())
-    import sqlite3
-
     with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}

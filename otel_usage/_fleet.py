@@ -17,6 +17,7 @@ from pathlib import Path
 from ._clock import ManualClock
 from ._environment import Environment, country_from_timezone
 from ._facade import UsageTelemetry
+from .catalog import load_catalog
 
 __all__ = ["Installation", "draw_fleet", "simulate"]
 
@@ -27,18 +28,32 @@ ZONES = (("Europe/Berlin", 34), ("America/New_York", 12), ("Europe/London", 8),
          ("Europe/Amsterdam", 5), ("America/Chicago", 5), ("Europe/Warsaw", 4),
          ("America/Toronto", 4), ("Australia/Sydney", 3), ("Europe/Stockholm", 3),
          ("Asia/Tokyo", 2), ("Europe/Madrid", 2), ("Europe/Rome", 2))
-PRINTER_TYPES = (("bambu_lab", 55), ("prusa_core", 30), ("octoprint", 13), ("unknown", 2))
+# Names come from the catalog; the weights and shares are the demo's (1 and 0.3 otherwise).
+PRINTER_WEIGHTS = {"bambu_lab": 55, "prusa_core": 30, "octoprint": 13, "unknown": 2}
+FEATURE_SHARES = {"library": 0.8, "library_search": 0.5, "timelapse": 0.3,
+                  "auto_job_creation": 0.6, "german_business": 0.15, "watch_folders": 0.4}
 FLEET_SIZES = ((1, 35), (2, 25), (3, 12), (4, 8), (5, 5), (6, 4), (8, 4), (10, 4), (15, 2),
                (20, 1))
 PYTHONS = (("3.11.9", 30), ("3.12.7", 45), ("3.13.1", 25))
-FEATURES = (("library", 0.8), ("library_search", 0.5), ("timelapse", 0.3),
-            ("auto_job_creation", 0.6), ("german_business", 0.15), ("watch_folders", 0.4))
 ERRORS = (("network", "connection_timeout", 0.25), ("network", "connection_refused", 0.1),
           ("printer", "printer_disconnected", 0.2), ("printer", "printer_busy", 0.08),
           ("file_operation", "download_failed", 0.12), ("database", "database_locked", 0.02),
           ("validation", "invalid_file_type", 0.05), ("authentication",
                                                       "authentication_failed", 0.01))
 VERSIONS = ("2.6.3", "2.7.0")
+
+
+def _catalog_values(metric: str, key: str) -> tuple[str, ...]:
+    return load_catalog().metrics[metric].attributes[key].values or ()
+
+
+def _check_errors() -> None:
+    """The simulated errors must be ones the catalog knows (else they would be sent as other)."""
+    attributes = load_catalog().metrics["printernizer.errors"].attributes
+    for category, error_type, _ in ERRORS:
+        if not (attributes["error.category"].allows(category)
+                and attributes["error.type"].allows(error_type)):
+            raise ValueError(f"not in the catalog: {category}/{error_type}")
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,7 @@ def _pick(rng: random.Random, table: tuple[tuple[object, int], ...]) -> object:
 def draw_fleet(root: Path, count: int, weeks: int, seed: int,
                opt_in_share: float = 0.4) -> list[Installation]:
     """`count` installations; about `opt_in_share` of them opt in within the first weeks."""
+    _check_errors()
     rng = random.Random(seed)
     return [_draw(rng, root / f"installation-{n:04d}", n, weeks, opt_in_share)
             for n in range(count)]
@@ -86,12 +102,15 @@ def _draw(rng: random.Random, data_dir: Path, number: int, weeks: int,
     environment = Environment(mode, os_type, arch, python, country_from_timezone(zone))
     size = int(_pick(rng, FLEET_SIZES))  # type: ignore[call-overload]
     printers: dict[str, int] = {}
+    kinds = _catalog_values("printernizer.printers", "printer.type")
     for _ in range(size):
-        kind = str(_pick(rng, PRINTER_TYPES))
+        kind = rng.choices(kinds, [PRINTER_WEIGHTS.get(k, 1) for k in kinds])[0]
         printers[kind] = printers.get(kind, 0) + 1
     german = environment.country_code in ("DE", "AT", "CH")
-    features = {name: rng.random() < (0.45 if name == "german_business" and german else share)
-                for name, share in FEATURES}
+    features = {
+        name: rng.random() < (0.45 if name == "german_business" and german
+                              else FEATURE_SHARES.get(name, 0.3))
+        for name in _catalog_values("printernizer.features.enabled", "feature.name")}
     days = weeks * 7
     opted = rng.random() < opt_in_share
     # Most installations were there from the start; some arrive later, a few stop.

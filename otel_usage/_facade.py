@@ -196,6 +196,12 @@ class UsageTelemetry:
             return DEFAULT_MODE
         return latest.mode if latest is not None else DEFAULT_MODE
 
+    async def amode(self) -> Mode:
+        """`mode` for an async host: the database read runs off the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(lambda: self.mode)
+
     def set_mode(self, mode: str, *, source: str = "user") -> Mode:
         """Store the user's choice with today's date. Raises InvalidModeError for bad input."""
         chosen = parse_mode(mode)
@@ -222,12 +228,13 @@ class UsageTelemetry:
     async def statistics(self) -> dict[str, Any]:
         from . import _reads
 
-        return await _reads.statistics(self.store.path, self.clock, self.catalog, self.mode)
+        return await _reads.statistics(self.store.path, self.clock, self.catalog,
+                                       environment_mode(self.environ))
 
     async def export_json(self) -> dict[str, Any]:
         from . import _reads
 
-        return await _reads.export_all(self.store.path, self.mode)
+        return await _reads.export_all(self.store.path, environment_mode(self.environ))
 
     async def delete_all(self) -> None:
         """Delete every statistic kept here. If a report reached the server, an erasure request

@@ -153,7 +153,9 @@ def simulate(installation: Installation, start: datetime, weeks: int, endpoint: 
             sent += len(usage.send_now()["sent"])
         clock.advance(timedelta(hours=12))
     assert usage is not None
-    clock.set(start + timedelta(weeks=weeks + 1))  # a week later: every slot has come
+    # The last week's latest possible slot (6 days 23 hours after it closed) has come, and the
+    # current week is still open: every simulated week is due, none later.
+    clock.set(start + timedelta(weeks=weeks + 1) - timedelta(minutes=30))
     sent += len(usage.send_now()["sent"]) if installation.opt_in_day is not None else 0
     usage.shutdown()
     return {"reports": sent}

@@ -16,7 +16,7 @@ from typing import Literal
 from ._errors import InvalidModeError
 from ._log import logger
 
-__all__ = ["DEFAULT_MODE", "MODES", "Mode", "environment_mode", "parse_mode"]
+__all__ = ["DEFAULT_MODE", "MODES", "Mode", "effective_mode", "environment_mode", "parse_mode"]
 
 Mode = Literal["off", "local", "on"]
 MODES: tuple[Mode, ...] = ("off", "local", "on")
@@ -44,3 +44,10 @@ def environment_mode(environ: Mapping[str, str]) -> Mode | None:
     except InvalidModeError as exc:
         logger.warning("ignoring OTEL_USAGE_MODE", reason=str(exc))
         return None
+
+
+def effective_mode(forced: Mode | None, stored: str | None) -> Mode:
+    """The environment's mode if it forces one, else the stored choice, else the default."""
+    if forced is not None:
+        return forced
+    return parse_mode(stored) if stored else DEFAULT_MODE

@@ -19,6 +19,7 @@ import aiosqlite
 
 from ._clock import Clock, epoch_day, from_epoch_day
 from ._errors import StoreUnavailableError
+from ._modes import Mode, effective_mode
 from .catalog import Catalog
 
 __all__ = ["EXPORT_FORMAT", "delete_all", "export_all", "statistics"]
@@ -82,7 +83,8 @@ async def _open_read_only(path: Path) -> AsyncIterator[aiosqlite.Connection | No
 
 
 @_store_errors
-async def statistics(path: Path, clock: Clock, catalog: Catalog, mode: str) -> dict[str, Any]:
+async def statistics(path: Path, clock: Clock, catalog: Catalog,
+                     forced: Mode | None) -> dict[str, Any]:
     """The local statistics viewer: who, since when, this week and the last weeks, features."""
     today = clock.now().astimezone(UTC).date()
     monday = week_start(today)
@@ -91,7 +93,8 @@ async def statistics(path: Path, clock: Clock, catalog: Catalog, mode: str) -> d
         .attributes["feature.name"].values or ()
     }
     result: dict[str, Any] = {
-        "mode": mode, "installation_id": None, "first_used": None, "days_active": 0,
+        "mode": effective_mode(forced, None), "installation_id": None, "first_used": None,
+        "days_active": 0,
         "week_start": monday.isoformat(), "this_week": _week_values(0, 0, 0, 0),
         "weeks": [], "features": features, "last_submitted": None,
     }
@@ -99,6 +102,7 @@ async def statistics(path: Path, clock: Clock, catalog: Catalog, mode: str) -> d
         if db is None:
             return result
         meta = await _meta(db)
+        result["mode"] = effective_mode(forced, await _stored_mode(db))
         result["installation_id"] = meta.get("installation_id")
         result["first_used"] = meta.get("first_used")
         result["last_submitted"] = await _last_submitted(db)
@@ -141,16 +145,18 @@ def _week_values(jobs: float, downloads: float, printers: float, errors: float) 
 
 
 @_store_errors
-async def export_all(path: Path, mode: str) -> dict[str, Any]:
+async def export_all(path: Path, forced: Mode | None) -> dict[str, Any]:
     """Everything stored locally, as JSON-ready data (the credential excepted)."""
     result: dict[str, Any] = {
-        "format": EXPORT_FORMAT, "mode": mode, "installation": {}, "mode_changes": [],
+        "format": EXPORT_FORMAT, "mode": effective_mode(forced, None), "installation": {},
+        "mode_changes": [],
         "series": [],
     }
     async with _open_read_only(path) as db:
         if db is None:
             return result
         meta = await _meta(db)
+        result["mode"] = effective_mode(forced, await _stored_mode(db))
         result["installation"] = {k: v for k, v in sorted(meta.items())
                                   if k not in SECRET_META_KEYS}
         async with db.execute(
@@ -235,6 +241,11 @@ async def delete_all(path: Path, keep: tuple[str, ...] = ()) -> None:
             raise
         await db.execute("VACUUM")
         await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+async def _stored_mode(db: aiosqlite.Connection) -> str | None:
+    row = await _one(db, "SELECT mode FROM mode_changes ORDER BY id DESC LIMIT 1")
+    return None if row is None else str(row[0])
 
 
 async def _meta(db: aiosqlite.Connection) -> dict[str, str]:

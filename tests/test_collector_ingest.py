@@ -93,7 +93,8 @@ def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_t
     jobs.add(4, {"job.status": "completed", "printer.type": "prusa_core",
                  "file.name": "benchy.3mf"})
     usage.flush()
-    clock.set(monday + timedelta(days=14))
+    # After the week's latest possible report slot, before the next week closes.
+    clock.set(monday + timedelta(days=13, hours=14, minutes=30))
     summary = usage.send_now()
     usage.shutdown()
     iso = week_start.isocalendar()

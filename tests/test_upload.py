@@ -95,12 +95,21 @@ def make(data_dir: Path, clock: ManualClock, endpoint: str, **kwargs: object) ->
                           **kwargs)  # type: ignore[arg-type]
 
 
+def pin_report_slot(data_dir: Path) -> None:
+    """Wednesday noon: W48 is due by AFTER_W48 (its latest possible slot) whatever the slot,
+    but a random Monday-midnight slot would also make W49 due within some tests' windows."""
+    with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
+        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                         [("report_weekday", "2"), ("report_hour", "12")])
+
+
 def record_w48(data_dir: Path, server: Server, mode: str = "on") -> tuple[UsageTelemetry,
                                                                           ManualClock]:
     """Opt in (or not) on W47's Wednesday, count jobs in W47 and W48."""
     clock = ManualClock(OPT_IN)
     usage = make(data_dir, clock, server.url)
     usage.set_mode(mode)
+    pin_report_slot(data_dir)
     usage.start()
     jobs = usage.meter().create_counter("printernizer.jobs")
     jobs.add(5, JOB)  # W47: began before the opt-in, never sent

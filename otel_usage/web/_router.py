@@ -154,11 +154,11 @@ class _Api:
     # Reading.
 
     async def get_mode(self, request: Request) -> Response:
-        return _json(self._mode())
+        return _json(await self._mode())
 
-    def _mode(self) -> dict[str, Any]:
+    async def _mode(self) -> dict[str, Any]:
         forced = environment_mode(self.usage.environ)
-        return {"mode": self.usage.mode, "forced_by_environment": forced is not None,
+        return {"mode": await self.usage.amode(), "forced_by_environment": forced is not None,
                 "modes": list(MODES)}
 
     async def statistics(self, request: Request) -> Response:
@@ -203,7 +203,7 @@ class _Api:
             await self.usage.aset_mode(mode)
         except InvalidModeError as exc:
             raise ApiError(422, "invalid_mode", str(exc)) from exc
-        return _json(self._mode())
+        return _json(await self._mode())
 
     async def send_now(self, request: Request) -> Response:
         """Send what is due now (erasure requests in any mode, reports only in mode on)."""

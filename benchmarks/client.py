@@ -38,6 +38,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_usage import ManualClock, UsageTelemetry
+from otel_usage.clock import default_clock
+
+CLOCK = default_clock()  # the one clock hook
 
 ATTRS = {"job.status": "completed", "printer.type": "bambu_lab"}
 
@@ -82,7 +85,7 @@ async def per_event_insert_ns(events: int) -> float:
             for _ in range(events):
                 await db.execute(
                     "INSERT INTO usage_events (event_type, timestamp, metadata) VALUES (?, ?, ?)",
-                    ("job_completed", datetime.now(UTC).isoformat(), json.dumps(ATTRS)))
+                    ("job_completed", CLOCK.now().isoformat(), json.dumps(ATTRS)))
                 await db.commit()
             return (time.perf_counter_ns() - start) / events
 
@@ -223,12 +226,12 @@ def _weekly_report(year_dir: Path, runs: int = 25) -> dict[str, Any]:
     report_gzip_bytes: that report's size on the wire."""
     from otel_usage._report import build_report
     from otel_usage._store import Store
-    from otel_usage._weeks import Week
+    from otel_usage.weeks import Week
 
     usage = UsageTelemetry(year_dir, service_version="2.7.0", background_uploads=False)
     with usage.store.read() as conn:
         last_day = conn.execute("SELECT max(day) FROM daily").fetchone()[0]
-        installation_id = Store.installation_id(conn, datetime.now(UTC))
+        installation_id = Store.installation_id(conn, CLOCK.now())
     week = Week.of(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=last_day - 7))
     resource = usage.uploads.resource(installation_id)
     times = []

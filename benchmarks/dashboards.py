@@ -19,7 +19,7 @@ import json
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,7 @@ from dashboards import queries  # noqa: E402
 from ingest import _rollup  # noqa: E402
 from ingest._store import ReportJob, Store, create_engine  # noqa: E402
 from ingest._validate import Point, Report  # noqa: E402
+from otel_usage.clock import default_clock  # noqa: E402
 
 BATCH = 500
 
@@ -103,7 +104,7 @@ def main() -> None:
 
     result: dict[str, object] = {"database": sa.make_url(database).get_backend_name(),
                                  "installations": args.installations, "weeks": args.weeks,
-                                 "started": datetime.now().isoformat(timespec="seconds")}
+                                 "started": default_clock().now().isoformat(timespec="seconds")}
     result.update(fill(database, args.installations, args.weeks))
     timings = time_panels(database, args.weeks, args.repeat)
     for key, ms in timings.items():

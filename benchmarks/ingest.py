@@ -25,7 +25,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -37,17 +37,18 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import ingest_reports as R  # noqa: E402  (the tests' builder of valid reports)
 
-from ingest import _rollup, _weeks  # noqa: E402
+from ingest import _rollup  # noqa: E402
 from ingest._store import ReportJob, Store, create_engine  # noqa: E402
 from ingest._validate import Point, Report  # noqa: E402
 from ingest.views import VIEWS  # noqa: E402
+from otel_usage.clock import default_clock  # noqa: E402
+from otel_usage.weeks import Week  # noqa: E402
 
 HEADER = R.CATALOG.protocol.credential_header
 
 
 def last_week() -> date:
-    today = datetime.now(UTC).date()
-    return today - timedelta(days=today.weekday() + 7)
+    return Week.of(default_clock().now()).previous().monday
 
 
 def build_bodies(count: int, week: date) -> list[bytes]:
@@ -194,7 +195,7 @@ def fill_store(database: str, installations: int, weeks: int) -> float:
     rng = random.Random(7)
     ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(installations)]
     shapes = [_shape(rng, f"{i}") for i in range(200)]
-    first = _weeks.week_of(datetime.now(UTC).replace(tzinfo=None)) - timedelta(weeks=weeks)
+    first = Week.of(default_clock().now()).plus(-weeks).naive_start
     started = time.perf_counter()
     for offset in range(weeks):
         week = first + timedelta(weeks=offset)

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from otel_usage.clock import default_clock
+
 __all__ = ["main"]
 
 
@@ -25,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--from", dest="time_from", type=date.fromisoformat, default=None,
                       help="first day (YYYY-MM-DD; default: 12 weeks before --to)")
     show.add_argument("--to", dest="time_to", type=date.fromisoformat, default=None,
-                      help="day after the last (YYYY-MM-DD; default: today)")
+                      help="day after the last (YYYY-MM-DD; default: today, by the clock hook "
+                           "OTEL_USAGE_NOW if set)")
     return parser
 
 
@@ -48,7 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _show(args: argparse.Namespace) -> int:
     from ._show import show
 
-    end: date = args.time_to or datetime.now(UTC).date()
+    try:
+        today = default_clock().now().date()  # the one clock hook (OTEL_USAGE_NOW)
+    except ValueError as exc:
+        sys.stderr.write(f"otel-usage-dashboards: {exc}\n")
+        return 2
+    end: date = args.time_to or today
     start: date = args.time_from or end - timedelta(weeks=12)
     sys.stdout.write(show(args.database, _midnight(start), _midnight(end)) + "\n")
     return 0

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
-_SHARED: list[structlog.types.Processor] = [
-    structlog.contextvars.merge_contextvars,
-    structlog.processors.add_log_level,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
-]
+from otel_usage.clock import Clock, default_clock
 
 
-def configure(level: str = "info") -> None:
+class _Timestamp:
+    """Each line's time from the one clock hook (structlog's TimeStamper reads the machine's)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def __call__(self, _logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        event["timestamp"] = self.clock.now().isoformat().replace("+00:00", "Z")
+        return event
+
+
+def configure(level: str = "info", clock: Clock | None = None) -> None:
     """One JSON object per line on stderr, for our events and for uvicorn's."""
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        _Timestamp(clock or default_clock()),
+    ]
     structlog.configure(
-        processors=[*_SHARED, structlog.stdlib.add_logger_name,
+        processors=[*shared, structlog.stdlib.add_logger_name,
                     structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
@@ -27,7 +40,7 @@ def configure(level: str = "info") -> None:
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.JSONRenderer()],
-        foreign_pre_chain=[*_SHARED, structlog.stdlib.add_logger_name],
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
     ))
     root = logging.getLogger()
     root.handlers[:] = [handler]

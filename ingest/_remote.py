@@ -23,9 +23,12 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import fields
+from datetime import timedelta
 from typing import Any
 
 import structlog
+
+from otel_usage.clock import SystemClock, unix_seconds
 
 from . import _errors, _rollup
 from ._errors import IngestError, Overloaded, StoreUnavailable
@@ -37,6 +40,7 @@ from ._writer import _PRUNE_S, EraseJob, commit, prune
 log = structlog.get_logger("ingest.remote")
 _HEADER = struct.Struct("!I")
 _PARENT_POLL_S = 0.5
+_CLOCK_OFFSET = "clock_offset_s"
 _COUNT_FLUSH_S = 1.0
 
 
@@ -122,9 +126,10 @@ class RemoteWriter:
         await self._call("ping", None)
 
     def count(self, outcome: str, reason: str = "") -> None:
-        from . import _weeks
+        from otel_usage.weeks import day_start
 
-        self._counts[(_weeks.day_of(self._settings.clock()), outcome, reason)] += 1
+        day = day_start(self._settings.now()).replace(tzinfo=None)
+        self._counts[(day, outcome, reason)] += 1
         if self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(_COUNT_FLUSH_S, self._send_counts)
 
@@ -191,7 +196,7 @@ def writer_process(options: dict[str, Any], path: str, log_level: str) -> None:
     from . import _log
 
     _log.configure(log_level)
-    settings = Settings(**options)
+    settings = _settings(dict(options))
     store = Store(create_engine(settings.database_url), settings.catalog)
     store.migrate(settings.k)
     try:
@@ -341,6 +346,14 @@ def _answer_frame(key: int, outcome: Any) -> bytes:
 
 
 def settings_options(settings: Settings) -> dict[str, Any]:
-    """The picklable part of settings, for the writer process."""
-    return {f.name: getattr(settings, f.name) for f in fields(settings)
-            if f.name not in ("catalog", "clock")}
+    """The picklable part of settings, for the writer process; the clock crosses as its offset
+    from the machine's, so the writer process keeps the time it was given."""
+    options = {f.name: getattr(settings, f.name) for f in fields(settings)
+               if f.name not in ("catalog", "clock")}
+    options[_CLOCK_OFFSET] = settings.clock() - SystemClock().now().timestamp()
+    return options
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    offset = timedelta(seconds=options.pop(_CLOCK_OFFSET, 0.0))
+    return Settings(**options, clock=unix_seconds(SystemClock(offset)))

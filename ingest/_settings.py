@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from otel_usage.catalog import Catalog, load_catalog
+from otel_usage.clock import default_clock, unix_seconds
 
 DEFAULT_DATABASE = "sqlite:///otel-usage-ingest.db"
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
@@ -16,9 +17,15 @@ def _catalog() -> Catalog:
     return load_catalog()
 
 
+def _clock() -> Callable[[], float]:
+    """The one clock hook (otel_usage.clock; OTEL_USAGE_NOW moves it), in Unix seconds."""
+    return unix_seconds(default_clock())
+
+
 @dataclass(frozen=True)
 class Settings:
-    """How one ingest process runs. `clock` returns Unix seconds (injected by tests)."""
+    """How one ingest process runs. `clock` returns Unix seconds: the one clock hook unless a
+    test injects another."""
 
     database_url: str = DEFAULT_DATABASE
     catalog: Catalog = field(default_factory=_catalog)
@@ -44,7 +51,10 @@ class Settings:
     clock_skew_s: int = 3600
     # Set by `serve`: the Unix socket of the writer process; None writes from this process.
     writer_socket: str | None = None
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = field(default_factory=_clock)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     @property
     def k(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -27,8 +27,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 
 from otel_usage.catalog import Attribute, Catalog, Metric
+from otel_usage.weeks import WEEK_NS, Week, retention_cutoff
 
-from . import _weeks
 from ._errors import InvalidReport, Problem
 
 # The OpenTelemetry semantic convention that carries the random installation id (DESIGN.md).
@@ -85,12 +85,16 @@ class Limits:
     clock_skew_s: int
 
     @property
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.now_s, UTC)
+
+    @property
     def oldest_week(self) -> datetime:
-        return _weeks.retention_cutoff(self.now_s, self.retention_months)
+        return retention_cutoff(self.now, self.retention_months).naive_start
 
     @property
     def newest_week(self) -> datetime:
-        return _weeks.week_of(_weeks.utc_now(self.now_s + self.clock_skew_s))
+        return Week.of(self.now + timedelta(seconds=self.clock_skew_s)).naive_start
 
 
 def validate(request: ExportMetricsServiceRequest, limits: Limits) -> Accepted:
@@ -189,10 +193,11 @@ def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None,
         return None, [Problem("mixed_weeks",
                               "all points of a resource_metrics must cover one week")]
     start, end = spans.pop()
-    if not _weeks.is_week_start(start) or end - start != _weeks.WEEK_NS:
+    aligned = Week.from_start_ns(start)
+    if aligned is None or end - start != WEEK_NS:
         return None, [Problem("week_not_aligned",
                               "points must run from a Monday 00:00 UTC to the next")]
-    week = _weeks.from_unix_ns(start)
+    week = aligned.naive_start
     if week > limits.newest_week:
         return None, [Problem("week_in_future", f"week {week.date()} has not begun")]
     if week < limits.oldest_week:

@@ -21,7 +21,8 @@ from typing import Any
 
 import structlog
 
-from . import _weeks
+from otel_usage.weeks import day_start, retention_cutoff
+
 from ._errors import IngestError, Overloaded, StoreUnavailable, WriteFailed
 from ._settings import Settings
 from ._store import ReportJob, Store
@@ -86,7 +87,7 @@ class Writer:
 
     def count(self, outcome: str, reason: str = "") -> None:
         """Count one request for today's `daily_stats`, without any identifier."""
-        day = _weeks.day_of(self._settings.clock())
+        day = day_start(self._settings.now()).replace(tzinfo=None)
         with self._counts_lock:
             self._counts[(day, outcome, reason)] += 1
 
@@ -155,7 +156,7 @@ class Writer:
 
 def prune(store: Store, settings: Settings) -> None:
     """Delete the weeks older than the retention; a failure waits for the next day."""
-    cutoff = _weeks.retention_cutoff(settings.clock(), settings.retention)
+    cutoff = retention_cutoff(settings.now(), settings.retention).naive_start
     try:
         deleted = store.prune(cutoff)
     except StoreUnavailable as exc:

@@ -12,6 +12,8 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 
+from otel_usage.clock import default_clock
+
 from ._settings import DEFAULT_DATABASE, Settings
 
 __all__ = ["main"]
@@ -55,6 +57,11 @@ def _database(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        default_clock()  # a malformed OTEL_USAGE_NOW is refused here, with its reason
+    except ValueError as exc:
+        sys.stderr.write(f"otel-usage-ingest: {exc}\n")
+        return 2
     handler = {"serve": _serve, "migrate": _migrate, "schema": _schema, "prune": _prune}
     return handler[args.command](args)
 
@@ -73,9 +80,10 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if args.no_address_limit:
         options["address_burst"] = 0
+    # No Date header: it would be the machine's time, not the one clock hook's.
     config: dict[str, object] = {"host": args.host, "port": args.port, "access_log": False,
                                  "log_config": None, "timeout_graceful_shutdown": 20,
-                                 "server_header": False}
+                                 "server_header": False, "date_header": False}
     # uvicorn re-raises the SIGTERM it shut down for once it is done; with a handler of our own
     # in place that re-raise returns here, so the writer process is drained before we exit.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
@@ -151,15 +159,16 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from . import _weeks
+    from otel_usage.weeks import retention_cutoff
+
     from ._store import Store, create_engine
 
     settings = Settings(database_url=args.database, retention_months=args.retention_months)
     store = Store(create_engine(settings.database_url), settings.catalog)
-    cutoff = _weeks.retention_cutoff(settings.clock(), settings.retention)
-    deleted = store.prune(cutoff)
+    cutoff = retention_cutoff(settings.now(), settings.retention)
+    deleted = store.prune(cutoff.naive_start)
     store.dispose()
-    sys.stdout.write(f"deleted {deleted} installation-weeks before {cutoff.date()}\n")
+    sys.stdout.write(f"deleted {deleted} installation-weeks before {cutoff.monday}\n")
     return 0
 
 

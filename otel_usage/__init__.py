@@ -5,11 +5,11 @@ and shuts it down at exit. Everything is kept locally in SQLite; only in mode ``
 scrubbed weekly aggregate leave the machine.
 """
 
-from ._clock import Clock, ManualClock, SystemClock
 from ._environment import Environment, detect_deployment_mode, detect_environment
 from ._errors import InvalidModeError, StoreUnavailableError, TransportError, UsageError
 from ._facade import UsageTelemetry, default_data_dir
 from ._modes import MODES, Mode
+from .clock import Clock, ManualClock, SystemClock
 
 __all__ = [
     "MODES",

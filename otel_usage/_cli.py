@@ -15,6 +15,7 @@ import structlog
 from ._errors import UsageError
 from ._facade import UsageTelemetry
 from ._modes import MODES, environment_mode
+from .clock import default_clock
 
 __all__ = ["main"]
 
@@ -29,7 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # The library logs with structlog; on the command line those lines belong on stderr.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    usage = UsageTelemetry(args.data_dir)
+    try:
+        clock = default_clock()  # OTEL_USAGE_NOW, the one clock hook
+    except ValueError as exc:
+        print(f"otel-usage: {exc}", file=sys.stderr)
+        return 2
+    usage = UsageTelemetry(args.data_dir, clock=clock)
     try:
         return int(args.run(usage, args))
     except UsageError as exc:

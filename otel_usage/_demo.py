@@ -27,11 +27,13 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from ._facade import UsageTelemetry
+from .clock import default_clock
+from .weeks import Week
 
 __all__ = ["register"]
 
@@ -85,10 +87,10 @@ def _quiet_library_logs() -> None:
 
 
 def _weeks(weeks: int) -> tuple[date, date]:
-    """The first simulated week's Monday and the current week's Monday (UTC)."""
-    today = datetime.now(UTC).date()
-    this_monday = today - timedelta(days=today.weekday())
-    return this_monday - timedelta(weeks=weeks), this_monday
+    """The first simulated week's Monday and the current week's Monday (UTC), from the one
+    clock hook (OTEL_USAGE_NOW moves the demo to another date)."""
+    this_week = Week.of(default_clock().now())
+    return this_week.plus(-weeks).monday, this_week.monday
 
 
 def _command(name: str) -> str:

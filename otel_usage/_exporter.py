@@ -35,11 +35,12 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 
-from ._clock import Clock, epoch_day
 from ._log import ProblemLog, classify_sqlite_error
 from ._modes import Mode
 from ._store import Store
 from .catalog import Catalog
+from .clock import Clock
+from .weeks import epoch_day
 
 __all__ = ["SQLiteMetricExporter"]
 

@@ -30,11 +30,11 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 
-from ._clock import Clock, SystemClock
 from ._log import ProblemLog, classify_sqlite_error, logger
 from ._modes import DEFAULT_MODE, Mode, environment_mode, parse_mode
 from ._store import Store
 from .catalog import Catalog, load_catalog
+from .clock import Clock, SystemClock, default_clock
 
 if TYPE_CHECKING:
     from ._environment import Environment
@@ -81,7 +81,7 @@ class UsageTelemetry:
         # and send-now) build reports that name the right version.
         self._version_given = service_version is not None
         self.service_version = service_version or "0.0.0"
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or self._default_clock()
         self.catalog = catalog or load_catalog()
         self.store = Store(self.data_dir)
         self.problems = ProblemLog()
@@ -98,6 +98,15 @@ class UsageTelemetry:
         self._uploader: Uploader | None = None
         # The facts reports carry; detected (once per report) unless the host knows better.
         self.environment = environment
+
+    def _default_clock(self) -> Clock:
+        """The one clock hook (OTEL_USAGE_NOW moves it); a malformed value is logged, not
+        raised into the host."""
+        try:
+            return default_clock(self.environ)
+        except ValueError as exc:
+            logger.warning("ignoring OTEL_USAGE_NOW", reason=str(exc))
+            return SystemClock()
 
     # Start-up and shutdown.
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ._clock import ManualClock
 from ._environment import Environment, country_from_timezone
 from ._facade import UsageTelemetry
 from .catalog import load_catalog
+from .clock import ManualClock
 
 __all__ = ["Installation", "draw_fleet", "simulate"]
 

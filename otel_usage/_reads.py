@@ -17,10 +17,11 @@ from typing import Any, ParamSpec, TypeVar
 
 import aiosqlite
 
-from ._clock import Clock, epoch_day, from_epoch_day
 from ._errors import StoreUnavailableError
 from ._modes import Mode, effective_mode
 from .catalog import Catalog
+from .clock import Clock
+from .weeks import epoch_day, from_epoch_day
 
 __all__ = ["EXPORT_FORMAT", "delete_all", "export_all", "statistics"]
 

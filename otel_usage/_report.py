@@ -28,8 +28,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from ._environment import Environment
-from ._weeks import Week
 from .catalog import Catalog, Metric
+from .weeks import Week
 
 __all__ = ["SCOPE_NAME", "Report", "build_report", "otlp_json", "resource_attributes"]
 

@@ -13,11 +13,11 @@ import json
 from typing import Any
 
 from . import _outbox
-from ._clock import Clock
 from ._schedule import Uploader, consent
 from ._store import Store
-from ._weeks import Week
 from .catalog import Catalog
+from .clock import Clock
+from .weeks import Week
 
 __all__ = ["difference", "history", "preview", "render_preview"]
 

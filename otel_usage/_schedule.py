@@ -15,6 +15,7 @@ runs at start-up (catching up on weeks the app was not running for), when the mo
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
@@ -29,18 +30,47 @@ from ._log import ProblemLog, classify_sqlite_error, logger
 from ._modes import Mode
 from ._store import Store
 from ._upload import Answer
-from ._weeks import Week, closed_weeks, report_slot
 from .catalog import Catalog
+from .weeks import Week, closed_weeks
 
 if TYPE_CHECKING:
-    from ._clock import Clock
     from ._report import Report
+    from .clock import Clock
 
-__all__ = ["Consent", "RunSummary", "UploadSettings", "Uploader", "consent"]
+__all__ = ["Consent", "ReportSlot", "RunSummary", "UploadSettings", "Uploader", "consent",
+           "report_slot"]
 
 # The background thread checks at least this often (and never more than once a minute).
 _WAKE_MAX_S = 3600.0
 _WAKE_MIN_S = 60.0
+
+
+@dataclass(frozen=True)
+class ReportSlot:
+    """The weekday (0 = Monday) and UTC hour at which this installation sends: drawn at random
+    once and kept in ``meta``, so that a fleet does not submit at the same moment."""
+
+    weekday: int
+    hour: int
+
+    def due(self, week: Week) -> datetime:
+        """When `week`'s report is sent: the first slot after the week has closed."""
+        return week.end + timedelta(days=self.weekday, hours=self.hour)
+
+
+def report_slot(conn: sqlite3.Connection) -> ReportSlot:
+    """This installation's slot, drawn at random on first use and kept in ``meta``."""
+    rows = dict(conn.execute(
+        "SELECT key, value FROM meta WHERE key IN ('report_weekday', 'report_hour')"
+    ).fetchall())
+    if len(rows) == 2:
+        return ReportSlot(int(rows["report_weekday"]), int(rows["report_hour"]))
+    slot = ReportSlot(secrets.randbelow(7), secrets.randbelow(24))
+    conn.executemany(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        [("report_weekday", str(slot.weekday)), ("report_hour", str(slot.hour))],
+    )
+    return slot
 
 
 @dataclass(frozen=True)
@@ -156,7 +186,7 @@ class Uploader:
         try:
             return delete_installation(erasure.endpoint, path,
                                        {protocol.credential_header: erasure.credential},
-                                       self.settings.timeout_s)
+                                       self._clock.now(), self.settings.timeout_s)
         except TransportError as exc:
             return Answer(None, f"refused: {exc}")
 
@@ -236,7 +266,8 @@ class Uploader:
             self._problems.problem("endpoint", "usage reports not sent", reason=str(exc))
             return Answer(None, f"refused: {exc}")
         return post_report(self.settings.endpoint, protocol.metrics_path,
-                           {protocol.credential_header: secret}, body, self.settings.timeout_s)
+                           {protocol.credential_header: secret}, body, self._clock.now(),
+                           self.settings.timeout_s)
 
     def _log_attempt(self, week: str, attempt: _outbox.Attempt) -> None:
         # The credential and the body are never logged; the status and state are.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -22,7 +23,8 @@ from ._errors import TransportError
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["Answer", "check_endpoint", "delete_installation", "post_report"]
+__all__ = ["Answer", "check_endpoint", "delete_installation", "post_report",
+           "retry_after_seconds"]
 
 DEFAULT_TIMEOUT_S = 10.0
 # Longest server answer kept in the outbox and the history.
@@ -65,7 +67,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def post_report(
-    endpoint: str, metrics_path: str, headers: dict[str, str], body: bytes,
+    endpoint: str, metrics_path: str, headers: dict[str, str], body: bytes, now: datetime,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Answer:
     """POST the gzipped protobuf `body`, exactly as stored in the outbox, once.
@@ -87,13 +89,14 @@ def post_report(
     try:
         request_headers = {"Content-Type": "application/x-protobuf",
                            "Content-Encoding": "gzip", **headers}
-        return _request(session, "POST", url, request_headers, body, timeout_s)
+        return _request(session, "POST", url, request_headers, body, now, timeout_s)
     finally:
         exporter.shutdown()
 
 
 def delete_installation(
-    endpoint: str, path: str, headers: dict[str, str], timeout_s: float = DEFAULT_TIMEOUT_S
+    endpoint: str, path: str, headers: dict[str, str], now: datetime,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Answer:
     """DELETE the installation's data on the server (opt-out), once."""
     import requests
@@ -101,11 +104,11 @@ def delete_installation(
     url = check_endpoint(endpoint) + path
     with requests.Session() as session:
         session.verify = True
-        return _request(session, "DELETE", url, headers, None, timeout_s)
+        return _request(session, "DELETE", url, headers, None, now, timeout_s)
 
 
 def _request(session: requests.Session, method: str, url: str, headers: dict[str, str],
-             body: bytes | None, timeout_s: float) -> Answer:
+             body: bytes | None, now: datetime, timeout_s: float) -> Answer:
     try:
         # verify and cert are passed explicitly: requests would otherwise let REQUESTS_CA_BUNDLE
         # from the environment override the CA the exporter configured (its certificate_file or
@@ -117,12 +120,13 @@ def _request(session: requests.Session, method: str, url: str, headers: dict[str
         return Answer(None, f"no answer: {type(exc).__name__}")
     with response:
         text = response.text[:_ANSWER_CHARS] if response.content else ""
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"), now)
         return Answer(response.status_code, text.strip() or (response.reason or ""), retry_after)
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (RFC 9110: delay-seconds or an HTTP-date)."""
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Retry-After in seconds (RFC 9110: delay-seconds, or an HTTP-date measured from `now`,
+    the injected clock's time)."""
     if not value:
         return None
     value = value.strip()
@@ -133,7 +137,7 @@ def _retry_after(value: str | None) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        import time
-
-        return max(when.timestamp() - time.time(), 0.0)
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            return None
+        return max((when - now).total_seconds(), 0.0)
     return max(seconds, 0.0) if math.isfinite(seconds) else None

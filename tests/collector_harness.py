@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,6 +34,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from otel_usage.catalog import load_catalog
+from otel_usage.clock import default_clock
+from otel_usage.weeks import Week
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "collector-config"
@@ -42,10 +43,12 @@ BUILD_SCRIPT = CONFIG_DIR / "build.sh"
 BINARY = CONFIG_DIR / "_build" / "otelcol-otel-usage"
 GATEWAY_CONFIG = CONFIG_DIR / "gateway.yaml"
 CREDENTIAL_HEADER = load_catalog().protocol.credential_header
-# Last complete week: Monday 00:00 UTC to the next Monday, as the catalog's [protocol] says.
-_TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-WEEK_START = _TODAY - timedelta(days=_TODAY.weekday() + 7)
-WEEK_END = WEEK_START + timedelta(days=7)
+
+
+def last_week() -> Week:
+    """The last complete week by the clock hook (asked at each use, never frozen at import):
+    Monday 00:00 UTC to the next Monday, as the catalog's [protocol] says."""
+    return Week.of(default_clock().now()).previous()
 
 
 def build_collector() -> Path:
@@ -322,27 +325,25 @@ def _kv(key: str, value: str) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
-def _nanos(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000_000
-
-
-def _sum(name: str, unit: str, points: Iterable[tuple[dict[str, str], int]]) -> pb.Metric:
+def _sum(name: str, unit: str, points: Iterable[tuple[dict[str, str], int]],
+         week: Week) -> pb.Metric:
     return pb.Metric(name=name, unit=unit, sum=pb.Sum(
         aggregation_temporality=pb.AGGREGATION_TEMPORALITY_DELTA, is_monotonic=True,
-        data_points=[_point(attrs, value) for attrs, value in points],
+        data_points=[_point(attrs, value, week) for attrs, value in points],
     ))
 
 
-def _gauge(name: str, unit: str, points: Iterable[tuple[dict[str, str], int]]) -> pb.Metric:
+def _gauge(name: str, unit: str, points: Iterable[tuple[dict[str, str], int]],
+           week: Week) -> pb.Metric:
     return pb.Metric(name=name, unit=unit, gauge=pb.Gauge(
-        data_points=[_point(attrs, value) for attrs, value in points],
+        data_points=[_point(attrs, value, week) for attrs, value in points],
     ))
 
 
-def _point(attributes: dict[str, str], value: int) -> pb.NumberDataPoint:
+def _point(attributes: dict[str, str], value: int, week: Week) -> pb.NumberDataPoint:
     return pb.NumberDataPoint(
         attributes=[_kv(k, v) for k, v in attributes.items()],
-        start_time_unix_nano=_nanos(WEEK_START), time_unix_nano=_nanos(WEEK_END), as_int=value,
+        start_time_unix_nano=week.start_nanos, time_unix_nano=week.end_nanos, as_int=value,
     )
 
 
@@ -350,9 +351,12 @@ def weekly_report(installation_id: str, *, jobs: int = 3,
                   resource_extra: Mapping[str, str] | None = None,
                   scope_extra: Mapping[str, str] | None = None,
                   point_extra: Mapping[str, str] | None = None,
-                  metrics_extra: Iterable[pb.Metric] = ()) -> ExportMetricsServiceRequest:
-    """A week's report shaped as the catalog's [protocol] describes, with optional additions
-    that the catalog does not allow (a raw OTLP client may send anything)."""
+                  metrics_extra: Iterable[pb.Metric] = (),
+                  week: Week | None = None) -> ExportMetricsServiceRequest:
+    """A week's report (by default the last complete one) shaped as the catalog's [protocol]
+    describes, with optional additions that the catalog does not allow (a raw OTLP client may
+    send anything)."""
+    week = week or last_week()
     resource = {
         "service.name": "printernizer", "service.version": "2.7.0",
         "service.instance.id": installation_id, "printernizer.deployment.mode": "docker",
@@ -363,9 +367,9 @@ def weekly_report(installation_id: str, *, jobs: int = 3,
     metrics = [
         _sum("printernizer.jobs", "{job}", [
             ({"job.status": "completed", "printer.type": "bambu_lab", **(point_extra or {})}, jobs),
-        ]),
-        _gauge("printernizer.printers", "{printer}", [({"printer.type": "prusa_core"}, 2)]),
-        _sum("printernizer.app.starts", "{start}", [({}, 4)]),
+        ], week),
+        _gauge("printernizer.printers", "{printer}", [({"printer.type": "prusa_core"}, 2)], week),
+        _sum("printernizer.app.starts", "{start}", [({}, 4)], week),
         *metrics_extra,
     ]
     scope = InstrumentationScope(name="otel_usage",
@@ -376,9 +380,10 @@ def weekly_report(installation_id: str, *, jobs: int = 3,
     )])
 
 
-def outside_metric() -> pb.Metric:
+def outside_metric(week: Week | None = None) -> pb.Metric:
     """A metric the catalog does not list, carrying something personal."""
-    return _sum("printernizer.file.names", "{file}", [({"file.name": "benchy.3mf"}, 1)])
+    return _sum("printernizer.file.names", "{file}", [({"file.name": "benchy.3mf"}, 1)],
+                week or last_week())
 
 
 def resource_attributes(resource_metrics: pb.ResourceMetrics) -> dict[str, str]:

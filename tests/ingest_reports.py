@@ -16,11 +16,20 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from otel_usage.catalog import Attribute, Catalog, load_catalog
+from otel_usage.clock import default_clock
+from otel_usage.weeks import Week
 
 CATALOG = load_catalog()
-# The tests' "now": Wednesday 2025-06-18 12:00 UTC; the last complete week began 2025-06-09.
+# The "now" of tests that inject it into an app in this process: Wednesday 2025-06-18 12:00
+# UTC; the last complete week began 2025-06-09. A server in another process takes the clock
+# hook's now instead: send it `last_week()`.
 NOW = datetime(2025, 6, 18, 12, tzinfo=UTC).timestamp()
 WEEK = date(2025, 6, 9)
+
+
+def last_week() -> date:
+    """Monday of the last complete week by the clock hook (what a running server expects)."""
+    return Week.of(default_clock().now()).previous().monday
 # Examples for the catalog's pattern attributes (enums need none).
 EXAMPLES = {
     "service.version": "2.7.0",

@@ -7,7 +7,7 @@ import math
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,8 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def record(data_dir: Path) -> None:
-    usage = UsageTelemetry(data_dir, export_interval_s=math.inf,
-                           clock=ManualClock(datetime.now(UTC)))
+def record(data_dir: Path, at: datetime) -> None:
+    usage = UsageTelemetry(data_dir, export_interval_s=math.inf, clock=ManualClock(at))
     usage.meter().create_counter("printernizer.jobs").add(
         3, {"job.status": "completed", "printer.type": "prusa_core"})
     usage.shutdown()
@@ -39,8 +38,9 @@ def test_status_of_a_new_data_dir(capsys: pytest.CaptureFixture[str], data_dir: 
 
 
 def test_mode_show_export_and_delete(capsys: pytest.CaptureFixture[str], data_dir: Path,
-                                     tmp_path: Path) -> None:
-    record(data_dir)
+                                     tmp_path: Path, midweek: datetime) -> None:
+    """Counted this week, shown by the CLI as this week's (both on the pinned clock hook)."""
+    record(data_dir, midweek)
     assert run(capsys, "--data-dir", str(data_dir), "mode", "on") == (0, "Mode set to on.\n", "")
     code, out, _ = run(capsys, "--data-dir", str(data_dir), "show")
     assert code == 0

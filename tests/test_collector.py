@@ -25,6 +25,7 @@ from collector_harness import (
     Gateway,
     RecordingReceiver,
     build_collector,
+    last_week,
     outside_metric,
     point_attributes,
     resource_attributes,
@@ -149,11 +150,11 @@ def test_metric_and_attributes_outside_the_catalog_are_dropped(
 ) -> None:
     """A raw OTLP client's unknown metric, resource, scope and point attributes never pass."""
     gateway.start()
-    installation = str(uuid.uuid4())
+    installation, week = str(uuid.uuid4()), last_week()
     report = weekly_report(
         installation, resource_extra={"host.name": "kitchen-pi"},
         scope_extra={"code.filepath": "/home/anna/printernizer/app.py"},
-        point_extra={"file.name": "benchy.3mf"}, metrics_extra=[outside_metric()],
+        point_extra={"file.name": "benchy.3mf"}, metrics_extra=[outside_metric(week)], week=week,
     )
     with gateway.client() as client:
         response = send(client, report, "secret-1", {"X-Printer-Serial": "01S00A123"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from collector_harness import (
     Gateway,
     Ingest,
     build_collector,
+    last_week,
     outside_metric,
     send,
     wait_until,
@@ -53,10 +54,10 @@ def test_report_through_the_gateway_is_stored_without_what_the_catalog_forbids(
     """A report with an unknown metric and attributes is stored, and only its catalog part."""
     ingest.start()
     gateway.start()
-    installation = str(uuid.uuid4())
+    installation, week = str(uuid.uuid4()), last_week()
     report = weekly_report(installation, resource_extra={"host.name": "kitchen-pi"},
                            point_extra={"file.name": "benchy.3mf"},
-                           metrics_extra=[outside_metric()])
+                           metrics_extra=[outside_metric(week)], week=week)
     with gateway.client() as client:
         assert send(client, report, _credential()).status_code == 200
     wait_until(lambda: len(ingest.stored_reports()) == 1, 15, f"the stored report\n{gateway.log_tail()}")
@@ -80,9 +81,8 @@ def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_t
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
     ingest.start()
     gateway.start()
-    today = datetime.now(UTC).date()
-    week_start = today - timedelta(days=today.weekday() + 7)  # last week's Monday
-    monday = datetime(week_start.year, week_start.month, week_start.day, 9, tzinfo=UTC)
+    week = last_week()
+    monday = week.start + timedelta(hours=9)
     clock = ManualClock(monday - timedelta(days=1))
     usage = UsageTelemetry(tmp_path / "client", clock=clock, endpoint=gateway.url,
                            service_version="2.7.0", export_interval_s=float("inf"),
@@ -97,8 +97,7 @@ def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_t
     clock.set(monday + timedelta(days=13, hours=14, minutes=30))
     summary = usage.send_now()
     usage.shutdown()
-    iso = week_start.isocalendar()
-    assert summary["sent"] == [f"{iso.year}-W{iso.week:02d}"]
+    assert summary["sent"] == [week.label]
     wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
                f"the stored report\n{gateway.log_tail()}")
     ((stored_id, resource, points),) = ingest.stored_reports()

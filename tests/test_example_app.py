@@ -3,6 +3,7 @@ errors are counted by the central handler, and the privacy page is mounted."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,10 @@ from examples.printernizer_app import create_app
 from otel_usage import UsageTelemetry
 
 
-async def test_the_example_app_counts_jobs_downloads_errors_and_features(data_dir: Path) -> None:
+async def test_the_example_app_counts_jobs_downloads_errors_and_features(
+    data_dir: Path, midweek: datetime,
+) -> None:
+    """The app takes its clock from the hook, pinned mid-week: every count lands on one day."""
     app = create_app(str(data_dir))
     async with app.router.lifespan_context(app):
         usage: UsageTelemetry = app.state.usage
@@ -34,6 +38,8 @@ async def test_the_example_app_counts_jobs_downloads_errors_and_features(data_di
             usage.flush()
             stats = (await client.get("/usage/api/statistics")).json()
         exported = await usage.export_json()
+    assert {d["day"] for s in exported["series"] for d in s["days"]} == {
+        midweek.date().isoformat()}
     assert stats["this_week"] == {"jobs_completed": 3, "files_downloaded": 1,
                                   "active_printers": 3, "errors": 1}
     assert stats["features"] == {"library": True, "library_search": True, "timelapse": False,

@@ -23,7 +23,7 @@ import pytest
 import structlog
 
 from otel_usage import ManualClock, UsageTelemetry
-from otel_usage._clock import epoch_day
+from otel_usage.weeks import epoch_day
 
 START = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 JOB = {"job.status": "completed", "printer.type": "bambu_lab"}

@@ -6,16 +6,17 @@ import json
 import signal
 import threading
 import time
-from datetime import date
+from datetime import datetime
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from ingest_reports import CATALOG, encode, new_credential, new_installation, request
+from ingest_reports import CATALOG, encode, last_week, new_credential, new_installation, request
 from ingest_support import database_url, query, server_process  # noqa: F401  (fixture)
 
 from ingest import _schema, cli
 from ingest._store import ReportJob, Store, create_engine
+from otel_usage.weeks import Week
 
 HEADER = CATALOG.protocol.credential_header
 
@@ -37,15 +38,15 @@ def test_migrate_prepares_an_empty_database(database_url: str, capsys: pytest.Ca
     assert query(database_url, "SELECT value FROM schema_info WHERE name = 'views_k'") == [("4",)]
 
 
-def test_prune_deletes_weeks_older_than_the_retention(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
-    """Run against today's clock: a week three years ago goes, last week stays."""
-    from ingest import _rollup, _weeks
+def test_prune_deletes_weeks_older_than_the_retention(database_url: str, now: datetime, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """Run against the clock hook's now: a week three years ago goes, this week stays."""
+    from ingest import _rollup
     from ingest._validate import Report
 
     store = Store(create_engine(database_url), CATALOG)
     store.migrate(5)
-    this_week = _weeks.week_of(_weeks.utc_now(time.time()))
-    weeks = [this_week.replace(year=this_week.year - 3), this_week]
+    this_week = Week.of(now)
+    weeks = [this_week.plus(-3 * 52).naive_start, this_week.naive_start]
     jobs = []
     for week in weeks:
         installation = new_installation()
@@ -56,17 +57,12 @@ def test_prune_deletes_weeks_older_than_the_retention(database_url: str, capsys:
     assert cli.main(["prune", "--database", database_url, "--retention-months", "24"]) == 0
     assert capsys.readouterr().out.startswith("deleted 1 installation-weeks before ")
     assert [str(w)[:10] for (w,) in query(database_url, "SELECT week_start FROM weekly_reports")] == [
-        this_week.date().isoformat()]
-
-
-def _last_week() -> date:
-    today = date.today()
-    return date.fromordinal(today.toordinal() - today.weekday() - 7)
+        this_week.monday.isoformat()]
 
 
 def test_serve_answers_reports_and_logs_json_without_addresses(database_url: str) -> None:  # noqa: F811
     """The interface other parts rely on: serve --database --host --port, poll /readyz."""
-    body, headers = encode(request(new_installation(), _last_week()), "protobuf", True)
+    body, headers = encode(request(new_installation(), last_week()), "protobuf", True)
     with server_process(database_url, "--host", "127.0.0.1") as (base, process):
         ok = httpx.post(f"{base}{CATALOG.protocol.metrics_path}", content=body,
                         headers=headers | {HEADER: new_credential()})
@@ -89,7 +85,7 @@ def test_serve_answers_reports_and_logs_json_without_addresses(database_url: str
 
 def test_sigterm_finishes_the_request_in_flight(database_url: str) -> None:  # noqa: F811
     """Graceful shutdown: a report waiting for a locked database still gets its 200."""
-    body, headers = encode(request(new_installation(), _last_week()), "protobuf", True)
+    body, headers = encode(request(new_installation(), last_week()), "protobuf", True)
     with server_process(database_url) as (base, process):
         engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
         conn = engine.connect()

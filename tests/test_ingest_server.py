@@ -8,7 +8,7 @@ from datetime import date
 
 import httpx
 import sqlalchemy as sa
-from ingest_reports import CATALOG, encode, new_credential, new_installation, request
+from ingest_reports import CATALOG, encode, last_week, new_credential, new_installation, request
 from ingest_support import (  # noqa: F401  (fixture)
     database_url,
     query,
@@ -69,7 +69,8 @@ def _lock(url: str) -> tuple[sa.engine.Engine, sa.engine.Connection]:
 def test_a_saturated_database_gets_503s_fast_and_the_server_keeps_answering(database_url: str) -> None:  # noqa: F811
     """With the database stuck, 256 clients get 503 + Retry-After within the write timeout,
     the health check answers meanwhile, and writes resume once the database does."""
-    bodies = [_args(new_installation(), new_credential(), seed=i) for i in range(256)]
+    week = last_week()  # the server in its own process takes the clock hook's now
+    bodies = [_args(new_installation(), new_credential(), week, seed=i) for i in range(256)]
     flags = ("--max-pending", "32", "--write-timeout", "0.5")
     with server_process(database_url, *flags) as (base, _process):
         engine, conn = _lock(database_url)
@@ -81,7 +82,7 @@ def test_a_saturated_database_gets_503s_fast_and_the_server_keeps_answering(data
             conn.exec_driver_sql("ROLLBACK")
             conn.close()
             engine.dispose()
-        after = _post_until_stored(base)
+        after = _post_until_stored(base, week)
     assert set(statuses) == {503}
     assert probe_s < 0.5
     assert elapsed < 5
@@ -107,9 +108,9 @@ def _timed_health(base: str) -> tuple[httpx.Response, float]:
     return answer, time.monotonic() - started
 
 
-def _post_until_stored(base: str) -> int:
+def _post_until_stored(base: str, week: date) -> int:
     """A client retrying after its 503 gets through once the database is back."""
-    args = _args(new_installation(), new_credential())
+    args = _args(new_installation(), new_credential(), week)
     for _ in range(20):
         status = httpx.post(f"{base}{PATH}", timeout=10, **args).status_code  # type: ignore[arg-type]
         if status != 503:

@@ -19,8 +19,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from otel_usage import Environment
 from otel_usage._report import build_report, otlp_json, resource_attributes
 from otel_usage._store import connect
-from otel_usage._weeks import Week
 from otel_usage.catalog import CATALOG_PATH, load_catalog
+from otel_usage.weeks import Week
 
 CATALOG = load_catalog()
 WEEK = Week.parse("2026-W48")  # 2026-11-23 .. 2026-11-30, epoch days 20780 .. 20786

@@ -11,6 +11,7 @@ import pytest
 from otel_usage import ManualClock, UsageTelemetry
 from otel_usage._cli import main
 from otel_usage._review import difference
+from otel_usage.clock import NOW_ENV
 
 OPT_IN = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 JOB = {"job.status": "completed", "printer.type": "bambu_lab"}
@@ -59,13 +60,15 @@ def test_the_difference_lists_changed_added_and_removed_points() -> None:
     }
 
 
-def test_the_cli_previews_and_lists_history(data_dir: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_previews_and_lists_history(data_dir: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI takes "now" from the clock hook: here, the time the counts were recorded."""
     clock = ManualClock(OPT_IN + timedelta(days=1))
     usage = make(data_dir, clock)
     usage.start()
     usage.meter().create_counter("printernizer.jobs").add(2, JOB)
     usage.shutdown()
+    monkeypatch.setenv(NOW_ENV, clock.now().isoformat())
     assert main(["--data-dir", str(data_dir), "preview", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["report"]["readable"]["metrics"][0]["points"] == [
@@ -94,13 +97,14 @@ async def test_there_is_no_report_to_preview_before_first_use_or_after_delete_al
 
 
 def test_the_cli_preview_names_the_version_the_host_started_with(
-    data_dir: Path, capsys: pytest.CaptureFixture[str],
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The CLI does not know Printernizer's version: it uses the one kept at the host's start."""
     clock = ManualClock(OPT_IN + timedelta(days=1))
     usage = make(data_dir, clock)  # service_version="2.7.0"
     usage.start()
     usage.shutdown()
+    monkeypatch.setenv(NOW_ENV, clock.now().isoformat())
     assert main(["--data-dir", str(data_dir), "preview", "--json"]) == 0
     preview = json.loads(capsys.readouterr().out)
     assert preview["report"]["readable"]["resource"]["service.version"] == "2.7.0"

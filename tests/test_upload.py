@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -197,6 +198,21 @@ def test_503_with_retry_after_is_honoured(data_dir: Path, server: Server) -> Non
     assert len(server.requests) == 2 and server.requests[0].body == server.requests[1].body
 
 
+def test_an_http_date_retry_after_is_measured_on_the_injected_clock(data_dir: Path,
+                                                                    server: Server) -> None:
+    """Retry-After as an HTTP-date two hours after the injected now (years from the machine's
+    date either way): the next attempt is due exactly then."""
+    usage, clock = record_w48(data_dir, server)
+    clock.set(AFTER_W48)
+    server.answers = [(503, {"Retry-After": format_datetime(AFTER_W48 + timedelta(hours=2),
+                                                            usegmt=True)})]
+    assert usage.send_now()["retry"] == ["2026-W48"]
+    clock.advance(timedelta(hours=2) - timedelta(seconds=1))
+    assert usage.send_now()["sent"] == []
+    clock.advance(timedelta(seconds=1))
+    assert usage.send_now()["sent"] == ["2026-W48"]
+
+
 def test_a_400_is_not_retried(data_dir: Path, server: Server) -> None:
     usage, clock = record_w48(data_dir, server)
     server.answers = [(400, {})]
@@ -376,9 +392,10 @@ def test_the_otel_certificate_setting_wins_over_requests_ca_bundle(
     url = f"https://127.0.0.1:{httpd.server_port}"
     try:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-        assert post_report(url, "/v1/metrics", {}, b"").text == "no answer: SSLError"
+        now = datetime(2026, 11, 30, tzinfo=UTC)
+        assert post_report(url, "/v1/metrics", {}, b"", now).text == "no answer: SSLError"
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
-        assert post_report(url, "/v1/metrics", {}, b"").status == 200
+        assert post_report(url, "/v1/metrics", {}, b"", now).status == 200
     finally:
         httpd.shutdown()
         httpd.server_close()

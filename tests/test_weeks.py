@@ -6,8 +6,9 @@ import sqlite3
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
+from otel_usage._schedule import ReportSlot, report_slot
 from otel_usage._store import connect
-from otel_usage._weeks import ReportSlot, Week, closed_weeks, report_slot
+from otel_usage.weeks import Week, closed_weeks, day_start, months_before, retention_cutoff
 
 
 def test_a_week_runs_from_monday_to_monday_in_utc() -> None:
@@ -78,3 +79,39 @@ def test_slots_are_spread_over_the_week(tmp_path: Path) -> None:
         conn.close()
     assert len({s.weekday for s in slots}) == 7
     assert len(slots) > 100
+
+
+def _ns(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp()) * 10**9
+
+
+def test_only_monday_midnight_utc_starts_a_week() -> None:
+    assert Week.from_start_ns(_ns(2025, 6, 9)) == Week(date(2025, 6, 9))
+    for not_a_start in (_ns(2025, 6, 10), _ns(2025, 6, 9, 1), _ns(2025, 6, 9) + 1):
+        assert Week.from_start_ns(not_a_start) is None
+
+
+def test_the_ingest_keeps_a_week_as_a_naive_utc_monday() -> None:
+    assert Week.of(datetime(2025, 6, 15, 23, 59)).naive_start == datetime(2025, 6, 9)
+
+
+def test_retention_cutoff_is_the_week_holding_the_same_day_months_ago() -> None:
+    """24 months before 2025-06-18 is 2023-06-18, a Sunday: its week began 2023-06-12."""
+    now = datetime(2025, 6, 18, 12, tzinfo=UTC)
+    assert retention_cutoff(now, 24) == Week(date(2023, 6, 12))
+    assert retention_cutoff(now, 5) == Week(date(2025, 1, 13))
+
+
+def test_months_before_a_day_the_shorter_month_lacks_is_its_last_day() -> None:
+    """29 February and the 31st exist in some months only; no arithmetic fails on them."""
+    assert months_before(date(2028, 2, 29), 12) == date(2027, 2, 28)
+    assert months_before(date(2028, 2, 29), 48) == date(2024, 2, 29)
+    assert months_before(date(2027, 3, 31), 1) == date(2027, 2, 28)
+    assert months_before(date(2031, 1, 1), 24) == date(2029, 1, 1)
+    assert months_before(date(2031, 1, 31), 2) == date(2030, 11, 30)
+
+
+def test_day_start_is_midnight_utc() -> None:
+    new_york = timezone(timedelta(hours=-5))
+    assert day_start(datetime(2025, 6, 18, 20, 30, tzinfo=new_york)) == datetime(
+        2025, 6, 19, tzinfo=UTC)

@@ -25,7 +25,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -195,10 +195,10 @@ def fill_store(database: str, installations: int, weeks: int) -> float:
     rng = random.Random(7)
     ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(installations)]
     shapes = [_shape(rng, f"{i}") for i in range(200)]
-    first = Week.of(default_clock().now()).plus(-weeks).naive_start
+    first = Week.of(default_clock().now()).plus(-weeks)
     started = time.perf_counter()
     for offset in range(weeks):
-        week = first + timedelta(weeks=offset)
+        week = first.plus(offset).naive_start
         for chunk in range(0, installations, 500):
             jobs = []
             for installation in ids[chunk:chunk + 500]:

@@ -21,7 +21,7 @@ from ._errors import StoreUnavailableError
 from ._modes import Mode, effective_mode
 from .catalog import Catalog
 from .clock import Clock
-from .weeks import epoch_day, from_epoch_day
+from .weeks import Week, epoch_day, from_epoch_day
 
 __all__ = ["EXPORT_FORMAT", "delete_all", "export_all", "statistics"]
 
@@ -69,11 +69,6 @@ def _store_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
-def week_start(day: date) -> date:
-    """Monday of the ISO week of `day`."""
-    return day - timedelta(days=day.weekday())
-
-
 @asynccontextmanager
 async def _open_read_only(path: Path) -> AsyncIterator[aiosqlite.Connection | None]:
     if not path.exists():
@@ -88,7 +83,7 @@ async def statistics(path: Path, clock: Clock, catalog: Catalog,
                      forced: Mode | None) -> dict[str, Any]:
     """The local statistics viewer: who, since when, this week and the last weeks, features."""
     today = clock.now().astimezone(UTC).date()
-    monday = week_start(today)
+    monday = Week.of(today).monday
     features: dict[str, bool | None] = {
         name: None for name in catalog.metrics["printernizer.features.enabled"]
         .attributes["feature.name"].values or ()

@@ -14,7 +14,7 @@ import random
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import httpx
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -25,6 +25,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from ingest import Settings, create_app
 from otel_usage.catalog import load_catalog
+from otel_usage.weeks import Week
 
 CATALOG = load_catalog()
 PROTOCOL = CATALOG.protocol
@@ -39,8 +40,7 @@ Points = dict[str, dict[tuple[tuple[str, str], ...], int]]
 
 
 def week_start(index: int) -> datetime:
-    day = FIRST_WEEK + timedelta(weeks=index)
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return Week.of(FIRST_WEEK).plus(index).start
 
 
 @dataclass

@@ -6,7 +6,7 @@ import gzip
 import random
 import secrets
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -41,7 +41,7 @@ EXAMPLES = {
 
 
 def week_ns(week: date) -> int:
-    return int(datetime(week.year, week.month, week.day, tzinfo=UTC).timestamp()) * 10**9
+    return Week.of(week).start_nanos
 
 
 def new_installation() -> str:
@@ -99,8 +99,7 @@ def add_week(message: ExportMetricsServiceRequest, res: dict[str, str],
     rm.resource.attributes.extend(_kvs(res))
     scope = rm.scope_metrics.add()
     scope.scope.name = "otel_usage"
-    start = week_ns(week)
-    end = week_ns(week + timedelta(days=7))
+    start, end = Week.of(week).start_nanos, Week.of(week).end_nanos
     for name, series in data.items():
         spec = catalog.metric(name)
         metric = scope.metrics.add()

@@ -32,13 +32,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_usage import ManualClock, UsageTelemetry
+from otel_usage.catalog import load_catalog
 from otel_usage.clock import default_clock
+from otel_usage.testing import week_report
+from otel_usage.weeks import Week
 
 CLOCK = default_clock()  # the one clock hook
 
@@ -111,14 +112,15 @@ FEATURES = ("library", "library_search", "timelapse", "auto_job_creation", "germ
             "watch_folders")
 
 
+FIRST_DAY = datetime(2025, 11, 24, tzinfo=UTC)
+
+
 def heavy_user_year(data_dir: Path, days: int = 365, exports_per_day: int = 4) -> int:
     """A year of a heavy user: 10 printers, 100 jobs a day, 30 error types, every feature,
     the app restarted daily. Returns the database size in bytes."""
-    from otel_usage.catalog import load_catalog
-
     error_types = (load_catalog().metrics["printernizer.errors"]
                    .attributes["error.type"].values or ())[:30]
-    clock = ManualClock(datetime(2025, 11, 24, 6, tzinfo=UTC))
+    clock = ManualClock(FIRST_DAY + timedelta(hours=6))
     types = list(PRINTERS)
     for day in range(days):
         usage = UsageTelemetry(data_dir, export_interval_s=math.inf, clock=clock,
@@ -211,36 +213,28 @@ def main() -> None:
     print(f"export of 500 series: {result['export_ms_500_series']} ms")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result["year_db_bytes"] = heavy_user_year(Path(tmp), days=60 if quick else 365)
+        days = 60 if quick else 365
+        result["year_db_bytes"] = heavy_user_year(Path(tmp), days=days)
         span = "60 days" if quick else "a year"
         print(f"simulated {span} in {time.perf_counter() - start:.1f} s:"
               f" {result['year_db_bytes']} bytes")
-        result.update(_weekly_report(Path(tmp)))
+        result.update(_weekly_report(Path(tmp), FIRST_DAY + timedelta(days=days - 1)))
     result.update(startup_cost(runs=3 if quick else 7))
     print(f"import and start: {result['import_ms']} ms, +{result['rss_mb_delta']} MB RSS")
     print(json.dumps(result))
 
 
-def _weekly_report(year_dir: Path, runs: int = 25) -> dict[str, Any]:
+def _weekly_report(year_dir: Path, last_day: datetime, runs: int = 25) -> dict[str, Any]:
     """weekly_report_ms: build and scrub the year's last full week (median of `runs`);
     report_gzip_bytes: that report's size on the wire."""
-    from otel_usage._report import build_report
-    from otel_usage._store import Store
-    from otel_usage.weeks import Week
-
     usage = UsageTelemetry(year_dir, service_version="2.7.0", background_uploads=False)
-    with usage.store.read() as conn:
-        last_day = conn.execute("SELECT max(day) FROM daily").fetchone()[0]
-        installation_id = Store.installation_id(conn, CLOCK.now())
-    week = Week.of(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=last_day - 7))
-    resource = usage.uploads.resource(installation_id)
+    week = Week.of(last_day).previous()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        with usage.store.read() as conn:
-            report = build_report(conn, usage.catalog, week, usage.catalog.version, resource)
+        report = week_report(usage, week)
         times.append((time.perf_counter() - start) * 1000)
-    usage.store.close()
+    usage.shutdown()
     print(f"weekly report of {week.label}: {statistics.median(times):.2f} ms, "
           f"{report.points} points, {len(report.body)} bytes gzip")
     return {"weekly_report_ms": round(statistics.median(times), 2),

@@ -3,13 +3,19 @@
 Printernizer starts one :class:`UsageTelemetry` at start-up, counts with ordinary OTel meters,
 and shuts it down at exit. Everything is kept locally in SQLite; only in mode ``on`` does a
 scrubbed weekly aggregate leave the machine.
+
+The public API is what ``__all__`` lists, the privacy page (:mod:`otel_usage.web`), the testing
+API (:mod:`otel_usage.testing`) and the shared modules :mod:`otel_usage.catalog`,
+:mod:`otel_usage.clock` and :mod:`otel_usage.weeks`. The subpackages follow the data path and
+are internal: ``record`` (meters into the local store), ``report`` (a week, scrubbed), ``send``
+(outbox and transport), ``user`` (what the user sees and does).
 """
 
-from ._environment import Environment, detect_deployment_mode, detect_environment
-from ._errors import InvalidModeError, StoreUnavailableError, TransportError, UsageError
-from ._facade import UsageTelemetry, default_data_dir
-from ._modes import MODES, Mode
 from .clock import Clock, ManualClock, SystemClock
+from .consent import MODES, Mode
+from .errors import InvalidModeError, StoreUnavailableError, TransportError, UsageError
+from .report.environment import Environment, detect_deployment_mode, detect_environment
+from .telemetry import UsageTelemetry, default_data_dir
 
 __all__ = [
     "MODES",

@@ -22,6 +22,7 @@ __all__ = [
     "Metric",
     "Policy",
     "Protocol",
+    "Role",
     "Text",
     "load_catalog",
 ]
@@ -33,6 +34,9 @@ Weekly = Literal["sum", "max", "days"]
 _INSTRUMENTS = ("counter", "observable_counter", "gauge", "observable_gauge")
 _WEEKLY = ("sum", "max", "days")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+# The roles the client library needs (what it records itself, what its viewer sums up).
+ROLES = ("app_starts", "uptime", "printers", "features", "jobs_completed", "files_downloaded",
+         "errors")
 
 
 class CatalogError(ValueError):
@@ -101,6 +105,18 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Role:
+    """A catalog metric in a part the client library plays: recording starts and days up,
+    observing printers and features, summing jobs, downloads and errors in the local viewer.
+    `key` is the attribute the metric is broken down by; `where` selects some of its series."""
+
+    name: str
+    metric: Metric
+    key: str | None = None
+    where: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Policy:
     retention_months: int
     k_anonymity: int
@@ -127,9 +143,14 @@ class Catalog:
     metrics: Mapping[str, Metric]
     resource: Mapping[str, Attribute]
     never: tuple[Text, ...]
+    roles: Mapping[str, Role] = field(default_factory=dict)
 
     def metric(self, name: str) -> Metric | None:
         return self.metrics.get(name)
+
+    def role(self, name: str) -> Role:
+        """The metric playing `name` (one of ``ROLES``; the loader checks they are all there)."""
+        return self.roles[name]
 
     def metrics_for_consent(self, consented_version: int) -> tuple[Metric, ...]:
         """Metrics a user who consented at `consented_version` agreed to send."""
@@ -208,6 +229,7 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
             attributes=attrs,
         )
     never = tuple(Text(n["en"], n["de"]) for n in raw.get("never", []))
+    roles = _roles(raw.get("roles", {}), metrics, problems)
     if problems:
         raise CatalogError("invalid catalog:\n- " + "\n- ".join(problems))
     policy = Policy(
@@ -225,4 +247,27 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         max_body_bytes=int(proto.get("max_body_bytes", 65536)),
         max_counter_value=int(proto.get("max_counter_value", 1_000_000)),
     )
-    return Catalog(version, policy, protocol, metrics, resource, never)
+    return Catalog(version, policy, protocol, metrics, resource, never, roles)
+
+
+def _roles(raw: Mapping[str, Any], metrics: Mapping[str, Metric],
+           problems: list[str]) -> dict[str, Role]:
+    """`[roles]`: each names a catalog metric, its breakdown key, and allowed `where` values."""
+    roles: dict[str, Role] = {}
+    for name in ROLES:
+        if name not in raw:
+            problems.append(f"roles: {name!r} is missing")
+    for name, spec in raw.items():
+        metric = metrics.get(str(spec.get("metric", "")))
+        if metric is None:
+            problems.append(f"role {name!r}: unknown metric {spec.get('metric')!r}")
+            continue
+        key, where = spec.get("key"), dict(spec.get("where", {}))
+        for k in ([key] if key else []) + list(where):
+            if k not in metric.attributes:
+                problems.append(f"role {name!r}: {metric.name} has no attribute {k!r}")
+        for k, v in where.items():
+            if k in metric.attributes and not metric.attributes[k].allows(v):
+                problems.append(f"role {name!r}: {v!r} is not a value of {k!r}")
+        roles[name] = Role(name, metric, key, where)
+    return roles

@@ -102,7 +102,9 @@ def _to_toml(raw: dict) -> str:  # type: ignore[type-arg]
         return json.dumps(v, ensure_ascii=False)
 
     def inline(d: dict) -> str:  # type: ignore[type-arg]
-        return "{ " + ", ".join(f"{json.dumps(k)} = {value(v)}" for k, v in d.items()) + " }"
+        return "{ " + ", ".join(
+            f"{json.dumps(k)} = {inline(v) if isinstance(v, dict) else value(v)}"
+            for k, v in d.items()) + " }"
 
     lines = [f"version = {raw['version']}"]
     for table in ("policy", "protocol", "enums"):
@@ -117,22 +119,67 @@ def _to_toml(raw: dict) -> str:  # type: ignore[type-arg]
         if item.get("attributes"):
             lines.append("[metric.attributes]")
             lines += [f"{json.dumps(k)} = {inline(v)}" for k, v in item["attributes"].items()]
+    if raw.get("roles"):
+        lines.append("[roles]")
+        lines += [f"{json.dumps(k)} = {inline(v)}" for k, v in raw["roles"].items()]
     for item in raw["never"]:
         lines.append("[[never]]")
         lines += [f"{k} = {value(v)}" for k, v in item.items()]
     return "\n".join(lines) + "\n"
 
 
-def test_the_clients_own_references_to_catalog_metrics_exist() -> None:
-    """The facade and the viewer name a few catalog metrics and keys: they must not drift."""
-    import re
+def test_the_client_names_no_metric_and_the_demo_only_catalog_ones() -> None:
+    """The client takes every metric it records or sums from the catalog (its roles); the demo
+    names catalog metrics only: neither can drift from the catalog."""
+    import ast
 
-    root = CATALOG_PATH.parent
     catalog = load_catalog()
-    keys = {k for m in catalog.metrics.values() for k in m.attributes}
-    for module in ("_facade.py", "_reads.py", "_fleet.py"):
-        source = (root / module).read_text(encoding="utf-8")
-        names = set(re.findall(r"""["'](printernizer\.[a-z_.]+)["']""", source))
-        assert names and names <= set(catalog.metrics), (module, names - set(catalog.metrics))
-        used_keys = set(re.findall(r"""\$\."([a-z_.]+)\"""", source))
-        assert used_keys <= keys, (module, used_keys - keys)
+
+    def names(path: Path) -> set[str]:
+        """String constants of the code (not its docstrings) that look like metric names."""
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef)
+                      and n.body and isinstance(n.body[0], ast.Expr)}
+        return {n.value for n in ast.walk(tree)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                and id(n) not in docstrings and n.value.startswith("printernizer.")
+                and n.value not in catalog.resource}
+
+    client = {str(p.relative_to(CATALOG_PATH.parent)): names(p)
+              for p in sorted(CATALOG_PATH.parent.rglob("*.py")) if names(p)}
+    assert client == {}
+    demo = names(CATALOG_PATH.parent.parent / "demo" / "fleet.py")
+    assert demo and demo <= set(catalog.metrics), demo - set(catalog.metrics)
+
+
+def test_each_role_names_a_catalog_metric_and_its_attributes() -> None:
+    roles = {name: (r.metric.name, r.key, dict(r.where))
+             for name, r in load_catalog().roles.items()}
+    assert roles == {
+        "app_starts": ("printernizer.app.starts", None, {}),
+        "uptime": ("printernizer.uptime", None, {}),
+        "printers": ("printernizer.printers", "printer.type", {}),
+        "features": ("printernizer.features.enabled", "feature.name", {}),
+        "jobs_completed": ("printernizer.jobs", None, {"job.status": "completed"}),
+        "files_downloaded": ("printernizer.file.downloads", None, {}),
+        "errors": ("printernizer.errors", None, {}),
+    }
+
+
+def test_a_role_must_name_a_catalog_metric_key_and_value(tmp_path: Path) -> None:
+    raw = tomllib.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    raw["roles"]["errors"] = {"metric": "printernizer.crashes"}
+    raw["roles"]["printers"]["key"] = "printer.serial"
+    raw["roles"]["jobs_completed"]["where"] = {"job.status": "done"}
+    del raw["roles"]["uptime"]
+    path = tmp_path / "catalog.toml"
+    path.write_text(_to_toml(raw), encoding="utf-8")
+    with pytest.raises(CatalogError) as info:
+        load_catalog(path)
+    assert str(info.value).splitlines()[1:] == [
+        "- roles: 'uptime' is missing",
+        "- role 'printers': printernizer.printers has no attribute 'printer.serial'",
+        "- role 'jobs_completed': 'done' is not a value of 'job.status'",
+        "- role 'errors': unknown metric 'printernizer.crashes'",
+    ]

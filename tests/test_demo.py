@@ -1,4 +1,4 @@
-"""The main job, small: `otel-usage demo` runs the whole data path on this machine."""
+"""The main job, small: `otel-usage-demo` runs the whole data path on this machine."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 def test_the_demo_simulates_a_fleet_stores_its_reports_and_shows_the_dashboards(
     tmp_path: Path,
 ) -> None:
-    command = shutil.which("otel-usage", path=str(Path(sys.executable).parent))
+    command = shutil.which("otel-usage-demo", path=str(Path(sys.executable).parent))
     assert command is not None
     work = tmp_path / "demo"
     done = subprocess.run(
-        [command, "--data-dir", str(work), "demo", "--installations", "16", "--weeks", "3",
+        [command, "--data-dir", str(work), "--installations", "16", "--weeks", "3",
          "--opt-in", "0.5", "--seed", "3"],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -41,9 +41,9 @@ def test_the_demo_simulates_a_fleet_stores_its_reports_and_shows_the_dashboards(
 
 
 def test_the_demo_refuses_bad_arguments(tmp_path: Path) -> None:
-    command = shutil.which("otel-usage", path=str(Path(sys.executable).parent))
+    command = shutil.which("otel-usage-demo", path=str(Path(sys.executable).parent))
     assert command is not None
-    done = subprocess.run([command, "--data-dir", str(tmp_path), "demo", "--opt-in", "2"],
+    done = subprocess.run([command, "--data-dir", str(tmp_path), "--opt-in", "2"],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (2, "")
     assert "--opt-in between 0 and 1" in done.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from otel_usage import detect_deployment_mode, detect_environment
-from otel_usage._environment import country_from_timezone, local_timezone_name
+from otel_usage.report.environment import country_from_timezone, local_timezone_name
 
 ZONEINFO = Path("/usr/share/zoneinfo")
 

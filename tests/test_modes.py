@@ -6,7 +6,7 @@ import pytest
 import structlog
 
 from otel_usage import InvalidModeError
-from otel_usage._modes import environment_mode, parse_mode
+from otel_usage.consent import environment_mode, parse_mode
 
 
 @pytest.mark.parametrize(

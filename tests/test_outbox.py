@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from otel_usage import _outbox
-from otel_usage._store import Store, connect
-from otel_usage._upload import Answer
+from otel_usage.consent import opt_out
+from otel_usage.send import retry
+from otel_usage.send.transport import Answer
+from otel_usage.store import PendingErasure, Tx, connect
 
 NOW = datetime(2026, 12, 3, 17, 0, tzinfo=UTC)
 
@@ -39,70 +40,70 @@ def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
 ])
 def test_each_answer_decides_the_next_attempt(answer: Answer,
                                               expected: tuple[str, datetime | None]) -> None:
-    attempt = _outbox.schedule_after(answer, 1, NOW)
+    attempt = retry.schedule_after(answer, 1, NOW)
     assert (attempt.state, attempt.next_attempt_at) == expected
 
 
 def test_backoff_doubles_up_to_a_day() -> None:
-    waits = [_outbox.backoff(n) for n in range(1, 9)]
+    waits = [retry.backoff(n) for n in range(1, 9)]
     assert waits == [timedelta(minutes=30), timedelta(hours=1), timedelta(hours=2),
                      timedelta(hours=4), timedelta(hours=8), timedelta(hours=16),
                      timedelta(days=1), timedelta(days=1)]
-    assert _outbox.backoff(10_000) == timedelta(days=1)
+    assert retry.backoff(10_000) == timedelta(days=1)
 
 
 def test_the_credential_is_made_once_and_random(conn: sqlite3.Connection,
                                                 tmp_path: Path) -> None:
-    secret = _outbox.credential(conn)
-    assert _outbox.credential(conn) == secret and len(secret) == 43
+    secret = Tx(conn).credential()
+    assert Tx(conn).credential() == secret and len(secret) == 43
     other = connect(tmp_path / "other.sqlite3")
-    assert _outbox.credential(other) != secret
+    assert Tx(other).credential() != secret
     other.close()
 
 
 def test_opting_out_before_anything_was_sent_queues_no_erasure(
     conn: sqlite3.Connection,
 ) -> None:
-    Store.installation_id(conn, NOW)
-    _outbox.credential(conn)
-    _outbox.put_report(conn, week="2026-W48", installation_id="x", now=NOW, body=b"x",
+    Tx(conn).installation_id(NOW)
+    Tx(conn).credential()
+    Tx(conn).put_report(week="2026-W48", installation_id="x", now=NOW, body=b"x",
                        rendering={}, due=NOW)
-    assert _outbox.opt_out(conn, "https://stats.example", NOW) is False
+    assert opt_out(Tx(conn), "https://stats.example", NOW) is False
     assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
-    assert _outbox.due_erasures(conn, NOW) == []
+    assert Tx(conn).due_erasures(NOW) == []
 
 
 def test_opting_out_after_an_attempt_keeps_id_and_credential_until_acknowledged(
     conn: sqlite3.Connection,
 ) -> None:
-    installation_id = Store.installation_id(conn, NOW)
-    secret = _outbox.credential(conn)
-    _outbox.put_report(conn, week="2026-W48", installation_id=installation_id, now=NOW,
+    installation_id = Tx(conn).installation_id(NOW)
+    secret = Tx(conn).credential()
+    Tx(conn).put_report(week="2026-W48", installation_id=installation_id, now=NOW,
                        body=b"x", rendering={}, due=NOW)
-    _outbox.record_report(conn, "2026-W48", _outbox.schedule_after(Answer(None, "timeout"), 1,
+    retry.record_report(Tx(conn), "2026-W48", retry.schedule_after(Answer(None, "timeout"), 1,
                                                                    NOW), NOW, "https://s", 1)
-    assert _outbox.opt_out(conn, "https://stats.example", NOW) is True
-    (erasure,) = _outbox.due_erasures(conn, NOW)
-    assert erasure == _outbox.Erasure(installation_id, secret, "https://stats.example", 0)
-    assert _outbox.record_erasure(conn, erasure, Answer(502, "bad gateway"), NOW) is False
-    assert _outbox.due_erasures(conn, NOW + timedelta(minutes=29)) == []
-    (again,) = _outbox.due_erasures(conn, NOW + timedelta(minutes=30))
-    assert _outbox.record_erasure(conn, again, Answer(404, "unknown"), NOW) is True
+    assert opt_out(Tx(conn), "https://stats.example", NOW) is True
+    (erasure,) = Tx(conn).due_erasures(NOW)
+    assert erasure == PendingErasure(installation_id, secret, "https://stats.example", 0)
+    assert retry.record_erasure(Tx(conn), erasure, Answer(502, "bad gateway"), NOW) is False
+    assert Tx(conn).due_erasures(NOW + timedelta(minutes=29)) == []
+    (again,) = Tx(conn).due_erasures(NOW + timedelta(minutes=30))
+    assert retry.record_erasure(Tx(conn), again, Answer(404, "unknown"), NOW) is True
     assert conn.execute("SELECT count(*) FROM erasures").fetchone() == (0,)
 
 
 def test_rotation_gives_a_new_id_and_credential_and_rebuilds_pending_reports(
     conn: sqlite3.Connection,
 ) -> None:
-    old_id = Store.installation_id(conn, NOW)
-    old_secret = _outbox.credential(conn)
+    old_id = Tx(conn).installation_id(NOW)
+    old_secret = Tx(conn).credential()
     for week, body in (("2026-W47", b"sent"), ("2026-W48", b"pending")):
-        _outbox.put_report(conn, week=week, installation_id=old_id, now=NOW, body=body,
+        Tx(conn).put_report(week=week, installation_id=old_id, now=NOW, body=body,
                            rendering={}, due=NOW)
-    _outbox.record_report(conn, "2026-W47", _outbox.schedule_after(Answer(200, "OK"), 1, NOW),
+    retry.record_report(Tx(conn), "2026-W47", retry.schedule_after(Answer(200, "OK"), 1, NOW),
                           NOW, "https://s", 4)
-    new_id = _outbox.rotate_identity(conn, NOW)
-    assert new_id != old_id and Store.installation_id(conn, NOW) == new_id
-    assert _outbox.credential(conn) not in (old_secret, "")
+    new_id = Tx(conn).rotate_identity(NOW)
+    assert new_id != old_id and Tx(conn).installation_id(NOW) == new_id
+    assert Tx(conn).credential() not in (old_secret, "")
     assert conn.execute("SELECT week, state FROM outbox").fetchall() == [("2026-W47", "sent")]
-    assert _outbox.identity_age(conn, NOW + timedelta(days=400)) == timedelta(days=400)
+    assert Tx(conn).identity_age(NOW + timedelta(days=400)) == timedelta(days=400)

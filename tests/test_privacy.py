@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from otel_usage._cli import main as cli_main
-from otel_usage._privacy import main, render_privacy_document, render_privacy_markdown
 from otel_usage.catalog import load_catalog
+from otel_usage.user.cli import main as cli_main
+from otel_usage.user.privacy import main, render_privacy_document, render_privacy_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 from otel_usage import ManualClock, TransportError, UsageTelemetry
-from otel_usage._upload import check_endpoint
+from otel_usage.send.transport import check_endpoint
 
 # Wednesday of ISO week 2026-W47; the user opts in then, so W48 is the first week sent.
 OPT_IN = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
@@ -368,7 +368,7 @@ def test_the_otel_certificate_setting_wins_over_requests_ca_bundle(
 
     import trustme
 
-    from otel_usage._upload import post_report
+    from otel_usage.send.transport import post_report
 
     ca = trustme.CA()
     ca_file = tmp_path / "ca.pem"

@@ -27,7 +27,7 @@ from web_support import (
 )
 
 from otel_usage import ManualClock, UsageTelemetry
-from otel_usage._privacy import render_privacy_markdown
+from otel_usage.user.privacy import render_privacy_markdown
 from otel_usage.web._language import negotiate
 from otel_usage.web._markdown import markdown_to_html
 
@@ -406,7 +406,8 @@ def test_a_broken_database_is_a_503_json_error(data_dir: Path, clock: ManualCloc
 
 
 def test_the_client_core_does_not_import_fastapi() -> None:
-    code = ("import sys, otel_usage, otel_usage._cli, otel_usage._privacy, otel_usage._reads; "
+    code = ("import sys, otel_usage, otel_usage.user.cli, otel_usage.user.privacy, "
+            "otel_usage.user.viewer, otel_usage.user.data, otel_usage.user.review; "
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('fastapi', 'starlette'))))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True,

@@ -1,6 +1,6 @@
 """The privacy policy's Markdown as HTML, for the page (issue 7).
 
-Only the subset :mod:`otel_usage._privacy` writes: headings, paragraphs, bullet lists, pipe
+Only the subset :mod:`otel_usage.user.privacy` writes: headings, paragraphs, bullet lists, pipe
 tables, ``code``, **bold** and HTML comments (dropped). Everything is escaped first, so catalog
 text can never become markup.
 """

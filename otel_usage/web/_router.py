@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import sqlite3
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -22,10 +21,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from .._errors import InvalidModeError, UsageError
-from .._facade import UsageTelemetry
-from .._modes import MODES, environment_mode
-from .._privacy import render_privacy_markdown
+from ..consent import MODES
+from ..errors import InvalidModeError, UsageError
+from ..telemetry import UsageTelemetry
+from ..user.privacy import render_privacy_markdown
 from ._language import LANGUAGES, negotiate, texts
 from ._markdown import markdown_to_html
 
@@ -96,10 +95,8 @@ def _guarded(handler: Handler) -> Handler:
             return await handler(request)
         except ApiError as exc:
             return error_response(exc)
-        except (UsageError, sqlite3.Error) as exc:
-            detail = str(exc) if isinstance(exc, UsageError) else (
-                f"the local usage database cannot be used: {exc}")
-            return error_response(ApiError(503, "store_unavailable", detail))
+        except UsageError as exc:
+            return error_response(ApiError(503, "store_unavailable", str(exc)))
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
@@ -157,8 +154,8 @@ class _Api:
         return _json(await self._mode())
 
     async def _mode(self) -> dict[str, Any]:
-        forced = environment_mode(self.usage.environ)
-        return {"mode": await self.usage.amode(), "forced_by_environment": forced is not None,
+        state = await asyncio.to_thread(self.usage.mode_state)
+        return {"mode": state.mode, "forced_by_environment": state.forced_by_environment,
                 "modes": list(MODES)}
 
     async def statistics(self, request: Request) -> Response:

@@ -10,7 +10,6 @@ next export; the host is never told, only the log is, once.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,12 +34,13 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 
-from ._log import ProblemLog, classify_sqlite_error
-from ._modes import Mode
-from ._store import Store
-from .catalog import Catalog
-from .clock import Clock
-from .weeks import epoch_day
+from ..catalog import Catalog
+from ..clock import Clock
+from ..consent import Mode
+from ..errors import StoreUnavailableError
+from ..log import ProblemLog
+from ..store import Store, Tx
+from ..weeks import epoch_day
 
 __all__ = ["SQLiteMetricExporter"]
 
@@ -55,17 +55,6 @@ _CATALOG_KIND = {"counter": "sum", "observable_counter": "sum", "gauge": "gauge"
                  "observable_gauge": "gauge"}
 # A batch that could not be written is kept for the next export, up to this many rows.
 MAX_PENDING_ROWS = 20_000
-
-_UPSERT = """
-INSERT INTO daily (day, series_id, total, last, peak) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (day, series_id) DO UPDATE SET
-    total = CASE WHEN excluded.total IS NULL THEN total
-                 ELSE coalesce(total, 0) + excluded.total END,
-    last = coalesce(excluded.last, last),
-    peak = CASE WHEN excluded.peak IS NULL THEN peak
-                WHEN peak IS NULL OR excluded.peak > peak THEN excluded.peak
-                ELSE peak END
-"""
 
 
 @dataclass
@@ -134,22 +123,19 @@ class SQLiteMetricExporter(MetricExporter):
         if not rows:
             return MetricExportResult.SUCCESS
         try:
-            with self._store.transaction() as conn:
-                self._write(conn, rows)
-        except sqlite3.Error as exc:
+            with self._store.transaction() as tx:
+                self._write(tx, rows)
+        except StoreUnavailableError as exc:
             # Ids of series made in the rolled-back transaction were never stored.
             self._series_ids.clear()
             self._keep_pending(rows)
-            kind = classify_sqlite_error(exc)
             self._problems.problem(
-                f"store:{kind}", "usage statistics could not be saved; will retry",
-                path=str(self._store.path), error=str(exc),
+                f"store:{exc.kind}", "usage statistics could not be saved; will retry",
+                path=str(self._store.path), error=str(exc.__cause__ or exc),
             )
             return MetricExportResult.FAILURE
         self._pending.clear()
-        for kind in self._problems.open_problems:
-            if kind.startswith("store:"):
-                self._problems.resolved(kind, "usage statistics are saved again")
+        self._problems.resolved_all("store:", "usage statistics are saved again")
         return MetricExportResult.SUCCESS
 
     def _rows(self, metrics_data: MetricsData) -> dict[tuple[int, _SeriesKey], _Row]:
@@ -188,36 +174,23 @@ class SQLiteMetricExporter(MetricExporter):
             else:
                 rows[key] = row
 
-    def _write(
-        self, conn: sqlite3.Connection, rows: Mapping[tuple[int, _SeriesKey], _Row]
-    ) -> None:
-        now = self._clock.now()
-        owner = self._store.installation_id(conn, now)
+    def _write(self, tx: Tx, rows: Mapping[tuple[int, _SeriesKey], _Row]) -> None:
+        owner = tx.installation_id(self._clock.now())
         if owner != self._series_owner:  # the store was wiped (delete-all): forget cached ids
             self._series_ids.clear()
             self._series_owner = owner
-        params = [
-            (day, self._series_id(conn, series), row.total, row.last, row.peak)
+        tx.add_daily([
+            (day, self._series_id(tx, series), row.total, row.last, row.peak)
             for (day, series), row in rows.items()
-        ]
-        conn.executemany(_UPSERT, params)
+        ])
 
-    def _series_id(self, conn: sqlite3.Connection, series: _SeriesKey) -> int:
+    def _series_id(self, tx: Tx, series: _SeriesKey) -> int:
         series_id = self._series_ids.get(series)
-        if series_id is not None:
-            return series_id
-        name, attributes, kind, unit = series
-        local_only = self._local_only(name, kind)
-        conn.execute(
-            "INSERT OR IGNORE INTO series (metric, attributes, kind, unit, local_only) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (name, attributes, kind, unit, int(local_only)),
-        )
-        row = conn.execute(
-            "SELECT id FROM series WHERE metric = ? AND attributes = ?", (name, attributes)
-        ).fetchone()
-        self._series_ids[series] = int(row[0])
-        return int(row[0])
+        if series_id is None:
+            name, attributes, kind, unit = series
+            series_id = tx.series_id(name, attributes, kind, unit, self._local_only(name, kind))
+            self._series_ids[series] = series_id
+        return series_id
 
     def _local_only(self, name: str, kind: str) -> bool:
         """True for instruments outside the catalog, or recorded with another kind."""

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ._errors import TransportError
+from ..errors import TransportError
 
 if TYPE_CHECKING:
     import requests

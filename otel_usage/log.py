@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+__all__ = ["ProblemLog", "logger"]
+
 
 class _Logger:
     """structlog's logger, imported on the first log line: a quiet start imports nothing.
@@ -47,27 +49,13 @@ class ProblemLog:
             self._open.discard(kind)
         logger.info(event, problem=kind)
 
+    def resolved_all(self, prefix: str, event: str) -> None:
+        """Every open problem whose kind starts with `prefix` has gone away."""
+        for kind in self.open_problems:
+            if kind.startswith(prefix):
+                self.resolved(kind, event)
+
     @property
     def open_problems(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._open)
-
-
-def classify_sqlite_error(exc: BaseException) -> str:
-    """A short, stable name for a SQLite failure, used to log each kind once."""
-    text = str(exc).lower()
-    for needle, kind in (
-        ("readonly", "read_only"),
-        ("read-only", "read_only"),
-        ("unable to open", "cannot_open"),
-        ("disk is full", "disk_full"),
-        ("database or disk is full", "disk_full"),
-        ("not a database", "corrupt"),
-        ("malformed", "corrupt"),
-        ("locked", "locked"),
-        ("busy", "locked"),
-        ("disk i/o", "io_error"),
-    ):
-        if needle in text:
-            return kind
-    return type(exc).__name__

@@ -2,7 +2,7 @@
 
 One function renders it, :func:`render_privacy_markdown`, so the file in the repository and the
 policy on the privacy page cannot disagree. Regenerate the file with ``otel-usage privacy-md``
-or ``python -m otel_usage._privacy``; a test fails when the committed file is stale.
+or ``python -m otel_usage.user.privacy``; a test fails when the committed file is stale.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .catalog import Attribute, Catalog, Metric, load_catalog
+from ..catalog import Attribute, Catalog, Metric, load_catalog
 
 __all__ = ["LANGUAGES", "register_cli", "render_privacy_document", "render_privacy_markdown"]
 
@@ -279,7 +279,7 @@ def register_cli(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m otel_usage._privacy",
+    parser = argparse.ArgumentParser(prog="python -m otel_usage.user.privacy",
                                      description="Regenerate PRIVACY.md from the catalog.")
     _add_arguments(parser)
     return _run(parser.parse_args(argv))

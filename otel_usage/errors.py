@@ -22,7 +22,15 @@ class InvalidModeError(UsageError, ValueError):
 
 
 class StoreUnavailableError(UsageError):
-    """The local database could not be opened, read or written."""
+    """The local database could not be opened, read or written.
+
+    `kind` names the failure briefly and stably (``corrupt``, ``disk_full``, ``read_only``,
+    ``locked``, ...), so that each kind is logged once.
+    """
+
+    def __init__(self, message: str, *, kind: str = "unknown") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class TransportError(UsageError):

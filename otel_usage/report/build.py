@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,19 +26,14 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from ._environment import Environment
-from .catalog import Catalog, Metric
-from .weeks import Week
+from ..catalog import Catalog, Metric
+from ..store import Tx
+from ..weeks import Week
+from .environment import Environment
 
 __all__ = ["SCOPE_NAME", "Report", "build_report", "otlp_json", "resource_attributes"]
 
 SCOPE_NAME = "otel_usage"
-
-_WEEK_ROWS = """
-SELECT s.metric, s.attributes, d.day, d.total, d.peak
-FROM daily d JOIN series s ON s.id = d.series_id
-WHERE d.day >= ? AND d.day < ? AND s.local_only = 0
-"""
 
 # (metric name, scrubbed attributes as sorted key/value pairs)
 _PointKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -60,7 +54,7 @@ class Report:
 
 
 def build_report(
-    conn: sqlite3.Connection,
+    tx: Tx,
     catalog: Catalog,
     week: Week,
     consent_version: int,
@@ -68,7 +62,7 @@ def build_report(
 ) -> Report:
     """The scrubbed report of `week`; `resource` comes from :func:`resource_attributes`."""
     allowed = {m.name: m for m in catalog.metrics_for_consent(consent_version)}
-    rows = conn.execute(_WEEK_ROWS, (week.first_day, week.first_day + 7))
+    rows = tx.week_rows(week.first_day, week.first_day + 7)
     values = _aggregate(rows, allowed)
     metrics = [_rendered(m, values) for m in catalog.metrics.values() if m.name in allowed]
     rendering: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""``otel-usage demo``: the whole data path on this machine, on embedded defaults.
+"""``otel-usage-demo``: the whole data path on this machine, on embedded defaults.
 
 1. The ingest service starts on loopback with an embedded SQLite store (``otel-usage-ingest``,
    as a separate process: the client never imports the server).
@@ -29,32 +29,39 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from ._facade import UsageTelemetry
-from .clock import default_clock
-from .weeks import Week
+from otel_usage import UsageTelemetry
+from otel_usage.clock import default_clock
+from otel_usage.weeks import Week
 
-__all__ = ["register"]
+__all__ = ["main"]
 
-
-def register(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="run the whole data path on this machine: a simulated "
-                                       "fleet, the ingest, and what the dashboards show")
-    demo.add_argument("--installations", type=int, default=200,
-                      help="installations to simulate (default 200)")
-    demo.add_argument("--weeks", type=int, default=12, help="past weeks to simulate (default 12)")
-    demo.add_argument("--opt-in", type=float, default=0.4,
-                      help="share of installations that opt in (default 0.4)")
-    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    demo.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                      help="processes simulating installations (default: one per core)")
-    demo.set_defaults(run=run)
+PROG = "otel-usage-demo"
 
 
-def run(usage: UsageTelemetry, args: argparse.Namespace) -> int:
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Run the whole data path on this machine: a simulated fleet, "
+                               "the ingest, and what the dashboards show.")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the demo keeps its files (default: a new temporary folder)")
+    parser.add_argument("--installations", type=int, default=200,
+                        help="installations to simulate (default 200)")
+    parser.add_argument("--weeks", type=int, default=12,
+                        help="past weeks to simulate (default 12)")
+    parser.add_argument("--opt-in", type=float, default=0.4,
+                        help="share of installations that opt in (default 0.4)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes simulating installations (default: one per core)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.installations < 1 or args.weeks < 1 or not 0 <= args.opt_in <= 1:
-        print("otel-usage demo: --installations and --weeks must be at least 1, "
+        print(f"{PROG}: --installations and --weeks must be at least 1, "
               "--opt-in between 0 and 1", file=sys.stderr)
         return 2
     _quiet_library_logs()
@@ -97,7 +104,7 @@ def _command(name: str) -> str:
     """A console script of this distribution, beside the running interpreter if possible."""
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if found is None:
-        raise SystemExit(f"otel-usage demo: {name} is not installed "
+        raise SystemExit(f"{PROG}: {name} is not installed "
                          "(pip install 'otel-usage[ingest,dashboards]')")
     return found
 
@@ -126,18 +133,18 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"otel-usage demo: the ingest service stopped:\n{log.read_text()}")
+            raise SystemExit(f"{PROG}: the ingest service stopped:\n{log.read_text()}")
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=1) as answer:
                 if answer.status == 200:
                     return
         except OSError:
             time.sleep(0.1)
-    raise SystemExit("otel-usage demo: the ingest service did not become ready in 30 s")
+    raise SystemExit(f"{PROG}: the ingest service did not become ready in 30 s")
 
 
 def _simulate_fleet(root: Path, endpoint: str, args: argparse.Namespace) -> int:
-    from ._fleet import draw_fleet, simulate
+    from .fleet import draw_fleet, simulate
 
     first, _ = _weeks(args.weeks)
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
@@ -192,3 +199,7 @@ def _export_one(data_dir: Path, work: Path) -> Path:
     target.write_text(json.dumps(asyncio.run(usage.export_json()), indent=2) + "\n",
                       encoding="utf-8")
     return target
+
+
+if __name__ == "__main__":
+    sys.exit(main())

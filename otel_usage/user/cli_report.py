@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ._facade import UsageTelemetry
+from ..telemetry import UsageTelemetry
 
 __all__ = ["register"]
 
@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
 
 
 def _preview(usage: UsageTelemetry, args: argparse.Namespace) -> int:
-    from ._review import render_preview
+    from .review import render_preview
 
     result = usage.preview()
     if args.json:

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ._environment import Environment, country_from_timezone
-from ._facade import UsageTelemetry
-from .catalog import load_catalog
-from .clock import ManualClock
+from otel_usage import Environment, ManualClock, UsageTelemetry, detect_environment
+from otel_usage.catalog import load_catalog
 
 __all__ = ["Installation", "draw_fleet", "simulate"]
 
@@ -75,6 +73,11 @@ class Installation:
     errors_scale: float = 1.0
 
 
+def _country(zone: str) -> str | None:
+    """The country the client derives from a time zone (its own detector, given $TZ)."""
+    return detect_environment({"TZ": zone}).country_code
+
+
 def _pick(rng: random.Random, table: tuple[tuple[object, int], ...]) -> object:
     values, weights = zip(*table, strict=True)
     return rng.choices(values, weights)[0]
@@ -99,7 +102,7 @@ def _draw(rng: random.Random, data_dir: Path, number: int, weeks: int,
     os_type = "linux" if mode != "standalone" else str(
         _pick(rng, (("linux", 50), ("windows", 30), ("darwin", 20))))
     python = "3.13.1" if mode == "homeassistant" else str(_pick(rng, PYTHONS))
-    environment = Environment(mode, os_type, arch, python, country_from_timezone(zone))
+    environment = Environment(mode, os_type, arch, python, _country(zone))
     size = int(_pick(rng, FLEET_SIZES))  # type: ignore[call-overload]
     printers: dict[str, int] = {}
     kinds = _catalog_values("printernizer.printers", "printer.type")

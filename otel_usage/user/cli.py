@@ -8,14 +8,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 
-from ._errors import UsageError
-from ._facade import UsageTelemetry
-from ._modes import MODES, environment_mode
-from .clock import default_clock
+from ..clock import default_clock
+from ..consent import MODES
+from ..errors import UsageError
+from ..telemetry import UsageTelemetry
+from .viewer import render_statistics
 
 __all__ = ["main"]
 
@@ -76,35 +76,21 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="confirm the deletion")
     delete.set_defaults(run=_delete)
 
-    from . import _cli_report, _demo
+    from . import cli_report, privacy
 
-    for register in (*_EXTRA_COMMANDS, _cli_report.register, _demo.register):
-        register(sub)
+    privacy.register_cli(sub)  # privacy-md: regenerate PRIVACY.md from the catalog (issue 7)
+    cli_report.register(sub)  # preview, history, send-now: the weekly report (issue 3)
     return parser
-
-
-# Later parts of the library (the weekly report, the demo) add their commands here.
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
-
-
-def _register_privacy_md(sub: Any) -> None:
-    """``otel-usage privacy-md``: regenerate PRIVACY.md from the catalog (issue 7)."""
-    from ._privacy import register_cli
-
-    register_cli(sub)
-
-
-_EXTRA_COMMANDS.append(_register_privacy_md)
 
 
 def _status(usage: UsageTelemetry, args: argparse.Namespace) -> int:
     stats = asyncio.run(usage.statistics())
-    forced = environment_mode(usage.environ)
+    state = usage.mode_state()
     info = {
         "mode": stats["mode"],
-        "mode_forced_by_environment": forced is not None,
+        "mode_forced_by_environment": state.forced_by_environment,
         "data_dir": str(usage.data_dir),
-        "database_bytes": usage.store.path.stat().st_size if usage.store.exists else 0,
+        "database_bytes": usage.store.size_bytes,
         "installation_id": stats["installation_id"],
         "first_used": stats["first_used"],
         "days_active": stats["days_active"],
@@ -112,7 +98,7 @@ def _status(usage: UsageTelemetry, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    note = " (set by the environment)" if forced is not None else ""
+    note = " (set by the environment)" if state.forced_by_environment else ""
     print(f"Mode:            {info['mode']}{note}")
     print(f"Data directory:  {info['data_dir']}")
     print(f"Installation ID: {info['installation_id'] or 'none yet'}")
@@ -124,10 +110,10 @@ def _status(usage: UsageTelemetry, args: argparse.Namespace) -> int:
 
 def _mode(usage: UsageTelemetry, args: argparse.Namespace) -> int:
     chosen = usage.set_mode(args.mode)
-    forced = environment_mode(usage.environ)
+    state = usage.mode_state()
     print(f"Mode set to {chosen}.")
-    if forced is not None and forced != chosen:
-        print(f"Note: the environment forces mode {forced} for running processes "
+    if state.forced is not None and state.forced != chosen:
+        print(f"Note: the environment forces mode {state.forced} for running processes "
               "(DO_NOT_TRACK or OTEL_USAGE_MODE).")
     return 0
 
@@ -135,32 +121,6 @@ def _mode(usage: UsageTelemetry, args: argparse.Namespace) -> int:
 def _show(usage: UsageTelemetry, args: argparse.Namespace) -> int:
     print(render_statistics(asyncio.run(usage.statistics())))
     return 0
-
-
-def render_statistics(stats: dict[str, Any]) -> str:
-    """The plan's "Your Local Usage Statistics" panel, as text."""
-    week = stats["this_week"]
-    lines = [
-        "Your Local Usage Statistics",
-        "",
-        f"Installation ID: {stats['installation_id'] or 'none yet'} (anonymous)",
-        f"First used:      {stats['first_used'] or 'never'}",
-        f"Days active:     {stats['days_active']}",
-        f"Mode:            {stats['mode']}",
-        "",
-        f"This week (from {stats['week_start']}):",
-        f"  Jobs completed:     {week['jobs_completed']}",
-        f"  Files downloaded:   {week['files_downloaded']}",
-        f"  Active printers:    {week['active_printers']}",
-        f"  Errors encountered: {week['errors']}",
-        "",
-        "Features:",
-    ]
-    for name, enabled in stats["features"].items():
-        mark = {True: "on ", False: "off", None: " - "}[enabled]
-        lines.append(f"  [{mark}] {name}")
-    lines += ["", "This data is stored on this device only."]
-    return "\n".join(lines)
 
 
 def _export(usage: UsageTelemetry, args: argparse.Namespace) -> int:

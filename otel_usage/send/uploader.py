@@ -16,29 +16,27 @@ runs at start-up (catching up on weeks the app was not running for), when the mo
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import _outbox
-from ._environment import Environment
-from ._errors import TransportError
-from ._log import ProblemLog, classify_sqlite_error, logger
-from ._modes import Mode
-from ._store import Store
-from ._upload import Answer
-from .catalog import Catalog
-from .weeks import Week, closed_weeks
+from ..catalog import Catalog
+from ..consent import Mode, current_consent
+from ..errors import StoreUnavailableError, TransportError
+from ..log import ProblemLog, logger
+from ..report.environment import Environment
+from ..store import PendingErasure, Store, Tx
+from ..weeks import Week, closed_weeks
+from . import retry
+from .transport import Answer
 
 if TYPE_CHECKING:
-    from ._report import Report
-    from .clock import Clock
+    from ..clock import Clock
+    from ..report.build import Report
 
-__all__ = ["Consent", "ReportSlot", "RunSummary", "UploadSettings", "Uploader", "consent",
-           "report_slot"]
+__all__ = ["ReportSlot", "RunSummary", "UploadSettings", "Uploader", "report_slot"]
 
 # The background thread checks at least this often (and never more than once a minute).
 _WAKE_MAX_S = 3600.0
@@ -48,7 +46,7 @@ _WAKE_MIN_S = 60.0
 @dataclass(frozen=True)
 class ReportSlot:
     """The weekday (0 = Monday) and UTC hour at which this installation sends: drawn at random
-    once and kept in ``meta``, so that a fleet does not submit at the same moment."""
+    once and kept, so that a fleet does not submit at the same moment."""
 
     weekday: int
     hour: int
@@ -58,42 +56,9 @@ class ReportSlot:
         return week.end + timedelta(days=self.weekday, hours=self.hour)
 
 
-def report_slot(conn: sqlite3.Connection) -> ReportSlot:
-    """This installation's slot, drawn at random on first use and kept in ``meta``."""
-    rows = dict(conn.execute(
-        "SELECT key, value FROM meta WHERE key IN ('report_weekday', 'report_hour')"
-    ).fetchall())
-    if len(rows) == 2:
-        return ReportSlot(int(rows["report_weekday"]), int(rows["report_hour"]))
-    slot = ReportSlot(secrets.randbelow(7), secrets.randbelow(24))
-    conn.executemany(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-        [("report_weekday", str(slot.weekday)), ("report_hour", str(slot.hour))],
-    )
-    return slot
-
-
-@dataclass(frozen=True)
-class Consent:
-    """The current opt-in: since when (the first ``on`` of the current run of ``on``s) and the
-    catalog version of the latest ``on`` (consenting again covers newer metrics)."""
-
-    since: datetime
-    catalog_version: int
-
-
-def consent(conn: sqlite3.Connection) -> Consent | None:
-    """The opt-in in force, or None when the latest mode is not ``on``."""
-    rows = conn.execute("SELECT changed_at, mode, catalog_version FROM mode_changes "
-                        "ORDER BY id DESC").fetchall()
-    run = []
-    for changed_at, mode, version in rows:
-        if mode != "on":
-            break
-        run.append((changed_at, int(version)))
-    if not run:
-        return None
-    return Consent(datetime.fromisoformat(run[-1][0]), run[0][1])
+def report_slot(tx: Tx) -> ReportSlot:
+    """This installation's slot, drawn at random on first use and kept."""
+    return ReportSlot(*tx.report_slot(lambda: (secrets.randbelow(7), secrets.randbelow(24))))
 
 
 @dataclass(frozen=True)
@@ -159,27 +124,25 @@ class Uploader:
                     self._send(summary)
                 else:
                     self._expire(summary)
-            except sqlite3.Error as exc:  # the store's problems are logged once, as the store's
-                self._problems.problem(f"store:{classify_sqlite_error(exc)}",
-                                       "usage statistics cannot be saved",
+            except StoreUnavailableError as exc:  # logged once, as the store's problem
+                self._problems.problem(f"store:{exc.kind}", "usage statistics cannot be saved",
                                        path=str(self._store.path), error=str(exc))
             except Exception as exc:  # uploads never break the host
                 self._problems.problem("upload", "usage report upload failed", error=repr(exc))
         return summary
 
     def _erasures(self, summary: RunSummary) -> None:
-        now = self._clock.now()
-        with self._store.read() as conn:
-            due = _outbox.due_erasures(conn, now)
+        with self._store.read() as tx:
+            due = tx.due_erasures(self._clock.now())
         for erasure in due:
             answer = self._delete(erasure)
-            with self._store.transaction() as conn:
-                done = _outbox.record_erasure(conn, erasure, answer, self._clock.now())
+            with self._store.transaction() as tx:
+                done = retry.record_erasure(tx, erasure, answer, self._clock.now())
             summary.erasures_acknowledged += int(done)
             summary.erasures_pending += int(not done)
 
-    def _delete(self, erasure: _outbox.Erasure) -> Answer:
-        from ._upload import delete_installation
+    def _delete(self, erasure: PendingErasure) -> Answer:
+        from .transport import delete_installation
 
         protocol = self._catalog.protocol
         path = protocol.installation_path.format(installation_id=erasure.installation_id)
@@ -191,9 +154,11 @@ class Uploader:
             return Answer(None, f"refused: {exc}")
 
     def _expire(self, summary: RunSummary) -> None:
-        with self._store.transaction() as conn:
-            weeks = {w: Week.parse(w).end for w in _outbox.pending_weeks(conn)}
-            summary.expired += _outbox.expire(conn, self._oldest_end(), weeks)
+        oldest_end = self._oldest_end()
+        with self._store.transaction() as tx:
+            expired = [w for w in tx.pending_weeks() if Week.parse(w).end <= oldest_end]
+            tx.expire(expired)
+        summary.expired += len(expired)
 
     def _oldest_end(self) -> datetime:
         return self._clock.now() - timedelta(weeks=self._catalog.policy.outbox_max_age_weeks)
@@ -201,38 +166,37 @@ class Uploader:
     def _plan(self, summary: RunSummary) -> None:
         self._expire(summary)
         now = self._clock.now()
-        with self._store.transaction() as conn:
-            opt_in = consent(conn)
+        with self._store.transaction() as tx:
+            opt_in = current_consent(tx.mode_history())
             if opt_in is None:
                 return
-            slot = report_slot(conn)
-            installation_id = Store.installation_id(conn, now)
-            _outbox.credential(conn)
-            age = _outbox.identity_age(conn, now)
+            slot = report_slot(tx)
+            installation_id = tx.installation_id(now)
+            tx.credential()
+            age = tx.identity_age(now)
             if self.settings.rotate_yearly and age >= timedelta(days=365):
-                installation_id = _outbox.rotate_identity(conn, now)
-            known = _outbox.known_weeks(conn)
+                installation_id = tx.rotate_identity(now)
+            known = tx.known_weeks()
             oldest = self._oldest_end() - timedelta(weeks=1)
             for week in closed_weeks(opt_in.since, now, oldest=oldest):
                 if week.label in known or week.end <= self._oldest_end():
                     continue
-                report = self._build(conn, week, opt_in.catalog_version, installation_id)
-                _outbox.put_report(conn, week=week.label, installation_id=installation_id,
-                                   now=now, body=report.body if report.points else None,
-                                   rendering=report.rendering, due=slot.due(week))
+                report = self._build(tx, week, opt_in.catalog_version, installation_id)
+                tx.put_report(week=week.label, installation_id=installation_id, now=now,
+                              body=report.body if report.points else None,
+                              rendering=report.rendering, due=slot.due(week))
                 summary.built.append(week.label)
 
-    def _build(self, conn: sqlite3.Connection, week: Week, consent_version: int,
-               installation_id: str) -> Report:
-        from ._report import build_report
+    def _build(self, tx: Tx, week: Week, consent_version: int, installation_id: str) -> Report:
+        from ..report.build import build_report
 
-        resource = self.resource(installation_id)
-        return build_report(conn, self._catalog, week, consent_version, resource)
+        return build_report(tx, self._catalog, week, consent_version,
+                            self.resource(installation_id))
 
     def resource(self, installation_id: str) -> dict[str, str]:
         """The report's resource attributes for this installation."""
-        from ._environment import detect_environment
-        from ._report import resource_attributes
+        from ..report.build import resource_attributes
+        from ..report.environment import detect_environment
 
         environment = self.settings.environment or detect_environment(self.settings.environ)
         return resource_attributes(
@@ -242,21 +206,21 @@ class Uploader:
 
     def _send(self, summary: RunSummary) -> None:
         now = self._clock.now()
-        with self._store.read() as conn:
-            due = _outbox.due_reports(conn, now)
-            secret = _outbox.credential(conn) if due else ""
+        with self._store.read() as tx:
+            due = tx.due_reports(now)
+            secret = (tx.meta("credential") or "") if due else ""
         for item in due:
             answer = self._post(item.body, secret, summary)
-            attempt = _outbox.schedule_after(answer, item.attempts + 1, self._clock.now())
-            with self._store.transaction() as conn:
-                _outbox.record_report(conn, item.week, attempt, self._clock.now(),
-                                      self.settings.endpoint, len(item.body))
+            attempt = retry.schedule_after(answer, item.attempts + 1, self._clock.now())
+            with self._store.transaction() as tx:
+                retry.record_report(tx, item.week, attempt, self._clock.now(),
+                                    self.settings.endpoint, len(item.body))
             {"sent": summary.sent, "failed": summary.failed}.get(
                 attempt.state, summary.retry).append(item.week)
             self._log_attempt(item.week, attempt)
 
     def _post(self, body: bytes, secret: str, summary: RunSummary) -> Answer:
-        from ._upload import check_endpoint, post_report
+        from .transport import check_endpoint, post_report
 
         protocol = self._catalog.protocol
         try:
@@ -269,7 +233,7 @@ class Uploader:
                            {protocol.credential_header: secret}, body, self._clock.now(),
                            self.settings.timeout_s)
 
-    def _log_attempt(self, week: str, attempt: _outbox.Attempt) -> None:
+    def _log_attempt(self, week: str, attempt: retry.Attempt) -> None:
         # The credential and the body are never logged; the status and state are.
         logger.info("usage report attempt", week=week, status=attempt.answer.status,
                     state=attempt.state)
@@ -313,8 +277,8 @@ class Uploader:
         try:
             if not self._store.exists:
                 return None
-            with self._store.read() as conn:
-                due = _outbox.next_due(conn)
+            with self._store.read() as tx:
+                due = tx.next_due()
         except Exception:  # already logged by run_once
             return _WAKE_MAX_S
         if self._mode() != "on":

@@ -10,33 +10,32 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from typing import Any
 
-from . import _outbox
-from ._schedule import Uploader, consent
-from ._store import Store
-from .catalog import Catalog
-from .clock import Clock
-from .weeks import Week
+from ..catalog import Catalog
+from ..clock import Clock
+from ..consent import current_consent
+from ..store import Store, StoredReport, Tx
+from ..weeks import Week
 
 __all__ = ["difference", "history", "preview", "render_preview"]
 
-_NEXT = ("SELECT week, rendering, body, state, next_attempt_at FROM outbox "
-         "WHERE state = 'pending' ORDER BY week LIMIT 1")
-_LAST_SENT = "SELECT rendering FROM outbox WHERE state = 'sent' ORDER BY week DESC LIMIT 1"
+Resource = Callable[[str], dict[str, str]]
 
 
-def preview(store: Store, catalog: Catalog, clock: Clock, uploader: Uploader) -> dict[str, Any]:
-    """The next report (readable and as OTLP JSON), and how it differs from the last one sent."""
-    from ._report import otlp_json
+def preview(store: Store, catalog: Catalog, clock: Clock, resource: Resource) -> dict[str, Any]:
+    """The next report (readable and as OTLP JSON), and how it differs from the last one sent.
+    `resource` gives the resource attributes of a report for an installation id."""
+    from ..report.build import otlp_json
 
     if not store.exists:
         return {"report": None, "last_sent": None, "difference": None}
-    with store.read() as conn:
-        row = conn.execute(_NEXT).fetchone()
-        last = conn.execute(_LAST_SENT).fetchone()
-        report = _stored(row) if row is not None else _draft(conn, catalog, clock, uploader)
-    last_sent = json.loads(last[0]) if last else None
+    with store.read() as tx:
+        stored = tx.next_report()
+        last_sent = tx.last_sent_rendering()
+        report = (_stored(stored) if stored is not None
+                  else _draft(tx, catalog, clock, resource))
     if report is None:
         return {"report": None, "last_sent": last_sent, "difference": None}
     report["otlp"] = otlp_json(gzip.decompress(report.pop("body")))
@@ -44,26 +43,23 @@ def preview(store: Store, catalog: Catalog, clock: Clock, uploader: Uploader) ->
             "difference": difference(last_sent, report["readable"])}
 
 
-def _stored(row: tuple[Any, ...]) -> dict[str, Any]:
-    week, rendering, body, state, due = row
-    return {"week": week, "state": state, "due": due, "bytes": len(body),
-            "readable": json.loads(rendering), "body": bytes(body)}
+def _stored(stored: StoredReport) -> dict[str, Any]:
+    return {"week": stored.week, "state": stored.state, "due": stored.due,
+            "bytes": len(stored.body), "readable": stored.rendering, "body": stored.body}
 
 
-def _draft(conn: Any, catalog: Catalog, clock: Clock,
-           uploader: Uploader) -> dict[str, Any] | None:
+def _draft(tx: Tx, catalog: Catalog, clock: Clock, resource: Resource) -> dict[str, Any] | None:
     """The current week so far, as it would be sent if it closed now; None before first use
     (or after delete-all), when there is no installation to report on."""
-    from ._report import build_report
+    from ..report.build import build_report
 
-    row = conn.execute("SELECT value FROM meta WHERE key = 'installation_id'").fetchone()
-    if row is None:
+    installation_id = tx.meta("installation_id")
+    if installation_id is None:
         return None
-    opt_in = consent(conn)
+    opt_in = current_consent(tx.mode_history())
     version = opt_in.catalog_version if opt_in else catalog.version
-    resource = uploader.resource(row[0])
     week = Week.of(clock.now())
-    report = build_report(conn, catalog, week, version, resource)
+    report = build_report(tx, catalog, week, version, resource(installation_id))
     return {"week": week.label, "state": "draft", "due": None, "bytes": len(report.body),
             "readable": report.rendering, "body": report.body}
 
@@ -93,10 +89,11 @@ def difference(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any
 
 
 def history(store: Store) -> list[dict[str, Any]]:
+    """Every report and erasure attempt, oldest first."""
     if not store.exists:
         return []
-    with store.read() as conn:
-        return _outbox.history(conn)
+    with store.read() as tx:
+        return tx.history()
 
 
 def render_preview(result: dict[str, Any]) -> str:

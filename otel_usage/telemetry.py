@@ -1,0 +1,326 @@
+"""The one object Printernizer holds: started once at start-up, shut down once at exit.
+
+A thin facade that wires the rooms of the data path: the recorder (:mod:`.record`), the user's
+choice (:mod:`.consent`), the local store (:mod:`.store`), the sender (:mod:`.send`, made on
+first use) and what the user sees (:mod:`.user`). Printernizer's code counts with the ordinary
+OTel API::
+
+    usage = UsageTelemetry(data_dir, service_version="2.7.0", set_global=True)
+    await usage.astart()
+    metrics.get_meter("printernizer").create_counter("printernizer.jobs").add(
+        1, {"job.status": "completed", "printer.type": "bambu_lab"})
+    await usage.ashutdown()
+
+Recording never raises into the host: a broken disk or database is logged once and the meters
+keep working (their numbers are then simply not saved). The other calls raise only this
+library's errors (:mod:`.errors`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
+
+from . import consent
+from .catalog import Catalog, load_catalog
+from .clock import Clock, SystemClock, default_clock
+from .consent import Mode, ModeState
+from .errors import StoreUnavailableError
+from .log import ProblemLog, logger
+from .record import provider as recording
+from .record.exporter import SQLiteMetricExporter
+from .store import Store
+
+if TYPE_CHECKING:
+    from .report.environment import Environment
+    from .send.uploader import Uploader
+
+__all__ = ["DEFAULT_ENDPOINT", "UsageTelemetry", "default_data_dir"]
+
+DEFAULT_ENDPOINT = "https://stats.printernizer.com"
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """$OTEL_USAGE_DATA_DIR, else ~/.local/share/otel-usage (XDG)."""
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_USAGE_DATA_DIR"):
+        return Path(env["OTEL_USAGE_DATA_DIR"])
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "otel-usage"
+
+
+async def _in_thread(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """`fn` off the host's event loop: the one way async hosts reach the store. (asyncio is
+    imported here: a sync host never needs it.)"""
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class UsageTelemetry:
+    """Usage statistics for one installation, kept in ``data_dir``."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        service_name: str = "printernizer",
+        service_version: str | None = None,
+        set_global: bool = False,
+        export_interval_s: float = 60.0,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+        catalog: Catalog | None = None,
+        endpoint: str | None = None,
+        background_uploads: bool = True,
+        rotate_identity_yearly: bool = False,
+        environment: Environment | None = None,
+    ) -> None:
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir(self.environ)
+        self.service_name = service_name
+        # The host's version is kept at start, so that tools without it (the CLI's preview
+        # and send-now) build reports that name the right version.
+        self._version_given = service_version is not None
+        self.service_version = service_version or "0.0.0"
+        self.clock: Clock = clock or self._default_clock()
+        self.catalog = catalog or load_catalog()
+        self.store = Store(self.data_dir)
+        self.problems = ProblemLog()
+        # Issue 3: where weekly reports go ($OTEL_USAGE_ENDPOINT), and who sends them.
+        self.endpoint = endpoint or self.environ.get("OTEL_USAGE_ENDPOINT") or DEFAULT_ENDPOINT
+        # The facts reports carry; detected (once per report) unless the host knows better.
+        self.environment = environment
+        self._set_global = set_global
+        self._interval_s = export_interval_s
+        self._background_uploads = background_uploads
+        self._rotate_yearly = rotate_identity_yearly
+        self._provider: MeterProvider | None = None
+        self._uploader: Uploader | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def _default_clock(self) -> Clock:
+        """The one clock hook (OTEL_USAGE_NOW moves it); a malformed value is logged, not
+        raised into the host."""
+        try:
+            return default_clock(self.environ)
+        except ValueError as exc:
+            logger.warning("ignoring OTEL_USAGE_NOW", reason=str(exc))
+            return SystemClock()
+
+    # Start-up and shutdown.
+
+    def start(self) -> MeterProvider:
+        """Build the MeterProvider (once) and return it; never raises."""
+        with self._lock:
+            if self._provider is None:
+                exporter = SQLiteMetricExporter(self.store, self.catalog, self.clock,
+                                                lambda: self.mode, self.problems)
+                self._provider = recording.build_provider(
+                    exporter, self.catalog, interval_s=self._interval_s,
+                    resource={"service.name": self.service_name,
+                              "service.version": self.service_version},
+                    set_global=self._set_global)
+                self._on_start()
+                recording.count_start(self._provider, self.catalog)
+                self._wake_uploads()  # catch up on weeks closed while the app was not running
+            return self._provider
+
+    async def astart(self) -> MeterProvider:
+        """`start` for an async host: the first disk access runs off the event loop."""
+        return await _in_thread(self.start)
+
+    def shutdown(self) -> None:
+        """Flush what was counted since the last export, and close the database."""
+        with self._lock:
+            if self._provider is None or self._stopped:
+                return
+            self._stopped = True
+            if self._uploader is not None:
+                self._uploader.stop()
+            try:
+                # The reader's own final collection runs only on its thread: flush explicitly.
+                self._provider.force_flush()
+                self._provider.shutdown()
+            except Exception as exc:  # never raise into the host
+                logger.warning("usage statistics shutdown failed", error=repr(exc))
+            self.store.close()
+
+    async def ashutdown(self) -> None:
+        await _in_thread(self.shutdown)
+
+    @property
+    def meter_provider(self) -> MeterProvider:
+        return self.start()
+
+    def meter(self, name: str = "printernizer", version: str | None = None) -> Meter:
+        return self.start().get_meter(name, version)
+
+    def flush(self) -> bool:
+        """Export now what was counted since the last export (tests, shutdown hooks)."""
+        try:
+            return self.start().force_flush()
+        except Exception as exc:  # never raise into the host
+            logger.warning("usage statistics flush failed", error=repr(exc))
+            return False
+
+    # Observable facts Printernizer knows at any time.
+
+    def observe_printers(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Report the number of configured printers per type (the catalog's printers role)."""
+        recording.observe(self.start(), self.catalog.role("printers"),
+                          lambda: counts().items(), self.problems)
+
+    def observe_features(self, enabled: Callable[[], Mapping[str, bool]]) -> None:
+        """Report which features are switched on (the catalog's features role)."""
+        recording.observe(self.start(), self.catalog.role("features"),
+                          lambda: ((f, int(bool(on))) for f, on in enabled().items()),
+                          self.problems)
+
+    # Modes.
+
+    def mode_state(self) -> ModeState:
+        """The mode in force, the stored choice and the environment's override. Raises
+        StoreUnavailableError when the stored choice cannot be read."""
+        return consent.read_mode(self.store, self.environ)
+
+    @property
+    def mode(self) -> Mode:
+        """The mode in force; the default (logged once) when the store cannot be read."""
+        try:
+            return self.mode_state().mode
+        except StoreUnavailableError as exc:
+            self._store_problem(exc)
+            return consent.DEFAULT_MODE
+
+    async def amode(self) -> Mode:
+        """`mode` for an async host: the database read runs off the event loop."""
+        return await _in_thread(lambda: self.mode)
+
+    def set_mode(self, mode: str, *, source: str = "user") -> Mode:
+        """Store the user's choice with today's date. Raises InvalidModeError for bad input."""
+        chosen = consent.parse_mode(mode)
+        with self.store.transaction() as tx:
+            consent.change_mode(tx, chosen, self.clock.now(), self.catalog.version, source,
+                                self.endpoint)
+        self._wake_uploads()
+        return chosen
+
+    async def aset_mode(self, mode: str, *, source: str = "user") -> Mode:
+        return await _in_thread(self.set_mode, mode, source=source)
+
+    # What the user sees and does (async hosts: these run off the event loop).
+
+    async def statistics(self) -> dict[str, Any]:
+        """The local statistics viewer."""
+        from .user.viewer import statistics
+
+        return await _in_thread(lambda: statistics(self.store, self.clock, self.catalog,
+                                                   self.mode_state().mode))
+
+    async def export_json(self) -> dict[str, Any]:
+        """Everything stored locally, as JSON-ready data (the credential excepted)."""
+        from .user.data import export_all
+
+        return await _in_thread(lambda: export_all(self.store, self.mode_state().mode))
+
+    async def delete_all(self) -> None:
+        """Delete every statistic kept here. If a report reached the server, an erasure request
+        for it is kept (and sent) until the server acknowledges: deleting here erases there."""
+        from .user.data import delete_all
+
+        await _in_thread(delete_all, self.store, self.endpoint, self.clock.now())
+        self._wake_uploads()
+
+    # The weekly report (issue 3): review, send, rotate.
+
+    @property
+    def uploads(self) -> Uploader:
+        """The report builder and sender (made on first use: recording never needs it)."""
+        if self._uploader is None:
+            from .send.uploader import Uploader, UploadSettings
+
+            settings = UploadSettings(self.endpoint, self.service_name, self._report_version(),
+                                      self.environ, rotate_yearly=self._rotate_yearly,
+                                      environment=self.environment)
+            self._uploader = Uploader(self.store, self.catalog, self.clock, settings,
+                                      lambda: self.mode, self.problems)
+        return self._uploader
+
+    def send_now(self) -> dict[str, Any]:
+        """Build and send what is due now (erasures in any mode, reports only in mode on)."""
+        return self.uploads.run_once().as_dict()
+
+    def preview(self) -> dict[str, Any]:
+        """The next report, readable and as OTLP JSON, and its difference from the last sent."""
+        from .user.review import preview
+
+        return preview(self.store, self.catalog, self.clock, self.uploads.resource)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every report and erasure attempt: when, where, how many bytes, the server's answer."""
+        from .user.review import history
+
+        return history(self.store)
+
+    def rotate_identity(self) -> str:
+        """A new installation id and credential; unsent reports are rebuilt under them."""
+        with self.store.transaction() as tx:
+            return tx.rotate_identity(self.clock.now())
+
+    # Internals.
+
+    def _report_version(self) -> str:
+        """The host's version: given, else the one kept at the host's last start."""
+        if self._version_given or not self.store.exists:
+            return self.service_version
+        try:
+            with self.store.read() as tx:
+                return tx.meta("service_version") or self.service_version
+        except StoreUnavailableError as exc:  # logged once, where the store's problems arise
+            logger.debug("could not read the stored service version", error=str(exc))
+            return self.service_version
+
+    def _on_start(self) -> None:
+        """Record a mode the environment forces, make the installation id, keep the version."""
+        forced = consent.environment_mode(self.environ)
+        try:
+            if forced != "off" or self.store.exists:
+                with self.store.transaction() as tx:
+                    effective = consent.on_start(tx, forced, self.clock.now(),
+                                                 self.catalog.version, self.endpoint)
+                    if effective != "off" and self._version_given:
+                        tx.set_meta("service_version", self.service_version)
+        except StoreUnavailableError as exc:  # the host starts regardless
+            self._store_problem(exc)
+
+    def _store_problem(self, exc: StoreUnavailableError) -> None:
+        self.problems.problem(f"store:{exc.kind}", "usage statistics cannot be saved",
+                              path=str(self.store.path), error=str(exc.__cause__ or exc))
+
+    def _wake_uploads(self) -> None:
+        """Start the sender when there is work: mode on, or an erasure still to deliver.
+        (In mode local with nothing pending, the sender is not even imported.)"""
+        running = self._provider is not None and not self._stopped
+        if self._background_uploads and running and (self.mode == "on"
+                                                     or self._erasure_pending()):
+            self.uploads.wake()
+
+    def _erasure_pending(self) -> bool:
+        if not self.store.exists:
+            return False
+        try:
+            with self.store.read() as tx:
+                return tx.erasure_pending()
+        except StoreUnavailableError as exc:  # logged once, where the store's problems arise
+            logger.debug("could not look for pending erasures", error=str(exc))
+            return False

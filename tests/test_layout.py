@@ -1,0 +1,143 @@
+"""The client's rooms follow the data path and no room reaches back; outside code (the demo, the
+benchmark) uses only the public API; the package ships its type information."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "otel_usage"
+
+# What each room of the client may import of the client (besides itself). The shared contract
+# and the time modules import nothing; recording, the report and sending each see only the
+# rooms before them; what the user sees and the facade wire them; the page comes last.
+SHARED = {"catalog", "clock", "weeks", "errors", "log"}
+ALLOWED = {
+    "catalog": set(), "clock": set(), "weeks": set(), "errors": set(), "log": set(),
+    "store": {"errors", "weeks"},
+    "consent": {"errors", "log", "store"},
+    "record": SHARED | {"store", "consent"},
+    "report": SHARED | {"store"},
+    "send": SHARED | {"store", "consent", "report"},
+    "user": SHARED | {"store", "consent", "report", "telemetry"},
+    "telemetry": SHARED | {"store", "consent", "record", "report", "send", "user"},
+    "testing": SHARED | {"store", "report", "telemetry"},
+    "web": SHARED | {"consent", "telemetry", "user"},
+    "__init__": SHARED | {"consent", "report", "telemetry"},
+}
+PUBLIC_MODULES = {"otel_usage", "otel_usage.catalog", "otel_usage.clock", "otel_usage.weeks",
+                  "otel_usage.testing", "otel_usage.web"}
+
+
+def module_name(path: Path) -> str:
+    """`otel_usage/send/retry.py` -> `otel_usage.send.retry` (a package's `__init__`: itself)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(dotted: str) -> bool:
+    path = ROOT.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, as absolute dotted names."""
+    own = module_name(path)
+    package = own if path.name == "__init__.py" else own.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            prefix = (".".join(base + ([node.module] if node.module else [])) if node.level
+                      else node.module or "")
+            for alias in node.names:
+                candidate = f"{prefix}.{alias.name}"
+                found.add(candidate if _is_module(candidate) else prefix)
+    return found
+
+
+def room(module: str) -> str:
+    """The room of a module of the client: `otel_usage.send.retry` -> `send`."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_no_room_of_the_client_reaches_back() -> None:
+    wrong = sorted(
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in PACKAGE.rglob("*.py")
+        for module in imported_modules(path)
+        if module.startswith("otel_usage.")
+        and room(module) != room(module_name(path))
+        and room(module) not in ALLOWED[room(module_name(path))])
+    assert wrong == []
+
+
+def test_the_client_imports_nothing_of_the_server_the_dashboards_or_the_demo() -> None:
+    found = {f"{path.relative_to(ROOT)}: {module}"
+             for path in PACKAGE.rglob("*.py")
+             for module in imported_modules(path)
+             if module.split(".")[0] in ("ingest", "dashboards", "demo", "tests")}
+    assert found == set()
+
+
+def test_only_the_page_imports_fastapi() -> None:
+    found = {str(path.relative_to(ROOT))
+             for path in PACKAGE.rglob("*.py") if "web" not in path.relative_to(PACKAGE).parts
+             for module in imported_modules(path)
+             if module.split(".")[0] in ("fastapi", "starlette")}
+    assert found == set()
+
+
+def test_recording_does_not_import_the_report_or_the_sender() -> None:
+    """Start and record in mode local: neither the report builder nor the sender is loaded."""
+    code = (
+        "import sys, tempfile, math\n"
+        "from otel_usage import UsageTelemetry\n"
+        "u = UsageTelemetry(tempfile.mkdtemp(), export_interval_s=math.inf)\n"
+        "u.start()\n"
+        "u.meter().create_counter('printernizer.jobs').add(1, {'job.status': 'created'})\n"
+        "u.flush(); u.shutdown()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('otel_usage.send', "
+        "'otel_usage.report.build', 'otel_usage.user', 'opentelemetry.proto', 'requests'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"PATH": "/usr/bin:/bin", "OTEL_USAGE_ENDPOINT":
+                                          "http://127.0.0.1:9"})
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_demo_and_the_client_benchmark_use_only_the_public_api() -> None:
+    outside = [*sorted((ROOT / "demo").glob("*.py")), ROOT / "benchmarks" / "client.py"]
+    test_modules = {p.stem for p in (ROOT / "tests").glob("*.py")} | {"tests"}
+    used = sorted(f"{path.relative_to(ROOT)} imports {module}"
+                  for path in outside for module in imported_modules(path)
+                  if (module.startswith("otel_usage") and module not in PUBLIC_MODULES)
+                  or module.split(".")[0] in test_modules)
+    assert used == []
+    assert "sys.path" not in (ROOT / "benchmarks" / "client.py").read_text(encoding="utf-8")
+
+
+def test_the_wheel_ships_the_type_information_the_catalog_and_the_page(tmp_path: Path) -> None:
+    """Built from a copy of the sources, so the checkout gains no build folders."""
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("otel_usage", "ingest", "dashboards", "demo"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path), str(source)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("otel_usage-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = {p.name for p in (PACKAGE / "web" / "static").iterdir()}
+    assert {"otel_usage/py.typed", "otel_usage/catalog.toml"} | {
+        f"otel_usage/web/static/{name}" for name in static} <= names

@@ -35,6 +35,7 @@ from .errors import StoreUnavailableError
 from .log import ProblemLog, logger
 from .record import provider as recording
 from .record.exporter import SQLiteMetricExporter
+from .record.rebind import unbind_global
 from .store import Store
 
 if TYPE_CHECKING:
@@ -147,6 +148,8 @@ class UsageTelemetry:
             self._stopped = True
             if self._uploader is not None:
                 self._uploader.stop()
+            if self._set_global:  # the app's meters count nowhere until the next start
+                unbind_global(self._provider)
             try:
                 # The reader's own final collection runs only on its thread: flush explicitly.
                 self._provider.force_flush()

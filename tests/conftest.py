@@ -34,14 +34,14 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _reset_global_meter_provider() -> Iterator[None]:
-    """Each test starts with OTel's global MeterProvider unset, whatever the last one did."""
-    from opentelemetry.metrics import _internal as metrics_internal
-    from opentelemetry.util._once import Once
+def _unbind_global_meter_provider() -> Iterator[None]:
+    """Each test starts with the process's global provider bound to nothing, whatever the last
+    test left running (the global is set once per process, as in Printernizer: re-binding it
+    is what the library does at each start)."""
+    from otel_usage.record.rebind import GLOBAL
 
     yield
-    metrics_internal._METER_PROVIDER_SET_ONCE = Once()
-    metrics_internal._METER_PROVIDER = None
+    GLOBAL.bind(None)
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from opentelemetry import metrics
 
 from examples.printernizer_app import create_app
 from otel_usage import UsageTelemetry
+from otel_usage.record.rebind import GLOBAL
 
 
 async def test_the_example_app_counts_jobs_downloads_errors_and_features(
@@ -20,7 +21,7 @@ async def test_the_example_app_counts_jobs_downloads_errors_and_features(
     app = create_app(str(data_dir))
     async with app.router.lifespan_context(app):
         usage: UsageTelemetry = app.state.usage
-        assert metrics.get_meter_provider() is usage.meter_provider
+        assert (metrics.get_meter_provider(), GLOBAL.target) == (GLOBAL, usage.meter_provider)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://printernizer") as client:
             for _ in range(3):

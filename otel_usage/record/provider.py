@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 
-from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics._internal.exemplar import AlwaysOffExemplarFilter
@@ -22,6 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from ..catalog import Catalog, Role
 from ..log import ProblemLog, logger
 from .exporter import SQLiteMetricExporter
+from .rebind import bind_global
 
 __all__ = ["LIBRARY_METER", "build_provider", "count_start", "observe"]
 
@@ -40,11 +40,9 @@ def build_provider(exporter: SQLiteMetricExporter, catalog: Catalog, *, interval
         metric_readers=[reader], resource=Resource.create(dict(resource)), views=views,
         exemplar_filter=AlwaysOffExemplarFilter(), shutdown_on_exit=True,
     )
-    if set_global:
-        metrics.set_meter_provider(provider)
-        if metrics.get_meter_provider() is not provider:
-            logger.warning("a global MeterProvider was already set; usage statistics "
-                           "record only instruments made from UsageTelemetry.meter()")
+    if set_global and not bind_global(provider):
+        logger.warning("a global MeterProvider was already set; usage statistics "
+                       "record only instruments made from UsageTelemetry.meter()")
     return provider
 
 

@@ -2,9 +2,9 @@
 
 Fills a store with 10,000 installations x 52 weeks of the simulated fleet the tests use
 (tests/dashboards_fleet.py: joins, churn, version rollouts, an error surge) through the ingest's
-own storage layer in bulk: `Store.write_reports` in batches of 500 reports, the same
-transaction, rows and rollups (`events_summary`) the service writes, minus HTTP and validation
-(which `benchmarks/ingest.py` measures). Then runs every panel's query with Grafana's macros
+own write path in bulk (`ingest.testing.store_weeks`: batches of 500 reports, the rows the
+service writes, minus HTTP and validation, which `benchmarks/ingest.py` measures), then
+publishes every week (`ingest.publish`). Then runs every panel's query with Grafana's macros
 expanded for the whole year, `--repeat` times, and prints per-panel times (best run, ms). The
 last line is one JSON object with `panel_ms_max`.
 
@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,48 +31,43 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import dashboards_fleet as fleet  # noqa: E402  (the tests' simulated fleet)
 
 from dashboards import queries  # noqa: E402
-from ingest import _rollup  # noqa: E402
-from ingest._store import ReportJob, Store, create_engine  # noqa: E402
-from ingest._validate import Point, Report  # noqa: E402
+from ingest import Settings, publish  # noqa: E402
+from ingest.testing import StoredWeek, store_counts, store_weeks  # noqa: E402
 from otel_usage.clock import default_clock  # noqa: E402
 
-BATCH = 500
 
-
-def _report(inst: fleet.Installation, week: int, weeks: int) -> Report:
-    resource = inst.resource | {"service.instance.id": inst.installation_id,
-                                "service.version": fleet.version(inst, week)}
-    points = tuple(Point(name, attributes, value)
-                   for name, series in fleet.points(inst, week, weeks).items()
-                   for attributes, value in series.items())
-    start = fleet.week_start(week).replace(tzinfo=None)
-    return Report(inst.installation_id, start, resource, points)
+def _weeks(population: list[fleet.Installation], weeks: int) -> Iterator[StoredWeek]:
+    for week in range(weeks):
+        start = fleet.week_start(week).replace(tzinfo=None)
+        for inst in population:
+            resource = inst.resource | {"service.instance.id": inst.installation_id,
+                                        "service.version": fleet.version(inst, week)}
+            points = [(name, dict(attributes), value)
+                      for name, series in fleet.points(inst, week, weeks).items()
+                      for attributes, value in series.items()]
+            yield StoredWeek(inst.installation_id, start, resource, points,
+                             start + timedelta(weeks=1))
 
 
 def fill(database: str, installations: int, weeks: int) -> dict[str, float]:
-    """Write the fleet's reports week by week; the seconds and reports it took."""
-    store = Store(create_engine(database), fleet.CATALOG)
-    store.migrate(fleet.CATALOG.policy.k_anonymity)
+    """Write the fleet's reports week by week, then publish every week; the seconds and
+    reports it took."""
     population = fleet.make_fleet(installations, weeks)
     for inst in population:  # every installation reports every week: installations x weeks
         inst.joined, inst.left = 0, weeks
-    started, reports = time.perf_counter(), 0
+    started = time.perf_counter()
+    reports = store_weeks(database, _weeks(population, weeks))
     for week in range(weeks):
-        active = [inst for inst in population if inst.active(week)]
-        for chunk in range(0, len(active), BATCH):
-            jobs = []
-            for inst in active[chunk:chunk + BATCH]:
-                report = _report(inst, week, weeks)
-                delta = _rollup.contributions(report, fleet.CATALOG)
-                jobs.append(ReportJob(inst.installation_id, "0" * 64, ((report, delta),)))
-            store.write_reports(jobs)
-            reports += len(jobs)
         day = fleet.week_start(week + 1).replace(tzinfo=None) + timedelta(days=2)
-        store.add_counts({(day, "accepted", ""): len(active),
-                          (day, "throttled", "rate_limited"): len(active) // 50,
-                          (day, "rejected", "value_not_allowed"): len(active) // 200})
-    store.dispose()
-    return {"fill_s": round(time.perf_counter() - started, 1), "reports": reports}
+        store_counts(database, {(day, "accepted", ""): installations,
+                                (day, "throttled", "rate_limited"): installations // 50,
+                                (day, "rejected", "value_not_allowed"): installations // 200})
+    filled = time.perf_counter()
+    after = timedelta(days=fleet.CATALOG.policy.publish_after_days, hours=1)
+    published_at = (fleet.week_start(weeks) + after).timestamp()
+    publish(Settings(database_url=database, clock=lambda: published_at))
+    return {"fill_s": round(filled - started, 1),
+            "publish_s": round(time.perf_counter() - filled, 1), "reports": reports}
 
 
 def time_panels(database: str, weeks: int, repeat: int) -> dict[str, float]:

@@ -1,11 +1,18 @@
-"""Benchmark of the ingest service (issue 4): throughput, latency, memory, view speed.
+"""Benchmark of the ingest's write path (issue 12): throughput, latency, CPU, memory, overload
+and shutdown, for this tree's `otel-usage-ingest serve` and, with `--compare REV`, for the
+design at a git revision, started the same way and measured in the same run, round by round.
 
-Starts `otel-usage-ingest serve` on loopback, drives it with pre-built weekly reports (protobuf,
-gzip, as the client sends them) from many distinct installations over keep-alive connections,
-then fills a store of installations x weeks and times every reporting view. The last line of
-output is one JSON object: reports_per_s, p50_ms, p99_ms, rss_mb, view_ms_max and details.
+Each run starts `serve` on loopback on an empty database (a new SQLite file, or a new
+PostgreSQL schema) and drives it with pre-built weekly reports (protobuf, gzip, as the client
+sends them) of distinct installations over keep-alive connections:
+1. throughput: `--reports` reports over `--connections` connections: reports/s, p50, p99,
+   server CPU per report (every process of the server), RSS;
+2. overload: 256 connections at once: every answer is 200 or 503 with Retry-After, none hangs;
+3. SIGTERM while reports are in flight: every report answered 200 is stored (`lost` = 0);
+4. this tree only: the publication of the loaded week (`otel-usage-ingest publish`).
+The last line is one JSON object: every run, and per design the median and range of each figure.
 
-    python benchmarks/ingest.py --database sqlite:////tmp/bench.db
+    python benchmarks/ingest.py --database sqlite --compare 4ea7bca
     python benchmarks/ingest.py --database postgresql+psycopg://user@127.0.0.1:5432/db
 """
 
@@ -16,85 +23,106 @@ import asyncio
 import gzip
 import json
 import os
-import random
-import secrets
+import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
-from datetime import date
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parent.parent
-# This file is named like the package it measures: take its folder off the path first.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from ingest.testing import CATALOG, new_credential, new_installation, request
+from otel_usage.clock import default_clock
+from otel_usage.weeks import Week
 
-import ingest_reports as R  # noqa: E402  (the tests' builder of valid reports)
-
-from ingest import _rollup  # noqa: E402
-from ingest._store import ReportJob, Store, create_engine  # noqa: E402
-from ingest._validate import Point, Report  # noqa: E402
-from ingest.views import VIEWS  # noqa: E402
-from otel_usage.clock import default_clock  # noqa: E402
-from otel_usage.weeks import Week  # noqa: E402
-
-HEADER = R.CATALOG.protocol.credential_header
+HERE = Path(__file__).resolve().parent.parent
+HEADER = CATALOG.protocol.credential_header
+PATH = CATALOG.protocol.metrics_path
+TIMEOUT_S = 30.0
 
 
-def last_week() -> date:
-    return Week.of(default_clock().now()).previous().monday
+@dataclass
+class Design:
+    """A tree whose `python -m ingest.cli serve` is measured, and the flags it takes."""
+
+    name: str
+    root: Path
+    flags: list[str] = field(default_factory=list)
 
 
-def build_bodies(count: int, week: date) -> list[bytes]:
-    """Whole HTTP/1.1 requests, one per distinct (new) installation."""
+def build_requests(count: int) -> list[bytes]:
+    """Whole HTTP/1.1 requests, one per distinct (new) installation, for last week."""
+    week = Week.of(default_clock().now()).previous().monday
     requests = []
     for index in range(count):
-        installation = str(uuid.uuid4())
-        message = R.request(installation, week, seed=index)
-        body = gzip.compress(message.SerializeToString())
-        head = (f"POST /v1/metrics HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/x-protobuf"
-                f"\r\nContent-Encoding: gzip\r\n{HEADER}: {secrets.token_urlsafe(32)}\r\n"
+        body = gzip.compress(request(new_installation(), week, seed=index).SerializeToString())
+        head = (f"POST {PATH} HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/x-protobuf"
+                f"\r\nContent-Encoding: gzip\r\n{HEADER}: {new_credential()}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n")
         requests.append(head.encode() + body)
     return requests
 
 
-async def drive(port: int, requests: list[bytes],
-                connections: int) -> tuple[list[float], dict[int, int]]:
-    """Send every request once over `connections` keep-alive connections; latencies in ms."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
+@dataclass
+class Answers:
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    retry_after_missing: int = 0
+
+    def add(self, status: str, started: float, retry_after: bool = True) -> None:
+        self.latencies_ms.append((time.perf_counter() - started) * 1000)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status == "503" and not retry_after:
+            self.retry_after_missing += 1
+
+
+async def drive(port: int, requests: list[bytes], connections: int) -> Answers:
+    """Send every request once over `connections` keep-alive connections."""
+    answers = Answers()
     queue = iter(requests)
 
     async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            answers.add("refused", time.perf_counter())
+            return
         for raw in queue:
             started = time.perf_counter()
-            writer.write(raw)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
-            latencies.append((time.perf_counter() - started) * 1000)
-            status = int(head[9:12])
-            statuses[status] = statuses.get(status, 0) + 1
+            try:
+                writer.write(raw)
+                async with asyncio.timeout(TIMEOUT_S):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = _header(head, b"content-length:")
+                    await reader.readexactly(int(length or 0))
+            except TimeoutError:
+                answers.add("hang", started)
+                break
+            except (OSError, asyncio.IncompleteReadError):
+                answers.add("closed", started)
+                break
+            answers.add(head[9:12].decode(), started, _header(head, b"retry-after:") is not None)
         writer.close()
 
     await asyncio.gather(*(worker() for _ in range(connections)))
-    return latencies, statuses
+    return answers
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    for line in head.split(b"\r\n"):
+        if line[:len(name)].lower() == name:
+            return line[len(name):].strip()
+    return None
 
 
 def process_tree(pid: int) -> list[int]:
-    """pid and its descendants (uvicorn's workers under the supervisor)."""
+    """pid and its descendants (a writer process, uvicorn's workers)."""
     parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -119,16 +147,12 @@ def rss_mb(pid: int) -> float:
     return total
 
 
-def cpu_by_process(pid: int) -> dict[int, float]:
-    seconds = {}
+def cpu_s(pid: int) -> float:
+    seconds = 0.0
     for member in process_tree(pid):
         fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        seconds[member] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        seconds += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return seconds
-
-
-def server_cpu_s(pid: int) -> float:
-    return sum(cpu_by_process(pid).values())
 
 
 def free_port() -> int:
@@ -137,12 +161,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(database: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(design: Design, database: str, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "ingest.cli", "serve", "--database", database,
-               "--port", str(port), "--no-address-limit", "--log-level", "warning",
-               "--workers", str(workers)]
-    server = subprocess.Popen(command, cwd=ROOT)
-    for _ in range(300):
+               "--port", str(port), "--log-level", "warning", *design.flags]
+    server = subprocess.Popen(command, cwd=design.root)
+    for _ in range(600):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
                 if answer.status == 200:
@@ -150,116 +173,182 @@ def start_server(database: str, port: int, workers: int) -> subprocess.Popen[byt
         except OSError:
             time.sleep(0.1)
     server.kill()
-    raise SystemExit("the ingest did not become ready")
+    raise SystemExit(f"the {design.name} ingest did not become ready")
 
 
-def throughput(database: str, count: int, connections: int, warmup: int,
-               workers: int) -> dict[str, object]:
-    port = free_port()
-    week = last_week()
-    requests = build_bodies(count + warmup, week)
-    server = start_server(database, port, workers)
-    try:
-        asyncio.run(drive(port, requests[:warmup], connections))
-        rss_start = rss_mb(server.pid)
-        cpu_start = server_cpu_s(server.pid), time.process_time()
-        by_process = cpu_by_process(server.pid)
-        started = time.perf_counter()
-        latencies, statuses = asyncio.run(drive(port, requests[warmup:], connections))
-        elapsed = time.perf_counter() - started
-        rss_end = rss_mb(server.pid)
-        cpu = server_cpu_s(server.pid) - cpu_start[0], time.process_time() - cpu_start[1]
-        by_process = {p: s - by_process.get(p, 0.0) for p, s in cpu_by_process(server.pid).items()}
-    finally:
-        server.terminate()
-        server.wait(30)
-    latencies.sort()
+def stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+    server.wait(60)
+
+
+class Databases:
+    """A fresh, empty database per run: a SQLite file, or a PostgreSQL schema."""
+
+    def __init__(self, url: str) -> None:
+        self.base = url
+        self.tmp = Path(tempfile.mkdtemp(prefix="ingest-bench."))
+        self.made: list[str] = []
+
+    def fresh(self) -> str:
+        name = f"b_{uuid.uuid4().hex[:12]}"
+        if self.base == "sqlite":
+            return f"sqlite:///{self.tmp / name}.db"
+        self._admin(f"CREATE SCHEMA {name}")
+        self.made.append(name)
+        sep = "&" if "?" in self.base else "?"
+        return f"{self.base}{sep}options=-csearch_path%3D{name}"
+
+    def stored(self, url: str) -> int:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            count = int(conn.exec_driver_sql("SELECT COUNT(*) FROM weekly_reports").scalar_one())
+        engine.dispose()
+        return count
+
+    def drop_all(self) -> None:
+        for name in self.made:
+            self._admin(f"DROP SCHEMA {name} CASCADE")
+
+    def _admin(self, statement: str) -> None:
+        engine = sa.create_engine(self.base, poolclass=sa.pool.NullPool)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(statement)
+        engine.dispose()
+
+
+def throughput(port: int, pid: int, requests: list[bytes], warmup: int,
+               connections: int) -> dict[str, object]:
+    asyncio.run(drive(port, requests[:warmup], connections))
+    rss_start, cpu_start = rss_mb(pid), cpu_s(pid)
+    started = time.perf_counter()
+    answers = asyncio.run(drive(port, requests[warmup:], connections))
+    elapsed = time.perf_counter() - started
+    count = len(requests) - warmup
+    latencies = sorted(answers.latencies_ms)
+    rss_end = rss_mb(pid)
     return {
-        "reports_per_s": round(count / elapsed, 1),
+        "reports_per_s": round(answers.statuses.get("200", 0) / elapsed, 1),
         "p50_ms": round(latencies[len(latencies) // 2], 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)], 2),
+        "cpu_per_report_ms": round((cpu_s(pid) - cpu_start) / count * 1000, 3),
         "rss_mb": round(rss_end, 1),
         "rss_growth_mb": round(rss_end - rss_start, 1),
-        "server_cpu_per_report_ms": round(cpu[0] / count * 1000, 3),
-        "client_cpu_per_report_ms": round(cpu[1] / count * 1000, 3),
-        "cpu_per_report_ms_by_process": sorted(round(s / count * 1000, 3)
-                                               for s in by_process.values()),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "statuses": answers.statuses,
     }
 
 
-def fill_store(database: str, installations: int, weeks: int) -> float:
-    """Load installations x weeks reports through the store's own write path; seconds taken."""
-    store = Store(create_engine(database), R.CATALOG)
-    store.migrate(R.CATALOG.policy.k_anonymity)
-    rng = random.Random(7)
-    ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(installations)]
-    shapes = [_shape(rng, f"{i}") for i in range(200)]
-    first = Week.of(default_clock().now()).plus(-weeks)
+def overload(port: int, requests: list[bytes]) -> dict[str, object]:
+    """256 connections at once: 200 or 503 with Retry-After, and no hang."""
+    answers = asyncio.run(drive(port, requests, 256))
+    latencies = sorted(answers.latencies_ms)
+    return {"statuses_256": answers.statuses, "max_ms_256": round(latencies[-1], 1),
+            "p99_ms_256": round(latencies[int(len(latencies) * 0.99)], 1),
+            "503_without_retry_after": answers.retry_after_missing}
+
+
+def sigterm(server: subprocess.Popen[bytes], port: int, requests: list[bytes],
+            databases: Databases, url: str, stored_before: int) -> dict[str, object]:
+    """SIGTERM while reports are in flight: every 200 must be stored."""
+
+    async def run() -> Answers:
+        sending = asyncio.ensure_future(drive(port, requests, 32))
+        await asyncio.sleep(0.5)
+        server.send_signal(signal.SIGTERM)
+        return await sending
+
+    answers = asyncio.run(run())
+    server.wait(60)
+    stored = databases.stored(url) - stored_before
+    return {"sigterm_answered_200": answers.statuses.get("200", 0), "sigterm_stored": stored,
+            "sigterm_lost": answers.statuses.get("200", 0) - stored,
+            "sigterm_exit": server.returncode}
+
+
+def publish_s(url: str) -> float:
     started = time.perf_counter()
-    for offset in range(weeks):
-        week = first.plus(offset).naive_start
-        for chunk in range(0, installations, 500):
-            jobs = []
-            for installation in ids[chunk:chunk + 500]:
-                resource, points = shapes[rng.randrange(len(shapes))]
-                own = resource | {"service.instance.id": installation}
-                report = Report(installation, week, own, points)
-                jobs.append(ReportJob(installation, "0" * 64,
-                                      ((report, _rollup.contributions(report, R.CATALOG)),)))
-            store.write_reports(jobs)
-    store.dispose()
-    return time.perf_counter() - started
+    subprocess.run([sys.executable, "-m", "ingest.cli", "publish", "--database", url,
+                    "--after-days", "0"], cwd=HERE, check=True, stdout=subprocess.DEVNULL)
+    return round(time.perf_counter() - started, 2)
 
 
-def _shape(rng: random.Random, seed: str) -> tuple[dict[str, str], tuple[Point, ...]]:
-    resource = R.resource("00000000-0000-4000-8000-000000000000", rng)
-    resource["service.version"] = f"2.{rng.randint(0, 9)}.{rng.randint(0, 3)}"
-    resource["geo.country.iso_code"] = rng.choice(["DE", "AT", "CH", "US", "GB", "FR", "NL", "PL"])
-    points = tuple(Point(name, tuple(sorted(attrs.items())), value)
-                   for name, series in R.points(rng).items() for attrs, value in series)
-    return resource, points
+def one_run(design: Design, databases: Databases, args: argparse.Namespace) -> dict[str, object]:
+    url = databases.fresh()
+    port = free_port()
+    requests = build_requests(args.warmup + args.reports + 2 * args.overload)
+    server = start_server(design, url, port)
+    try:
+        result: dict[str, object] = {"design": design.name}
+        result |= throughput(port, server.pid, requests[:args.warmup + args.reports],
+                             args.warmup, args.connections)
+        rest = requests[args.warmup + args.reports:]
+        result |= overload(port, rest[:args.overload])
+        result |= sigterm(server, port, rest[args.overload:], databases, url,
+                          databases.stored(url))
+    finally:
+        stop(server)
+    if design.root == HERE:
+        result["publish_week_s"] = publish_s(url)
+    return result
 
 
-def time_views(database: str) -> dict[str, float]:
-    engine = sa.create_engine(database, poolclass=sa.pool.NullPool)
-    timings = {}
-    with engine.connect() as conn:
-        for name in VIEWS:
-            started = time.perf_counter()
-            rows = conn.execute(sa.text(f"SELECT * FROM {name}")).fetchall()
-            timings[name] = round((time.perf_counter() - started) * 1000, 1)
-            timings[f"{name}_rows"] = len(rows)
-    engine.dispose()
-    return timings
+def export_revision(revision: str) -> Path:
+    """The tree at a git revision, in a temporary directory (run with this environment)."""
+    target = Path(tempfile.mkdtemp(prefix="ingest-design."))
+    archive = subprocess.run(["git", "archive", revision], cwd=HERE, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def summary(runs: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Per design, the median and the range of every numeric figure."""
+    out: dict[str, dict[str, object]] = {}
+    for name in dict.fromkeys(str(r["design"]) for r in runs):
+        mine = [r for r in runs if r["design"] == name]
+        figures = {}
+        for key, value in mine[0].items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                values = [float(r[key]) for r in mine]  # type: ignore[arg-type]
+                figures[key] = {"median": round(statistics.median(values), 3),
+                                "min": min(values), "max": max(values)}
+        out[name] = figures
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", default=None, help="SQLAlchemy URL (default: a temp SQLite)")
+    parser.add_argument("--database", default="sqlite",
+                        help="'sqlite' (temporary files) or a PostgreSQL URL")
+    parser.add_argument("--compare", metavar="REV", default=None,
+                        help="also measure the design at this git revision, in the same run")
+    parser.add_argument("--compare-flags", default="--workers 2 --no-address-limit",
+                        help="serve flags for the compared design")
+    parser.add_argument("--flags", default="--no-address-limit", help="serve flags for this tree")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--reports", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2, help="serve --workers")
-    parser.add_argument("--view-installations", type=int, default=10_000)
-    parser.add_argument("--view-weeks", type=int, default=52)
-    parser.add_argument("--view-database", default=None,
-                        help="a second, empty database for the view store (default: --database)")
+    parser.add_argument("--overload", type=int, default=3_000,
+                        help="reports sent over 256 connections, and again at SIGTERM")
     args = parser.parse_args()
-    tmp = tempfile.mkdtemp(prefix="ingest-bench.")
-    database = args.database or f"sqlite:///{tmp}/bench.db"
-    result: dict[str, object] = {"database": sa.make_url(database).get_backend_name()}
-    result["workers"] = args.workers
-    result.update(throughput(database, args.reports, args.connections, args.warmup, args.workers))
-    view_db = args.view_database or database
-    if args.view_installations:
-        result["fill_s"] = round(fill_store(view_db, args.view_installations, args.view_weeks), 1)
-        views = time_views(view_db)
-        result["view_ms_max"] = max(v for k, v in views.items() if not k.endswith("_rows"))
-        result["views"] = views
-    print(json.dumps(result))
+    designs = [Design("simple", HERE, args.flags.split())]
+    if args.compare:
+        designs.append(Design(f"present@{args.compare}", export_revision(args.compare),
+                              args.compare_flags.split()))
+    databases = Databases(args.database)
+    runs = []
+    try:
+        for _ in range(args.rounds):
+            for design in designs:
+                runs.append(one_run(design, databases, args))
+                print(json.dumps(runs[-1]), flush=True)
+    finally:
+        databases.drop_all()
+    print(json.dumps({"database": "sqlite" if args.database == "sqlite" else "postgresql",
+                      "load_before": os.getloadavg()[0], "summary": summary(runs),
+                      "runs": runs}))
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONHASHSEED", "0")
     main()

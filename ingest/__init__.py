@@ -1,19 +1,35 @@
 """The otel-usage ingest: receives weekly OTLP reports, checks them against the catalog,
-stores them with SQLAlchemy Core and keeps the k-anonymous reporting views up to date.
+stores them with SQLAlchemy Core and publishes each closed week as k-anonymous cells.
 
-Public: `create_app`, `Settings`, the view names in `ingest.views`, and the CLI in `ingest.cli`.
-Importing this package stays light (the dashboards import `ingest.views` without FastAPI).
+Public: `create_app`, `Settings`, `publish`, the view names in `ingest.views`, and the CLI in
+`ingest.cli`. Importing this package stays light (the dashboards import `ingest.views` without
+FastAPI).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Settings", "create_app"]
+__all__ = ["Settings", "create_app", "publish"]
 
 if TYPE_CHECKING:
     from ._settings import Settings
     from .app import create_app
+
+
+def publish(settings: Settings) -> list[datetime]:
+    """Publish every week due at `settings`' clock (what the service does on its own, and
+    `otel-usage-ingest publish`); the Mondays of the weeks published."""
+    from ._maintenance import publish_due
+    from ._store import Store, create_engine
+
+    store = Store(create_engine(settings.database_url))
+    try:
+        store.migrate()
+        return [publication.week for publication in publish_due(store, settings)]
+    finally:
+        store.dispose()
 
 
 def __getattr__(name: str) -> Any:

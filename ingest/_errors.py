@@ -6,7 +6,8 @@
     │   ├── BodyTooLarge            413: over the catalog's limit after decompression
     │   ├── MalformedBody           400: not an ExportMetricsServiceRequest
     │   ├── InvalidReport           400: decodes, but breaks the catalog's rules
-    │   └── CredentialRejected      403: missing or wrong installation credential
+    │   ├── CredentialRejected      403: missing or wrong installation credential
+    │   └── Erased                  410: the installation was erased; start over with a new id
     └── ServiceError            the service cannot take it now: try again later (429/503)
         ├── Throttled               429: a rate limit was hit
         ├── Overloaded              503: the write queue is full or too slow
@@ -75,6 +76,17 @@ class CredentialRejected(RequestError):
     status = 403
     reason = "credential"
     grpc_code = 7  # PERMISSION_DENIED
+
+
+class Erased(RequestError):
+    """A report for an installation erased on request (contracts: `[protocol] erased_status`)."""
+
+    status = 410
+    reason = "erased"
+    grpc_code = 9  # FAILED_PRECONDITION
+
+    def __init__(self) -> None:
+        super().__init__("this installation was erased: start over with a new installation id")
 
 
 class ServiceError(IngestError):

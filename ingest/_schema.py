@@ -1,18 +1,33 @@
 """The store's tables, its migrations and the reporting views, for every supported dialect.
 
-Seed names where they fit: `installations` (one row per installation: its credential's hash),
-`events_summary` (the weekly rollups the views read), `daily_stats` (request counts per day).
-`weekly_reports` keeps each installation-week as received, so it can be replaced or erased.
+- `installations`: one row per installation: its credential's hash, the week of its first
+  report's data (`first_week`) and the week its first report arrived (`registered`).
+- `weekly_reports`: each installation-week as received (the last report of that week wins),
+  with the week it arrived (`received`): the input of the publication step.
+- `erasures`: installations erased on request, as a hash of their id and the day, so that a
+  late or replayed report cannot bring them back.
+- `published_weeks` / `published_cells`: what the publication step made of each closed week,
+  frozen; the views read only these, and `daily_stats` (requests per day, no identifiers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.schema import CreateIndex, CreateTable, CreateView, DropView, ExecutableDDLElement
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import (
+    CreateIndex,
+    CreateTable,
+    CreateView,
+    DropTable,
+    DropView,
+    ExecutableDDLElement,
+)
+from sqlalchemy.sql.compiler import DDLCompiler
 
 from .views import VIEWS
 
@@ -25,6 +40,7 @@ installations = sa.Table(
     sa.Column("installation_id", sa.String(36), primary_key=True),
     sa.Column("credential_hash", sa.String(64), nullable=False),
     sa.Column("first_week", Timestamp, nullable=False),
+    sa.Column("registered", Timestamp),  # Monday of the week the first report arrived
 )
 weekly_reports = sa.Table(
     "weekly_reports", metadata,
@@ -32,9 +48,22 @@ weekly_reports = sa.Table(
     sa.Column("week_start", Timestamp, primary_key=True),
     sa.Column("resource", Document, nullable=False),
     sa.Column("points", Document, nullable=False),
+    sa.Column("received", Timestamp),  # Monday of the week this report arrived
 )
-events_summary = sa.Table(
-    "events_summary", metadata,
+erasures = sa.Table(
+    "erasures", metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("erased_on", Timestamp, nullable=False),
+)
+published_weeks = sa.Table(
+    "published_weeks", metadata,
+    sa.Column("week_start", Timestamp, primary_key=True),
+    sa.Column("published_on", Timestamp, nullable=False),
+    sa.Column("k", sa.Integer, nullable=False),
+    sa.Column("installations", sa.Integer, nullable=False),  # counted, before suppression
+)
+published_cells = sa.Table(
+    "published_cells", metadata,
     sa.Column("week_start", Timestamp, primary_key=True),
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("metric", sa.String(100), primary_key=True),
@@ -50,93 +79,124 @@ daily_stats = sa.Table(
     sa.Column("reason", sa.String(64), primary_key=True),
     sa.Column("requests", sa.BigInteger, nullable=False),
 )
-weekly_reports_by_week = sa.Index("ix_weekly_reports_week_start", weekly_reports.c.week_start)
-events_summary_by_group = sa.Index(
-    "ix_events_summary_group", events_summary.c.kind, events_summary.c.metric,
-    events_summary.c.attribute, events_summary.c.week_start,
-)
 schema_info = sa.Table(
     "schema_info", metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(64), nullable=False),
 )
+weekly_reports_by_week = sa.Index("ix_weekly_reports_week_start", weekly_reports.c.week_start)
+TABLES = (installations, weekly_reports, erasures, published_weeks, published_cells, daily_stats,
+          schema_info)
+INDEXES = (weekly_reports_by_week,)
 
 
-def _migration_1() -> list[ExecutableDDLElement]:
-    tables = [installations, weekly_reports, events_summary, daily_stats, schema_info]
-    indexes = [weekly_reports_by_week, events_summary_by_group]
-    return [*(CreateTable(t) for t in tables), *(CreateIndex(i) for i in indexes)]
+class AddColumn(ExecutableDDLElement):
+    """ALTER TABLE ... ADD [COLUMN] ...: SQLAlchemy Core has no construct for it."""
+
+    def __init__(self, table: sa.Table, column: sa.Column[Any]) -> None:
+        self.table = table
+        self.column = column
 
 
-# Append only: a released migration never changes.
-MIGRATIONS: Sequence[Callable[[], list[ExecutableDDLElement]]] = (_migration_1,)
-SCHEMA_VERSION = len(MIGRATIONS)
+@compiles(AddColumn)
+def _add_column(element: AddColumn, compiler: DDLCompiler, **_kw: Any) -> str:
+    keyword = "ADD" if compiler.dialect.name == "mssql" else "ADD COLUMN"
+    spec = compiler.get_column_specification(element.column)
+    return f"ALTER TABLE {compiler.preparer.format_table(element.table)} {keyword} {spec}"
+
+
+def _create_all() -> list[ExecutableDDLElement]:
+    """An empty database straight to the current version."""
+    return [*(CreateTable(t) for t in TABLES), *(CreateIndex(i) for i in INDEXES)]
+
+
+def _migration_2() -> list[ExecutableDDLElement | sa.Update | sa.Delete]:
+    """Version 1 to 2 (issue 12): reports are published per closed week instead of summed
+    into rollups per report; arrival weeks are kept; erased installations are remembered.
+    Rows stored before have their data week as arrival week (the closest the store knows)."""
+    ins, wr = installations.c, weekly_reports.c
+    old_rollups = sa.Table("events_summary", sa.MetaData())
+    return [
+        *(DropView(sa.table(name), if_exists=True) for name in VIEWS),  # type: ignore[arg-type]
+        DropTable(old_rollups),
+        AddColumn(installations, ins.registered),
+        AddColumn(weekly_reports, wr.received),
+        CreateTable(erasures), CreateTable(published_weeks), CreateTable(published_cells),
+        sa.update(installations).values(registered=ins.first_week),
+        sa.update(weekly_reports).values(received=wr.week_start),
+        sa.delete(schema_info).where(schema_info.c.name == "views_k"),  # k is per published week
+    ]
+
+
+# Append only: a released migration never changes. Version 1 was the first release.
+MIGRATIONS: dict[int, Callable[[], Sequence[ExecutableDDLElement | sa.Update | sa.Delete]]] = {
+    2: _migration_2,
+}
+SCHEMA_VERSION = 2
 DIALECTS: dict[str, Dialect] = {
     "mssql": mssql.dialect(), "postgresql": postgresql.dialect(), "sqlite": sqlite.dialect(),
 }
 
 
-def _kind(kind: str, k: int) -> sa.Select[tuple[object, ...]]:
-    es = events_summary.c
-    return sa.select().select_from(events_summary).where(
-        es.kind == sa.literal_column(f"'{kind}'"), es.installations >= sa.literal_column(str(k))
-    )
-
-
-def view_selects(k: int) -> dict[str, sa.Select[tuple[object, ...]]]:
-    """The SELECT behind each view in `views.VIEWS`, suppressing groups under k."""
-    es = events_summary.c
+def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
+    """The SELECT behind each view in `views.VIEWS`: published cells only (the publication
+    step has already left out every group it must not show)."""
+    pc = published_cells.c
     ds = daily_stats.c
+
+    def kind(name: str) -> sa.Select[tuple[object, ...]]:
+        return sa.select().select_from(published_cells).where(
+            pc.kind == sa.literal_column(f"'{name}'"))
+
     selects = {
-        "usage_active_installations": _kind("active", k).add_columns(
-            es.week_start, es.installations),
-        "usage_distributions": _kind("distribution", k).add_columns(
-            es.week_start, es.metric, sa.cast(es.value, sa.Integer).label("bucket_min"),
-            es.installations, es.total),
-        "usage_metrics": _kind("metric", k).add_columns(
-            es.week_start, es.metric, es.attribute, es.value, es.installations, es.total),
-        "usage_resource_attributes": _kind("resource", k).add_columns(
-            es.week_start, es.attribute, es.value, es.installations),
+        "usage_active_installations": kind("active").add_columns(pc.week_start, pc.installations),
+        "usage_distributions": kind("distribution").add_columns(
+            pc.week_start, pc.metric, sa.cast(pc.value, sa.Integer).label("bucket_min"),
+            pc.installations, pc.total),
+        "usage_metrics": kind("metric").add_columns(
+            pc.week_start, pc.metric, pc.attribute, pc.value, pc.installations, pc.total),
+        "usage_resource_attributes": kind("resource").add_columns(
+            pc.week_start, pc.attribute, pc.value, pc.installations),
         "usage_submissions": sa.select(ds.day, ds.outcome, ds.reason, ds.requests),
     }
     assert list(selects) == list(VIEWS), "views.VIEWS and the view selects must agree"
     return selects
 
 
-def view_ddl(k: int) -> list[ExecutableDDLElement]:
-    return [CreateView(select, name) for name, select in view_selects(k).items()]
+def view_ddl() -> list[ExecutableDDLElement]:
+    return [CreateView(select, name) for name, select in view_selects().items()]
 
 
 def drop_views_ddl() -> list[ExecutableDDLElement]:
     return [DropView(sa.table(name), if_exists=True) for name in VIEWS]  # type: ignore[arg-type]
 
 
-def ddl(dialect_name: str, k: int) -> str:
-    """The whole schema as SQL a DBA can review and run (SQL Server batches end with GO)."""
+def ddl(dialect_name: str) -> str:
+    """The whole current schema as SQL a DBA can review and run on an empty database (SQL
+    Server batches end with GO)."""
     dialect = DIALECTS[dialect_name]
-    statements = [str(d.compile(dialect=dialect)).strip() for m in MIGRATIONS for d in m()]
-    statements += [str(d.compile(dialect=dialect)).strip() for d in view_ddl(k)]
-    info = sa.insert(schema_info).values([
-        {"name": "schema_version", "value": str(SCHEMA_VERSION)},
-        {"name": "views_k", "value": str(k)},
-    ])
+    statements = [str(d.compile(dialect=dialect)).strip() for d in [*_create_all(), *view_ddl()]]
+    info = sa.insert(schema_info).values([{"name": "schema_version", "value": str(SCHEMA_VERSION)}])
     statements.append(str(info.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
     separator = "\nGO\n\n" if dialect_name == "mssql" else ";\n\n"
     return separator.join(statements) + separator.rstrip("\n") + "\n"
 
 
-def migrate(conn: Connection, k: int) -> int:
-    """Apply the migrations this store lacks and (re)create the views for k; the new version."""
+def migrate(conn: Connection) -> int:
+    """Bring the store to the current version (an empty one is created whole) and (re)create
+    the views; the new version."""
     current = _version(conn)
-    for number in range(current + 1, SCHEMA_VERSION + 1):
-        for statement in MIGRATIONS[number - 1]():
+    if current == 0:
+        steps: Sequence[ExecutableDDLElement | sa.Update | sa.Delete] = _create_all()
+    else:
+        steps = [s for number in range(current + 1, SCHEMA_VERSION + 1)
+                 for s in MIGRATIONS[number]()]
+    for statement in steps:
+        conn.execute(statement)
+    if current < SCHEMA_VERSION:
+        for statement in [*drop_views_ddl(), *view_ddl()]:
             conn.execute(statement)
-    _set(conn, "schema_version", str(SCHEMA_VERSION), exists=current > 0)
-    views_k = _get(conn, "views_k")
-    if views_k != str(k) or current < SCHEMA_VERSION:
-        for statement in [*drop_views_ddl(), *view_ddl(k)]:
-            conn.execute(statement)
-        _set(conn, "views_k", str(k), exists=views_k is not None)
+        _set(conn, "schema_version", str(SCHEMA_VERSION), exists=current > 0)
     return SCHEMA_VERSION
 
 

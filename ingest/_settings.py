@@ -33,10 +33,11 @@ class Settings:
     retention_months: int | None = None
     max_body_bytes: int | None = None
     # Write path: jobs waiting for the writer, jobs per transaction, how long the writer waits
-    # for a batch to fill, and how long a request waits for its commit before it gets a 503.
+    # for more jobs to commit together, and how long a request waits for its commit before it
+    # gets a 503.
     max_pending: int = 2048
     batch_max: int = 256
-    batch_linger_s: float = 0.0
+    batch_linger_s: float = 0.005
     write_timeout_s: float = 5.0
     retry_after_s: int = 5
     # Rate limits, in memory only: tokens per second and bucket size. Peers in
@@ -49,8 +50,10 @@ class Settings:
     limiter_entries: int = 100_000
     # A week may start at most this long after the server's clock, for clients a little ahead.
     clock_skew_s: int = 3600
-    # Set by `serve`: the Unix socket of the writer process; None writes from this process.
-    writer_socket: str | None = None
+    # How long after its end a week is published (default: the catalog's policy), and how
+    # often the service looks for weeks to publish (and, once a day, prunes).
+    publish_after_days: int | None = None
+    publish_interval_s: float = 600.0
     clock: Callable[[], float] = field(default_factory=_clock)
 
     def now(self) -> datetime:
@@ -64,6 +67,11 @@ class Settings:
     def retention(self) -> int:
         months = self.retention_months
         return months if months is not None else self.catalog.policy.retention_months
+
+    @property
+    def publish_after(self) -> int:
+        days = self.publish_after_days
+        return days if days is not None else self.catalog.policy.publish_after_days
 
     @property
     def body_limit(self) -> int:

@@ -1,16 +1,16 @@
-"""The database behind the ingest: one transaction per batch of reports (group commit).
+"""The database behind the ingest: the only module that opens transactions on it.
 
-Only the writer thread calls the write methods, so within one process writes are serialised;
-across processes (several ingest replicas on PostgreSQL or SQL Server) a conflicting insert
-rolls the batch back and it is retried once against what the other process committed.
+Writes come from one thread per process (the writer), a batch of reports per transaction.
+Across processes (several replicas on PostgreSQL or SQL Server) a conflicting insert rolls the
+batch back, and it is retried once against what the other process committed. Database errors
+leave this module as `StoreUnavailable` (cannot answer now) or `WriteFailed` (this statement).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import json
-from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,19 +20,18 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from otel_usage.catalog import Catalog
-
-from . import _rollup
 from . import _statements as sql
-from ._errors import CredentialRejected, StoreUnavailable, WriteFailed
+from ._errors import CredentialRejected, Erased, IngestError, StoreUnavailable, WriteFailed
+from ._publish import Publication
 from ._schema import migrate
-from ._validate import Point, Report
+from ._validate import Report
 
 log = structlog.get_logger("ingest.store")
-_CACHED_WEEKS = 16
 # Errors that say "the database cannot answer now" rather than "this statement is wrong".
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 LOCK_TIMEOUT_MS = 5000
+_READ_ONLY = "otel_usage_read_only"
+_STREAM_ROWS = 1000
 # Wait for a lock at most LOCK_TIMEOUT_MS, so a stuck database gives errors, not a stall.
 _SESSION_SETUP = {
     "postgresql": [f"SET lock_timeout = {LOCK_TIMEOUT_MS}"],
@@ -42,11 +41,17 @@ _SESSION_SETUP = {
 
 @dataclass(frozen=True)
 class ReportJob:
-    """One request's reports, with what each adds to the rollups."""
+    """One request's validated weeks of one installation, and the week they arrived in."""
 
     installation_id: str
     credential_hash: str
-    reports: tuple[tuple[Report, _rollup.Delta], ...]
+    reports: tuple[Report, ...]
+    received: datetime
+
+
+def id_hash(installation_id: str) -> str:
+    """How an erased installation is remembered: its random id, hashed."""
+    return hashlib.sha256(installation_id.encode()).hexdigest()
 
 
 def create_engine(url: str) -> Engine:
@@ -55,7 +60,7 @@ def create_engine(url: str) -> Engine:
     if backend == "sqlite":
         engine = sa.create_engine(url, connect_args={"timeout": 5.0, "isolation_level": None})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
     options: dict[str, Any] = {"pool_size": 3, "max_overflow": 2, "pool_timeout": 5.0,
                                "pool_pre_ping": True}
@@ -75,6 +80,12 @@ def _run(dbapi_connection: Any, statements: list[str]) -> None:
     dbapi_connection.commit()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    """Writes take the lock at once (no upgrade deadlocks); reads take none."""
+    if not conn.get_execution_options().get(_READ_ONLY, False):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={LOCK_TIMEOUT_MS}"):
@@ -82,37 +93,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store:
-    """Reports, rollups, erasure, retention and request counts in one SQL database."""
+Outcome = IngestError | None  # None: stored
 
-    def __init__(self, engine: Engine, catalog: Catalog) -> None:
+
+class Store:
+    """Reports, erasure, retention, request counts and publication in one SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.catalog = catalog
-        self._rollup_keys: OrderedDict[object, set[tuple[str, ...]]] = OrderedDict()
-        self._daily_keys: set[tuple[object, ...]] = set()
-        dialect = engine.dialect.name
-        self._upsert = sql.upsert_rollup(dialect) if dialect in sql.UPSERT_DIALECTS else None
-        self._upsert_arrays = sql.upsert_rollup_arrays() if dialect == "postgresql" else None
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction; database errors mapped to the ingest's own."""
         try:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
-            self._rollup_keys.clear()
-            self._daily_keys.clear()
             unavailable = (isinstance(exc, _UNAVAILABLE)
                            or getattr(exc, "connection_invalidated", False))
             error = StoreUnavailable if unavailable else WriteFailed
             raise error(f"database error: {type(exc).__name__}") from exc
 
-    def migrate(self, k: int) -> int:
-        with self._transaction() as conn:
-            return migrate(conn, k)
+    def migrate(self) -> int:
+        with self.transaction() as conn:
+            return migrate(conn)
 
     def ping(self) -> None:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.execute(sql.ping()).scalar_one()
 
     def dispose(self) -> None:
@@ -120,132 +127,83 @@ class Store:
 
     # Reports ------------------------------------------------------------------------------
 
-    def write_reports(self, jobs: list[ReportJob]) -> list[bool]:
-        """Store every job whose credential matches, in one transaction; which were stored."""
+    def write_reports(self, jobs: Sequence[ReportJob]) -> list[Outcome]:
+        """Store every job that may be stored, in one transaction; each job's outcome."""
         try:
-            with self._transaction() as conn:
-                return self._write(conn, jobs)
+            with self.transaction() as conn:
+                return _write(conn, jobs)
         except WriteFailed as exc:
             if not isinstance(exc.__cause__, sa.exc.IntegrityError):
                 raise
             log.info("store.retry_after_conflict", jobs=len(jobs))
-            with self._transaction() as conn:
-                return self._write(conn, jobs)
+            with self.transaction() as conn:
+                return _write(conn, jobs)
 
-    def _write(self, conn: Connection, jobs: list[ReportJob]) -> list[bool]:
-        ids = sorted({job.installation_id for job in jobs})
-        known: dict[str, str] = dict(conn.execute(sql.credentials(ids)).all())
-        outcomes, latest, new = _match_credentials(jobs, known)
-        if new:
-            conn.execute(sql.register(), new)
-        sums: _rollup.WeekSums = {}
-        # An installation registered in this batch has no stored week yet (its reports and its
-        # row are written and erased together): only the known ones can replace a week.
-        registered = {row["installation_id"] for row in new}
-        self._replace_stored(conn, {k: v for k, v in latest.items() if k[0] not in registered},
-                             sums)
-        if latest:
-            conn.execute(sql.insert_report(), [_report_row(r) for r, _ in latest.values()])
-        for report, delta in latest.values():
-            _rollup.add(sums, report.week_start, delta, +1)
-        self._apply(conn, _rollup.flatten(sums))
-        return outcomes
+    # Publication ----------------------------------------------------------------------------
 
-    def _replace_stored(self, conn: Connection, latest: Mapping[tuple[str, datetime], Any],
-                        sums: _rollup.WeekSums) -> None:
-        if not latest:
-            return
-        ids = sorted({i for i, _ in latest})
-        weeks = sorted({w for _, w in latest})
-        old = [row for row in conn.execute(sql.stored_reports(ids, weeks))
-               if (row[0], row[1]) in latest]
-        for row in old:
-            report = _stored_report(*row)
-            _rollup.add(sums, report.week_start, _rollup.contributions(report, self.catalog), -1)
-        if old:
-            keys = [{"b_installation_id": r[0], "b_week_start": r[1]} for r in old]
-            conn.execute(sql.delete_report(), keys)
+    def unpublished_weeks(self, oldest: datetime, newest: datetime) -> list[datetime]:
+        with self.transaction() as conn:
+            return list(conn.execute(sql.unpublished_weeks(oldest, newest)).scalars())
 
-    def _apply(self, conn: Connection, sums: dict[tuple[object, ...], list[int]]) -> None:
-        """Add a batch's rollup sums: an upsert where the database has one, else update the
-        rows that exist and insert the others."""
-        if self._upsert_arrays is not None:
-            kept = [(*key, *row) for key, row in sums.items() if row[0] or row[1]]
-            if kept:
-                columns = zip(*kept, strict=True)
-                conn.execute(self._upsert_arrays,
-                             {name: list(values) for name, values
-                              in zip(sql.ROLLUP_COLUMNS, columns, strict=True)})
-            return
-        if self._upsert is not None:
-            rows = [{"week_start": week, "kind": kind, "metric": metric, "attribute": attribute,
-                     "value": value, "installations": installations, "total": total}
-                    for (week, kind, metric, attribute, value), (installations, total)
-                    in sums.items() if installations or total]
-            if rows:
-                conn.execute(self._upsert, rows)
-            return
-        updates, inserts = [], []
-        for (week, *key), (installations, total) in sums.items():
-            if installations == 0 and total == 0:
-                continue
-            known = self._known_keys(conn, week)
-            values = dict(zip(("kind", "metric", "attribute", "value"), key, strict=True))
-            if tuple(key) in known:
-                updates.append({f"b_{k}": v for k, v in values.items()} | {
-                    "b_week_start": week, "b_installations": installations, "b_total": total})
-            else:
-                known.add(tuple(key))
-                inserts.append(values | {"week_start": week, "installations": installations,
-                                         "total": total})
-        if updates:
-            conn.execute(sql.add_to_rollup(), updates)
-        if inserts:
-            conn.execute(sql.insert_rollup(), inserts)
+    def week_reports(self, week: datetime) -> Iterator[tuple[str, str]]:
+        """A week's stored reports (resource and points JSON), streamed, holding no lock."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_READ_ONLY: True}, stream_results=True,
+                                       yield_per=_STREAM_ROWS)
+                for _installation, resource, points in conn.execute(sql.week_reports(week)):
+                    yield resource, points
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
 
-    def _known_keys(self, conn: Connection, week: object) -> set[tuple[str, ...]]:
-        keys = self._rollup_keys.get(week)
-        if keys is None:
-            keys = {tuple(row) for row in conn.execute(sql.rollup_keys(week))}
-            self._rollup_keys[week] = keys
-            while len(self._rollup_keys) > _CACHED_WEEKS:
-                self._rollup_keys.popitem(last=False)
-        self._rollup_keys.move_to_end(week)
-        return keys
+    def save_publication(self, publication: Publication, published_on: datetime,
+                         k: int) -> bool:
+        """Store a week's published cells; False if it was published already (by another
+        replica meanwhile)."""
+        week = publication.week
+        rows = [{"week_start": week, "kind": kind, "metric": metric, "attribute": attribute,
+                 "value": value, "installations": c.count, "total": c.total}
+                for (kind, metric, attribute, value), c in publication.cells.items()]
+        try:
+            with self.transaction() as conn:
+                conn.execute(sql.insert_published_week(), {
+                    "week_start": week, "published_on": published_on, "k": k,
+                    "installations": publication.counted})
+                if rows:
+                    conn.execute(sql.insert_published_cells(), rows)
+        except WriteFailed as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                return False
+            raise
+        return True
 
     # Erasure, retention, counts -----------------------------------------------------------
 
-    def erase(self, installation_id: str, credential_hash: str) -> int:
-        """Remove every row of an installation; the number of weeks it had."""
-        with self._transaction() as conn:
+    def erase(self, installation_id: str, credential_hash: str, today: datetime) -> int:
+        """Remove every row naming the installation and remember it as erased; the number of
+        weeks it had. An installation never stored is remembered too (a report of it may
+        still be on its way)."""
+        with self.transaction() as conn:
             known = dict(conn.execute(sql.credentials([installation_id])).all())
             stored = known.get(installation_id)
-            if stored is None:
-                return 0
-            if not hmac.compare_digest(stored, credential_hash):
+            if stored is not None and not hmac.compare_digest(stored, credential_hash):
                 raise CredentialRejected("credential does not match this installation")
-            rows = conn.execute(sql.stored_reports([installation_id], [])).all()
-            sums: dict[tuple[object, ...], list[int]] = {}
-            for row in rows:
-                report = _stored_report(*row)
-                delta = _rollup.contributions(report, self.catalog)
-                _rollup.merge(sums, report.week_start, delta, -1)
-            conn.execute(sql.erase_reports(installation_id))
+            weeks = conn.execute(sql.erase_reports(installation_id)).rowcount
             conn.execute(sql.erase_installation(installation_id))
-            self._apply(conn, sums)
-            return len(rows)
+            hashed = id_hash(installation_id)
+            if not conn.execute(sql.erased([hashed])).first():
+                conn.execute(sql.remember_erasure(), {"id_hash": hashed, "erased_on": today})
+            return int(weeks)
 
     def prune(self, cutoff: datetime) -> int:
-        """Delete every week before `cutoff`; the number of installation-weeks deleted."""
-        with self._transaction() as conn:
+        """Delete everything dated before `cutoff`; the number of installation-weeks deleted."""
+        with self.transaction() as conn:
             results = [conn.execute(statement) for statement in sql.prune(cutoff)]
-        self._rollup_keys.clear()
-        self._daily_keys.clear()
         return int(results[0].rowcount)
 
     def add_counts(self, counts: Mapping[tuple[datetime, str, str], int]) -> None:
         """Add request counts per (day, outcome, reason) to `daily_stats`."""
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             for (day, outcome, reason), requests in counts.items():
                 key = {"b_day": day, "b_outcome": outcome, "b_reason": reason}
                 updated = conn.execute(sql.add_to_daily_stats(), key | {"b_requests": requests})
@@ -254,38 +212,52 @@ class Store:
                         "day": day, "outcome": outcome, "reason": reason, "requests": requests})
 
 
-_Loaded = tuple[Report, _rollup.Delta]
-
-
-def _match_credentials(
-    jobs: list[ReportJob], known: dict[str, str]
-) -> tuple[list[bool], dict[tuple[str, datetime], _Loaded], list[dict[str, Any]]]:
-    """Which jobs may write (the first report registers the credential), and their reports;
-    a later job for the same installation-week wins, as if it had come second."""
-    outcomes, latest, new = [], {}, []
+def _write(conn: Connection, jobs: Sequence[ReportJob]) -> list[Outcome]:
+    ids = sorted({job.installation_id for job in jobs})
+    known: dict[str, str] = dict(conn.execute(sql.credentials(ids)).all())
+    hashes = {i: id_hash(i) for i in ids}
+    erased = set(conn.execute(sql.erased(list(hashes.values()))).scalars())
+    outcomes: list[Outcome] = []
+    new: list[dict[str, Any]] = []
+    latest: dict[tuple[str, datetime], dict[str, Any]] = {}
     for job in jobs:
-        stored = known.get(job.installation_id)
-        if stored is None:
-            known[job.installation_id] = job.credential_hash
-            first = min(r.week_start for r, _ in job.reports)
-            new.append({"installation_id": job.installation_id,
-                        "credential_hash": job.credential_hash, "first_week": first})
-        elif not hmac.compare_digest(stored, job.credential_hash):
-            outcomes.append(False)
-            continue
-        outcomes.append(True)
-        for report, delta in job.reports:
-            latest[(job.installation_id, report.week_start)] = (report, delta)
-    return outcomes, latest, new
+        outcome = _admit(job, known, hashes[job.installation_id] in erased, new)
+        outcomes.append(outcome)
+        if outcome is None:  # a later report of the same week wins, as if it came second
+            for report in job.reports:
+                latest[(job.installation_id, report.week_start)] = _row(report, job.received)
+    if new:
+        conn.execute(sql.register(), new)
+    # An installation registered in this batch has no stored week to replace.
+    registered = {row["installation_id"] for row in new}
+    replaced = [{"b_installation_id": i, "b_week_start": w} for i, w in latest
+                if i not in registered]
+    if replaced:
+        conn.execute(sql.delete_report(), replaced)
+    if latest:
+        conn.execute(sql.insert_report(), list(latest.values()))
+    return outcomes
 
 
-def _report_row(report: Report) -> dict[str, Any]:
+def _admit(job: ReportJob, known: dict[str, str], erased: bool,
+           new: list[dict[str, Any]]) -> Outcome:
+    """May this job be stored? The first report of an installation registers its credential."""
+    if erased:
+        return Erased()
+    stored = known.get(job.installation_id)
+    if stored is None:
+        known[job.installation_id] = job.credential_hash
+        new.append({"installation_id": job.installation_id,
+                    "credential_hash": job.credential_hash,
+                    "first_week": min(r.week_start for r in job.reports),
+                    "registered": job.received})
+        return None
+    if not hmac.compare_digest(stored, job.credential_hash):
+        return CredentialRejected("credential does not match this installation")
+    return None
+
+
+def _row(report: Report, received: datetime) -> dict[str, Any]:
     return {"installation_id": report.installation_id, "week_start": report.week_start,
-            "resource": report.resource_json(), "points": report.points_json()}
-
-
-def _stored_report(installation_id: str, week_start: datetime, resource: str,
-                   points: str) -> Report:
-    rows = json.loads(points)
-    parsed = tuple(Point(m, tuple(sorted(a.items())), int(v)) for m, a, v in rows)
-    return Report(installation_id, week_start, json.loads(resource), parsed)
+            "resource": report.resource_json(), "points": report.points_json(),
+            "received": received}

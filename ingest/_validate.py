@@ -39,7 +39,7 @@ _MAX_MESSAGES = 20
 
 
 class Point(NamedTuple):
-    """One data point as stored (a tuple: cheap to build, and to send to the writer process)."""
+    """One data point as stored (a tuple: cheap to build)."""
 
     metric: str
     attributes: tuple[tuple[str, str], ...]
@@ -236,12 +236,19 @@ def _rules(catalog: Catalog) -> dict[str, _MetricRules]:
 def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: list[Point],
                    spans: set[tuple[int, int]], problems: list[Problem]) -> int:
     """Append the metric's valid points; the number refused."""
-    data = _points(metric)
+    kind = metric.WhichOneof("data")
+    if kind not in _NUMBER_KINDS:  # histograms, summaries: no point type of the catalog
+        refused = _other_points(metric, kind)
+        problems.extend(Problem("wrong_kind", f"metric {metric.name!r} sends {kind} points, "
+                                "which the catalog has none of") for _ in range(refused))
+        return refused
+    data: Sequence[NumberDataPoint] = (metric.sum.data_points if kind == "sum"
+                                       else metric.gauge.data_points)
     for point in data:
         spans.add((point.start_time_unix_nano, point.time_unix_nano))
     rule = rules.get(metric.name)
     problem = (Problem("unknown_metric", f"metric {metric.name!r} is not in the catalog")
-               if rule is None else _kind_problem(metric, rule.spec))
+               if rule is None else _kind_problem(metric, kind, rule.spec))
     if problem is not None:
         problems.extend(problem for _ in data)
         return len(data)
@@ -249,21 +256,22 @@ def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: l
     refused = 0
     for point in data:
         checked = _point(point, rule)
-        if isinstance(checked, Problem):
-            problems.append(checked)
+        if checked.__class__ is Problem:
+            problems.append(checked)  # type: ignore[arg-type]
             refused += 1
         else:
-            points.append(checked)
+            points.append(checked)  # type: ignore[arg-type]
     return refused
 
 
-def _points(metric: OtlpMetric) -> Sequence[NumberDataPoint]:
-    kind = metric.WhichOneof("data")
-    if kind == "sum":
-        return metric.sum.data_points
-    if kind == "gauge":
-        return metric.gauge.data_points
-    return ()
+_NUMBER_KINDS = frozenset(("sum", "gauge"))
+
+
+def _other_points(metric: OtlpMetric, kind: str | None) -> int:
+    """How many points a metric of another kind (or none) carries."""
+    if kind is None:
+        return 0
+    return len(getattr(metric, kind).data_points)
 
 
 def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
@@ -274,20 +282,25 @@ def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
     if not 0 <= value <= rule.ceiling:
         return Problem("value_out_of_range",
                        f"metric {name!r} takes values from 0 to {rule.ceiling}")
-    attributes: dict[str, str] = {}
+    pairs = []
     for kv in point.attributes:
         key = kv.key
         allowed = rule.values.get(key)
         if allowed is None:
             return Problem("unknown_attribute", f"metric {name!r} has no attribute {key!r}")
-        if key in attributes:
-            return Problem("duplicate_attribute", f"metric {name!r} repeats {key!r}")
-        text = _string(kv)
-        if text is None or not (text in allowed if isinstance(allowed, frozenset)
-                                else allowed.allows(text)):
+        any_value = kv.value
+        if any_value.WhichOneof("value") != "string_value":
             return _value_problem(f"metric {name!r} attribute", key, rule.spec.attributes[key])
-        attributes[key] = text
-    return Point(name, tuple(sorted(attributes.items())), value)
+        text = any_value.string_value
+        if not (text in allowed if allowed.__class__ is frozenset
+                else allowed.allows(text)):  # type: ignore[union-attr]
+            return _value_problem(f"metric {name!r} attribute", key, rule.spec.attributes[key])
+        pairs.append((key, text))
+    if len(pairs) > 1:
+        pairs.sort()
+        if len({key for key, _ in pairs}) < len(pairs):
+            return Problem("duplicate_attribute", f"metric {name!r} repeats an attribute")
+    return Point(name, tuple(pairs), value)
 
 
 def _drop_duplicates(points: list[Point], problems: list[Problem]) -> int:
@@ -305,8 +318,7 @@ def _drop_duplicates(points: list[Point], problems: list[Problem]) -> int:
     return refused
 
 
-def _kind_problem(metric: OtlpMetric, spec: Metric) -> Problem | None:
-    kind = metric.WhichOneof("data")
+def _kind_problem(metric: OtlpMetric, kind: str, spec: Metric) -> Problem | None:
     if spec.is_sum:
         ok = (kind == "sum" and metric.sum.aggregation_temporality == _DELTA
               and metric.sum.is_monotonic)

@@ -122,6 +122,7 @@ class Policy:
     k_anonymity: int
     outbox_max_age_weeks: int
     other_value: str
+    publish_after_days: int = 14
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ class Protocol:
     credential_header: str
     max_body_bytes: int
     max_counter_value: int
+    erasure_metric: str = "otel_usage.erasure"
+    erased_status: int = 410
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,7 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         k_anonymity=int(policy_raw.get("k_anonymity", 5)),
         outbox_max_age_weeks=int(policy_raw.get("outbox_max_age_weeks", 8)),
         other_value=other,
+        publish_after_days=int(policy_raw.get("publish_after_days", 14)),
     )
     proto = raw.get("protocol", {})
     protocol = Protocol(
@@ -246,6 +250,8 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         credential_header=str(proto.get("credential_header", "X-Otel-Usage-Credential")),
         max_body_bytes=int(proto.get("max_body_bytes", 65536)),
         max_counter_value=int(proto.get("max_counter_value", 1_000_000)),
+        erasure_metric=str(proto.get("erasure_metric", "otel_usage.erasure")),
+        erased_status=int(proto.get("erased_status", 410)),
     )
     return Catalog(version, policy, protocol, metrics, resource, never, roles)
 

@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-from ingest import Settings, create_app
+from ingest import Settings, create_app, publish
 from otel_usage.catalog import load_catalog
 from otel_usage.weeks import Week
 
@@ -201,6 +201,11 @@ async def _load(database_url: str, fleet: list[Installation], weeks: int) -> Out
         for week in range(weeks):
             clock.now = (week_start(week + 1) + timedelta(days=2, hours=12)).timestamp()
             await _round(client, fleet, week, weeks, outcomes)
+    # Every simulated week's reporting window has ended: each is published, as the service
+    # does on its own.
+    after = timedelta(days=CATALOG.policy.publish_after_days, hours=1)
+    clock.now = (week_start(weeks) + after).timestamp()
+    publish(settings)
     return outcomes
 
 

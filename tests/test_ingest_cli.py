@@ -24,34 +24,28 @@ HEADER = CATALOG.protocol.credential_header
 @pytest.mark.parametrize("dialect", ["mssql", "postgresql", "sqlite"])
 def test_schema_prints_the_ddl_for_a_dialect(dialect: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["schema", "--dialect", dialect]) == 0
-    assert capsys.readouterr().out == _schema.ddl(dialect, CATALOG.policy.k_anonymity)
-
-
-def test_schema_takes_k(capsys: pytest.CaptureFixture[str]) -> None:
-    cli.main(["schema", "--dialect", "mssql", "--k", "11"])
-    assert "installations >= 11" in capsys.readouterr().out
+    assert capsys.readouterr().out == _schema.ddl(dialect)
 
 
 def test_migrate_prepares_an_empty_database(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
-    assert cli.main(["migrate", "--database", database_url, "--k", "4"]) == 0
-    assert capsys.readouterr().out == "schema version 1, views with k = 4\n"
-    assert query(database_url, "SELECT value FROM schema_info WHERE name = 'views_k'") == [("4",)]
+    assert cli.main(["migrate", "--database", database_url]) == 0
+    assert capsys.readouterr().out == "schema version 2\n"
+    assert query(database_url, "SELECT name, value FROM schema_info") == [("schema_version", "2")]
 
 
 def test_prune_deletes_weeks_older_than_the_retention(database_url: str, now: datetime, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     """Run against the clock hook's now: a week three years ago goes, this week stays."""
-    from ingest import _rollup
     from ingest._validate import Report
 
-    store = Store(create_engine(database_url), CATALOG)
-    store.migrate(5)
+    store = Store(create_engine(database_url))
+    store.migrate()
     this_week = Week.of(now)
     weeks = [this_week.plus(-3 * 52).naive_start, this_week.naive_start]
     jobs = []
     for week in weeks:
         installation = new_installation()
         report = Report(installation, week, {"service.name": "printernizer"}, ())
-        jobs.append(ReportJob(installation, "a" * 64, ((report, _rollup.contributions(report, CATALOG)),)))
+        jobs.append(ReportJob(installation, "a" * 64, (report,), week))
     store.write_reports(jobs)
     store.dispose()
     assert cli.main(["prune", "--database", database_url, "--retention-months", "24"]) == 0
@@ -75,7 +69,7 @@ def test_serve_answers_reports_and_logs_json_without_addresses(database_url: str
     assert (ok.status_code, refused.status_code) == (200, 415)
     records = [json.loads(line) for line in lines]
     events = [r["event"] for r in records]
-    assert {"ingest.started", "writer.listening", "writer.stopped", "ingest.stopped"} <= set(events)
+    assert {"ingest.started", "writer.stopped", "ingest.stopped"} <= set(events)
     refusal = next(r for r in records if r["event"] == "export.refused")
     assert refusal == {"event": "export.refused", "status": 415, "reason": "unsupported_media_type",
                        "level": "info", "logger": "ingest.app", "timestamp": refusal["timestamp"]}

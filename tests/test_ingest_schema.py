@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import sqlalchemy as sa
 import sqlglot
-from ingest_reports import CATALOG
 from ingest_support import database_url, query  # noqa: F401  (fixture)
 
 from ingest import _schema
@@ -15,7 +15,7 @@ from ingest.views import VIEWS
 
 
 def test_sql_server_ddl_uses_datetime2_and_keys_with_lengths() -> None:
-    ddl = _schema.ddl("mssql", 5)
+    ddl = _schema.ddl("mssql")
     assert "DATETIME2(0)" in ddl
     assert "DATETIME " not in ddl and "TIMESTAMP" not in ddl and " TEXT" not in ddl
     assert "installation_id VARCHAR(36) NOT NULL" in ddl
@@ -30,47 +30,105 @@ def test_sql_server_ddl_uses_datetime2_and_keys_with_lengths() -> None:
 
 def test_sql_server_ddl_is_batches_separated_by_go_that_parse_as_tsql() -> None:
     """CREATE VIEW must start its own batch on SQL Server."""
-    batches = [b.strip() for b in _schema.ddl("mssql", 5).split("\nGO\n") if b.strip()]
-    assert len(batches) == 5 + 2 + len(VIEWS) + 1
+    batches = [b.strip() for b in _schema.ddl("mssql").split("\nGO\n") if b.strip()]
+    assert len(batches) == len(_schema.TABLES) + len(_schema.INDEXES) + len(VIEWS) + 1
     assert all(sqlglot.parse_one(b, read="tsql") is not None for b in batches)
     views = [b for b in batches if b.startswith("CREATE VIEW")]
     assert [b.split()[2] for b in views] == list(VIEWS)
+    assert batches[-1] == "INSERT INTO schema_info (name, value) VALUES ('schema_version', '2')"
 
 
-def test_views_suppress_groups_under_k_in_the_printed_ddl() -> None:
-    ddl = _schema.ddl("postgresql", 7)
-    assert ddl.count("installations >= 7") == len(VIEWS) - 1
-    assert "VALUES ('schema_version', '1'), ('views_k', '7');" in ddl
+def test_the_migration_from_version_1_compiles_for_sql_server() -> None:
+    """ALTER TABLE ... ADD without COLUMN, as T-SQL has it."""
+    dialect = _schema.DIALECTS["mssql"]
+    compiled = [str(s.compile(dialect=dialect)) for s in _schema.MIGRATIONS[2]()]
+    assert "ALTER TABLE installations ADD registered DATETIME2(0) NULL" in compiled
+    assert "ALTER TABLE weekly_reports ADD received DATETIME2(0) NULL" in compiled
+    assert all(sqlglot.parse_one(c, read="tsql") is not None for c in compiled)
 
 
 def test_each_view_select_has_the_columns_views_declares() -> None:
-    selects = _schema.view_selects(5)
+    selects = _schema.view_selects()
     assert {name: tuple(s.selected_columns.keys()) for name, s in selects.items()} == dict(VIEWS)
 
 
+TABLES = {"installations", "weekly_reports", "erasures", "published_weeks", "published_cells",
+          "daily_stats", "schema_info"}
+
+
 def test_migrate_creates_the_schema_once_and_is_idempotent(database_url: str) -> None:  # noqa: F811
-    store = Store(create_engine(database_url), CATALOG)
-    assert store.migrate(5) == _schema.SCHEMA_VERSION
-    assert store.migrate(5) == _schema.SCHEMA_VERSION
+    store = Store(create_engine(database_url))
+    assert store.migrate() == _schema.SCHEMA_VERSION == 2
+    assert store.migrate() == 2
     store.dispose()
     engine = sa.create_engine(database_url)
-    names = set(sa.inspect(engine).get_table_names())
+    inspector = sa.inspect(engine)
+    names, views = set(inspector.get_table_names()), set(inspector.get_view_names())
     engine.dispose()
-    assert names == {"installations", "weekly_reports", "events_summary", "daily_stats",
-                     "schema_info"}
+    assert (names, views) == (TABLES, set(VIEWS))
     assert query(database_url, "SELECT name, value FROM schema_info ORDER BY name") == [
-        ("schema_version", "1"), ("views_k", "5")]
+        ("schema_version", "2")]
     for view in VIEWS:
         assert query(database_url, f"SELECT * FROM {view}") == []
 
 
-def test_changing_k_recreates_the_views(database_url: str) -> None:  # noqa: F811
-    store = Store(create_engine(database_url), CATALOG)
-    store.migrate(5)
-    store.migrate(2)
-    store.dispose()
-    assert query(database_url, "SELECT value FROM schema_info WHERE name = 'views_k'") == [("2",)]
+def test_a_version_1_store_is_migrated_keeping_its_reports(database_url: str) -> None:  # noqa: F811
+    """The first release's tables, views and rows become version 2: the rollups go, the arrival
+    weeks are filled from what the store knows, the reports stay."""
     engine = sa.create_engine(database_url)
-    view_names = set(sa.inspect(engine).get_view_names())
+    with engine.begin() as conn:
+        version_1(conn)
     engine.dispose()
-    assert view_names == set(VIEWS)
+    store = Store(create_engine(database_url))
+    assert store.migrate() == 2
+    store.dispose()
+    engine = sa.create_engine(database_url)
+    inspector = sa.inspect(engine)
+    names, views = set(inspector.get_table_names()), set(inspector.get_view_names())
+    engine.dispose()
+    assert (names, views) == (TABLES, set(VIEWS))
+    assert [(i, str(f)[:10], str(r)[:10]) for i, f, r in query(
+        database_url, "SELECT installation_id, first_week, registered FROM installations")] == [
+        (V1_ID, "2025-06-02", "2025-06-02")]
+    assert [(str(w)[:10], str(r)[:10]) for w, r in query(
+        database_url, "SELECT week_start, received FROM weekly_reports ORDER BY week_start")] == [
+        ("2025-06-02", "2025-06-02"), ("2025-06-09", "2025-06-09")]
+    assert query(database_url, "SELECT name, value FROM schema_info") == [("schema_version", "2")]
+
+
+V1_ID = "12345678-1234-4234-8234-123456789abc"
+
+
+def version_1(conn: sa.Connection) -> None:
+    """The schema of the first release (migration 1), with one installation of two weeks."""
+    meta = sa.MetaData()
+    ts, doc = _schema.Timestamp, _schema.Document
+    tables = [
+        sa.Table("installations", meta, sa.Column("installation_id", sa.String(36), primary_key=True),
+                 sa.Column("credential_hash", sa.String(64), nullable=False),
+                 sa.Column("first_week", ts, nullable=False)),
+        sa.Table("weekly_reports", meta, sa.Column("installation_id", sa.String(36), primary_key=True),
+                 sa.Column("week_start", ts, primary_key=True),
+                 sa.Column("resource", doc, nullable=False), sa.Column("points", doc, nullable=False)),
+        sa.Table("events_summary", meta, *(sa.Column(n, sa.String(100), primary_key=True) for n in (
+            "kind", "metric", "attribute", "value")), sa.Column("week_start", ts, primary_key=True),
+                 sa.Column("installations", sa.Integer, nullable=False),
+                 sa.Column("total", sa.BigInteger, nullable=False)),
+        sa.Table("daily_stats", meta, sa.Column("day", ts, primary_key=True),
+                 sa.Column("outcome", sa.String(16), primary_key=True),
+                 sa.Column("reason", sa.String(64), primary_key=True),
+                 sa.Column("requests", sa.BigInteger, nullable=False)),
+        sa.Table("schema_info", meta, sa.Column("name", sa.String(64), primary_key=True),
+                 sa.Column("value", sa.String(64), nullable=False)),
+    ]
+    meta.create_all(conn)
+    summary = tables[2]
+    conn.execute(sa.schema.CreateView(sa.select(summary.c.week_start, summary.c.installations).where(
+        summary.c.kind == "active"), "usage_active_installations"))
+    conn.execute(tables[0].insert().values(installation_id=V1_ID, credential_hash="a" * 64,
+                                           first_week=datetime(2025, 6, 2)))
+    for week in (datetime(2025, 6, 2), datetime(2025, 6, 9)):
+        conn.execute(tables[1].insert().values(installation_id=V1_ID, week_start=week,
+                                               resource="{}", points="[]"))
+    conn.execute(tables[4].insert(), [{"name": "schema_version", "value": "1"},
+                                      {"name": "views_k", "value": "5"}])

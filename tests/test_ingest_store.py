@@ -1,116 +1,122 @@
-"""The store on SQLite and on a real PostgreSQL: replace, erase, prune, counts, k-anonymity."""
+"""The store on SQLite and on a real PostgreSQL: replace, erase, prune, counts, conflicts."""
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
 from ingest_reports import CATALOG, NOW, new_installation, request
 from ingest_support import database_url, query  # noqa: F401  (fixture)
 
-from ingest import _rollup
-from ingest._errors import CredentialRejected, StoreUnavailable
-from ingest._store import ReportJob, Store, create_engine
+from ingest._errors import CredentialRejected, Erased, StoreUnavailable
+from ingest._store import ReportJob, Store, create_engine, id_hash
 from ingest._validate import Limits, validate
 
 LIMITS = Limits(CATALOG, NOW, 24, 3600)
 HASH = "a" * 64
+RECEIVED = datetime(2025, 6, 16)
 
 
 def _job(installation: str, week: date = date(2025, 6, 9), credential: str = HASH, seed: int = 0,
-         data: dict[str, list[tuple[dict[str, str], int]]] | None = None) -> ReportJob:
+         data: dict[str, list[tuple[dict[str, str], int]]] | None = None,
+         received: datetime = RECEIVED) -> ReportJob:
     accepted = validate(request(installation, week, seed=seed, data=data), LIMITS)
-    return ReportJob(installation, credential,
-                     tuple((r, _rollup.contributions(r, CATALOG)) for r in accepted.reports))
+    return ReportJob(installation, credential, tuple(accepted.reports), received)
 
 
 @pytest.fixture
-def store(database_url: str) -> Store:  # noqa: F811
-    store = Store(create_engine(database_url), CATALOG)
-    store.migrate(1)
-    yield store  # type: ignore[misc]
+def store(database_url: str) -> Iterator[Store]:  # noqa: F811
+    store = Store(create_engine(database_url))
+    store.migrate()
+    yield store
     store.dispose()
 
 
-def _active(url: str) -> list[tuple[object, ...]]:
-    return [(str(w)[:10], n) for w, n in query(url, "SELECT week_start, installations FROM "
-                                                    "usage_active_installations ORDER BY week_start")]
-
-
-def _uptime(url: str) -> list[tuple[object, ...]]:
-    return query(url, "SELECT installations, total FROM usage_metrics WHERE "
-                      "metric = 'printernizer.uptime' AND attribute = ''")
+def _points(url: str) -> list[object]:
+    return [json.loads(p) for (p,) in query(url, "SELECT points FROM weekly_reports")]
 
 
 def test_a_second_report_for_a_week_replaces_the_first(store: Store, database_url: str) -> None:  # noqa: F811
-    """Idempotent replace: one row per installation-week, rollups count it once."""
+    """Idempotent replace: one row per installation-week, the later report's content and
+    arrival week."""
     installation = new_installation()
-    uptime = {"printernizer.uptime": [({}, 3)]}
-    assert store.write_reports([_job(installation, data=uptime)]) == [True]
-    assert store.write_reports([_job(installation, data={"printernizer.uptime": [({}, 5)]})]) == [True]
-    assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(1,)]
-    assert _active(database_url) == [("2025-06-09", 1)]
-    assert _uptime(database_url) == [(1, 5)]
+    assert store.write_reports([_job(installation, data={"printernizer.uptime": [({}, 3)]})]) == [None]
+    later = _job(installation, data={"printernizer.uptime": [({}, 5)]}, received=datetime(2025, 6, 23))
+    assert store.write_reports([later]) == [None]
+    assert _points(database_url) == [[["printernizer.uptime", {}, 5]]]
+    assert [str(r)[:10] for (r,) in query(database_url, "SELECT received FROM weekly_reports")] == [
+        "2025-06-23"]
+    assert [str(r)[:10] for (r,) in query(database_url, "SELECT registered FROM installations")] == [
+        "2025-06-16"]
 
 
 def test_one_batch_with_the_same_week_twice_keeps_the_later(store: Store, database_url: str) -> None:  # noqa: F811
     installation = new_installation()
     jobs = [_job(installation, data={"printernizer.uptime": [({}, d)]}) for d in (2, 6)]
-    assert store.write_reports(jobs) == [True, True]
-    assert _uptime(database_url) == [(1, 6)]
-    assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(1,)]
+    assert store.write_reports(jobs) == [None, None]
+    assert _points(database_url) == [[["printernizer.uptime", {}, 6]]]
 
 
 def test_a_wrong_credential_stores_nothing(store: Store, database_url: str) -> None:  # noqa: F811
     installation = new_installation()
     store.write_reports([_job(installation, data={"printernizer.uptime": [({}, 3)]})])
-    assert store.write_reports([_job(installation, credential="b" * 64, seed=1)]) == [False]
-    assert _uptime(database_url) == [(1, 3)]
+    [outcome] = store.write_reports([_job(installation, credential="b" * 64, seed=1)])
+    assert isinstance(outcome, CredentialRejected)
+    assert _points(database_url) == [[["printernizer.uptime", {}, 3]]]
 
 
-def test_erasure_removes_every_row_and_every_count(store: Store, database_url: str) -> None:  # noqa: F811
+def test_erasure_removes_every_row_and_remembers_the_installation(store: Store, database_url: str) -> None:  # noqa: F811
     installation, other = new_installation(), new_installation()
     store.write_reports([_job(installation, date(2025, 6, 2)), _job(installation), _job(other)])
-    assert store.erase(installation, HASH) == 2
+    assert store.erase(installation, HASH, datetime(2025, 6, 18)) == 2
     assert query(database_url, "SELECT installation_id FROM weekly_reports") == [(other,)]
     assert query(database_url, "SELECT installation_id FROM installations") == [(other,)]
-    assert _active(database_url) == [("2025-06-09", 1)]
-    assert query(database_url, "SELECT COUNT(*) FROM events_summary WHERE week_start < '2025-06-09'"
-                               " AND installations <> 0") == [(0,)]
+    assert [(h, str(d)[:10]) for h, d in query(database_url, "SELECT id_hash, erased_on FROM erasures")] == [
+        (id_hash(installation), "2025-06-18")]
 
 
-def test_erasure_needs_the_registered_credential(store: Store) -> None:
+def test_a_report_of_an_erased_installation_is_refused_even_with_its_credential(store: Store, database_url: str) -> None:  # noqa: F811
+    installation = new_installation()
+    store.write_reports([_job(installation)])
+    store.erase(installation, HASH, datetime(2025, 6, 18))
+    [outcome] = store.write_reports([_job(installation, seed=2)])
+    assert isinstance(outcome, Erased)
+    assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(0,)]
+    assert query(database_url, "SELECT COUNT(*) FROM installations") == [(0,)]
+
+
+def test_erasing_an_unknown_installation_remembers_it_once(store: Store, database_url: str) -> None:  # noqa: F811
+    installation = new_installation()
+    assert store.erase(installation, HASH, datetime(2025, 6, 18)) == 0
+    assert store.erase(installation, HASH, datetime(2025, 6, 19)) == 0
+    assert query(database_url, "SELECT COUNT(*) FROM erasures") == [(1,)]
+    [outcome] = store.write_reports([_job(installation)])
+    assert isinstance(outcome, Erased)
+
+
+def test_erasure_needs_the_registered_credential(store: Store, database_url: str) -> None:  # noqa: F811
     installation = new_installation()
     store.write_reports([_job(installation)])
     with pytest.raises(CredentialRejected):
-        store.erase(installation, "b" * 64)
-    assert store.erase(new_installation(), HASH) == 0
+        store.erase(installation, "b" * 64, datetime(2025, 6, 18))
+    assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(1,)]
+    assert query(database_url, "SELECT COUNT(*) FROM erasures") == [(0,)]
 
 
-def test_views_hide_groups_under_k(database_url: str) -> None:  # noqa: F811
-    """With k = 3, a value reported by two installations never shows."""
-    store = Store(create_engine(database_url), CATALOG)
-    store.migrate(3)
-    jobs = [_job(new_installation(), data={"printernizer.jobs": [(
-        {"job.status": "completed", "printer.type": "octoprint" if i < 3 else "prusa_core"}, 1)]})
-        for i in range(5)]
-    store.write_reports(jobs)
-    store.dispose()
-    rows = query(database_url, "SELECT attribute, value, installations, total FROM usage_metrics "
-                               "WHERE metric = 'printernizer.jobs' ORDER BY attribute, value")
-    assert rows == [("", "", 5, 5), ("job.status", "completed", 5, 5),
-                    ("printer.type", "octoprint", 3, 3)]
-
-
-def test_prune_deletes_old_weeks_and_installations_left_without_any(store: Store, database_url: str) -> None:  # noqa: F811
+def test_prune_deletes_what_is_older_than_the_cutoff(store: Store, database_url: str) -> None:  # noqa: F811
     old, both = new_installation(), new_installation()
     store.write_reports([_job(old, date(2025, 1, 6)), _job(both, date(2025, 1, 6)), _job(both)])
     store.add_counts({(datetime(2025, 1, 7), "accepted", ""): 2})
+    store.erase(new_installation(), HASH, datetime(2025, 1, 8))
     assert store.prune(datetime(2025, 6, 2)) == 2
     assert query(database_url, "SELECT installation_id FROM installations") == [(both,)]
-    assert _active(database_url) == [("2025-06-09", 1)]
+    assert [str(w)[:10] for (w,) in query(database_url, "SELECT week_start FROM weekly_reports")] == [
+        "2025-06-09"]
     assert query(database_url, "SELECT COUNT(*) FROM daily_stats") == [(0,)]
+    assert query(database_url, "SELECT COUNT(*) FROM erasures") == [(0,)]
 
 
 def test_request_counts_add_up_per_day_outcome_and_reason(store: Store, database_url: str) -> None:  # noqa: F811
@@ -123,10 +129,10 @@ def test_request_counts_add_up_per_day_outcome_and_reason(store: Store, database
 
 def test_two_writers_on_one_installation_neither_duplicate_nor_fail(database_url: str) -> None:  # noqa: F811
     """Two stores (as two ingest processes) race on the same installation-weeks."""
-    stores = [Store(create_engine(database_url), CATALOG) for _ in range(2)]
-    stores[0].migrate(1)
+    stores = [Store(create_engine(database_url)) for _ in range(2)]
+    stores[0].migrate()
     installation = new_installation()
-    results: list[list[bool]] = []
+    results: list[list[object]] = []
     errors: list[BaseException] = []
 
     def write(store: Store, seed: int) -> None:
@@ -144,14 +150,13 @@ def test_two_writers_on_one_installation_neither_duplicate_nor_fail(database_url
     for store in stores:
         store.dispose()
     assert errors == []
-    assert results == [[True]] * 6
+    assert results == [[None]] * 6
     assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(3,)]
     assert query(database_url, "SELECT COUNT(*) FROM installations") == [(1,)]
-    assert query(database_url, "SELECT SUM(installations) FROM events_summary WHERE kind = 'active'") == [(3,)]
 
 
-def test_an_unreachable_database_is_store_unavailable(tmp_path: object) -> None:
-    store = Store(create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1"), CATALOG)
+def test_an_unreachable_database_is_store_unavailable() -> None:
+    store = Store(create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1"))
     with pytest.raises(StoreUnavailable):
         store.ping()
     store.dispose()

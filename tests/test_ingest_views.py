@@ -10,7 +10,7 @@ from ingest.views import VIEWS, WEEK_COLUMN
 
 
 def test_the_package_exports_a_short_public_surface() -> None:
-    assert ingest.__all__ == ["Settings", "create_app"]
+    assert ingest.__all__ == ["Settings", "create_app", "publish"]
     assert callable(ingest.create_app)
     assert ingest.Settings().k == 5
 

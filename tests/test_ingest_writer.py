@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from ingest_reports import NOW
 
-from ingest._errors import Overloaded, StoreUnavailable, WriteFailed
+from ingest._errors import CredentialRejected, Overloaded, StoreUnavailable, WriteFailed
 from ingest._settings import Settings
-from ingest._store import ReportJob
+from ingest._store import Outcome, ReportJob
 from ingest._writer import EraseJob, Writer
 
-SETTINGS = Settings(database_url="sqlite://", clock=lambda: NOW, batch_linger_s=0.0)
+SETTINGS = Settings(database_url="sqlite://", clock=lambda: NOW)
 
 
 class FakeStore:
@@ -29,28 +29,26 @@ class FakeStore:
         self.gate.set()
         self.fail = False
 
-    def write_reports(self, jobs: list[ReportJob]) -> list[bool]:
+    def write_reports(self, jobs: list[ReportJob]) -> list[Outcome]:
         self.gate.wait()
         if self.fail and len(jobs) == 1 and jobs[0].installation_id == "bad":
             raise WriteFailed("no")
         if self.fail and len(jobs) > 1:
             raise WriteFailed("batch")
         self.batches.append([j.installation_id for j in jobs])
-        return [j.credential_hash == "ok" for j in jobs]
+        return [None if j.credential_hash == "ok" else CredentialRejected("no") for j in jobs]
 
-    def erase(self, installation_id: str, credential_hash: str) -> int:
-        self.batches.append([f"erase {installation_id}"])
+    def erase(self, installation_id: str, credential_hash: str, today: datetime) -> int:
+        self.batches.append([f"erase {installation_id} {today.date()}"])
         return 2
 
     def add_counts(self, counts: dict[Any, int]) -> None:
         self.counts.append(dict(counts))
 
-    def prune(self, cutoff: datetime) -> int:
-        return 0
 
 
 def _job(name: str, credential: str = "ok") -> ReportJob:
-    return ReportJob(name, credential, ())
+    return ReportJob(name, credential, (), datetime(2025, 6, 16))
 
 
 @pytest.fixture
@@ -69,8 +67,10 @@ async def test_jobs_waiting_together_commit_in_one_batch(store: FakeStore) -> No
             for n in "bcd"]
     await asyncio.sleep(0.05)
     store.gate.set()
-    assert await asyncio.gather(first, *rest) == [True, True, False, True]
+    results = await asyncio.gather(first, *rest, return_exceptions=True)
     writer.stop()
+    assert results[:2] == [None, None] and results[3] is None
+    assert isinstance(results[2], CredentialRejected)
     assert store.batches == [["a"], ["b", "c", "d"]]
 
 
@@ -84,13 +84,13 @@ async def test_an_erasure_is_its_own_transaction_in_order(store: FakeStore) -> N
     futures = [asyncio.ensure_future(j) for j in jobs]
     await asyncio.sleep(0.05)
     store.gate.set()
-    assert await asyncio.gather(blocker, *futures) == [True, True, 2, True]
+    assert await asyncio.gather(blocker, *futures) == [None, None, 2, None]
     writer.stop()
-    assert store.batches == [["a"], ["b"], ["erase b"], ["c"]]
+    assert store.batches == [["a"], ["b"], ["erase b 2025-06-18"], ["c"]]
 
 
 async def test_a_full_queue_is_answered_503_at_once(store: FakeStore) -> None:
-    writer = Writer(store, replace(SETTINGS, max_pending=2, write_timeout_s=5))  # type: ignore[arg-type]
+    writer = Writer(store, replace(SETTINGS, max_pending=3, write_timeout_s=5))  # type: ignore[arg-type]
     store.gate.clear()
     writer.start()
     waiting = [asyncio.ensure_future(writer.submit(_job("a")))]
@@ -101,7 +101,7 @@ async def test_a_full_queue_is_answered_503_at_once(store: FakeStore) -> None:
         await writer.submit(_job("d"))
     assert caught.value.retry_after == SETTINGS.retry_after_s
     store.gate.set()
-    assert await asyncio.gather(*waiting) == [True, True, True]
+    assert await asyncio.gather(*waiting) == [None, None, None]
     writer.stop()
 
 
@@ -129,9 +129,9 @@ async def test_a_failing_batch_is_retried_job_by_job(store: FakeStore) -> None:
     store.gate.set()
     results = await asyncio.gather(blocker, *futures, return_exceptions=True)
     writer.stop()
-    assert results[:2] == [True, True]
+    assert results[:2] == [None, None]
     assert isinstance(results[2], StoreUnavailable)
-    assert results[3] is True
+    assert results[3] is None
     assert store.batches == [["a"], ["b"], ["c"]]
 
 
@@ -143,7 +143,7 @@ async def test_stop_finishes_queued_jobs_and_flushes_counts(store: FakeStore) ->
     writer.count("rejected", "unknown_metric")
     result = await writer.submit(_job("a"))
     await asyncio.to_thread(writer.stop)
-    assert result is True
+    assert result is None
     assert not writer.alive
     day = datetime(2025, 6, 18)
     merged: dict[Any, int] = {}

@@ -1,0 +1,169 @@
+"""What the routes do: take an export or an erasure apart, check it, hand it to the writer.
+
+Every answer is in the request's format (OTLP/HTTP); every refusal is counted per day by
+outcome and reason, without any identifier, and logged without address or installation id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+
+import structlog
+
+from otel_usage.weeks import Week
+
+from . import _decode
+from ._errors import (
+    BodyTooLarge,
+    CredentialRejected,
+    IngestError,
+    MalformedBody,
+    ServiceError,
+    StoreUnavailable,
+    Throttled,
+)
+from ._ratelimit import RateLimiter
+from ._settings import Settings
+from ._store import ReportJob, Store, create_engine
+from ._validate import INSTALLATION_KEY, Accepted, Limits, validate
+from ._writer import EraseJob, Writer
+
+log = structlog.get_logger("ingest.app")
+_CREDENTIAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
+_READY_TIMEOUT_S = 2.0
+Answer = tuple[int, dict[str, str], bytes]
+
+
+async def read_body(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The whole body, refused (413) as soon as it passes `limit` bytes."""
+    parts, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body is over {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class Service:
+    """The state behind the routes: settings, store, writer and rate limiters."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.catalog = settings.catalog
+        self.protocol = settings.catalog.protocol
+        self.credential_header = self.protocol.credential_header.lower()
+        self.store: Store | None = None
+        self.writer: Writer | None = None
+        self.addresses = RateLimiter(settings.address_rate, settings.address_burst,
+                                     settings.limiter_entries, settings.clock)
+        self.installations = RateLimiter(settings.installation_rate, settings.installation_burst,
+                                         settings.limiter_entries, settings.clock)
+
+    def open(self) -> Store:
+        store = Store(create_engine(self.settings.database_url))
+        store.migrate()
+        self.store, self.writer = store, Writer(store, self.settings)
+        self.writer.start()
+        log.info("ingest.started")
+        return store
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
+        if self.store is not None:
+            self.store.dispose()
+        log.info("ingest.stopped")
+
+    # POST {metrics_path} ------------------------------------------------------------------
+
+    async def export(self, headers: Mapping[str, str], peer: str,
+                     body: AsyncIterator[bytes]) -> Answer:
+        """Handle one export (`headers` with lower-case names): the status, headers and body
+        of the answer."""
+        fmt: _decode.Format = "protobuf"
+        try:
+            fmt = _decode.body_format(headers.get("content-type"))
+            self._check_address(peer)
+            credential = self._credential_hash(headers.get(self.credential_header, ""))
+            limit = self.settings.body_limit
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise BodyTooLarge(f"body is over {limit} bytes")
+            data = _decode.decompress(await read_body(body, limit),
+                                      headers.get("content-encoding"), limit)
+            accepted = validate(_decode.parse(data, fmt), self._limits())
+            await self._store_reports(accepted, credential)
+        except IngestError as exc:
+            return self._refusal(exc, fmt)
+        self._count("accepted", "partial" if accepted.rejected_points else "")
+        answer = _decode.success(accepted.rejected_points, accepted.error_message)
+        return 200, {"content-type": _decode.CONTENT_TYPES[fmt]}, _decode.encode(answer, fmt)
+
+    async def _store_reports(self, accepted: Accepted, credential: str) -> None:
+        if not self.installations.allow(accepted.installation_id):
+            raise Throttled("too many reports from this installation",
+                            retry_after=self.installations.retry_after())
+        received = Week.of(self.settings.now()).naive_start
+        job = ReportJob(accepted.installation_id, credential, tuple(accepted.reports), received)
+        await self._writer().submit(job)
+
+    def _check_address(self, address: str) -> None:
+        if address in self.settings.unlimited_addresses or self.addresses.allow(address):
+            return
+        raise Throttled("too many requests from this address",
+                        retry_after=self.addresses.retry_after())
+
+    def _credential_hash(self, value: str) -> str:
+        if not 16 <= len(value) <= 128 or not _CREDENTIAL_CHARS.issuperset(value):
+            header = self.protocol.credential_header
+            raise CredentialRejected(f"header {header} is missing or malformed")
+        return hashlib.sha256(value.encode()).hexdigest()
+
+    def _limits(self) -> Limits:
+        return Limits(self.catalog, self.settings.clock(), self.settings.retention,
+                      self.settings.clock_skew_s)
+
+    def _refusal(self, exc: IngestError, fmt: _decode.Format) -> Answer:
+        self._count("throttled" if isinstance(exc, ServiceError) else "rejected", exc.reason)
+        log.info("export.refused", status=exc.status, reason=exc.reason)
+        headers = {"content-type": _decode.CONTENT_TYPES[fmt]}
+        if isinstance(exc, ServiceError):
+            headers["retry-after"] = str(exc.retry_after)
+        return exc.status, headers, _decode.encode(_decode.status(exc.grpc_code, str(exc)), fmt)
+
+    def _count(self, outcome: str, reason: str) -> None:
+        if self.writer is not None:
+            self.writer.count(outcome, reason)
+
+    def _writer(self) -> Writer:
+        if self.writer is None:
+            raise StoreUnavailable("the service is not started")
+        return self.writer
+
+    # DELETE {installation_path}, readiness ------------------------------------------------
+
+    async def erase(self, peer: str, installation_id: str, credential: str | None) -> Answer:
+        """Erase an installation (the legacy route); 204, or a refusal as JSON."""
+        try:
+            self._check_address(peer)
+            credential_hash = self._credential_hash(credential or "")
+            if not self.catalog.resource[INSTALLATION_KEY].allows(installation_id):
+                raise MalformedBody("not an installation id")
+            weeks = await self._writer().submit(EraseJob(installation_id, credential_hash))
+        except IngestError as exc:
+            return self._refusal(exc, "json")
+        log.info("erasure.done", weeks=weeks)
+        return 204, {}, b""
+
+    async def ready(self) -> bool:
+        """True when the writer runs and the database answers."""
+        if self.store is None or self.writer is None or not self.writer.alive:
+            return False
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.store.ping), _READY_TIMEOUT_S)
+        except (IngestError, TimeoutError):
+            return False
+        return True

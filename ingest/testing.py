@@ -1,0 +1,193 @@
+"""A testing API for the ingest's tests and benchmarks (and anyone who drives an ingest); the
+service does not use it.
+
+- Valid weekly reports built from the catalog, as the client sends them:
+
+      message = request(new_installation(), Week.of(now).previous().monday, seed=7)
+      body, headers = encode(message, "protobuf", compress=True)
+
+- `store_weeks`, `store_counts`: seed a store in bulk through the service's own write path,
+  without HTTP.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import NamedTuple
+
+from google.protobuf import json_format
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+
+from otel_usage.catalog import Attribute, Catalog, load_catalog
+from otel_usage.weeks import Week
+
+__all__ = ["CATALOG", "Data", "StoredWeek", "add_week", "encode", "new_credential",
+           "new_installation", "points", "request", "resource", "store_counts", "store_weeks",
+           "week_ns"]
+
+CATALOG = load_catalog()
+DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+Data = dict[str, list[tuple[dict[str, str], int]]]
+# Examples for the catalog's pattern attributes (enums need none).
+EXAMPLES = {
+    "service.version": "2.7.0",
+    "service.instance.id": "00000000-0000-4000-8000-000000000000",
+    "process.runtime.version": "3.11.7",
+    "geo.country.iso_code": "DE",
+    "otel_usage.catalog.version": str(CATALOG.version),
+}
+
+
+def week_ns(week: date) -> int:
+    return Week.of(week).start_nanos
+
+
+def new_installation() -> str:
+    return str(uuid.uuid4())
+
+
+def new_credential() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _example(attribute: Attribute, rng: random.Random) -> str:
+    if attribute.values is not None:
+        return rng.choice(attribute.values)
+    return EXAMPLES[attribute.key]
+
+
+def resource(installation_id: str, rng: random.Random | None = None,
+             catalog: Catalog = CATALOG) -> dict[str, str]:
+    """Every resource attribute of the catalog, with allowed values."""
+    rng = rng or random.Random(0)
+    values = {key: _example(attr, rng) for key, attr in catalog.resource.items()}
+    values["service.instance.id"] = installation_id
+    return values
+
+
+def points(rng: random.Random | None = None, catalog: Catalog = CATALOG) -> Data:
+    """One to three points per catalog metric, with allowed attribute values."""
+    rng = rng or random.Random(0)
+    out: Data = {}
+    for name, metric in catalog.metrics.items():
+        seen: dict[tuple[tuple[str, str], ...], int] = {}
+        for _ in range(rng.randint(1, 3)):
+            attrs = {k: _example(a, rng) for k, a in metric.attributes.items()}
+            ceiling = 7 if metric.weekly == "days" else 40
+            seen[tuple(sorted(attrs.items()))] = rng.randint(0, ceiling)
+        out[name] = [(dict(k), v) for k, v in seen.items()]
+    return out
+
+
+def request(installation_id: str, week: date, *, res: dict[str, str] | None = None,
+            data: Data | None = None, seed: int = 0,
+            catalog: Catalog = CATALOG) -> ExportMetricsServiceRequest:
+    """An ExportMetricsServiceRequest with one ResourceMetrics for one installation-week."""
+    rng = random.Random(seed)
+    message = ExportMetricsServiceRequest()
+    add_week(message, res if res is not None else resource(installation_id, rng, catalog),
+             data if data is not None else points(rng, catalog), week, catalog)
+    return message
+
+
+def add_week(message: ExportMetricsServiceRequest, res: dict[str, str], data: Data, week: date,
+             catalog: Catalog = CATALOG) -> None:
+    """Append one installation-week: a Sum or Gauge per metric, as the catalog says."""
+    rm = message.resource_metrics.add()
+    rm.resource.attributes.extend(_kvs(res))
+    scope = rm.scope_metrics.add()
+    scope.scope.name = "otel_usage"
+    start, end = Week.of(week).start_nanos, Week.of(week).end_nanos
+    for name, series in data.items():
+        spec = catalog.metric(name)
+        metric = scope.metrics.add()
+        metric.name = name
+        if spec is None or spec.is_sum:
+            metric.sum.aggregation_temporality = DELTA
+            metric.sum.is_monotonic = True
+            container = metric.sum.data_points
+        else:
+            container = metric.gauge.data_points
+        for attrs, value in series:
+            point = container.add()
+            point.start_time_unix_nano, point.time_unix_nano, point.as_int = start, end, value
+            point.attributes.extend(_kvs(attrs))
+
+
+def _kvs(values: dict[str, str]) -> list[KeyValue]:
+    return [KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in values.items()]
+
+
+def encode(message: ExportMetricsServiceRequest, fmt: str = "protobuf",
+           compress: bool = False) -> tuple[bytes, dict[str, str]]:
+    """The body and headers (without the credential) for a format."""
+    if fmt == "protobuf":
+        body = message.SerializeToString()
+        headers = {"content-type": "application/x-protobuf"}
+    else:
+        body = json_format.MessageToJson(message).encode()
+        headers = {"content-type": "application/json"}
+    if compress:
+        body = gzip.compress(body)
+        headers["content-encoding"] = "gzip"
+    return body, headers
+
+
+class StoredWeek(NamedTuple):
+    """One installation-week to seed a store with: already valid, its weeks naive UTC."""
+
+    installation_id: str
+    week_start: datetime
+    resource: Mapping[str, str]
+    points: Iterable[tuple[str, Mapping[str, str], int]]
+    received: datetime
+
+
+def store_weeks(database_url: str, weeks: Iterable[StoredWeek], batch: int = 500) -> int:
+    """Write installation-weeks into a store (migrated first) through the service's write
+    path, `batch` per transaction, without HTTP and without validation; how many."""
+    from ._store import ReportJob, Store, create_engine
+    from ._validate import Point, Report
+
+    store = Store(create_engine(database_url))
+    store.migrate()
+    jobs: list[ReportJob] = []
+    stored = 0
+    try:
+        for week in weeks:
+            points = tuple(Point(m, tuple(sorted(a.items())), v) for m, a, v in week.points)
+            report = Report(week.installation_id, week.week_start, dict(week.resource), points)
+            jobs.append(ReportJob(week.installation_id, "0" * 64, (report,), week.received))
+            if len(jobs) >= batch:
+                stored += _write(store, jobs)
+        stored += _write(store, jobs)
+    finally:
+        store.dispose()
+    return stored
+
+
+def _write(store: object, jobs: list[object]) -> int:
+    outcomes = store.write_reports(jobs)  # type: ignore[attr-defined]
+    jobs.clear()
+    return sum(outcome is None for outcome in outcomes)
+
+
+def store_counts(database_url: str, counts: Mapping[tuple[datetime, str, str], int]) -> None:
+    """Add request counts per (UTC day, outcome, reason), as the service counts requests."""
+    from ._store import Store, create_engine
+
+    store = Store(create_engine(database_url))
+    try:
+        store.migrate()
+        store.add_counts(counts)
+    finally:
+        store.dispose()

@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator, Mapping
 
 import structlog
 
-from otel_usage.weeks import Week
-
 from . import _decode
 from ._errors import (
     BodyTooLarge,
@@ -55,6 +53,7 @@ class Service:
         self.catalog = settings.catalog
         self.protocol = settings.catalog.protocol
         self.credential_header = self.protocol.credential_header.lower()
+        self._limits_made: Limits | None = None
         self.store: Store | None = None
         self.writer: Writer | None = None
         self.addresses = RateLimiter(settings.address_rate, settings.address_burst,
@@ -106,7 +105,7 @@ class Service:
         if not self.installations.allow(accepted.installation_id):
             raise Throttled("too many reports from this installation",
                             retry_after=self.installations.retry_after())
-        received = Week.of(self.settings.now()).naive_start
+        received = self._limits().this_week
         job = ReportJob(accepted.installation_id, credential, tuple(accepted.reports), received)
         await self._writer().submit(job)
 
@@ -123,8 +122,12 @@ class Service:
         return hashlib.sha256(value.encode()).hexdigest()
 
     def _limits(self) -> Limits:
-        return Limits(self.catalog, self.settings.clock(), self.settings.retention,
-                      self.settings.clock_skew_s)
+        """The validation limits, made anew once a minute (they change once a week)."""
+        now = self.settings.clock()
+        if self._limits_made is None or now // 60 != self._limits_made.now_s // 60:
+            self._limits_made = Limits(self.catalog, now, self.settings.retention,
+                                       self.settings.clock_skew_s)
+        return self._limits_made
 
     def _refusal(self, exc: IngestError, fmt: _decode.Format) -> Answer:
         self._count("throttled" if isinstance(exc, ServiceError) else "rejected", exc.reason)

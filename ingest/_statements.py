@@ -1,11 +1,10 @@
-"""Every statement the store runs, built once with SQLAlchemy Core (compiled per dialect).
+"""Every statement the store runs, built once with SQLAlchemy Core (compiled per dialect and
+cached by SQLAlchemy), with named parameters.
 
 Kept in one place so tests compile each of them for SQL Server, PostgreSQL and SQLite.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -26,88 +25,57 @@ pw = published_weeks.c
 wr = weekly_reports.c
 
 
-def credentials(ids: list[str]) -> sa.Select[tuple[str, str]]:
-    return sa.select(ins.installation_id, ins.credential_hash).where(ins.installation_id.in_(ids))
+def _param(name: str) -> sa.BindParameter[object]:
+    return sa.bindparam(name)
 
 
-def erased(id_hashes: list[str]) -> sa.Select[tuple[str]]:
-    return sa.select(er.id_hash).where(er.id_hash.in_(id_hashes))
+def _many(name: str) -> sa.BindParameter[object]:
+    return sa.bindparam(name, expanding=True)
 
 
-def register() -> sa.Insert:
-    return sa.insert(installations)
+# Reports: which installations are known (and with which credential), which were erased,
+# register the new ones, replace a stored week (delete it, then insert it again).
+CREDENTIALS = sa.select(ins.installation_id, ins.credential_hash).where(
+    ins.installation_id.in_(_many("ids")))
+ERASED = sa.select(er.id_hash).where(er.id_hash.in_(_many("id_hashes")))
+REGISTER = sa.insert(installations)
+DELETE_REPORT = sa.delete(weekly_reports).where(
+    wr.installation_id == _param("b_installation_id"), wr.week_start == _param("b_week_start"))
+INSERT_REPORT = sa.insert(weekly_reports)
 
+# Erasure: every row naming the installation, then a record of it (a hash of its id).
+ERASE_REPORTS = sa.delete(weekly_reports).where(wr.installation_id == _param("installation_id"))
+ERASE_INSTALLATION = sa.delete(installations).where(
+    ins.installation_id == _param("installation_id"))
+REMEMBER_ERASURE = sa.insert(erasures)
 
-def delete_report() -> sa.Delete:
-    """One installation-week, before its replacement is inserted (executed per row)."""
-    return sa.delete(weekly_reports).where(
-        wr.installation_id == sa.bindparam("b_installation_id"),
-        wr.week_start == sa.bindparam("b_week_start"),
-    )
+# Requests per day, outcome and reason.
+ADD_TO_DAILY_STATS = sa.update(daily_stats).where(
+    ds.day == _param("b_day"), ds.outcome == _param("b_outcome"),
+    ds.reason == _param("b_reason"),
+).values(requests=ds.requests + sa.bindparam("b_requests", type_=sa.BigInteger))
+INSERT_DAILY_STATS = sa.insert(daily_stats)
 
+# Publication: weeks with reports in a range that are not published yet, a week's reports,
+# and what the publication step made of a week.
+UNPUBLISHED_WEEKS = (
+    sa.select(wr.week_start).distinct()
+    .where(wr.week_start >= _param("oldest"), wr.week_start <= _param("newest"),
+           ~sa.exists().where(pw.week_start == wr.week_start))
+    .order_by(wr.week_start))
+WEEK_REPORTS = (sa.select(wr.installation_id, wr.resource, wr.points)
+                .where(wr.week_start == _param("week")).order_by(wr.installation_id))
+INSERT_PUBLISHED_WEEK = sa.insert(published_weeks)
+INSERT_PUBLISHED_CELLS = sa.insert(published_cells)
 
-def insert_report() -> sa.Insert:
-    return sa.insert(weekly_reports)
-
-
-def erase_reports(installation_id: str) -> sa.Delete:
-    return sa.delete(weekly_reports).where(wr.installation_id == installation_id)
-
-
-def erase_installation(installation_id: str) -> sa.Delete:
-    return sa.delete(installations).where(ins.installation_id == installation_id)
-
-
-def remember_erasure() -> sa.Insert:
-    return sa.insert(erasures)
-
-
-def add_to_daily_stats() -> sa.Update:
-    return sa.update(daily_stats).where(
-        ds.day == sa.bindparam("b_day"), ds.outcome == sa.bindparam("b_outcome"),
-        ds.reason == sa.bindparam("b_reason"),
-    ).values(requests=ds.requests + sa.bindparam("b_requests", type_=sa.BigInteger))
-
-
-def insert_daily_stats() -> sa.Insert:
-    return sa.insert(daily_stats)
-
-
-def unpublished_weeks(oldest: datetime, newest: datetime) -> sa.Select[tuple[datetime]]:
-    """Weeks with reports, from `oldest` to `newest`, that have not been published."""
-    published = sa.exists().where(pw.week_start == wr.week_start)
-    return (sa.select(wr.week_start).distinct()
-            .where(wr.week_start >= oldest, wr.week_start <= newest, ~published)
-            .order_by(wr.week_start))
-
-
-def week_reports(week: datetime) -> sa.Select[tuple[str, str, str]]:
-    """A week's reports, for the publication step."""
-    return (sa.select(wr.installation_id, wr.resource, wr.points)
-            .where(wr.week_start == week).order_by(wr.installation_id))
-
-
-def insert_published_week() -> sa.Insert:
-    return sa.insert(published_weeks)
-
-
-def insert_published_cells() -> sa.Insert:
-    return sa.insert(published_cells)
-
-
-def prune(cutoff: datetime) -> list[sa.Delete]:
-    """Weeks, days and erasure records before `cutoff`, then the installations left without
-    any week; the first statement counts the installation-weeks deleted."""
-    orphan = ~sa.exists().where(wr.installation_id == ins.installation_id)
-    return [
-        sa.delete(weekly_reports).where(wr.week_start < cutoff),
-        sa.delete(published_cells).where(pc.week_start < cutoff),
-        sa.delete(published_weeks).where(pw.week_start < cutoff),
-        sa.delete(daily_stats).where(ds.day < cutoff),
-        sa.delete(erasures).where(er.erased_on < cutoff),
-        sa.delete(installations).where(orphan),
-    ]
-
-
-def ping() -> sa.Select[tuple[int]]:
-    return sa.select(sa.literal(1))
+# Retention: everything dated before the cutoff, then the installations left without any
+# week (the first statement counts the installation-weeks deleted).
+PRUNE = (
+    sa.delete(weekly_reports).where(wr.week_start < _param("cutoff")),
+    sa.delete(published_cells).where(pc.week_start < _param("cutoff")),
+    sa.delete(published_weeks).where(pw.week_start < _param("cutoff")),
+    sa.delete(daily_stats).where(ds.day < _param("cutoff")),
+    sa.delete(erasures).where(er.erased_on < _param("cutoff")),
+    sa.delete(installations).where(~sa.exists().where(wr.installation_id == ins.installation_id)),
+)
+PING = sa.select(sa.literal(1))

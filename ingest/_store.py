@@ -120,7 +120,7 @@ class Store:
 
     def ping(self) -> None:
         with self.transaction() as conn:
-            conn.execute(sql.ping()).scalar_one()
+            conn.execute(sql.PING).scalar_one()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -143,7 +143,8 @@ class Store:
 
     def unpublished_weeks(self, oldest: datetime, newest: datetime) -> list[datetime]:
         with self.transaction() as conn:
-            return list(conn.execute(sql.unpublished_weeks(oldest, newest)).scalars())
+            weeks = conn.execute(sql.UNPUBLISHED_WEEKS, {"oldest": oldest, "newest": newest})
+            return list(weeks.scalars())
 
     def week_reports(self, week: datetime) -> Iterator[tuple[str, str]]:
         """A week's stored reports (resource and points JSON), streamed, holding no lock."""
@@ -151,7 +152,8 @@ class Store:
             with self.engine.connect() as conn:
                 conn.execution_options(**{_READ_ONLY: True}, stream_results=True,
                                        yield_per=_STREAM_ROWS)
-                for _installation, resource, points in conn.execute(sql.week_reports(week)):
+                rows = conn.execute(sql.WEEK_REPORTS, {"week": week})
+                for _installation, resource, points in rows:
                     yield resource, points
         except sa.exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
@@ -166,11 +168,11 @@ class Store:
                 for (kind, metric, attribute, value), c in publication.cells.items()]
         try:
             with self.transaction() as conn:
-                conn.execute(sql.insert_published_week(), {
+                conn.execute(sql.INSERT_PUBLISHED_WEEK, {
                     "week_start": week, "published_on": published_on, "k": k,
                     "installations": publication.counted})
                 if rows:
-                    conn.execute(sql.insert_published_cells(), rows)
+                    conn.execute(sql.INSERT_PUBLISHED_CELLS, rows)
         except WriteFailed as exc:
             if isinstance(exc.__cause__, sa.exc.IntegrityError):
                 return False
@@ -184,21 +186,22 @@ class Store:
         weeks it had. An installation never stored is remembered too (a report of it may
         still be on its way)."""
         with self.transaction() as conn:
-            known = dict(conn.execute(sql.credentials([installation_id])).all())
+            known = dict(conn.execute(sql.CREDENTIALS, {"ids": [installation_id]}).all())
             stored = known.get(installation_id)
             if stored is not None and not hmac.compare_digest(stored, credential_hash):
                 raise CredentialRejected("credential does not match this installation")
-            weeks = conn.execute(sql.erase_reports(installation_id)).rowcount
-            conn.execute(sql.erase_installation(installation_id))
+            key = {"installation_id": installation_id}
+            weeks = conn.execute(sql.ERASE_REPORTS, key).rowcount
+            conn.execute(sql.ERASE_INSTALLATION, key)
             hashed = id_hash(installation_id)
-            if not conn.execute(sql.erased([hashed])).first():
-                conn.execute(sql.remember_erasure(), {"id_hash": hashed, "erased_on": today})
+            if not conn.execute(sql.ERASED, {"id_hashes": [hashed]}).first():
+                conn.execute(sql.REMEMBER_ERASURE, {"id_hash": hashed, "erased_on": today})
             return int(weeks)
 
     def prune(self, cutoff: datetime) -> int:
         """Delete everything dated before `cutoff`; the number of installation-weeks deleted."""
         with self.transaction() as conn:
-            results = [conn.execute(statement) for statement in sql.prune(cutoff)]
+            results = [conn.execute(statement, {"cutoff": cutoff}) for statement in sql.PRUNE]
         return int(results[0].rowcount)
 
     def add_counts(self, counts: Mapping[tuple[datetime, str, str], int]) -> None:
@@ -206,17 +209,17 @@ class Store:
         with self.transaction() as conn:
             for (day, outcome, reason), requests in counts.items():
                 key = {"b_day": day, "b_outcome": outcome, "b_reason": reason}
-                updated = conn.execute(sql.add_to_daily_stats(), key | {"b_requests": requests})
+                updated = conn.execute(sql.ADD_TO_DAILY_STATS, key | {"b_requests": requests})
                 if updated.rowcount == 0:
-                    conn.execute(sql.insert_daily_stats(), {
+                    conn.execute(sql.INSERT_DAILY_STATS, {
                         "day": day, "outcome": outcome, "reason": reason, "requests": requests})
 
 
 def _write(conn: Connection, jobs: Sequence[ReportJob]) -> list[Outcome]:
     ids = sorted({job.installation_id for job in jobs})
-    known: dict[str, str] = dict(conn.execute(sql.credentials(ids)).all())
+    known: dict[str, str] = dict(conn.execute(sql.CREDENTIALS, {"ids": ids}).all())
     hashes = {i: id_hash(i) for i in ids}
-    erased = set(conn.execute(sql.erased(list(hashes.values()))).scalars())
+    erased = set(conn.execute(sql.ERASED, {"id_hashes": list(hashes.values())}).scalars())
     outcomes: list[Outcome] = []
     new: list[dict[str, Any]] = []
     latest: dict[tuple[str, datetime], dict[str, Any]] = {}
@@ -227,15 +230,15 @@ def _write(conn: Connection, jobs: Sequence[ReportJob]) -> list[Outcome]:
             for report in job.reports:
                 latest[(job.installation_id, report.week_start)] = _row(report, job.received)
     if new:
-        conn.execute(sql.register(), new)
+        conn.execute(sql.REGISTER, new)
     # An installation registered in this batch has no stored week to replace.
     registered = {row["installation_id"] for row in new}
     replaced = [{"b_installation_id": i, "b_week_start": w} for i, w in latest
                 if i not in registered]
     if replaced:
-        conn.execute(sql.delete_report(), replaced)
+        conn.execute(sql.DELETE_REPORT, replaced)
     if latest:
-        conn.execute(sql.insert_report(), list(latest.values()))
+        conn.execute(sql.INSERT_REPORT, list(latest.values()))
     return outcomes
 
 

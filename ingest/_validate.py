@@ -7,6 +7,7 @@ points refuse only those points (OTLP `partial_success`), unless no point is lef
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,8 +60,24 @@ class Report:
         return json.dumps(self.resource, sort_keys=True, separators=(",", ":"))
 
     def points_json(self) -> str:
-        rows = [[p.metric, dict(p.attributes), p.value] for p in self.points]
-        return json.dumps(rows, separators=(",", ":"))
+        """`[[metric, {attribute: value}, value], ...]`, each metric's name and attribute set
+        encoded once per process (they come from the catalog's few values)."""
+        return "[" + ",".join(f"[{_json_prefix(p.metric, p.attributes)},{p.value}]"
+                              for p in self.points) + "]"
+
+
+_PREFIXES: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+_MAX_PREFIXES = 10_000
+
+
+def _json_prefix(metric: str, attributes: tuple[tuple[str, str], ...]) -> str:
+    key = (metric, attributes)
+    text = _PREFIXES.get(key)
+    if text is None:
+        if len(_PREFIXES) >= _MAX_PREFIXES:  # pattern attributes could have many values
+            _PREFIXES.clear()
+        text = _PREFIXES[key] = json.dumps([metric, dict(attributes)], separators=(",", ":"))[1:-1]
+    return text
 
 
 @dataclass
@@ -79,6 +96,8 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Limits:
+    """What validation checks against, at `now_s`: the catalog and the weeks it accepts."""
+
     catalog: Catalog
     now_s: float
     retention_months: int
@@ -88,11 +107,15 @@ class Limits:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.now_s, UTC)
 
-    @property
+    @functools.cached_property
     def oldest_week(self) -> datetime:
         return retention_cutoff(self.now, self.retention_months).naive_start
 
-    @property
+    @functools.cached_property
+    def this_week(self) -> datetime:
+        return Week.of(self.now).naive_start
+
+    @functools.cached_property
     def newest_week(self) -> datetime:
         return Week.of(self.now + timedelta(seconds=self.clock_skew_s)).naive_start
 

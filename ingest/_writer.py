@@ -62,6 +62,7 @@ class Writer:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._next: list[_Pending] = []
         self._waiting = 0
+        self._day: tuple[float, datetime] = (-1.0, datetime.min)
         self._counts: Counter[tuple[datetime, str, str]] = Counter()
         self._counts_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
@@ -106,9 +107,11 @@ class Writer:
 
     def count(self, outcome: str, reason: str = "") -> None:
         """Count one request for today's `daily_stats`, without any identifier."""
-        day = day_start(self._settings.now()).replace(tzinfo=None)
+        minute = self._settings.clock() // 60  # days begin on a minute: look once a minute
+        if minute != self._day[0]:
+            self._day = (minute, day_start(self._settings.now()).replace(tzinfo=None))
         with self._counts_lock:
-            self._counts[(day, outcome, reason)] += 1
+            self._counts[(self._day[1], outcome, reason)] += 1
 
     # The thread -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ the requests in flight) drains the writer and closes the store.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -39,10 +40,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(service.close)
 
     app = FastAPI(title="otel-usage ingest", version=str(service.catalog.version),
-                  lifespan=lifespan)
+                  lifespan=lifespan, **_no_telemetry())
     app.state.service = service
     _routes(app, service)
     return app
+
+
+def _no_telemetry() -> dict[str, Any]:
+    """FastAPI releases with native OpenTelemetry instrument every request once a provider
+    is set in the process (spans with client addresses): the ingest records nothing about
+    its clients, and saves the check per request."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def _check_catalog(service: Service) -> None:

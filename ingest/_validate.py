@@ -175,38 +175,34 @@ def _resource_metrics(
 
 def _resource(attributes: Iterable[KeyValue],
               catalog: Catalog) -> tuple[dict[str, str], list[Problem]]:
+    allowed = _resource_rules(catalog)
     resource: dict[str, str] = {}
     problems = []
-    for kv in attributes:
-        spec = catalog.resource.get(kv.key)
-        value = _string(kv)
-        if spec is None:
+    for key, text in [(kv.key, kv.value.string_value) for kv in attributes]:
+        rule = allowed.get(key)
+        if rule is None:
             problems.append(Problem("unknown_resource_attribute",
-                                    f"resource attribute {kv.key!r} is not in the catalog"))
-        elif kv.key in resource:
+                                    f"resource attribute {key!r} is not in the catalog"))
+        elif key in resource:
             problems.append(Problem("duplicate_attribute",
-                                    f"resource attribute {kv.key!r} appears twice"))
-        elif value is None or not spec.allows(value):
-            problems.append(_value_problem("resource attribute", kv.key, spec))
+                                    f"resource attribute {key!r} appears twice"))
+        elif not text or not (text in rule if rule.__class__ is frozenset
+                              else rule.allows(text)):  # type: ignore[union-attr]
+            problems.append(_value_problem("resource attribute", key, catalog.resource[key]))
         else:
-            resource[kv.key] = value
-    named = {p.message.split("'")[1] for p in problems}
-    for key in catalog.required_resource_keys:
-        if key not in resource and key not in named:
-            problems.append(Problem("missing_resource_attribute",
-                                    f"resource attribute {key!r} is required"))
+            resource[key] = text
+    if len(resource) < len(allowed):
+        named = {p.message.split("'")[1] for p in problems}
+        for key in catalog.required_resource_keys:
+            if key not in resource and key not in named:
+                problems.append(Problem("missing_resource_attribute",
+                                        f"resource attribute {key!r} is required"))
     return resource, problems
 
 
 def _value_problem(what: str, key: str, spec: Attribute) -> Problem:
     return Problem("value_not_allowed",
                    f"{what} {key!r} must be a string of {spec.describe_values()}")
-
-
-def _string(kv: KeyValue) -> str | None:
-    if kv.value.WhichOneof("value") != "string_value":
-        return None
-    return kv.value.string_value
 
 
 def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None, list[Problem]]:
@@ -238,6 +234,23 @@ class _MetricRules:
 
 
 _RULES: dict[int, tuple[Catalog, dict[str, _MetricRules]]] = {}
+_RESOURCE_RULES: dict[int, tuple[Catalog, dict[str, frozenset[str] | Attribute]]] = {}
+
+
+def _resource_rules(catalog: Catalog) -> dict[str, frozenset[str] | Attribute]:
+    """The catalog's resource attributes made quick to check (enums as sets)."""
+    cached = _RESOURCE_RULES.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    rules = {key: _allowed(attribute) for key, attribute in catalog.resource.items()}
+    _RESOURCE_RULES[id(catalog)] = (catalog, rules)
+    return rules
+
+
+def _allowed(attribute: Attribute) -> frozenset[str] | Attribute:
+    if attribute.values is None:
+        return attribute
+    return frozenset((*attribute.values, attribute.other))
 
 
 def _rules(catalog: Catalog) -> dict[str, _MetricRules]:
@@ -246,10 +259,7 @@ def _rules(catalog: Catalog) -> dict[str, _MetricRules]:
         return cached[1]
     rules = {}
     for name, spec in catalog.metrics.items():
-        values: dict[str, frozenset[str] | Attribute] = {
-            key: frozenset((*attr.values, attr.other)) if attr.values is not None else attr
-            for key, attr in spec.attributes.items()
-        }
+        values = {key: _allowed(attr) for key, attr in spec.attributes.items()}
         ceiling = _DAYS_IN_WEEK if spec.weekly == "days" else catalog.protocol.max_counter_value
         rules[name] = _MetricRules(spec, values, ceiling)
     _RULES[id(catalog)] = (catalog, rules)
@@ -305,20 +315,15 @@ def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
     if not 0 <= value <= rule.ceiling:
         return Problem("value_out_of_range",
                        f"metric {name!r} takes values from 0 to {rule.ceiling}")
-    pairs = []
-    for kv in point.attributes:
-        key = kv.key
+    # A value that is not a string reads as "", which is never allowed.
+    pairs = [(kv.key, kv.value.string_value) for kv in point.attributes]
+    for key, text in pairs:
         allowed = rule.values.get(key)
         if allowed is None:
             return Problem("unknown_attribute", f"metric {name!r} has no attribute {key!r}")
-        any_value = kv.value
-        if any_value.WhichOneof("value") != "string_value":
+        if not text or not (text in allowed if allowed.__class__ is frozenset
+                            else allowed.allows(text)):  # type: ignore[union-attr]
             return _value_problem(f"metric {name!r} attribute", key, rule.spec.attributes[key])
-        text = any_value.string_value
-        if not (text in allowed if allowed.__class__ is frozenset
-                else allowed.allows(text)):  # type: ignore[union-attr]
-            return _value_problem(f"metric {name!r} attribute", key, rule.spec.attributes[key])
-        pairs.append((key, text))
     if len(pairs) > 1:
         pairs.sort()
         if len({key for key, _ in pairs}) < len(pairs):

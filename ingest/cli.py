@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from . import _log
+    from . import _log, _server
     from .app import create_app
 
     _log.configure(args.log_level)
@@ -92,10 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if args.no_address_limit:
         options["address_burst"] = 0
-    # No Date header: it would be the machine's time, not the one clock hook's.
-    config = uvicorn.Config(create_app(Settings(**options)), host=args.host, port=args.port,
-                            access_log=False, log_config=None, timeout_graceful_shutdown=20,
-                            server_header=False, date_header=False)
+    config = _server.config(create_app(Settings(**options)), args.host, args.port)
     # uvicorn re-raises the SIGTERM it shut down for once it is done; with a handler of our own
     # in place that re-raise returns here, after the lifespan has stored what was queued.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)

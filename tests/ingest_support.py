@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import uvicorn
 from ingest_reports import NOW
 
-from ingest import Settings, create_app
+from ingest import Settings, _server, create_app
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -77,8 +77,7 @@ def free_port() -> int:
 def running_server(config: Settings) -> Iterator[str]:
     """The app served by uvicorn on loopback in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port,
-                                           access_log=False, log_config=None))
+    server = uvicorn.Server(_server.config(create_app(config), "127.0.0.1", port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(500):

@@ -89,9 +89,12 @@ def _routes(app: FastAPI, service: Service) -> None:
                         media_type="application/json",
                         headers={"retry-after": str(service.settings.retry_after_s)})
 
-    app.add_api_route(service.protocol.metrics_path, export, methods=["POST"],
-                      summary="OTLP/HTTP metrics export", openapi_extra=_export_openapi(header),
-                      responses=_responses(200, 400, 403, 410, 413, 415, 429, 503))
+    # The export, the one route under load, is a plain Starlette route: FastAPI's request
+    # handling (dependencies, validation of parameters it does not have) costs a sixth of an
+    # export's CPU. It is documented in the OpenAPI schema by hand.
+    app.add_route(service.protocol.metrics_path, export, methods=["POST"],
+                  include_in_schema=False)
+    _document_export(app, service.protocol.metrics_path, header)
     app.add_api_route(service.protocol.installation_path, erase, methods=["DELETE"],
                       status_code=204, summary="Erase an installation",
                       responses=_responses(204, 400, 403, 429, 503))
@@ -104,12 +107,23 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"description": f"HTTP {code}"} for code in codes}
 
 
-def _export_openapi(header: str) -> dict[str, Any]:
-    return {
-        "parameters": [{"name": header, "in": "header", "required": True,
-                        "schema": {"type": "string"}}],
-        "requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
-        }},
-    }
+def _document_export(app: FastAPI, path: str, header: str) -> None:
+    """Add the export to the schema FastAPI makes of its own routes."""
+    schema_of_routes = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = schema_of_routes()
+        schema["paths"].setdefault(path, {})["post"] = {
+            "summary": "OTLP/HTTP metrics export", "operationId": "export",
+            "parameters": [{"name": header, "in": "header", "required": True,
+                            "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+            }},
+            "responses": {str(code): {"description": f"HTTP {code}"}
+                          for code in (200, 400, 403, 410, 413, 415, 429, 503)},
+        }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -189,10 +189,11 @@ class _Progress:
 
 
 def _publish(database: str) -> None:
-    """The whole simulated fleet has reported: publish every week that has ended now, without
-    waiting for the reporting window real clients need."""
+    """The whole simulated fleet has reported, within seconds: publish every week that has
+    ended, counting every installation (real ones count once they have reported in two weeks,
+    and a week is published two weeks after it ends)."""
     command = [_command("otel-usage-ingest"), "publish", "--database", database,
-               "--after-days", "0"]
+               "--after-days", "0", "--established-weeks", "0"]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 

@@ -28,7 +28,8 @@ def publish_due(store: Store, settings: Settings) -> list[Publication]:
     oldest, newest = due_range(now, settings.publish_after, settings.retention)
     published = []
     for week in store.unpublished_weeks(oldest, newest):
-        publication = publish_week(week, store.week_reports(week), settings.catalog, settings.k)
+        reports = store.week_reports(week, settings.established)
+        publication = publish_week(week, reports, settings.catalog, settings.k)
         today = day_start(now).replace(tzinfo=None)
         if store.save_publication(publication, today, settings.k):
             log.info("week.published", week=week.date().isoformat(), cells=len(publication.cells))

@@ -54,6 +54,9 @@ class Settings:
     # often the service looks for weeks to publish (and, once a day, prunes).
     publish_after_days: int | None = None
     publish_interval_s: float = 600.0
+    # Distinct arrival weeks that make an installation count (default: the catalog's policy);
+    # 0 counts every installation that reported (the demo, whose fleet reports all at once).
+    established_weeks: int | None = None
     clock: Callable[[], float] = field(default_factory=_clock)
 
     def now(self) -> datetime:
@@ -72,6 +75,11 @@ class Settings:
     def publish_after(self) -> int:
         days = self.publish_after_days
         return days if days is not None else self.catalog.policy.publish_after_days
+
+    @property
+    def established(self) -> int:
+        weeks = self.established_weeks
+        return weeks if weeks is not None else self.catalog.policy.established_weeks
 
     @property
     def body_limit(self) -> int:

@@ -146,13 +146,19 @@ class Store:
             weeks = conn.execute(sql.UNPUBLISHED_WEEKS, {"oldest": oldest, "newest": newest})
             return list(weeks.scalars())
 
-    def week_reports(self, week: datetime) -> Iterator[tuple[str, str]]:
-        """A week's stored reports (resource and points JSON), streamed, holding no lock."""
+    def week_reports(self, week: datetime, established: int) -> Iterator[tuple[str, str]]:
+        """A week's stored reports (resource and points JSON) of the installations whose
+        reports arrived in at least `established` distinct weeks, the first no later than
+        that week (0: all), streamed, holding no lock."""
+        statement, params = sql.WEEK_REPORTS, {"week": week}
+        if established > 0:
+            statement = sql.ESTABLISHED_WEEK_REPORTS
+            params |= {"others": established - 1}
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(**{_READ_ONLY: True}, stream_results=True,
                                        yield_per=_STREAM_ROWS)
-                rows = conn.execute(sql.WEEK_REPORTS, {"week": week})
+                rows = conn.execute(statement, params)
                 for _installation, resource, points in rows:
                     yield resource, points
         except sa.exc.SQLAlchemyError as exc:

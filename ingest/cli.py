@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--after-days", type=int, default=None,
                          help="publish weeks this many days after they end (default: the "
                               "catalog's reporting window; 0 publishes every week that ended)")
+    publish.add_argument("--established-weeks", type=int, default=None,
+                         help="distinct weeks an installation's reports must have arrived in "
+                              "for it to count (default: the catalog's; 0 counts all)")
     prune = commands.add_parser("prune", help="delete weeks older than the retention")
     _database(prune)
     prune.add_argument("--retention-months", type=int, default=None)
@@ -126,7 +129,8 @@ def _publish(args: argparse.Namespace) -> int:
 
     settings = Settings(database_url=args.database, k_anonymity=args.k,
                         retention_months=args.retention_months,
-                        publish_after_days=args.after_days)
+                        publish_after_days=args.after_days,
+                        established_weeks=args.established_weeks)
     store = _store(args.database)
     store.migrate()
     published = publish_due(store, settings)

@@ -123,6 +123,7 @@ class Policy:
     outbox_max_age_weeks: int
     other_value: str
     publish_after_days: int = 14
+    established_weeks: int = 2
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,7 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         outbox_max_age_weeks=int(policy_raw.get("outbox_max_age_weeks", 8)),
         other_value=other,
         publish_after_days=int(policy_raw.get("publish_after_days", 14)),
+        established_weeks=int(policy_raw.get("established_weeks", 2)),
     )
     proto = raw.get("protocol", {})
     protocol = Protocol(

@@ -12,8 +12,8 @@ sends them) of distinct installations over keep-alive connections:
 4. this tree only: the publication of the loaded week (`otel-usage-ingest publish`).
 The last line is one JSON object: every run, and per design the median and range of each figure.
 
-    python benchmarks/ingest.py --database sqlite --compare 4ea7bca
-    python benchmarks/ingest.py --database postgresql+psycopg://user@127.0.0.1:5432/db
+    python -m benchmarks.ingest --compare b78a351     # from the checkout's root; SQLite files
+    python -m benchmarks.ingest --database postgresql+psycopg://user@127.0.0.1:5432/db
 """
 
 from __future__ import annotations

@@ -135,8 +135,8 @@ class Protocol:
     credential_header: str
     max_body_bytes: int
     max_counter_value: int
-    erasure_metric: str = "otel_usage.erasure"
-    erased_status: int = 410
+    erasure_metric: str
+    erased_status: int
 
 
 @dataclass(frozen=True)

@@ -324,7 +324,8 @@ def main() -> None:
                         help="also measure the design at this git revision, in the same run")
     parser.add_argument("--compare-flags", default="--workers 2 --no-address-limit",
                         help="serve flags for the compared design")
-    parser.add_argument("--flags", default="--no-address-limit", help="serve flags for this tree")
+    parser.add_argument("--flags", default="--no-address-limit --unlimited-address 127.0.0.1",
+                        help="serve flags for this tree")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--reports", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=2_000)

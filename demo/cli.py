@@ -116,8 +116,11 @@ def _ingest(database: str, log: Path) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # The whole simulated fleet sends from this machine: loopback is exempt from the limits
+    # per client address (an explicit setting; a real ingest trusts only its gateway).
     command = [_command("otel-usage-ingest"), "serve", "--database", database,
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+               "--unlimited-address", "127.0.0.1"]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -1,13 +1,22 @@
-"""Token buckets per client address and per installation, in memory only.
+"""Rate limits, in memory only: token buckets, and the client address they key on.
 
-Addresses are never written to the database or the logs; a bucket is forgotten once the
-limiter holds `max_entries` newer ones (least recently seen first).
+Addresses are never written to the database or the logs. A client's address is the peer of
+its connection, unless that peer is a configured trusted proxy (the gateway): then it is the
+right-most `X-Forwarded-For` entry that is not itself a trusted proxy. Anyone else's
+`X-Forwarded-For` is ignored. IPv6 addresses are keyed by their /64 (what one household or
+server gets), IPv4 by the address. Each limiter holds at most `max_entries` buckets and forgets
+the least recently seen one beyond that, so a flood of keys costs bounded memory.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+from ._errors import Throttled
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class RateLimiter:
@@ -39,3 +48,74 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class ClientAddress:
+    """Finds the client's address of a request, trusting `X-Forwarded-For` only from proxies."""
+
+    def __init__(self, trusted_proxies: Iterable[str]) -> None:
+        self._trusted: tuple[Network, ...] = tuple(
+            ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+
+    def __call__(self, peer: str, forwarded_for: str | None) -> str:
+        """The key of the client's address: its /64 for IPv6, the address for IPv4."""
+        address = _parse(peer)
+        if address is None:
+            return peer
+        if forwarded_for and self._is_trusted(address):
+            for hop in reversed(forwarded_for.split(",")):
+                forwarded = _parse(hop.strip())
+                if forwarded is None:  # a malformed entry ends the walk at the last proxy
+                    break
+                address = forwarded
+                if not self._is_trusted(forwarded):
+                    break
+        return address_key(address)
+
+    def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in network for network in self._trusted)
+
+
+def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_key(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class Admission:
+    """The limits the writer applies once it knows who an installation is: new installations
+    per client address per day, and reports per installation, charged only after the
+    credential matched (a wrong credential must not spend the owner's limit). Used by the
+    writer thread alone."""
+
+    def __init__(self, registrations_per_day: int, installation_rate: float,
+                 installation_burst: int, max_entries: int, clock: Callable[[], float],
+                 unlimited: Iterable[str] = ()) -> None:
+        self._registrations = RateLimiter(registrations_per_day / 86_400, registrations_per_day,
+                                          max_entries, clock)
+        self._reports = RateLimiter(installation_rate, installation_burst, max_entries, clock)
+        self._unlimited = frozenset(unlimited)
+
+    def register(self, address: str) -> Throttled | None:
+        """None if one more installation may be registered from `address`."""
+        if address in self._unlimited or self._registrations.allow(address):
+            return None
+        return Throttled("too many new installations from this address",
+                         retry_after=self._registrations.retry_after())
+
+    def report(self, installation_id: str) -> Throttled | None:
+        """None if the installation may store one more report now."""
+        if self._reports.allow(installation_id):
+            return None
+        return Throttled("too many reports from this installation",
+                         retry_after=self._reports.retry_after())

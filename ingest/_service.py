@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 import structlog
 
 from . import _decode
+from ._erasure import erasure_of
 from ._errors import (
     BodyTooLarge,
     CredentialRejected,
@@ -22,7 +23,7 @@ from ._errors import (
     StoreUnavailable,
     Throttled,
 )
-from ._ratelimit import RateLimiter
+from ._ratelimit import Admission, ClientAddress, RateLimiter
 from ._settings import Settings
 from ._store import ReportJob, Store, create_engine
 from ._validate import INSTALLATION_KEY, Accepted, Limits, validate
@@ -58,15 +59,18 @@ class Service:
         self.writer: Writer | None = None
         self.addresses = RateLimiter(settings.address_rate, settings.address_burst,
                                      settings.limiter_entries, settings.clock)
-        self.installations = RateLimiter(settings.installation_rate, settings.installation_burst,
-                                         settings.limiter_entries, settings.clock)
+        self.client_address = ClientAddress(settings.trusted_proxies)
 
     def open(self) -> Store:
-        store = Store(create_engine(self.settings.database_url))
+        settings = self.settings
+        store = Store(create_engine(settings.database_url))
         store.migrate()
-        self.store, self.writer = store, Writer(store, self.settings)
+        admission = Admission(settings.registrations_per_day, settings.installation_rate,
+                              settings.installation_burst, settings.limiter_entries,
+                              settings.clock, settings.unlimited_addresses)
+        self.store, self.writer = store, Writer(store, settings, admission)
         self.writer.start()
-        log.info("ingest.started")
+        log.info("ingest.started", trusted_proxies=len(settings.trusted_proxies))
         return store
 
     def close(self) -> None:
@@ -85,7 +89,8 @@ class Service:
         fmt: _decode.Format = "protobuf"
         try:
             fmt = _decode.body_format(headers.get("content-type"))
-            self._check_address(peer)
+            address = self.client_address(peer, headers.get("x-forwarded-for"))
+            self._check_address(address)
             credential = self._credential_hash(headers.get(self.credential_header, ""))
             limit = self.settings.body_limit
             declared = headers.get("content-length", "")
@@ -93,20 +98,31 @@ class Service:
                 raise BodyTooLarge(f"body is over {limit} bytes")
             data = _decode.decompress(await read_body(body, limit),
                                       headers.get("content-encoding"), limit)
-            accepted = validate(_decode.parse(data, fmt), self._limits())
-            await self._store_reports(accepted, credential)
+            request = _decode.parse(data, fmt)
+            erased = erasure_of(request, self.catalog)
+            if erased is not None:
+                return await self._erase_through_export(erased, credential, fmt)
+            accepted = validate(request, self._limits())
+            await self._store_reports(accepted, credential, address)
         except IngestError as exc:
             return self._refusal(exc, fmt)
         self._count("accepted", "partial" if accepted.rejected_points else "")
         answer = _decode.success(accepted.rejected_points, accepted.error_message)
         return 200, {"content-type": _decode.CONTENT_TYPES[fmt]}, _decode.encode(answer, fmt)
 
-    async def _store_reports(self, accepted: Accepted, credential: str) -> None:
-        if not self.installations.allow(accepted.installation_id):
-            raise Throttled("too many reports from this installation",
-                            retry_after=self.installations.retry_after())
-        received = self._limits().this_week
-        job = ReportJob(accepted.installation_id, credential, tuple(accepted.reports), received)
+    async def _erase_through_export(self, installation_id: str, credential: str,
+                                    fmt: _decode.Format) -> Answer:
+        """The contract's erasure: 200 with an empty response once erased."""
+        weeks = await self._writer().submit(EraseJob(installation_id, credential))
+        self._count("accepted", "erasure")
+        log.info("erasure.done", weeks=weeks)
+        return 200, {"content-type": _decode.CONTENT_TYPES[fmt]}, _decode.encode(
+            _decode.success(), fmt)
+
+    async def _store_reports(self, accepted: Accepted, credential: str, address: str) -> None:
+        """The writer checks the credential, then the limits (which `address` is for)."""
+        job = ReportJob(accepted.installation_id, credential, tuple(accepted.reports),
+                        self._limits().this_week, address)
         await self._writer().submit(job)
 
     def _check_address(self, address: str) -> None:
@@ -148,16 +164,18 @@ class Service:
 
     # DELETE {installation_path}, readiness ------------------------------------------------
 
-    async def erase(self, peer: str, installation_id: str, credential: str | None) -> Answer:
-        """Erase an installation (the legacy route); 204, or a refusal as JSON."""
+    async def erase(self, peer: str, forwarded_for: str | None, installation_id: str,
+                    credential: str | None) -> Answer:
+        """Erase an installation (`DELETE`, direct use); 204, or a refusal as JSON."""
         try:
-            self._check_address(peer)
+            self._check_address(self.client_address(peer, forwarded_for))
             credential_hash = self._credential_hash(credential or "")
             if not self.catalog.resource[INSTALLATION_KEY].allows(installation_id):
                 raise MalformedBody("not an installation id")
             weeks = await self._writer().submit(EraseJob(installation_id, credential_hash))
         except IngestError as exc:
             return self._refusal(exc, "json")
+        self._count("accepted", "erasure")
         log.info("erasure.done", weeks=weeks)
         return 204, {}, b""
 

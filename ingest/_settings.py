@@ -10,7 +10,6 @@ from otel_usage.catalog import Catalog, load_catalog
 from otel_usage.clock import default_clock, unix_seconds
 
 DEFAULT_DATABASE = "sqlite:///otel-usage-ingest.db"
-LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
 
 def _catalog() -> Catalog:
@@ -40,13 +39,19 @@ class Settings:
     batch_linger_s: float = 0.005
     write_timeout_s: float = 5.0
     retry_after_s: int = 5
-    # Rate limits, in memory only: tokens per second and bucket size. Peers in
-    # `unlimited_addresses` (the collector gateway in front of us) skip the per-address limit.
+    # Rate limits, in memory only: requests per client address (tokens per second, bucket
+    # size), new installations per client address per day (0: none), reports per
+    # installation. A client's address is its peer, or, when the peer is one of
+    # `trusted_proxies` (addresses or networks: the gateway), the address the proxy passes in
+    # X-Forwarded-For. `unlimited_addresses` skip the per-address limits: nothing by default;
+    # the demo and the benchmark name loopback, whose one process stands for many clients.
     address_rate: float = 5.0
     address_burst: int = 60
+    registrations_per_day: int = 20
     installation_rate: float = 1 / 60
     installation_burst: int = 30
-    unlimited_addresses: frozenset[str] = LOOPBACK
+    trusted_proxies: tuple[str, ...] = ()
+    unlimited_addresses: frozenset[str] = frozenset()
     limiter_entries: int = 100_000
     # A week may start at most this long after the server's clock, for clients a little ahead.
     clock_skew_s: int = 3600

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from . import _statements as sql
 from ._errors import CredentialRejected, Erased, IngestError, StoreUnavailable, WriteFailed
 from ._publish import Publication
+from ._ratelimit import Admission
 from ._schema import migrate
 from ._validate import Report
 
@@ -41,12 +42,14 @@ _SESSION_SETUP = {
 
 @dataclass(frozen=True)
 class ReportJob:
-    """One request's validated weeks of one installation, and the week they arrived in."""
+    """One request's validated weeks of one installation, the week they arrived in, and the
+    key of the client's address (for the limit of new installations; never stored)."""
 
     installation_id: str
     credential_hash: str
     reports: tuple[Report, ...]
     received: datetime
+    address: str = ""
 
 
 def id_hash(installation_id: str) -> str:
@@ -127,17 +130,19 @@ class Store:
 
     # Reports ------------------------------------------------------------------------------
 
-    def write_reports(self, jobs: Sequence[ReportJob]) -> list[Outcome]:
-        """Store every job that may be stored, in one transaction; each job's outcome."""
+    def write_reports(self, jobs: Sequence[ReportJob],
+                      admission: Admission | None = None) -> list[Outcome]:
+        """Store every job that may be stored, in one transaction; each job's outcome.
+        `admission` limits new installations and reports per installation (None: no limits)."""
         try:
             with self.transaction() as conn:
-                return _write(conn, jobs)
+                return _write(conn, jobs, admission)
         except WriteFailed as exc:
             if not isinstance(exc.__cause__, sa.exc.IntegrityError):
                 raise
             log.info("store.retry_after_conflict", jobs=len(jobs))
             with self.transaction() as conn:
-                return _write(conn, jobs)
+                return _write(conn, jobs, admission)
 
     # Publication ----------------------------------------------------------------------------
 
@@ -221,7 +226,8 @@ class Store:
                         "day": day, "outcome": outcome, "reason": reason, "requests": requests})
 
 
-def _write(conn: Connection, jobs: Sequence[ReportJob]) -> list[Outcome]:
+def _write(conn: Connection, jobs: Sequence[ReportJob],
+           admission: Admission | None) -> list[Outcome]:
     ids = sorted({job.installation_id for job in jobs})
     known: dict[str, str] = dict(conn.execute(sql.CREDENTIALS, {"ids": ids}).all())
     hashes = {i: id_hash(i) for i in ids}
@@ -230,7 +236,7 @@ def _write(conn: Connection, jobs: Sequence[ReportJob]) -> list[Outcome]:
     new: list[dict[str, Any]] = []
     latest: dict[tuple[str, datetime], dict[str, Any]] = {}
     for job in jobs:
-        outcome = _admit(job, known, hashes[job.installation_id] in erased, new)
+        outcome = _admit(job, known, hashes[job.installation_id] in erased, new, admission)
         outcomes.append(outcome)
         if outcome is None:  # a later report of the same week wins, as if it came second
             for report in job.reports:
@@ -248,21 +254,27 @@ def _write(conn: Connection, jobs: Sequence[ReportJob]) -> list[Outcome]:
     return outcomes
 
 
-def _admit(job: ReportJob, known: dict[str, str], erased: bool,
-           new: list[dict[str, Any]]) -> Outcome:
-    """May this job be stored? The first report of an installation registers its credential."""
+def _admit(job: ReportJob, known: dict[str, str], erased: bool, new: list[dict[str, Any]],
+           admission: Admission | None) -> Outcome:
+    """May this job be stored? The first report of an installation registers its credential
+    (within the limit of new installations per address); a later one must carry it, and only
+    then is the installation's own limit charged."""
     if erased:
         return Erased()
     stored = known.get(job.installation_id)
+    if stored is not None and not hmac.compare_digest(stored, job.credential_hash):
+        return CredentialRejected("credential does not match this installation")
+    if admission is not None:
+        refused = (admission.register(job.address) if stored is None else None) or (
+            admission.report(job.installation_id))
+        if refused is not None:
+            return refused
     if stored is None:
         known[job.installation_id] = job.credential_hash
         new.append({"installation_id": job.installation_id,
                     "credential_hash": job.credential_hash,
                     "first_week": min(r.week_start for r in job.reports),
                     "registered": job.received})
-        return None
-    if not hmac.compare_digest(stored, job.credential_hash):
-        return CredentialRejected("credential does not match this installation")
     return None
 
 

@@ -25,6 +25,7 @@ import structlog
 from otel_usage.weeks import day_start
 
 from ._errors import IngestError, Overloaded, StoreUnavailable, WriteFailed
+from ._ratelimit import Admission
 from ._settings import Settings
 from ._store import Outcome, ReportJob, Store
 
@@ -56,9 +57,11 @@ class Writer:
     that turn together), the thread commits whatever has been handed over, and the answers go
     back in one call per batch: two wake-ups per batch, not per request."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings,
+                 admission: Admission | None = None) -> None:
         self._store = store
         self._settings = settings
+        self._admission = admission
         self._queue: queue.Queue[Any] = queue.Queue()
         self._next: list[_Pending] = []
         self._waiting = 0
@@ -148,7 +151,7 @@ class Writer:
         live = [p for p in batch if not p.future.done()]  # skip jobs already answered 503
         if not live:
             return
-        outcomes = commit(self._store, [p.job for p in live], self._settings)
+        outcomes = commit(self._store, [p.job for p in live], self._settings, self._admission)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for pending, outcome in zip(live, outcomes, strict=True):
             by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
@@ -169,29 +172,32 @@ class Writer:
                 self._counts.update(counts)
 
 
-def commit(store: Store, jobs: list[Job], settings: Settings) -> list[Any]:
+def commit(store: Store, jobs: list[Job], settings: Settings,
+           admission: Admission | None = None) -> list[Any]:
     """Write jobs in order: runs of reports in one transaction each, an erasure alone.
     Each job's outcome is its result or the IngestError it met."""
     outcomes: list[Any] = []
     run: list[ReportJob] = []
     for job in jobs:
         if isinstance(job, EraseJob):
-            outcomes += _commit_reports(store, run)
+            outcomes += _commit_reports(store, run, admission)
             run = []
             outcomes.append(_commit_erase(store, job, settings))
         else:
             run.append(job)
-    return outcomes + _commit_reports(store, run)
+    return outcomes + _commit_reports(store, run, admission)
 
 
-def _commit_reports(store: Store, run: list[ReportJob]) -> list[Outcome]:
+def _commit_reports(store: Store, run: list[ReportJob],
+                    admission: Admission | None) -> list[Outcome]:
     if not run:
         return []
     try:
-        return store.write_reports(run)
+        return store.write_reports(run, admission)
     except WriteFailed as exc:
         if len(run) > 1:  # one bad job must not fail the others: one by one
-            return [outcome for job in run for outcome in _commit_reports(store, [job])]
+            return [outcome for job in run for outcome in _commit_reports(store, [job],
+                                                                          admission)]
         log.warning("writer.write_failed", error=str(exc))
         return [exc]
     except StoreUnavailable as exc:

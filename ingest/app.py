@@ -76,7 +76,8 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     async def erase(request: Request, installation_id: str,
                     credential: str | None = Header(None, alias=header)) -> Response:
-        status, headers, body = await service.erase(_peer(request), installation_id, credential)
+        status, headers, body = await service.erase(
+            _peer(request), request.headers.get("x-forwarded-for"), installation_id, credential)
         return Response(body or None, status_code=status, headers=headers)
 
     async def healthz() -> dict[str, str]:

@@ -28,6 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     _policy(serve)
     serve.add_argument("--no-address-limit", action="store_true",
                        help="no per-address rate limit (only behind a gateway that limits)")
+    serve.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDRESS",
+                       help="a proxy (address or network, such as the gateway) whose "
+                            "X-Forwarded-For names the client; repeat for more")
+    serve.add_argument("--unlimited-address", action="append", default=[], metavar="ADDRESS",
+                       help="a client address exempt from the per-address limits (loopback "
+                            "for the demo and benchmarks); repeat for more")
+    serve.add_argument("--registrations-per-day", type=int,
+                       default=Settings.registrations_per_day,
+                       help="new installations per client address per day (0: no limit)")
     serve.add_argument("--max-pending", type=int, default=Settings.max_pending,
                        help="reports waiting for the database before new ones get 503")
     serve.add_argument("--write-timeout", type=float, default=Settings.write_timeout_s,
@@ -95,6 +104,9 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if args.no_address_limit:
         options["address_burst"] = 0
+    options |= {"trusted_proxies": tuple(args.trusted_proxy),
+                "unlimited_addresses": frozenset(args.unlimited_address),
+                "registrations_per_day": args.registrations_per_day}
     config = _server.config(create_app(Settings(**options)), args.host, args.port)
     # uvicorn re-raises the SIGTERM it shut down for once it is done; with a handler of our own
     # in place that re-raise returns here, after the lifespan has stored what was queued.

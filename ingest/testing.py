@@ -30,7 +30,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from otel_usage.catalog import Attribute, Catalog, load_catalog
 from otel_usage.weeks import Week
 
-__all__ = ["CATALOG", "Data", "StoredWeek", "add_week", "encode", "new_credential",
+__all__ = ["CATALOG", "Data", "StoredWeek", "add_week", "encode", "erasure_request",
+           "new_credential",
            "new_installation", "points", "request", "resource", "store_counts", "store_weeks",
            "week_ns"]
 
@@ -96,6 +97,23 @@ def request(installation_id: str, week: date, *, res: dict[str, str] | None = No
     message = ExportMetricsServiceRequest()
     add_week(message, res if res is not None else resource(installation_id, rng, catalog),
              data if data is not None else points(rng, catalog), week, catalog)
+    return message
+
+
+def erasure_request(installation_id: str, week: date,
+                    catalog: Catalog = CATALOG) -> ExportMetricsServiceRequest:
+    """The contract's erasure: one resource, the erasure metric, one point of 1 over a week."""
+    message = ExportMetricsServiceRequest()
+    rm = message.resource_metrics.add()
+    rm.resource.attributes.extend(_kvs({
+        "service.name": "printernizer", "service.instance.id": installation_id,
+        "otel_usage.catalog.version": str(catalog.version)}))
+    metric = rm.scope_metrics.add().metrics.add()
+    metric.name = catalog.protocol.erasure_metric
+    point = metric.gauge.data_points.add()
+    point.start_time_unix_nano = Week.of(week).start_nanos
+    point.time_unix_nano = Week.of(week).end_nanos
+    point.as_int = 1
     return message
 
 

@@ -43,6 +43,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]
         admin.dispose()
 
 
+# Tests that stand for many clients from one process exempt loopback from the per-address limits.
+LOOPBACK = frozenset({"127.0.0.1"})
+
+
 def settings(database_url: str, **overrides: Any) -> Settings:
     base = Settings(database_url=database_url, clock=lambda: NOW)
     return replace(base, **overrides)

@@ -7,8 +7,19 @@ import gzip
 import pytest
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
-from ingest_reports import CATALOG, encode, new_credential, new_installation, request
+from ingest_reports import (
+    CATALOG,
+    WEEK,
+    add_week,
+    encode,
+    new_credential,
+    new_installation,
+    request,
+    resource,
+)
 from ingest_support import app_client, database_url, query, settings  # noqa: F401  (fixture)
+
+from ingest.testing import erasure_request
 
 HEADER = CATALOG.protocol.credential_header
 PATH = CATALOG.protocol.metrics_path
@@ -187,3 +198,105 @@ async def test_the_openapi_schema_documents_the_export_and_erasure(database_url:
     assert sorted(export["requestBody"]["content"]) == ["application/json", "application/x-protobuf"]
     assert sorted(export["responses"]) == ["200", "400", "403", "410", "413", "415", "429", "503"]
     assert "delete" in schema["paths"][CATALOG.protocol.installation_path]
+
+
+def _erasure_args(installation: str, credential: str, **changes: object) -> dict[str, object]:
+    message = erasure_request(installation, WEEK)
+    for name, value in changes.items():
+        setattr(message.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points[0],
+                name, value)
+    body, headers = encode(message, "protobuf", True)
+    return {"content": body, "headers": headers | {HEADER: credential}}
+
+
+async def test_an_erasure_sent_as_an_export_erases_and_later_reports_get_410(database_url: str) -> None:  # noqa: F811
+    """The contract: an OTLP export of the erasure metric erases; a report of that
+    installation afterwards, even replayed with its credential, gets 410 FAILED_PRECONDITION."""
+    installation, credential, other = new_installation(), new_credential(), new_installation()
+    async with app_client(settings(database_url)) as client:
+        stored = await client.post(PATH, **_post_args(installation, credential))  # type: ignore[arg-type]
+        await client.post(PATH, **_post_args(other, new_credential()))  # type: ignore[arg-type]
+        erased = await client.post(PATH, **_erasure_args(installation, credential))  # type: ignore[arg-type]
+        again = await client.post(PATH, **_erasure_args(installation, credential))  # type: ignore[arg-type]
+        replayed = await client.post(PATH, **_post_args(installation, credential))  # type: ignore[arg-type]
+    assert [r.status_code for r in (stored, erased, again, replayed)] == [200, 200, 200, 410]
+    assert (erased.content, again.content) == (b"", b"")
+    assert Status.FromString(replayed.content) == Status(
+        code=9, message="this installation was erased: start over with a new installation id")
+    assert query(database_url, "SELECT installation_id FROM weekly_reports") == [(other,)]
+    assert query(database_url, "SELECT installation_id FROM installations") == [(other,)]
+    assert query(database_url, "SELECT COUNT(*) FROM erasures") == [(1,)]
+
+
+async def test_an_erasure_needs_the_stored_credential_and_refuses_other_shapes(database_url: str) -> None:  # noqa: F811
+    installation, credential = new_installation(), new_credential()
+    async with app_client(settings(database_url)) as client:
+        await client.post(PATH, **_post_args(installation, credential))  # type: ignore[arg-type]
+        wrong = await client.post(PATH, **_erasure_args(installation, new_credential()))  # type: ignore[arg-type]
+        two = await client.post(PATH, **_erasure_args(installation, credential, as_int=2))  # type: ignore[arg-type]
+        unaligned = await client.post(PATH, **_erasure_args(installation, credential, start_time_unix_nano=1))  # type: ignore[arg-type]
+        message = erasure_request(installation, WEEK)
+        add_week(message, resource(installation), {"printernizer.uptime": [({}, 3)]}, WEEK)
+        body, headers = encode(message, "protobuf", True)
+        mixed = await client.post(PATH, content=body, headers=headers | {HEADER: credential})
+    assert [r.status_code for r in (wrong, two, unaligned, mixed)] == [403, 400, 400, 400]
+    assert Status.FromString(mixed.content).message == (
+        "otel_usage.erasure must be the request's only metric, of one resource")
+    assert _count(database_url) == 1
+
+
+async def test_an_erasure_of_an_installation_never_stored_is_remembered(database_url: str) -> None:  # noqa: F811
+    """The erasure may overtake a report still queued in the gateway: the report then gets 410."""
+    installation, credential = new_installation(), new_credential()
+    async with app_client(settings(database_url)) as client:
+        erased = await client.post(PATH, **_erasure_args(installation, credential))  # type: ignore[arg-type]
+        late = await client.post(PATH, **_post_args(installation, credential))  # type: ignore[arg-type]
+    assert (erased.status_code, late.status_code) == (200, 410)
+    assert _count(database_url) == 0
+
+
+async def test_a_wrong_credential_does_not_spend_the_owners_limit(database_url: str) -> None:  # noqa: F811
+    """Someone who knows an installation's id sends under it with another credential: 403,
+    and the owner's own reports still go through (the limit is charged after the check)."""
+    installation, credential = new_installation(), new_credential()
+    config = settings(database_url, installation_burst=2, installation_rate=1 / 3600)
+    async with app_client(config) as client:
+        first = await client.post(PATH, **_post_args(installation, credential))  # type: ignore[arg-type]
+        forged = [await client.post(PATH, **_post_args(installation, new_credential(), seed=i))  # type: ignore[arg-type]
+                  for i in range(5)]
+        second = await client.post(PATH, **_post_args(installation, credential, seed=9))  # type: ignore[arg-type]
+        third = await client.post(PATH, **_post_args(installation, credential, seed=10))  # type: ignore[arg-type]
+    assert [first.status_code, *(f.status_code for f in forged), second.status_code,
+            third.status_code] == [200, 403, 403, 403, 403, 403, 200, 429]
+
+
+def _from(address: str, args: dict[str, object]) -> dict[str, object]:
+    return args | {"headers": args["headers"] | {"x-forwarded-for": address}}  # type: ignore[operator]
+
+
+async def test_new_installations_per_client_address_are_limited(database_url: str) -> None:  # noqa: F811
+    """Two a day per address: a third new installation from the same address gets 429; one
+    already known still reports; another address may register its own."""
+    config = settings(database_url, registrations_per_day=2)
+    async with app_client(config) as client:
+        known = new_installation(), new_credential()
+        answers = [await client.post(PATH, **_post_args(*known))]  # type: ignore[arg-type]
+        answers += [await client.post(PATH, **_post_args(new_installation(), new_credential()))  # type: ignore[arg-type]
+                    for _ in range(2)]
+        answers.append(await client.post(PATH, **_post_args(*known, seed=5)))  # type: ignore[arg-type]
+    assert [a.status_code for a in answers] == [200, 200, 429, 200]
+    assert answers[2].headers["retry-after"] == "43200"
+    assert Status.FromString(answers[2].content).message == (
+        "too many new installations from this address")
+    assert _count(database_url, "installations") == 2
+
+
+async def test_the_address_comes_from_x_forwarded_for_only_behind_a_trusted_proxy(database_url: str) -> None:  # noqa: F811
+    """The app's peer is 203.0.113.7. Trusted, it passes each client's address; untrusted,
+    its X-Forwarded-For is ignored and every request is its own."""
+    for trusted, expected in (((), [200, 429, 429]), (("203.0.113.0/24",), [200, 200, 200])):
+        config = settings(database_url, registrations_per_day=1, trusted_proxies=trusted)
+        async with app_client(config) as client:
+            answers = [await client.post(PATH, **_from(f"198.51.100.{i}", _post_args(  # type: ignore[arg-type]
+                new_installation(), new_credential()))) for i in range(3)]
+        assert [a.status_code for a in answers] == expected

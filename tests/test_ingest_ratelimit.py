@@ -1,8 +1,10 @@
-"""Token buckets in memory: a burst, a refill rate, a bounded number of keys."""
+"""Limits in memory: token buckets (a burst, a refill rate, a bounded number of keys), the
+client's address (trusted proxies only), new installations per address per day."""
 
 from __future__ import annotations
 
-from ingest._ratelimit import RateLimiter
+from ingest._errors import Throttled
+from ingest._ratelimit import Admission, ClientAddress, RateLimiter
 
 
 class Clock:
@@ -41,3 +43,60 @@ def test_a_burst_of_zero_disables_the_limit() -> None:
     limiter = RateLimiter(rate=0, burst=0, max_entries=1, clock=Clock())
     assert all(limiter.allow("a") for _ in range(1000))
     assert len(limiter) == 0
+
+
+def test_a_flood_of_keys_keeps_the_limiter_at_its_bound() -> None:
+    """200,000 distinct keys (addresses an attacker controls, say) hold 1,000 buckets."""
+    import tracemalloc
+
+    limiter = RateLimiter(rate=1, burst=1, max_entries=1_000, clock=Clock())
+    for index in range(1_000):
+        limiter.allow(f"warm-{index}")
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for index in range(200_000):
+        limiter.allow(f"2001:db8:{index:x}::/64")
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(limiter) == 1_000
+    assert grown < 500_000
+
+
+PROXY = "10.0.0.2"
+
+
+def test_the_peer_is_the_client_unless_it_is_a_trusted_proxy() -> None:
+    """X-Forwarded-For from anyone else, loopback included, is ignored."""
+    address = ClientAddress([PROXY, "192.0.2.0/24"])
+    assert address("198.51.100.7", "203.0.113.1") == "198.51.100.7"
+    assert address("127.0.0.1", "203.0.113.1") == "127.0.0.1"
+    assert address(PROXY, "203.0.113.1") == "203.0.113.1"
+    assert address(PROXY, None) == PROXY
+
+
+def test_the_client_is_the_right_most_forwarded_address_that_is_not_a_proxy() -> None:
+    """What a client writes into its own X-Forwarded-For (the left part) never counts."""
+    address = ClientAddress([PROXY, "192.0.2.0/24"])
+    assert address(PROXY, "6.6.6.6, 203.0.113.1, 192.0.2.9") == "203.0.113.1"
+    assert address(PROXY, "6.6.6.6, not-an-address") == PROXY
+    assert address(PROXY, "192.0.2.9, 192.0.2.10") == "192.0.2.9"
+
+
+def test_ipv6_clients_are_keyed_by_their_64_and_mapped_ipv4_as_ipv4() -> None:
+    address = ClientAddress([])
+    assert address("2001:db8:1:2:aaaa::1", None) == "2001:db8:1:2::/64"
+    assert address("2001:db8:1:2:bbbb::9", None) == "2001:db8:1:2::/64"
+    assert address("::ffff:198.51.100.7", None) == "198.51.100.7"
+
+
+def test_admission_limits_new_installations_per_address_per_day() -> None:
+    clock = Clock()
+    admission = Admission(3, installation_rate=1, installation_burst=1, max_entries=100,
+                          clock=clock, unlimited=["127.0.0.1"])
+    assert [admission.register("198.51.100.7") for _ in range(4)][:3] == [None] * 3
+    refused = admission.register("198.51.100.7")
+    assert isinstance(refused, Throttled) and refused.retry_after == 28_800
+    assert admission.register("198.51.100.8") is None
+    assert all(admission.register("127.0.0.1") is None for _ in range(10))
+    clock.now += 86_400
+    assert admission.register("198.51.100.7") is None

@@ -12,6 +12,7 @@ import ingest_wire as wire
 import sqlalchemy as sa
 from ingest_reports import CATALOG, encode, last_week, new_credential, new_installation, request
 from ingest_support import (  # noqa: F401  (fixture)
+    LOOPBACK,
     database_url,
     query,
     running_server,
@@ -37,7 +38,7 @@ async def _post_all(base: str, bodies: list[dict[str, object]]) -> list[int]:
 
 def test_256_concurrent_clients_all_get_stored(database_url: str) -> None:  # noqa: F811
     bodies = [_args(new_installation(), new_credential(), seed=i) for i in range(256)]
-    with running_server(settings(database_url)) as base:
+    with running_server(settings(database_url, unlimited_addresses=LOOPBACK)) as base:
         statuses = asyncio.run(_post_all(base, bodies))
     assert statuses == [200] * 256
     assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(256,)]
@@ -48,7 +49,7 @@ def test_concurrent_reports_of_one_installation_neither_duplicate_nor_fail(datab
     installation, credential = new_installation(), new_credential()
     weeks = [date(2025, 5, 19), date(2025, 5, 26), date(2025, 6, 2), date(2025, 6, 9)]
     bodies = [_args(installation, credential, w, seed=i) for i in range(4) for w in weeks]
-    with running_server(settings(database_url)) as base:
+    with running_server(settings(database_url, unlimited_addresses=LOOPBACK)) as base:
         statuses = asyncio.run(_post_all(base, bodies))
     assert statuses == [200] * 16
     assert query(database_url, "SELECT COUNT(*) FROM weekly_reports") == [(4,)]
@@ -75,7 +76,7 @@ def test_a_saturated_database_gets_503s_fast_and_the_server_keeps_answering(data
     requests = [wire.export_request(gzip.compress(request(new_installation(), week, seed=i)
                                                   .SerializeToString()), new_credential())
                 for i in range(256)]
-    flags = ("--max-pending", "32", "--write-timeout", "0.5")
+    flags = ("--max-pending", "32", "--write-timeout", "0.5", "--unlimited-address", "127.0.0.1")
     with server_process(database_url, *flags) as (base, _process):
         engine, conn = _lock(database_url)
         try:

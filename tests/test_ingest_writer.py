@@ -29,7 +29,7 @@ class FakeStore:
         self.gate.set()
         self.fail = False
 
-    def write_reports(self, jobs: list[ReportJob]) -> list[Outcome]:
+    def write_reports(self, jobs: list[ReportJob], admission: object = None) -> list[Outcome]:
         self.gate.wait()
         if self.fail and len(jobs) == 1 and jobs[0].installation_id == "bad":
             raise WriteFailed("no")

@@ -31,8 +31,7 @@ def body_format(content_type: str | None) -> Format:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     fmt = MEDIA_TYPES.get(media)
     if fmt is None:
-        raise UnsupportedMediaType(f"content type {media or 'missing'!r}: send "
-                                   "application/x-protobuf or application/json")
+        raise UnsupportedMediaType("send application/x-protobuf or application/json")
     return fmt
 
 
@@ -44,7 +43,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
             raise BodyTooLarge(f"body is over {limit} bytes")
         return body
     if coding != "gzip":
-        raise UnsupportedMediaType(f"content encoding {coding!r}: send gzip or identity")
+        raise UnsupportedMediaType("send gzip or identity encoding")
     inflater = zlib.decompressobj(_GZIP_WBITS)
     try:
         data = inflater.decompress(body, limit + 1)
@@ -54,6 +53,8 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
         raise BodyTooLarge(f"body is over {limit} bytes after decompression")
     if not inflater.eof:
         raise MalformedBody("gzip body is truncated")
+    if inflater.unused_data:  # issue 14: nothing may hide after the one gzip member
+        raise MalformedBody("data follows the gzip member")
     return data
 
 

@@ -31,6 +31,23 @@ class Problem:
     message: str
 
 
+SHOWN_PROBLEMS = 5
+MESSAGE_CHARS = 160
+
+
+def shorten(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """A sentence cut to `limit` characters (a sender chooses the names it quotes)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def summary(problems: list[Problem]) -> str:
+    """The first problems and how many more: an answer stays well under a kilobyte, however
+    many problems a small request can cause (issue 14)."""
+    text = "; ".join(shorten(p.message) for p in problems[:SHOWN_PROBLEMS])
+    more = len(problems) - SHOWN_PROBLEMS
+    return f"{text}; and {more} more" if more > 0 else text
+
+
 class IngestError(Exception):
     """Root of the ingest's errors."""
 
@@ -65,7 +82,7 @@ class InvalidReport(RequestError):
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("; ".join(p.message for p in problems))
+        super().__init__(summary(problems))
 
     @property
     def reason(self) -> str:  # type: ignore[override]  # the first problem names the reason

@@ -15,6 +15,7 @@ import structlog
 from . import _decode
 from ._erasure import erasure_of
 from ._errors import (
+    MESSAGE_CHARS,
     BodyTooLarge,
     CredentialRejected,
     IngestError,
@@ -22,6 +23,7 @@ from ._errors import (
     ServiceError,
     StoreUnavailable,
     Throttled,
+    shorten,
 )
 from ._ratelimit import Admission, ClientAddress, RateLimiter
 from ._settings import Settings
@@ -151,7 +153,8 @@ class Service:
         headers = {"content-type": _decode.CONTENT_TYPES[fmt]}
         if isinstance(exc, ServiceError):
             headers["retry-after"] = str(exc.retry_after)
-        return exc.status, headers, _decode.encode(_decode.status(exc.grpc_code, str(exc)), fmt)
+        message = shorten(str(exc), 6 * MESSAGE_CHARS)
+        return exc.status, headers, _decode.encode(_decode.status(exc.grpc_code, message), fmt)
 
     def _count(self, outcome: str, reason: str) -> None:
         if self.writer is not None:

@@ -30,13 +30,13 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from otel_usage.catalog import Attribute, Catalog, Metric
 from otel_usage.weeks import WEEK_NS, Week, retention_cutoff
 
-from ._errors import InvalidReport, Problem
+from ._errors import InvalidReport, Problem, summary
 
 # The OpenTelemetry semantic convention that carries the random installation id (DESIGN.md).
 INSTALLATION_KEY = "service.instance.id"
 _DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 _DAYS_IN_WEEK = 7
-_MAX_MESSAGES = 20
+_LISTED_VALUES = 6
 
 
 class Point(NamedTuple):
@@ -91,7 +91,7 @@ class Accepted:
 
     @property
     def error_message(self) -> str:
-        return "; ".join(p.message for p in self.problems[:_MAX_MESSAGES])
+        return summary(self.problems)
 
 
 @dataclass(frozen=True)
@@ -201,8 +201,11 @@ def _resource(attributes: Iterable[KeyValue],
 
 
 def _value_problem(what: str, key: str, spec: Attribute) -> Problem:
-    return Problem("value_not_allowed",
-                   f"{what} {key!r} must be a string of {spec.describe_values()}")
+    if spec.values is None or len(spec.values) <= _LISTED_VALUES:
+        allowed = spec.describe_values()
+    else:
+        allowed = f"the catalog's {len(spec.values)} values"
+    return Problem("value_not_allowed", f"{what} {key!r} must be a string of {allowed}")
 
 
 def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None, list[Problem]]:

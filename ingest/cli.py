@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from otel_usage.clock import default_clock
@@ -41,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="reports waiting for the database before new ones get 503")
     serve.add_argument("--write-timeout", type=float, default=Settings.write_timeout_s,
                        help="seconds a report waits for its commit before it gets 503")
+    serve.add_argument("--max-connections", type=int, default=None,
+                       help="connections open at once before new ones get 503 (default 4096, "
+                            "and always below the limit of open files)")
     serve.add_argument("--log-level", default="info")
     migrate = commands.add_parser("migrate", help="apply schema migrations and (re)create views")
     _database(migrate)
@@ -107,7 +111,11 @@ def _serve(args: argparse.Namespace) -> int:
     options |= {"trusted_proxies": tuple(args.trusted_proxy),
                 "unlimited_addresses": frozenset(args.unlimited_address),
                 "registrations_per_day": args.registrations_per_day}
-    config = _server.config(create_app(Settings(**options)), args.host, args.port)
+    capacity = _server.raise_open_files_limit()
+    limits = _server.Limits()
+    limits = replace(limits, connections=min(args.max_connections or limits.connections,
+                                             capacity))
+    config = _server.config(create_app(Settings(**options)), args.host, args.port, limits)
     # uvicorn re-raises the SIGTERM it shut down for once it is done; with a handler of our own
     # in place that re-raise returns here, after the lifespan has stored what was queued.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)

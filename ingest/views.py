@@ -1,13 +1,20 @@
 """The reporting views: the only part of the store the dashboards read.
 
 This module is plain data so that `dashboards/` can import it without the ingest's
-dependencies. Each view suppresses every group of fewer than k installations (k from the
-catalog's policy unless configured), so no panel can single out an installation.
+dependencies. The weekly views read only what the publication step made of each closed week
+(`ingest/_publish.py`): a week appears once its reporting window has ended (`[policy]
+publish_after_days` after it) and never changes after; it counts only established
+installations (reports arrived in `[policy] established_weeks` distinct weeks, the first no
+later than that week); a row shows only if it holds at least k installations and no group of
+fewer than k can be computed from the published rows by subtraction, so some rows of at least
+k are left out too (a metric's whole row when almost every installation used it, the larger
+values of an attribute when a rare one is left out, ...). Read a missing row as "not
+published", never as zero, and do not expect the rows of a partition to add up to its total.
 
 - Weekly views have `week_start`: Monday 00:00 UTC of the ISO week, a naive UTC timestamp
   (DATETIME2 on SQL Server, TIMESTAMP on PostgreSQL, ISO text on SQLite) for Grafana's
   `$__timeFilter(week_start)`.
-- `usage_active_installations`: installations that reported in the week.
+- `usage_active_installations`: the established installations that reported in the week.
 - `usage_resource_attributes`: installations per value of each resource attribute of the
   catalog (`attribute` is its key): versions, deployment modes, platforms (OS, architecture,
   Python), countries, catalog versions.
@@ -18,8 +25,8 @@ catalog's policy unless configured), so no panel can single out an installation.
 - `usage_distributions`: per metric, installations by their weekly total, in buckets that start
   at `bucket_min` (0, 1, 2, 3, 6, 11, 21, 51, ...): fleet sizes, jobs per installation, uptime.
 - `usage_submissions`: per UTC `day`, requests by `outcome` (accepted, rejected, throttled) and
-  `reason` ('' when accepted in full, 'partial' when some points were refused); no identifiers,
-  so no suppression.
+  `reason` ('' when accepted in full, 'partial' when some points were refused, 'erasure' for an
+  erasure); no identifiers, so no suppression, and today's counts grow during the day.
 """
 
 from __future__ import annotations

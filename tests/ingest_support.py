@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import resource
 import signal
 import socket
 import subprocess
@@ -78,10 +79,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(config: Settings) -> Iterator[str]:
-    """The app served by uvicorn on loopback in a thread; yields its base URL."""
+def running_server(config: Settings, limits: _server.Limits | None = None) -> Iterator[str]:
+    """The app served by uvicorn on loopback in a thread, as `serve` serves it; yields its
+    base URL."""
     port = free_port()
-    server = uvicorn.Server(_server.config(create_app(config), "127.0.0.1", port))
+    server = uvicorn.Server(_server.config(create_app(config), "127.0.0.1", port, limits))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(500):
@@ -96,12 +98,21 @@ def running_server(config: Settings) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def server_process(database_url: str, *flags: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`otel-usage-ingest serve` as a subprocess on loopback, ready; stopped with SIGTERM."""
+def server_process(database_url: str, *flags: str, log: Any = subprocess.PIPE,
+                   open_files: tuple[int, int] | None = None,
+                   ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`otel-usage-ingest serve` as a subprocess on loopback, ready; stopped with SIGTERM.
+    Its log goes to `log` (a pipe the test reads, or a file); `open_files` (soft, hard) is
+    its limit of open files."""
     port = free_port()
     command = [sys.executable, "-m", "ingest.cli", "serve", "--database", database_url,
                "--port", str(port), *flags]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE)
+
+    def limit_files() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
+    process = subprocess.Popen(command, stderr=log, preexec_fn=limit_files)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, process)

@@ -89,7 +89,7 @@ def test_a_saturated_database_gets_503s_fast_and_the_server_keeps_answering(data
     assert {(a.status, a.headers["retry-after"]) for a in answers} == {(503, "5")}
     assert len(answers) == 256
     assert max(a.seconds for a in answers) < 3
-    assert probe_s < 0.5
+    assert probe_s < 1.0
     assert after == 200
 
 

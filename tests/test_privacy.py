@@ -38,6 +38,14 @@ def test_policy_numbers_come_from_the_catalog() -> None:
     assert [line for line in text.splitlines() if "months" in line or "weeks is" in line] == [
         f"- On the server, reports are kept for {policy.retention_months} months, then deleted. "
         f"Dashboards show only groups of at least {policy.k_anonymity} installations.",
+        f"- The server publishes a week's numbers once, {policy.publish_after_days} days after "
+        "the week ends, and never changes them. An installation counts in them only once its "
+        f"reports have arrived in {policy.established_weeks} different weeks, and no published "
+        f"number lets a group of fewer than {policy.k_anonymity} installations be worked out "
+        "by subtraction. An erased installation is remembered (a hash of its ID, for "
+        f"{policy.retention_months} months) so that a late or repeated report cannot bring it "
+        "back; numbers already published stay as they are, since they describe no single "
+        "installation.",
         f"- A report that could not be delivered for {policy.outbox_max_age_weeks} weeks is "
         "dropped unsent.",
     ]

@@ -58,6 +58,14 @@ _T: dict[str, dict[str, str]] = {
         "retention_server": (
             "On the server, reports are kept for {months} months, then deleted. Dashboards "
             "show only groups of at least {k} installations."),
+        "published_server": (
+            "The server publishes a week's numbers once, {days} days after the week ends, and "
+            "never changes them. An installation counts in them only once its reports have "
+            "arrived in {established} different weeks, and no published number lets a group "
+            "of fewer than {k} installations be worked out by subtraction. An erased "
+            "installation is remembered (a hash of its ID, for {months} months) so that a late "
+            "or repeated report cannot bring it back; numbers already published stay as they "
+            "are, since they describe no single installation."),
         "retention_outbox": (
             "A report that could not be delivered for {weeks} weeks is dropped unsent."),
         "retention_local": (
@@ -126,6 +134,15 @@ _T: dict[str, dict[str, str]] = {
         "retention_server": (
             "Auf dem Server werden Berichte {months} Monate aufbewahrt und dann gelöscht. "
             "Auswertungen zeigen nur Gruppen von mindestens {k} Installationen."),
+        "published_server": (
+            "Der Server veröffentlicht die Zahlen einer Woche einmal, {days} Tage nach ihrem "
+            "Ende, und ändert sie danach nie. Eine Installation zählt darin erst, wenn ihre "
+            "Berichte in {established} verschiedenen Wochen eingetroffen sind, und keine "
+            "veröffentlichte Zahl lässt eine Gruppe von weniger als {k} Installationen durch "
+            "Subtraktion erschließen. Eine gelöschte Installation bleibt vermerkt (ein Hash "
+            "ihrer ID, {months} Monate lang), damit ein verspäteter oder wiederholter Bericht "
+            "sie nicht zurückbringt; bereits veröffentlichte Zahlen bleiben, wie sie sind, da "
+            "sie keine einzelne Installation beschreiben."),
         "retention_outbox": (
             "Ein Bericht, der {weeks} Wochen lang nicht zugestellt werden konnte, wird "
             "ungesendet verworfen."),
@@ -185,6 +202,10 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
         f"## {t['retention']}",
         _bullets([t["retention_server"].format(months=policy.retention_months,
                                                k=policy.k_anonymity),
+                  t["published_server"].format(days=policy.publish_after_days,
+                                               established=policy.established_weeks,
+                                               k=policy.k_anonymity,
+                                               months=policy.retention_months),
                   t["retention_outbox"].format(weeks=policy.outbox_max_age_weeks),
                   t["retention_local"]]),
         f"## {t['sending']}",

@@ -12,16 +12,13 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import ingest_wire as wire
 import pytest
-import sqlalchemy as sa
 from google.rpc.status_pb2 import Status
-from ingest_attack_fleet import Member, Row, Truth, derivable_cells, make_fleet, members
 from ingest_reports import CATALOG, encode, new_credential, new_installation, request
 from ingest_support import (  # noqa: F401  (fixture)
     LOOPBACK,
@@ -37,25 +34,19 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 
 from ingest import publish
 from ingest._server import Limits
-from otel_usage.weeks import Week
+from ingest.audit import (
+    FIRST,
+    Clock,
+    derivable_cells,
+    make_fleet,
+    members,
+    published_rows,
+    send_fleet,
+)
 
 K = CATALOG.policy.k_anonymity
 HEADER = CATALOG.protocol.credential_header
 PATH = CATALOG.protocol.metrics_path
-FIRST = date(2025, 5, 5)
-
-
-class Clock:
-    """The server's clock, moved by the test."""
-
-    def __init__(self, when: datetime) -> None:
-        self.now = when.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def at(self, week: date, days: float = 2.5) -> None:
-        self.now = (Week.of(week).start + timedelta(days=days)).timestamp()
 
 
 def _post(base: str, member_id: str, credential: str, week: date, data: dict[str, object],
@@ -68,64 +59,6 @@ def _post(base: str, member_id: str, credential: str, week: date, data: dict[str
 
 # Differencing -------------------------------------------------------------------------------
 
-@dataclass
-class Sent:
-    """What the fleet sent: per data week, each member's resource and points, and the weeks
-    in which each member's reports arrived."""
-
-    weeks: dict[date, Truth]
-    arrivals: dict[str, list[date]]
-
-    def established(self, week: date) -> Truth:
-        """The policy, stated by the test: arrived in two distinct weeks, the first no later
-        than the week."""
-        return {i: t for i, t in self.weeks[week].items()
-                if len(set(self.arrivals[i])) >= 2 and min(self.arrivals[i]) <= week}
-
-
-def _send_fleet(base: str, clock: Clock, fleet: list[Member], weeks: int) -> Sent:
-    sent = Sent({}, {m.installation_id: [] for m in fleet})
-    for offset in range(weeks):
-        week = FIRST + timedelta(weeks=offset)
-        clock.at(week + timedelta(weeks=1))  # reports arrive in the week after theirs
-        sent.weeks[week] = {}
-        for index, member in enumerate(fleet):
-            if index % 13 == 0 and offset < 2:  # joins later
-                continue
-            if index == 7 and offset > 0:  # reports once only
-                continue
-            resource = member.resource | {"service.instance.id": member.installation_id}
-            points = member.points()
-            answer = _post(base, member.installation_id, member.credential, week, points,
-                           resource)  # type: ignore[arg-type]
-            assert answer.status_code == 200, answer.content
-            sent.weeks[week][member.installation_id] = (resource, points)
-            sent.arrivals[member.installation_id].append(week + timedelta(weeks=1))
-    return sent
-
-
-def _published_rows(url: str) -> dict[date, list[Row]]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    selects = {
-        "active": "SELECT week_start, '', '', '', installations, 0 FROM usage_active_installations",
-        "resource": "SELECT week_start, '', attribute, value, installations, 0 "
-                    "FROM usage_resource_attributes",
-        "metric": "SELECT week_start, metric, attribute, value, installations, total "
-                  "FROM usage_metrics",
-        "distribution": "SELECT week_start, metric, '', bucket_min, installations, total "
-                        "FROM usage_distributions",
-    }
-    rows: dict[date, list[Row]] = {}
-    with engine.connect() as conn:
-        for kind, sql in selects.items():
-            for week, metric, attribute, value, installations, total in conn.exec_driver_sql(sql):
-                day = (week if isinstance(week, datetime) else datetime.fromisoformat(week)).date()
-                rows.setdefault(day, []).append(
-                    (kind, metric, attribute, str(value), int(installations), int(total)))
-    engine.dispose()
-    return rows
-
-
 def test_no_group_under_k_can_be_computed_from_the_published_views(database_url: str) -> None:  # noqa: F811
     """The fleet goes through the real server week by week; its weeks are published; then
     every cell derivable from the views by subtraction is computed (partitions, by
@@ -136,10 +69,10 @@ def test_no_group_under_k_can_be_computed_from_the_published_views(database_url:
     config = settings(database_url, clock=clock, unlimited_addresses=LOOPBACK,
                       installation_burst=10)
     with running_server(config) as base:
-        sent = _send_fleet(base, clock, fleet, weeks=4)
+        sent = send_fleet(base, clock, fleet, weeks=4)
     clock.at(FIRST + timedelta(weeks=4), days=CATALOG.policy.publish_after_days + 1)
     assert len(publish(config)) == 4
-    published = _published_rows(database_url)
+    published = published_rows(database_url)
     assert sorted(published) == [FIRST + timedelta(weeks=w) for w in (1, 2, 3)]  # week 0: none
     checked = 0
     for week, rows in published.items():
@@ -163,17 +96,17 @@ def test_reading_a_view_before_and_after_one_report_shows_nothing_of_it(database
     config = settings(database_url, clock=clock, unlimited_addresses=LOOPBACK,
                       installation_burst=10)
     with running_server(config) as base:
-        _send_fleet(base, clock, fleet, weeks=3)
+        send_fleet(base, clock, fleet, weeks=3)
         clock.at(FIRST + timedelta(weeks=3), days=CATALOG.policy.publish_after_days + 1)
         publish(config)
-        before = _published_rows(database_url)
+        before = published_rows(database_url)
         late = fleet[1]
         answer = _post(base, late.installation_id, late.credential, FIRST + timedelta(weeks=1),
                        {"printernizer.uptime": [({}, 1)]},
                        late.resource | {"service.instance.id": late.installation_id})
         publish(config)
     assert answer.status_code == 200
-    assert before and _published_rows(database_url) == before
+    assert before and published_rows(database_url) == before
 
 
 # Sybil ---------------------------------------------------------------------------------------
@@ -189,7 +122,7 @@ def test_fakes_made_after_a_week_do_not_lift_a_rare_group_into_view(database_url
                       installation_burst=10)
     target = FIRST + timedelta(weeks=1)
     with running_server(config) as base:
-        sent = _send_fleet(base, clock, fleet, weeks=3)
+        sent = send_fleet(base, clock, fleet, weeks=3)
         for _fake in range(4):  # after the target week: reports for it and the weeks after
             fake_id, credential = new_installation(), new_credential()
             resource = victim.resource | {"service.instance.id": fake_id}

@@ -1,22 +1,31 @@
-"""A fleet made to tempt differencing, and the attacker's arithmetic on what gets published.
+"""A testing API for the ingest's publication: a fleet made to tempt differencing, and the
+attacker's arithmetic on what gets published (the attacks module and `benchmarks/` use it).
 
-The fleet (tests only) has what subtraction feeds on: a majority with a rare remainder (an OS,
-a country, an architecture some installations do not send), a metric almost everyone uses,
-features whose users are nested in those who enabled them, points without an attribute,
-rare error types, small buckets. `derivable_cells` is the attacker: from the published rows of
-a week and the truth behind them, every group it can compute by subtraction.
+The fleet has what subtraction feeds on: a majority with a rare remainder (an OS, a country,
+an architecture some installations do not send), a metric almost everyone uses, features whose
+users are nested in those who enabled them, points without an attribute, rare error types,
+small buckets. `derivable_cells` is the attacker: from the published rows of a week and the
+truth behind them, every group it can compute by subtraction. It restates the view's grouping
+on purpose (`members`): a check written apart from what it checks.
 """
 
 from __future__ import annotations
 
 import bisect
 import random
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
-from ingest_reports import CATALOG, new_credential, new_installation
+import sqlalchemy as sa
+
+from otel_usage.weeks import Week
+
+from .testing import CATALOG, encode, new_credential, new_installation, request
 
 Points = dict[str, list[tuple[dict[str, str], int]]]
+FIRST = date(2025, 5, 5)  # the fleet's first week
 BUCKETS = (0, 1, 2, 3, 6, 11, 21, 51, 101, 501, 1001, 10001)  # the views' bucket_min
 
 
@@ -48,8 +57,9 @@ class Member:
         data["printernizer.printers"] = [({"printer.type": "prusa_core"}, rng.choice(
             (1, 1, 1, 2, 2, 3, 7)))]
         if rng.random() < 0.12:
-            data["printernizer.errors"] = [({"error.category": "network", "error.type":
-                                             rng.choice(("connection_timeout", "dns_resolution_failed"))}, 1)]
+            kind = rng.choice(("connection_timeout", "dns_resolution_failed"))
+            data["printernizer.errors"] = [
+                ({"error.category": "network", "error.type": kind}, 1)]
         data["printernizer.uptime"] = [({}, rng.choice((7, 7, 7, 7, 6, 3)))]
         return data
 
@@ -149,3 +159,87 @@ def _metric_partitions(rows: list[Row]) -> Iterator[tuple[str, str, Row, list[Ro
         for attribute in spec.attributes if whole else ():
             yield metric, attribute, whole[0], [r for r in rows
                                                 if r[:3] == ("metric", metric, attribute)]
+
+
+# Sending the fleet, reading what was published ---------------------------------------------
+
+class Clock:
+    """A server's clock (`Settings.clock`), moved by whoever sends the fleet."""
+
+    def __init__(self, when: datetime) -> None:
+        self.now = when.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def at(self, week: date, days: float = 2.5) -> None:
+        self.now = (Week.of(week).start + timedelta(days=days)).timestamp()
+
+
+@dataclass
+class Sent:
+    """What the fleet sent: per data week, each member's resource and points, and the weeks
+    in which each member's reports arrived."""
+
+    weeks: dict[date, Truth]
+    arrivals: dict[str, list[date]]
+
+    def established(self, week: date) -> Truth:
+        """The policy, stated apart from the server: reports arrived in two distinct weeks,
+        the first no later than the week."""
+        return {i: t for i, t in self.weeks[week].items()
+                if len(set(self.arrivals[i])) >= 2 and min(self.arrivals[i]) <= week}
+
+
+def send_fleet(base: str, clock: Clock, fleet: list[Member], weeks: int) -> Sent:
+    """Each member's weeks to the server at `base`, each week's in the week after it (some
+    join late, one reports once), moving `clock` along."""
+    sent = Sent({}, {m.installation_id: [] for m in fleet})
+    for offset in range(weeks):
+        week = FIRST + timedelta(weeks=offset)
+        clock.at(week + timedelta(weeks=1))
+        sent.weeks[week] = {}
+        for index, member in enumerate(fleet):
+            if (index % 13 == 0 and offset < 2) or (index == 7 and offset > 0):
+                continue
+            resource = member.resource | {"service.instance.id": member.installation_id}
+            points = member.points()
+            _post(base, member.credential, request(member.installation_id, week, data=points,
+                                                   res=resource))
+            sent.weeks[week][member.installation_id] = (resource, points)
+            sent.arrivals[member.installation_id].append(week + timedelta(weeks=1))
+    return sent
+
+
+def _post(base: str, credential: str, message: object) -> None:
+    body, headers = encode(message, "protobuf", True)  # type: ignore[arg-type]
+    headers[CATALOG.protocol.credential_header] = credential
+    sent = urllib.request.Request(base + CATALOG.protocol.metrics_path, body, headers)
+    with urllib.request.urlopen(sent, timeout=30) as answer:
+        assert answer.status == 200, answer.read()
+
+
+_VIEWS = {
+    "active": "SELECT week_start, '', '', '', installations, 0 FROM usage_active_installations",
+    "resource": "SELECT week_start, '', attribute, value, installations, 0 "
+                "FROM usage_resource_attributes",
+    "metric": "SELECT week_start, metric, attribute, value, installations, total "
+              "FROM usage_metrics",
+    "distribution": "SELECT week_start, metric, '', bucket_min, installations, total "
+                    "FROM usage_distributions",
+}
+
+
+def published_rows(url: str) -> dict[date, list[Row]]:
+    """Every row of the weekly views, by week, as (kind, metric, attribute, value,
+    installations, total)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    rows: dict[date, list[Row]] = {}
+    with engine.connect() as conn:
+        for kind, sql in _VIEWS.items():
+            for week, metric, attribute, value, installations, total in conn.exec_driver_sql(sql):
+                day = (week if isinstance(week, datetime) else datetime.fromisoformat(week)).date()
+                rows.setdefault(day, []).append(
+                    (kind, metric, attribute, str(value), int(installations), int(total)))
+    engine.dispose()
+    return rows

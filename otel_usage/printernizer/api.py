@@ -1,0 +1,79 @@
+"""Printernizer's ``/api/v1/usage-stats`` endpoints, unchanged, over the drop-in service.
+
+Its front end keeps calling what it calls today, with the same JSON shapes:
+
+- ``GET /status`` -> ``{service_available, opted_in, total_events, collection_active}``
+- ``GET /local`` -> ``{installation_id, first_seen, opt_in_status, total_events,
+  this_week: {job_count, file_count, error_count}, last_submission}``
+- ``POST /opt-in``, ``POST /opt-out`` -> ``{success, installation_id, message}``
+- ``GET /export`` -> a JSON file download (``events``, ``settings``, ``exported_at``,
+  ``export_version``, and the whole local store under ``usage``)
+- ``DELETE`` on the prefix itself -> ``{success, deleted_events, message}``
+
+The switch behind ``opt-in`` / ``opt-out`` is the privacy page's mode (``on`` / ``local``).
+Only this module and :mod:`otel_usage.web` import FastAPI (the ``web`` extra).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from .service import UsageStatisticsService
+
+__all__ = ["PREFIX", "usage_stats_router"]
+
+PREFIX = "/api/v1/usage-stats"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def usage_stats_router(service: UsageStatisticsService, *, prefix: str = PREFIX) -> APIRouter:
+    """The old endpoints for `service`, under `prefix`."""
+    router = APIRouter(prefix=prefix.rstrip("/"), tags=["usage statistics"])
+
+    @router.get("/status")
+    async def status() -> JSONResponse:
+        mode = await service.usage.amode()
+        return _json({"service_available": True, "opted_in": mode == "on",
+                      "total_events": await service.total_events(),
+                      "collection_active": mode != "off"})
+
+    @router.get("/local")
+    async def local() -> JSONResponse:
+        return _json(asdict(await service.get_local_stats()))
+
+    @router.post("/opt-in")
+    async def opt_in() -> JSONResponse:
+        answer = await service.opt_in()
+        return _json(asdict(answer), status=200 if answer.success else 500)
+
+    @router.post("/opt-out")
+    async def opt_out() -> JSONResponse:
+        answer = await service.opt_out()
+        return _json(asdict(answer), status=200 if answer.success else 500)
+
+    @router.get("/export")
+    async def export() -> Response:
+        body = await service.export_stats()
+        day = service.usage.clock.now().date().isoformat()
+        return Response(body, media_type="application/json", headers={
+            **NO_STORE,
+            "Content-Disposition": f'attachment; filename="usage-statistics-{day}.json"'})
+
+    @router.delete("")
+    async def delete_all() -> JSONResponse:
+        deleted = await service.total_events()
+        if not await service.delete_all_stats():
+            return _json({"success": False, "deleted_events": 0,
+                          "message": "Failed to delete usage statistics."}, status=500)
+        return _json({"success": True, "deleted_events": deleted,
+                      "message": f"Deleted {deleted} usage statistics events."})
+
+    return router
+
+
+def _json(data: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status, headers=NO_STORE)

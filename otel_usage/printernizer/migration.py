@@ -1,0 +1,208 @@
+"""Moving what the old usage-statistics feature left on the user's disk into the local store.
+
+Printernizer kept ``usage_events`` (one row per event, kept whether or not the user opted in)
+and ``usage_settings`` (``opt_in_status``, ``installation_id``, ``first_run_date``) in its own
+SQLite database. At the first start with otel-usage, once:
+
+- ``opt_in_status`` ``enabled``: mode ``on`` with consent to catalog version 1 only (what the
+  old feature sent), dated when the user opted in (the setting's ``updated_at``); anything
+  newer waits for the user's word on the privacy page. ``disabled``: mode ``local``, as the
+  user's choice. Absent (never asked): nothing is chosen, the default (``local``) holds;
+- the installation id carries over (a valid UUID4 only), with the first-run date;
+- ``usage_events`` are summed into the local per-day history, as local-only series (attribute
+  ``migrated``: they are never sent: they predate this consent's reports), then deleted with
+  ``usage_settings``, with ``secure_delete`` on, so no raw event stays on disk.
+
+Two databases cannot commit together, so the move is made of steps that each commit and can be
+redone: (1) the copy into the local store, with a marker, in one transaction; (2) the old rows
+deleted, leaving ``usage_settings.migrated_to``, in one transaction; (3) the marker set to
+done. A crash in a step rolls it back; a crash between steps resumes after the last one done,
+so nothing is counted twice. A row that cannot be read (a damaged timestamp, metadata that is
+not JSON, an unknown event type) is counted as skipped and deleted with the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping
+from contextlib import closing, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import consent
+from ..catalog import Catalog
+from ..log import logger
+from ..store import Tx
+from ..weeks import epoch_day
+from .events import event_point, known_event
+
+if TYPE_CHECKING:
+    from ..telemetry import UsageTelemetry
+
+__all__ = ["LEGACY_CATALOG_VERSION", "MARKER", "MIGRATED_ATTRIBUTE", "MigrationResult",
+           "migrate_printernizer_database"]
+
+MARKER = "printernizer_migration"
+MIGRATED_ATTRIBUTE = "migrated"
+MIGRATED_FROM = "printernizer_usage_events"
+DONE_SETTING = "migrated_to"
+# What the old feature already sent is catalog version 1: an opt-in through the old switch (or
+# migrated from it) consents to that; newer items wait for the user's word on the privacy page.
+LEGACY_CATALOG_VERSION = 1
+_UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What a migration did: ``status`` is ``absent`` (no old tables), ``done`` (migrated now),
+    ``resumed`` (a copy made before a crash, finished now) or ``already``."""
+
+    status: str
+    opt_in_status: str | None = None
+    events: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class _Legacy:
+    tables: frozenset[str]
+    settings: Mapping[str, tuple[str | None, str | None]]
+    events: list[tuple[Any, ...]]
+
+
+def migrate_printernizer_database(database_path: str | Path,
+                                  usage: UsageTelemetry) -> MigrationResult:
+    """Migrate Printernizer's old usage tables at `database_path` into `usage`'s store, once.
+    Raises StoreUnavailableError when the local store cannot be written (nothing is deleted
+    then); an unreadable Printernizer database is logged and left as it is."""
+    path = Path(database_path)
+    if not path.exists():
+        return MigrationResult("absent")
+    with usage.store.read() as tx:
+        marker = tx.meta(MARKER)
+    if marker == "done":
+        return MigrationResult("already")
+    try:
+        with closing(_connect(path)) as conn:
+            legacy = _read(conn)
+            if legacy is None:
+                return MigrationResult("absent")
+            status = legacy.settings.get("opt_in_status", (None, None))[0]
+            if marker is None and DONE_SETTING in legacy.settings:
+                return MigrationResult("already", status)
+            events, skipped = 0, 0
+            if marker is None:
+                with usage.store.transaction() as tx:
+                    events, skipped = _copy(tx, usage, legacy)
+                    tx.set_meta(MARKER, "copied")
+            _clear(conn, legacy.tables, usage.clock.now())
+    except sqlite3.Error as exc:
+        logger.warning("Printernizer's old usage statistics could not be migrated",
+                       path=str(path), error=str(exc))
+        return MigrationResult("failed")
+    with usage.store.transaction() as tx:
+        tx.set_meta(MARKER, "done")
+    logger.info("Printernizer's old usage statistics migrated", opt_in_status=status,
+                events=events, skipped=skipped)
+    return MigrationResult("done" if marker is None else "resumed", status, events, skipped)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+    conn.execute("PRAGMA secure_delete=ON")
+    return conn
+
+
+def _read(conn: sqlite3.Connection) -> _Legacy | None:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"usage_events", "usage_settings"} & tables:
+        return None
+    settings: dict[str, tuple[str | None, str | None]] = {}
+    if "usage_settings" in tables:
+        for key, value, updated_at in conn.execute(
+                "SELECT key, value, updated_at FROM usage_settings"):
+            settings[str(key)] = (None if value is None else str(value),
+                                  None if updated_at is None else str(updated_at))
+    events: list[tuple[Any, ...]] = []
+    if "usage_events" in tables:
+        events = list(conn.execute("SELECT event_type, timestamp, metadata FROM usage_events"))
+    return _Legacy(frozenset(tables), settings, events)
+
+
+def _copy(tx: Tx, usage: UsageTelemetry, legacy: _Legacy) -> tuple[int, int]:
+    """The settings and the summed events, into the local store (one transaction)."""
+    now = usage.clock.now()
+    status, opted_at = legacy.settings.get("opt_in_status", (None, None))
+    if tx.latest_mode() is None and status in ("enabled", "disabled"):
+        when = min(_when(opted_at) or now, now)
+        mode = "on" if status == "enabled" else "local"
+        tx.record_mode(mode, when, LEGACY_CATALOG_VERSION, "printernizer")
+    old_id = (legacy.settings.get("installation_id", (None, None))[0] or "").strip().lower()
+    if _UUID4.fullmatch(old_id) and tx.meta("installation_id") is None:
+        tx.set_meta("installation_id", old_id)
+        first = _when(legacy.settings.get("first_run_date", (None, None))[0])
+        tx.set_meta("first_used", min(first or now, now).date().isoformat())
+    sums, skipped = _sums(usage.catalog, legacy.events)
+    if consent.environment_mode(usage.environ) == "off":  # DO_NOT_TRACK: deleted, not kept
+        sums = {}
+    tx.add_daily(
+        (day, tx.series_id(metric, attributes, "sum", unit, True), total, None, None)
+        for (day, metric, attributes, unit), total in sums.items())
+    return len(legacy.events) - skipped, skipped
+
+
+def _sums(catalog: Catalog, events: Iterable[tuple[Any, ...]]
+          ) -> tuple[dict[tuple[int, str, str, str], int], int]:
+    """(day, metric, attributes JSON, unit) -> count, and how many rows could not be read."""
+    sums: dict[tuple[int, str, str, str], int] = {}
+    skipped = 0
+    for event_type, timestamp, metadata in events:
+        name, when = known_event(event_type), _when(timestamp)
+        try:
+            meta = json.loads(metadata) if metadata else {}
+        except (TypeError, ValueError):
+            meta = None
+        if name is None or when is None or not isinstance(meta, dict):
+            skipped += 1
+            continue
+        point = event_point(catalog, name, meta)
+        if point is None:
+            continue
+        attributes = json.dumps({**point.attributes, MIGRATED_ATTRIBUTE: MIGRATED_FROM},
+                                sort_keys=True, separators=(",", ":"))
+        key = (epoch_day(when), point.metric, attributes, point.unit)
+        sums[key] = sums.get(key, 0) + 1
+    return sums, skipped
+
+
+def _when(value: object) -> datetime | None:
+    """A stored DATETIME (ISO, with a space or a T; naive means UTC) or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _clear(conn: sqlite3.Connection, tables: frozenset[str], now: datetime) -> None:
+    """Delete the old rows (overwritten on disk), leaving the mark that the move was made."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table in sorted({"usage_events", "usage_settings"} & tables):
+            conn.execute(f"DELETE FROM {table}")
+        if "usage_settings" in tables:
+            conn.execute("INSERT OR REPLACE INTO usage_settings (key, value, updated_at) "
+                         "VALUES (?, ?, ?)", (DONE_SETTING, "otel-usage", now.isoformat()))
+        conn.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    with suppress(sqlite3.Error):  # the WAL's copies of the deleted pages go too
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

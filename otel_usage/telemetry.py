@@ -121,9 +121,12 @@ class UsageTelemetry:
     # Start-up and shutdown.
 
     def start(self) -> MeterProvider:
-        """Build the MeterProvider (once) and return it; never raises."""
+        """Build the MeterProvider (once per lifespan) and return it; never raises. A start
+        after a shutdown begins a new lifespan with a new provider (a host that runs its app's
+        lifespan twice in one process: every ``with TestClient(app)`` test)."""
         with self._lock:
-            if self._provider is None:
+            if self._provider is None or self._stopped:
+                self._stopped, self._uploader = False, None
                 exporter = SQLiteMetricExporter(self.store, self.catalog, self.clock,
                                                 lambda: self.mode, self.problems)
                 self._provider = recording.build_provider(
@@ -135,6 +138,12 @@ class UsageTelemetry:
                 recording.count_start(self._provider, self.catalog)
                 self._wake_uploads()  # catch up on weeks closed while the app was not running
             return self._provider
+
+    def _current(self) -> MeterProvider:
+        """This lifespan's provider (started on first use); after a shutdown, the stopped one
+        until the host starts again (a late count goes nowhere rather than starting anew)."""
+        provider = self._provider
+        return provider if provider is not None else self.start()
 
     async def astart(self) -> MeterProvider:
         """`start` for an async host: the first disk access runs off the event loop."""
@@ -163,15 +172,15 @@ class UsageTelemetry:
 
     @property
     def meter_provider(self) -> MeterProvider:
-        return self.start()
+        return self._current()
 
     def meter(self, name: str = "printernizer", version: str | None = None) -> Meter:
-        return self.start().get_meter(name, version)
+        return self._current().get_meter(name, version)
 
     def flush(self) -> bool:
         """Export now what was counted since the last export (tests, shutdown hooks)."""
         try:
-            return self.start().force_flush()
+            return self._current().force_flush()
         except Exception as exc:  # never raise into the host
             logger.warning("usage statistics flush failed", error=repr(exc))
             return False
@@ -180,12 +189,12 @@ class UsageTelemetry:
 
     def observe_printers(self, counts: Callable[[], Mapping[str, int]]) -> None:
         """Report the number of configured printers per type (the catalog's printers role)."""
-        recording.observe(self.start(), self.catalog.role("printers"),
+        recording.observe(self._current(), self.catalog.role("printers"),
                           lambda: counts().items(), self.problems)
 
     def observe_features(self, enabled: Callable[[], Mapping[str, bool]]) -> None:
         """Report which features are switched on (the catalog's features role)."""
-        recording.observe(self.start(), self.catalog.role("features"),
+        recording.observe(self._current(), self.catalog.role("features"),
                           lambda: ((f, int(bool(on))) for f, on in enabled().items()),
                           self.problems)
 

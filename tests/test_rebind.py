@@ -58,6 +58,25 @@ def test_a_second_lifespan_counts_into_its_own_provider(tmp_path: Path) -> None:
     assert totals(tmp_path / "second", "printernizer.jobs") == [(attributes, 7)]
 
 
+def test_the_same_telemetry_started_again_begins_a_new_lifespan(tmp_path: Path) -> None:
+    """An app made once at import runs its lifespan twice (two `with TestClient(app)` tests):
+    the one UsageTelemetry it holds starts a new provider the second time."""
+    jobs = metrics.get_meter("printernizer").create_counter("printernizer.jobs", unit="{job}")
+    usage = make(tmp_path)
+    first = usage.start()
+    jobs.add(2, JOB)
+    usage.shutdown()
+    jobs.add(100, JOB)  # between the lifespans: counted nowhere
+    usage.flush()  # and a late call does not start one
+    assert usage.meter_provider is first
+    second = usage.start()
+    jobs.add(3, JOB)
+    usage.shutdown()
+    assert second is not first
+    assert totals(tmp_path, "printernizer.jobs") == [
+        ('{"job.status":"completed","printer.type":"bambu_lab"}', 5)]
+
+
 def test_observable_instruments_move_to_the_live_provider(tmp_path: Path) -> None:
     """A gauge made once, with no reference kept, keeps observing in every lifespan."""
     def printers(options: CallbackOptions) -> Iterable[Observation]:

@@ -6,7 +6,7 @@ longer has it, so a renamed metric breaks the build instead of emptying a panel.
 
 from __future__ import annotations
 
-from ingest.views import VIEWS, WEEK_COLUMN
+from ingest.views import DISTRIBUTION_BUCKETS, VIEWS, WEEK_COLUMN
 from otel_usage.catalog import Catalog, load_catalog
 
 CATALOG: Catalog = load_catalog()
@@ -43,6 +43,7 @@ RESOURCE = view("usage_resource_attributes", WEEK, "attribute", "value", "instal
 METRICS = view("usage_metrics", WEEK, "metric", "attribute", "value", "installations", "total")
 DISTRIBUTIONS = view("usage_distributions", WEEK, "metric", "bucket_min", "installations")
 SUBMISSIONS = view("usage_submissions", "day", "outcome", "reason", "requests")
+BUCKETS = DISTRIBUTION_BUCKETS
 
 JOBS = metric("printernizer.jobs", "job.status")
 JOB_STATUS = "job.status"

@@ -97,10 +97,24 @@ def _resource_latest(key: str, label: str, top: int = 20) -> SQL:
     return sql
 
 
+def bucket_label(d: Dialect) -> str:
+    """A distribution bucket's true range ("3-5", "10001+"), from the views' bucket bounds."""
+    bounds = n.BUCKETS
+    cases = [f"WHEN {low} THEN {_s(_range(low, high))}"
+             for low, high in zip(bounds, (*bounds[1:], None), strict=True)]
+    return f"CASE bucket_min {' '.join(cases)} ELSE {d.text('bucket_min')} END"
+
+
+def _range(low: int, high: int | None) -> str:
+    if high is None:
+        return f"{low}+"
+    return str(low) if high == low + 1 else f"{low}-{high - 1}"
+
+
 def _distribution(metric: str, label: str) -> SQL:
     """Installations per bucket of a metric's weekly total, latest week."""
     def sql(d: Dialect) -> str:
-        return (f"SELECT {d.concat(d.text('bucket_min'), _s('+'))} AS {d.q(label)}, installations "
+        return (f"SELECT {bucket_label(d)} AS {d.q(label)}, installations "
                 f"FROM {n.DISTRIBUTIONS} WHERE metric = {_s(metric)} AND {_latest()} "
                 f"ORDER BY bucket_min")
     return sql
@@ -205,14 +219,31 @@ def _anomaly_list(d: Dialect) -> str:
             f"ORDER BY {n.WEEK} DESC, rate DESC")
 
 
-def alert_sql(d: Dialect) -> str:
-    """The alert's query: anomalies in the last reported weeks, without Grafana macros (so
-    the provisioning file holds no "$" for Grafana's environment-variable expansion)."""
-    latest = f"(SELECT MAX({n.WEEK}) FROM {n.ACTIVE})"
+def alert_sql(d: Dialect, week: str | None = None) -> str:
+    """The alert's query: per error type (and all errors) of the last published week, 1 when
+    anomalous, else 0. A table, so each row is an alert instance labelled with its
+    `error_type`. Without Grafana macros, so the provisioning file holds no "$" for Grafana's
+    environment-variable expansion. The views hold closed (published) weeks only, so the last
+    week in them is the last closed week; `week` (an SQL expression) judges another one."""
+    latest = week or f"(SELECT MAX({n.WEEK}) FROM {n.ACTIVE})"
     return (_scored(d).replace("$__timeTo()", latest)
-            + f"SELECT {n.WEEK} AS {d.q('time')}, "
-            f"SUM(CASE WHEN {ANOMALOUS} THEN 1 ELSE 0 END) AS anomalies FROM scored "
-            f"WHERE {n.WEEK} = {latest} GROUP BY {n.WEEK} ORDER BY 1")
+            + f"SELECT series AS error_type, CASE WHEN {ANOMALOUS} THEN 1 ELSE 0 END "
+            f"AS anomalous FROM scored WHERE {n.WEEK} = {latest} ORDER BY series")
+
+
+def release_sql(d: Dialect) -> str:
+    """Release annotations: each version's first published week, except the versions of the
+    first week any version was published (those were there before). A version shows once
+    enough installations run it (k, and no smaller group derivable by subtraction), so the
+    marker is when it visibly reached the fleet, not its release date."""
+    version = f"attribute = {_s(n.VERSION)}"
+    first = (f"SELECT value, MIN({n.WEEK}) AS first_week FROM {n.RESOURCE} "
+             f"WHERE {version} GROUP BY value")
+    text = d.concat(_s("Printernizer "), "value", _s(" reaches the fleet"))
+    return (f"SELECT first_week AS {d.q('time')}, {text} AS {d.q('text')}, "
+            f"{_s('release')} AS {d.q('tags')} FROM ({first}) r "
+            f"WHERE first_week > (SELECT MIN({n.WEEK}) FROM {n.RESOURCE} WHERE {version}) "
+            f"AND $__timeFilter(first_week) ORDER BY 1")
 
 
 # The dashboard ------------------------------------------------------------------------------
@@ -220,62 +251,115 @@ def alert_sql(d: Dialect) -> str:
 FLEET, SUBMIT, PRINT, FEAT, ERR, PLAT, CAT = (
     "Fleet", "Submissions", "Printers and jobs", "Features", "Errors and anomalies",
     "Platforms and countries", "Every metric in the catalog")
+_PUBLISHED = (" Published weeks only: a week appears once its reporting window has ended, and a "
+              "group of fewer than k installations never shows.")
+_LATEST = " The last published week inside the dashboard's time range."
 
 
 def _curated() -> list[Panel]:
     return [
         Panel("active_installations", "Active installations per week", FLEET, "timeseries",
               "time_series", _active, width=18,
-              description="Installations that sent a report for the week."),
+              description="Established installations that sent a report for the week."
+                          + _PUBLISHED),
         Panel("active_latest", "Active installations (latest week)", FLEET, "stat", "table",
-              _active_latest, width=6),
+              _active_latest, width=6,
+              description="Established installations that reported in the last published "
+                          "week inside the time range."),
         Panel("version_adoption", "Version adoption", FLEET, "timeseries", "time_series",
               _resource_share(n.VERSION), unit="percent", stacked=True, max=100.0,
-              description="Share of active installations on each Printernizer version."),
+              description="Share of active installations on each Printernizer version; the "
+                          "release annotations mark the first week a version shows."
+                          + _PUBLISHED),
         Panel("deployment_modes", "Deployment modes", FLEET, "timeseries", "time_series",
-              _resource_share(n.DEPLOYMENT), unit="percent", stacked=True, max=100.0),
+              _resource_share(n.DEPLOYMENT), unit="percent", stacked=True, max=100.0,
+              description="Share of active installations per deployment mode (Home Assistant "
+                          "add-on, Docker, Raspberry Pi, standalone)." + _PUBLISHED),
         Panel("submissions_weekly", "Submissions per week by outcome", SUBMIT, "timeseries",
               "time_series", _submissions_weekly, stacked=True,
-              description="Requests to the ingest: accepted, rejected (invalid) and throttled."),
+              description="Requests to the ingest per week of their arrival: accepted, "
+                          "rejected (invalid) and throttled. Counted per day with no "
+                          "identifier, so the current week shows too and grows."),
         Panel("success_rate", "Submission success rate per day", SUBMIT, "timeseries",
               "time_series", _success_daily, unit="percent", thresholds=GREEN_ABOVE_95,
-              max=100.0, description="Accepted requests; the seed's goal is above 95 %."),
+              max=100.0, description="Accepted requests per day of arrival, in percent of all "
+                                     "requests; the goal is above 95 %."),
         Panel("success_rate_total", "Submission success rate", SUBMIT, "stat", "table",
-              _success_total, unit="percent", thresholds=GREEN_ABOVE_95, max=100.0, width=6),
+              _success_total, unit="percent", thresholds=GREEN_ABOVE_95, max=100.0, width=6,
+              description="Accepted requests over the whole time range, in percent of all "
+                          "requests; red below 95 %, green from 99 %."),
         Panel("refusals", "Rejected and throttled requests by reason", SUBMIT, "table", "table",
-              _refusals, width=18),
+              _refusals, width=18,
+              description="Requests the ingest refused in the time range, by outcome and "
+                          "reason (invalid reports are rejected, too many requests throttled)."),
         Panel("printer_types", "Printer types (latest week)", PRINT, "barchart", "table",
-              _printer_types),
+              _printer_types,
+              description="Installations with at least one printer of each type, and the "
+                          "printers of that type they have." + _LATEST),
         Panel("fleet_sizes", "Printers per installation (latest week)", PRINT, "barchart",
-              "table", _distribution(n.PRINTERS, "printers")),
+              "table", _distribution(n.PRINTERS, "printers"),
+              description="Installations by how many printers they have set up, in ranges."
+                          + _LATEST),
         Panel("jobs_per_installation", "Jobs per installation", PRINT, "timeseries",
-              "time_series", _per_installation(n.JOBS, "", "jobs per installation")),
+              "time_series", _per_installation(n.JOBS, "", "jobs per installation"),
+              description="Print job events (created, completed, failed, cancelled) in the "
+                          "week divided by the week's active installations." + _PUBLISHED),
         Panel("jobs_distribution", "Jobs per installation (latest week)", PRINT, "barchart",
-              "table", _distribution(n.JOBS, "jobs")),
+              "table", _distribution(n.JOBS, "jobs"),
+              description="Installations by their print job events in the week, in ranges."
+                          + _LATEST),
         Panel("feature_adoption", "Feature adoption (latest week)", FEAT, "bargauge", "table",
               _feature_adoption, unit="percent", max=100.0,
-              description="Share of active installations with the feature switched on."),
+              description="Share of active installations with the feature switched on."
+                          + _LATEST),
         Panel("feature_adoption_trend", "Feature adoption over time", FEAT, "timeseries",
               "time_series", _metric_share(n.FEATURES_ENABLED, n.FEATURE), unit="percent",
-              max=100.0),
-        Panel("top_errors", "Top error types", ERR, "bargauge", "table", _top_errors),
+              max=100.0,
+              description="Share of active installations with each feature switched on, per "
+                          "week." + _PUBLISHED),
+        Panel("top_errors", "Top error types", ERR, "bargauge", "table", _top_errors,
+              description="The ten error types with the most errors over the time range "
+                          "(counts only: no messages ever leave a machine)."),
         Panel("error_rate", "Errors per installation by category", ERR, "timeseries",
               "time_series", _per_installation(n.ERRORS, n.ERROR_CATEGORY,
-                                               "errors per installation")),
+                                               "errors per installation"),
+              description="Errors in the week divided by the week's active installations, per "
+                          "error category and in all." + _PUBLISHED),
         Panel("anomaly_count", "Error anomalies per week", ERR, "timeseries", "time_series",
               _anomaly_count, thresholds=RED_ABOVE_0,
               description=f"Error types whose rate per installation is far above its "
                           f"trailing {TRAILING_WEEKS} weeks (also an alert rule)."),
-        Panel("anomalies", "Error anomalies", ERR, "table", "table", _anomaly_list),
+        Panel("anomalies", "Error anomalies", ERR, "table", "table", _anomaly_list,
+              description=f"Each week and error type (or all errors) whose rate per "
+                          f"installation is at least twice its trailing {TRAILING_WEEKS}-week "
+                          f"mean and three standard deviations above it, with that mean."),
         Panel("os_types", "Operating systems (latest week)", PLAT, "piechart", "table",
-              _resource_latest(n.OS, "operating system"), width=8),
+              _resource_latest(n.OS, "operating system"), width=8,
+              description="Active installations per operating system." + _LATEST),
         Panel("architectures", "Architectures (latest week)", PLAT, "piechart", "table",
-              _resource_latest(n.ARCH, "architecture"), width=8),
+              _resource_latest(n.ARCH, "architecture"), width=8,
+              description="Active installations per CPU architecture." + _LATEST),
         Panel("python_versions", "Python versions (latest week)", PLAT, "bargauge", "table",
-              _resource_latest(n.PYTHON, "Python"), width=8),
+              _resource_latest(n.PYTHON, "Python"), width=8,
+              description="Active installations per Python version." + _LATEST),
         Panel("countries", "Countries (latest week, top 20)", PLAT, "bargauge", "table",
-              _resource_latest(n.COUNTRY, "country"), width=24),
+              _resource_latest(n.COUNTRY, "country"), width=24,
+              description="Active installations per country, derived on the machine from its "
+                          "time zone (never from an address)." + _LATEST),
     ]
+
+
+# Grafana's unit ids for the catalog's units (UCUM); a "{...}" annotation is a plain count.
+_UNITS = {"d": "d", "s": "s", "ms": "ms", "By": "bytes", "1": "none"}
+
+
+def grafana_unit(catalog_unit: str) -> str:
+    """The Grafana unit of a catalog unit; an unknown one fails the build."""
+    if catalog_unit.startswith("{") and catalog_unit.endswith("}"):
+        return "short"
+    if catalog_unit not in _UNITS:
+        raise n.CatalogMismatch(f"no Grafana unit for the catalog's unit {catalog_unit!r}")
+    return _UNITS[catalog_unit]
 
 
 def _catalog_panels() -> list[Panel]:
@@ -286,7 +370,9 @@ def _catalog_panels() -> list[Panel]:
         title = f"{metric.name} per installation" + (f" by {attribute}" if attribute else "")
         panels.append(Panel(f"catalog:{metric.name}", title, CAT, "timeseries", "time_series",
                             _per_installation(metric.name, attribute, "per installation"),
-                            description=metric.text.en, width=8))
+                            unit=grafana_unit(metric.unit),
+                            description=f"{metric.text.en} Its weekly total divided by the "
+                                        f"week's active installations.", width=8))
     return panels
 
 

@@ -17,10 +17,15 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otel-usage-dashboards", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build", help="write the provisioning tree (dashboards JSON, "
-                                              "data sources, provider, alert rules)")
+    build = commands.add_parser("build", help="write the provisioning trees (data source, "
+                                              "dashboard provider and JSON, alerting), one "
+                                              "per database")
     build.add_argument("--out", type=Path, default=None,
-                       help="directory to write to (default: dashboards/provisioning)")
+                       help="directory to write to (default: dashboards/provisioning; each "
+                            "database's tree in its own folder, mssql/ and postgresql/)")
+    build.add_argument("--only", choices=("mssql", "postgresql"), default=None,
+                       help="write only this database's tree, as --out itself (mount it as "
+                            "Grafana's provisioning directory)")
     commands.add_parser("check", help="exit 1 if the committed files are stale")
     show = commands.add_parser("show", help="every panel's query run on a store, as tables")
     show.add_argument("--database", required=True, help="SQLAlchemy URL of the ingest's store")
@@ -39,7 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "show":
         return _show(args)
     if args.command == "build":
-        for path in _provisioning.write(args.out or _provisioning.PROVISIONING_DIR):
+        if args.only is not None and args.out is None:
+            sys.stderr.write("otel-usage-dashboards: --only needs --out (the committed "
+                             f"tree is {_provisioning.PROVISIONING_DIR / args.only})\n")
+            return 2
+        for path in _provisioning.write(args.out or _provisioning.PROVISIONING_DIR, args.only):
             sys.stdout.write(f"wrote {path}\n")
         return 0
     stale = stale_files(_provisioning.PROVISIONING_DIR)

@@ -15,12 +15,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._macros import MacroError, expand
-from ._panels import PANELS, Panel, alert_sql
+from ._panels import PANELS, Panel, alert_sql, release_sql
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["MacroError", "Panel", "Result", "alert_sql", "expand", "panel", "panels", "run_panel"]
+__all__ = ["MacroError", "Panel", "Result", "alert_sql", "expand", "panel", "panels",
+           "release_sql", "run_panel"]
 
 
 @dataclass(frozen=True)

@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     export = _export_one(work / "fleet" / "installation-0000", work)
     print(f"\nThe local JSON export of one installation: {export}")
     print(f"The ingest's store: {work / 'ingest.sqlite3'}")
-    print("To see these numbers in Grafana, point it at dashboards/provisioning/ "
-          "(GF_PATHS_PROVISIONING) and its PostgreSQL or SQL Server data source at the "
-          "ingest's database: see dashboards/README.md.")
+    print("To see these numbers in Grafana, load the ingest's data into PostgreSQL or SQL "
+          "Server and mount dashboards/provisioning/postgresql/ (or mssql/) as Grafana's "
+          "provisioning directory: see dashboards/README.md.")
     return shown
 
 

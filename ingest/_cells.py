@@ -17,11 +17,12 @@ from collections.abc import Iterable
 from otel_usage.catalog import Catalog
 
 from ._validate import INSTALLATION_KEY
+from .views import DISTRIBUTION_BUCKETS
 
 Key = tuple[str, str, str, str]  # kind, metric, attribute, value
 ACTIVE: Key = ("active", "", "", "")
 # Lower bounds of the buckets of a metric's weekly total per installation (fleet sizes, jobs).
-BUCKETS = (0, 1, 2, 3, 6, 11, 21, 51, 101, 501, 1001, 10001)
+BUCKETS = DISTRIBUTION_BUCKETS
 # Helper cells that are never published: installations with positive points lacking a key.
 MISSING = "missing"
 

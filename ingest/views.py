@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["VIEWS", "WEEK_COLUMN"]
+__all__ = ["DISTRIBUTION_BUCKETS", "VIEWS", "WEEK_COLUMN"]
 
 WEEK_COLUMN = "week_start"
 
@@ -45,3 +45,7 @@ VIEWS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "usage_resource_attributes": ("week_start", "attribute", "value", "installations"),
     "usage_submissions": ("day", "outcome", "reason", "requests"),
 })
+
+# Lower bounds of `usage_distributions`' buckets (`bucket_min`): a bucket holds the weekly
+# totals from its bound to the next bound minus one; the last one is open.
+DISTRIBUTION_BUCKETS: tuple[int, ...] = (0, 1, 2, 3, 6, 11, 21, 51, 101, 501, 1001, 10001)

@@ -215,6 +215,27 @@ async def _load(database_url: str, fleet: list[Installation], weeks: int) -> Out
     return outcomes
 
 
+def load_open_week(database_url: str, size: int = 40) -> None:
+    """Reports of the week after the fleet's last, sent while that week's reporting window is
+    still open (then publication runs, as the service does on its clock): stored, unpublished."""
+    asyncio.run(_load_open_week(database_url, make_fleet(size, WEEKS + 1, seed=9)))
+
+
+async def _load_open_week(database_url: str, fleet: list[Installation]) -> None:
+    clock = Clock()
+    clock.now = (week_start(WEEKS + 1) + timedelta(days=2)).timestamp()
+    settings = Settings(database_url=database_url, clock=clock, write_timeout_s=30.0,
+                        unlimited_addresses=frozenset({"127.0.0.1"}))
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=transport, base_url="http://ingest") as client:
+        for inst in fleet:
+            body = gzip.compress(report(inst, WEEKS, WEEKS + 1).SerializeToString())
+            assert await _post(client, inst.credential, body) == "accepted"
+    publish(settings)
+
+
 async def _round(client: httpx.AsyncClient, fleet: list[Installation], week: int, weeks: int,
                  outcomes: Outcomes) -> None:
     active = [inst for inst in fleet if inst.active(week)]

@@ -27,7 +27,7 @@ def _yaml(relative: str) -> dict[str, Any]:
 
 def _dashboards() -> list[dict[str, Any]]:
     return [json.loads(p.read_text("utf-8"))
-            for p in sorted((PROVISIONING_DIR / "dashboards").glob("*.json"))]
+            for p in sorted(PROVISIONING_DIR.glob("*/dashboards/*.json"))]
 
 
 def test_committed_files_are_not_stale() -> None:
@@ -44,8 +44,8 @@ def test_build_writes_the_tree_to_out(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_check_reports_a_hand_edited_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cli.main(["build", "--out", str(tmp_path)])
-    (tmp_path / "dashboards" / "otel-usage.yaml").write_text("edited\n")
-    assert cli.stale_files(tmp_path) == ["dashboards/otel-usage.yaml"]
+    (tmp_path / "mssql" / "dashboards" / "otel-usage.yaml").write_text("edited\n")
+    assert cli.stale_files(tmp_path) == ["mssql/dashboards/otel-usage.yaml"]
     monkeypatch.setattr("dashboards._provisioning.PROVISIONING_DIR", tmp_path)
     assert cli.main(["check"]) == 1
 
@@ -96,32 +96,39 @@ def test_sql_query_round_trips_through_the_sdk_runtime() -> None:
 
 def test_datasources_take_secrets_from_the_environment() -> None:
     for source in DATA_SOURCES:
-        doc = _yaml(f"datasources/otel-usage-{source.dialect}.yaml")
+        doc = _yaml(f"{source.dialect}/datasources/otel-usage.yaml")
         (entry,) = doc["datasources"]
         assert doc["apiVersion"] == 1
         assert (entry["uid"], entry["type"]) == (source.uid, source.type)
         prefix = "${OTEL_USAGE_MSSQL_" if source.dialect == "mssql" else "${OTEL_USAGE_POSTGRES_"
         assert entry["secureJsonData"]["password"] == prefix + "PASSWORD}"
         assert entry["url"].startswith(prefix) and entry["user"].startswith(prefix)
-    assert _yaml("datasources/otel-usage-mssql.yaml")["datasources"][0]["type"] == "mssql"
+    mssql = _yaml("mssql/datasources/otel-usage.yaml")["datasources"][0]
+    assert mssql["type"] == "mssql"
+    assert {k: mssql["jsonData"][k] for k in ("encrypt", "tlsSkipVerify", "sslRootCertFile",
+                                               "servername")} == {
+        "encrypt": "true", "tlsSkipVerify": False,
+        "sslRootCertFile": "${OTEL_USAGE_MSSQL_ROOT_CERT}",
+        "servername": "${OTEL_USAGE_MSSQL_SERVER_NAME}"}
 
 
 def test_dashboard_provider_points_at_the_json() -> None:
-    (provider,) = _yaml("dashboards/otel-usage.yaml")["providers"]
-    assert provider["type"] == "file"
-    assert provider["options"]["path"].endswith("/dashboards")
+    for source in DATA_SOURCES:
+        (provider,) = _yaml(f"{source.dialect}/dashboards/otel-usage.yaml")["providers"]
+        assert provider["type"] == "file"
+        assert provider["options"]["path"] == "/etc/grafana/provisioning/dashboards"
 
 
 def test_alert_rules_reference_their_data_source_and_dashboard() -> None:
     """A: the anomaly SQL on the data source; B: last value; C: above 0 fires."""
     for source in DATA_SOURCES:
-        doc = _yaml(f"alerting/otel-usage-{source.dialect}.yaml")
+        doc = _yaml(f"{source.dialect}/alerting/otel-usage-rules.yaml")
         (group,) = doc["groups"]
         (rule,) = group["rules"]
         assert doc["apiVersion"] == 1 and group["folder"] and group["interval"] == "1h"
         a, b, c = rule["data"]
         assert a["datasourceUid"] == source.uid == a["model"]["datasource"]["uid"]
-        assert a["model"]["format"] == "time_series" and "$" not in a["model"]["rawSql"]
+        assert a["model"]["format"] == "table" and "$" not in a["model"]["rawSql"]
         assert (b["model"]["type"], b["model"]["reducer"], c["model"]["type"]) == (
             "reduce", "last", "threshold")
         assert c["model"]["conditions"][0]["evaluator"] == {"params": [0], "type": "gt"}
@@ -131,7 +138,7 @@ def test_alert_rules_reference_their_data_source_and_dashboard() -> None:
 
 def test_dashboard_built_in_memory_matches_the_file() -> None:
     source = DATA_SOURCES[1]
-    on_disk = json.loads((PROVISIONING_DIR / "dashboards" /
+    on_disk = json.loads((PROVISIONING_DIR / source.dialect / "dashboards" /
                           f"otel-usage-fleet-{source.dialect}.json").read_text("utf-8"))
     assert build_dashboard(source) == on_disk
 

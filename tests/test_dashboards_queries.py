@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import dashboards_fleet as fleet
@@ -113,12 +114,82 @@ def test_the_timeout_surge_is_flagged_as_an_anomaly(store: sa.Engine) -> None:
                     strict=True))[surge] == 2
 
 
-def test_the_alert_query_sees_the_latest_week(store: sa.Engine) -> None:
-    """The alert's query (no macros) returns one row: the last reported week."""
+def _alert(store: sa.Engine, week: str | None = None) -> dict[str, Any]:
     with store.connect() as conn:
-        rows = conn.exec_driver_sql(queries.alert_sql(dialect(store.dialect.name))).all()
-    assert [_as_time(rows[0][0])] == [fleet.week_start(fleet.WEEKS - 1)]
-    assert rows[0][1] == 0
+        rows = conn.exec_driver_sql(queries.alert_sql(dialect(store.dialect.name), week)).all()
+    assert [type(value) for row in rows for value in row] == [str, int] * len(rows)
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def test_the_alert_judges_the_last_published_week_per_error_type(store: sa.Engine) -> None:
+    """One row per error type (and all errors) of the last published week: a table whose
+    string column Grafana makes the `error_type` label. The surge's second week is within
+    its own trailing weeks' spread: nothing fires."""
+    rows = _alert(store)
+    assert rows == {series: 0 for series in _published_error_series(store)}
+    assert {"all errors", fleet.SURGE_TYPE[1]} <= set(rows)
+
+
+def test_the_alert_fires_for_the_surging_error_type_only(store: sa.Engine) -> None:
+    """Judged on the surge's first week, the surging type and all errors fire, labelled."""
+    surge = fleet.week_start(fleet.WEEKS - fleet.SURGE_WEEKS).replace(tzinfo=None)
+    week = f"(SELECT MIN(week_start) FROM usage_active_installations WHERE week_start >= " \
+           f"'{surge.isoformat(sep=' ')}')"
+    rows = _alert(store, week)
+    assert {series for series, anomalous in rows.items() if anomalous} == {
+        fleet.SURGE_TYPE[1], "all errors"}
+
+
+def test_the_alert_ignores_a_week_not_yet_published(sqlite_store: sa.Engine,
+                                                    tmp_path: Path) -> None:
+    """Reports of an open week are stored but not in the views: the alert still judges the
+    last published week (the views hold closed weeks only)."""
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    with sqlite_store.connect() as conn:
+        conn.exec_driver_sql(f"VACUUM INTO '{tmp_path / 'copy.db'}'")
+    before = _alert(sqlite_store)
+    fleet.load_open_week(url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT MAX(week_start) FROM weekly_reports").scalar()
+            published = conn.exec_driver_sql(
+                "SELECT MAX(week_start) FROM usage_active_installations").scalar()
+        assert _as_time(stored) == fleet.week_start(fleet.WEEKS)
+        assert _as_time(published) == fleet.week_start(fleet.WEEKS - 1)
+        assert _alert(engine) == before
+    finally:
+        engine.dispose()
+
+
+def _published_error_series(store: sa.Engine) -> set[str]:
+    sql = ("SELECT CASE WHEN attribute = '' THEN 'all errors' ELSE value END FROM usage_metrics "
+           "WHERE metric = 'printernizer.errors' AND attribute IN ('', 'error.type') AND "
+           "week_start = (SELECT MAX(week_start) FROM usage_active_installations)")
+    with store.connect() as conn:
+        return {row[0] for row in conn.exec_driver_sql(sql)}
+
+
+def test_release_annotations_mark_each_new_version(store: sa.Engine) -> None:
+    """The first published week of 2.6.0 and 2.7.0 (2.5.0 was there from the start)."""
+    sql = queries.expand(queries.release_sql(dialect(store.dialect.name)),
+                         store.dialect.name, *fleet.time_range())  # type: ignore[arg-type]
+    with store.connect() as conn:
+        rows = conn.exec_driver_sql(sql).all()
+    texts = [row[1] for row in rows]
+    assert texts == ["Printernizer 2.6.0 reaches the fleet", "Printernizer 2.7.0 reaches the fleet"]
+    times = [_as_time(row[0]) for row in rows]
+    assert fleet.week_start(4) <= times[0] < times[1] and times[1] >= fleet.week_start(9)
+    assert {row[2] for row in rows} == {"release"}
+
+
+def test_distributions_show_true_ranges(store: sa.Engine) -> None:
+    """Buckets are labelled with the range they hold ("3-5"), never "3+" for 3 to 5."""
+    result = queries.run_panel(store, queries.panel("fleet_sizes"), *fleet.time_range())
+    labels = result.column("printers")
+    assert labels and set(labels) <= {"0", "1", "2", "3-5", "6-10", "11-20", "21-50", "51-100",
+                                      "101-500", "501-1000", "1001-10000", "10001+"}
+    assert "3-5" in labels
 
 
 def test_a_time_range_before_any_data_returns_nothing(store: sa.Engine) -> None:
@@ -156,6 +227,7 @@ def test_every_dialect_reads_views_only(name: str) -> None:
     read = {"mssql": "tsql", "postgresql": "postgres", "sqlite": "sqlite"}[name]
     sqls = [queries.expand(p.sql(name), name, *fleet.time_range()) for p in PANELS]
     sqls.append(queries.alert_sql(dialect(name)))
+    sqls.append(queries.expand(queries.release_sql(dialect(name)), name, *fleet.time_range()))
     for sql in sqls:
         assert _tables(sql, read) <= set(VIEWS), sql
 
@@ -165,5 +237,6 @@ def test_top_n_panels_use_top_on_sql_server_and_limit_elsewhere() -> None:
     panel = queries.panel("top_errors")
     assert "SELECT TOP 10 " in panel.sql("mssql")
     assert panel.sql("postgresql").endswith("LIMIT 10") and "TOP" not in panel.sql("sqlite")
-    assert " + '+'" in queries.panel("fleet_sizes").sql("mssql")
-    assert " || '+'" in queries.panel("fleet_sizes").sql("postgresql")
+    assert "WHEN 3 THEN '3-5'" in queries.panel("fleet_sizes").sql("mssql")
+    assert " + value + " in queries.release_sql(dialect("mssql"))
+    assert " || value || " in queries.release_sql(dialect("postgresql"))

@@ -1,60 +1,131 @@
-"""The example app stands in for Printernizer: ordinary OTel meters end up in the local store,
-errors are counted by the central handler, and the privacy page is mounted."""
+"""The example stands in for today's Printernizer (its tables, its service calls, its API paths,
+a static mount at "/", its CSP middleware): started on a database of today, it migrates the
+old usage tables, its old front end's calls answer from the new router beside the privacy page,
+and its lifespan runs twice in one process."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import re
+import sqlite3
+import uuid
+import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
-from opentelemetry import metrics
+from starlette.exceptions import StarletteDeprecationWarning
 
-from examples.printernizer_app import create_app
-from otel_usage import UsageTelemetry
-from otel_usage.record.rebind import GLOBAL
+from examples.printernizer_app import MIGRATIONS, Settings, create_application
+from otel_usage.printernizer import UsageStatisticsService
+
+with warnings.catch_warnings():
+    # Printernizer's tests use Starlette's TestClient, which now asks for httpx2 (not a
+    # dependency here): with httpx it works, and says so once, at import.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+OLD_ID = str(uuid.UUID(int=0xC0FFEE, version=4))
 
 
-async def test_the_example_app_counts_jobs_downloads_errors_and_features(
-    data_dir: Path, midweek: datetime,
+def printernizer_of_today(path: Path, midweek: datetime, opt_in: str | None) -> Settings:
+    """Its database as an installed Printernizer has it: an opted-in (or not) user's events."""
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATIONS)
+        opted = (midweek - timedelta(days=20)).replace(tzinfo=None)
+        settings = [("installation_id", OLD_ID, opted.isoformat(sep=" "))]
+        if opt_in is not None:
+            settings.append(("opt_in_status", opt_in, opted.isoformat(sep=" ")))
+        conn.executemany("INSERT INTO usage_settings VALUES (?, ?, ?)", settings)
+        last_week = (midweek - timedelta(days=7)).replace(tzinfo=None).isoformat(sep=" ")
+        conn.executemany(
+            "INSERT INTO usage_events (id, event_type, timestamp, metadata) VALUES (?, ?, ?, ?)",
+            [(str(uuid.uuid4()), kind, last_week, json.dumps(meta)) for kind, meta in [
+                ("job_completed", {"printer_type": "bambu_lab", "file_name": "old-secret.3mf"}),
+                ("job_completed", {"printer_type": "bambu_lab"}),
+                ("file_downloaded", {"printer_type": "prusa_core"})]])
+    return Settings(database_path=str(path))
+
+
+def test_todays_printernizer_migrates_and_its_old_front_end_works_beside_the_privacy_page(
+    tmp_path: Path, midweek: datetime,
 ) -> None:
-    """The app takes its clock from the hook, pinned mid-week: every count lands on one day."""
-    app = create_app(str(data_dir))
-    async with app.router.lifespan_context(app):
-        usage: UsageTelemetry = app.state.usage
-        assert (metrics.get_meter_provider(), GLOBAL.target) == (GLOBAL, usage.meter_provider)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://printernizer") as client:
-            for _ in range(3):
-                answer = await client.post("/api/v1/printers/p1s-workshop/jobs",
-                                           params={"file_name": "benchy.3mf"})
-                assert answer.status_code == 200
-                await client.post("/api/v1/printers/p1s-workshop/jobs/complete")
-            await client.post("/api/v1/printers/mk4-garage/files/download")
-            offline = await client.post("/api/v1/printers/x1c-office/jobs",
-                                        params={"file_name": "secret-prototype.3mf"})
-            assert (offline.status_code, offline.json()) == (503, {"error": "connection_timeout"})
-            await client.get("/api/v1/library/search", params={"q": "benchy"})
-            page = await client.get("/usage/")
-            assert page.status_code == 200 and "<html" in page.text
-            usage.flush()
-            stats = (await client.get("/usage/api/statistics")).json()
-        exported = await usage.export_json()
-    assert {d["day"] for s in exported["series"] for d in s["days"]} == {
-        midweek.date().isoformat()}
-    assert stats["this_week"] == {"jobs_completed": 3, "files_downloaded": 1,
-                                  "active_printers": 3, "errors": 1}
-    assert stats["features"] == {"library": True, "library_search": True, "timelapse": False,
-                                 "auto_job_creation": True, "german_business": False,
-                                 "watch_folders": False}
-    counted = {(s["metric"], tuple(sorted(s["attributes"].items()))): s["days"][0].get("total")
-               for s in exported["series"] if s["kind"] == "sum"}
-    assert counted == {
-        ("printernizer.app.starts", ()): 1,
-        ("printernizer.jobs", (("job.status", "created"), ("printer.type", "bambu_lab"))): 3,
-        ("printernizer.jobs", (("job.status", "completed"), ("printer.type", "bambu_lab"))): 3,
-        ("printernizer.file.downloads", (("printer.type", "prusa_core"),)): 1,
-        ("printernizer.errors", (("error.category", "printer"),
-                                 ("error.type", "connection_timeout"))): 1,
-        ("printernizer.feature.uses", (("feature.name", "library_search"),)): 1,
+    settings = printernizer_of_today(tmp_path / "data" / "printernizer.db", midweek, "enabled")
+    app = create_application(settings)
+    with TestClient(app) as client:
+        stats: UsageStatisticsService = app.state.usage_statistics_service
+        assert client.get("/api/v1/usage-stats/status").json() == {
+            "service_available": True, "opted_in": True, "total_events": 3,
+            "collection_active": True}
+        # The front end's static mount catches every other path, and ours still answer.
+        assert "Printernizer" in client.get("/").text
+        assert client.get("/usage-statistics.js").status_code == 200
+        assert client.get("/no/such/page").status_code == 404
+        page = client.get("/usage/")
+        assert page.status_code == 200 and "<html" in page.text
+        # Its middleware's CSP is the one in force: the page runs under it (scripts from
+        # 'self' only, nothing inline to execute), and so do its static files and its API.
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        scripts = re.findall(r"<script[^>]*>", page.text)
+        assert scripts and all("src=" in s or 'type="application/json"' in s for s in scripts)
+        assert client.get("/usage/static/app.js").status_code == 200
+        assert client.get("/usage/api/mode").json()["mode"] == "on"
+        # Its own API, counted through its old service and its modules' meters.
+        printer = client.post("/api/v1/printers", json={"name": "P1S", "type": "bambu_lab"})
+        job = client.post("/api/v1/jobs", json={"printer_id": printer.json()["id"],
+                                                "file_name": "secret-prototype.3mf"}).json()
+        done = client.put(f"/api/v1/jobs/{job['id']}/status", json={"status": "completed"})
+        assert done.json() == {"id": job["id"], "status": "completed"}
+        busy = client.put(f"/api/v1/jobs/{job['id']}/status", json={"status": "printing"})
+        assert (busy.status_code, busy.json()["error_code"]) == (409, "PRINTER_BUSY")
+        missing = client.post("/api/v1/jobs", json={"printer_id": "nope"})
+        assert (missing.status_code, missing.json()["error_code"]) == (404, "PRINTER_NOT_FOUND")
+        # The old front end's calls.
+        out = client.post("/api/v1/usage-stats/opt-out").json()
+        assert out == {"success": True, "installation_id": OLD_ID,
+                       "message": "Usage statistics disabled. Your data will remain local."}
+        assert client.get("/usage/api/mode").json()["mode"] == "local"
+        stats.usage.flush()
+        local = client.get("/api/v1/usage-stats/local").json()
+        assert local == {"installation_id": OLD_ID, "first_seen": local["first_seen"],
+                         "opt_in_status": "disabled", "total_events": 9,
+                         "this_week": {"job_count": 1, "file_count": 0, "error_count": 2},
+                         "last_submission": None}
+        viewer = client.get("/usage/api/statistics").json()
+        assert (viewer["this_week"]["active_printers"], viewer["features"]["library"]) == (
+            1, True)
+        exported = client.get("/api/v1/usage-stats/export")
+        assert exported.headers["content-type"] == "application/json"
+        assert "secret-prototype" not in exported.text and "old-secret" not in exported.text
+        deleted = client.delete("/api/v1/usage-stats").json()
+        assert deleted == {"success": True, "deleted_events": 9,
+                           "message": "Deleted 9 usage statistics events."}
+    with sqlite3.connect(settings.database_path) as conn:
+        assert conn.execute("SELECT count(*) FROM usage_events").fetchone() == (0,)
+        assert conn.execute("SELECT key, value FROM usage_settings").fetchall() == [
+            ("migrated_to", "otel-usage")]
+
+
+def test_two_lifespans_in_one_process_count_into_the_live_store(
+    tmp_path: Path, midweek: datetime,
+) -> None:
+    """Its modules' counters, made at import, count into whichever lifespan is running."""
+    settings = printernizer_of_today(tmp_path / "data" / "printernizer.db", midweek, None)
+    app = create_application(settings)
+    for _ in range(2):
+        with TestClient(app) as client:
+            printer = client.post("/api/v1/printers", json={"name": "MK4", "type": "prusa_core"})
+            job = client.post("/api/v1/jobs", json={"printer_id": printer.json()["id"]}).json()
+            client.put(f"/api/v1/jobs/{job['id']}/status", json={"status": "failed"})
+    with sqlite3.connect(Path(settings.database_path).parent / "usage.sqlite3") as conn:
+        totals = dict(conn.execute(
+            "SELECT s.metric || ' ' || s.attributes, sum(d.total) FROM daily d JOIN series s "
+            "ON s.id = d.series_id WHERE s.local_only = 0 AND d.total IS NOT NULL "
+            "GROUP BY s.id").fetchall())
+    assert totals == {
+        "printernizer.app.starts {}": 2,
+        'printernizer.printer.connections {"connection.event":"connected",'
+        '"printer.type":"prusa_core"}': 2,
+        'printernizer.jobs {"job.status":"created","printer.type":"prusa_core"}': 2,
+        'printernizer.jobs {"job.status":"failed","printer.type":"prusa_core"}': 2,
     }
-    assert "secret-prototype" not in repr(exported) and "benchy" not in repr(exported)

@@ -40,8 +40,12 @@ def _metric_type(metric: Metric) -> str:
 def _drop_unknown_metrics(catalog: Catalog) -> str:
     """One OTTL condition, true for (and so dropping) every metric the catalog does not list."""
     known = [
-        f"(name == {_q(m.name)} and type == {_metric_type(m)})" for m in catalog.metrics.values()
+        f"(metric.name == {_q(m.name)} and metric.type == {_metric_type(m)})"
+        for m in catalog.metrics.values()
     ]
+    # Erasure travels as a report does: the contract's one Gauge, without attributes.
+    known.append(f"(metric.name == {_q(catalog.protocol.erasure_metric)}"
+                 " and metric.type == METRIC_DATA_TYPE_GAUGE)")
     body = "\n          or ".join(known)
     return f"not ({body})"
 
@@ -51,8 +55,17 @@ def _keep_point_attributes(catalog: Catalog) -> str:
     for metric in catalog.metrics.values():
         keys = _list(sorted(metric.attributes))
         condition = f"metric.name == {_q(metric.name)}"
-        lines.append(f"          - keep_keys(attributes, {keys}) where {condition}")
+        lines.append(f"          - keep_keys(datapoint.attributes, {keys}) where {condition}")
+    erasure = f"metric.name == {_q(catalog.protocol.erasure_metric)}"
+    lines.append(f"          - keep_keys(datapoint.attributes, []) where {erasure}")
     return "\n".join(lines)
+
+
+def _units(catalog: Catalog) -> str:
+    """The scrub processor's units: each catalog metric's own, and none for erasure."""
+    units = {m.name: m.unit for m in catalog.metrics.values()}
+    units[catalog.protocol.erasure_metric] = ""
+    return "\n".join(f"      {_q(name)}: {_q(unit)}" for name, unit in units.items())
 
 
 def render(catalog: Catalog | None = None) -> str:
@@ -66,6 +79,7 @@ def render(catalog: Catalog | None = None) -> str:
         "drop_unknown_metrics": _drop_unknown_metrics(catalog),
         "resource_keys": _list(sorted(catalog.resource)),
         "keep_point_attributes": _keep_point_attributes(catalog),
+        "units": _units(catalog),
     }
     text = _TEMPLATE.read_text()
     for key, value in values.items():

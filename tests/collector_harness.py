@@ -194,6 +194,7 @@ class Gateway:
     port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
     telemetry_port: int = field(default_factory=free_port)
+    config: Path = GATEWAY_CONFIG
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -210,8 +211,9 @@ class Gateway:
             "OTEL_USAGE_INGEST_URL": self.downstream_url,
             "OTEL_USAGE_GATEWAY_HEALTH_ENDPOINT": f"127.0.0.1:{self.health_port}",
             "OTEL_USAGE_GATEWAY_TELEMETRY_PORT": str(self.telemetry_port),
-            # Tests wait for retries: keep the backoff short.
+            # Tests wait for retries and compactions: keep them frequent.
             "OTEL_USAGE_GATEWAY_RETRY_MAX_INTERVAL": "1s",
+            "OTEL_USAGE_GATEWAY_COMPACTION_INTERVAL": "1s",
         }
 
     def validate(self, config: Path = GATEWAY_CONFIG) -> subprocess.CompletedProcess[str]:
@@ -223,7 +225,7 @@ class Gateway:
     def start(self, timeout: float = 30.0) -> None:
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(
-            [self.binary, "--config", GATEWAY_CONFIG],
+            [self.binary, "--config", self.config],
             env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
@@ -249,6 +251,14 @@ class Gateway:
             if line.startswith("otelcol_exporter_queue_size{"):
                 return int(float(line.rsplit(" ", 1)[1]))
         return 0
+
+    def queue_files(self) -> dict[str, bytes]:
+        """Every file in the queue directory, by name, with its bytes."""
+        return {path.name: path.read_bytes() for path in sorted(self.queue_dir.rglob("*"))
+                if path.is_file()}
+
+    def queue_bytes(self) -> bytes:
+        return b"".join(self.queue_files().values())
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_file.exists():

@@ -32,6 +32,10 @@ from collector_harness import (
     wait_until,
     weekly_report,
 )
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from otel_usage.catalog import load_catalog
 
@@ -263,3 +267,162 @@ def test_reports_survive_a_downstream_outage_and_a_gateway_restart(
         for r in receiver.snapshot() for installation in r.installation_ids
     )
     assert delivered == sorted(reports.items())
+
+
+# What the catalog does not describe: exemplars, descriptions, units, metadata, flags, scope.
+EXEMPLAR_TRACE_ID = bytes.fromhex("5ca1ab1e0ddba11dec0de0fca11ab1e5")
+EXEMPLAR_SPAN_ID = bytes.fromhex("0ddba11dec0de0f1")
+MARKERS = {
+    "exemplar attribute": b"anna-exemplar-benchy.3mf",
+    "exemplar trace id": EXEMPLAR_TRACE_ID,
+    "exemplar span id": EXEMPLAR_SPAN_ID,
+    "description": b"jobs of anna's print farm",
+    "unit": b"{anna-unit}",
+    "metadata": b"anna-metadata",
+    "scope version": b"9.9.9-kitchen-pi",
+    "schema url": b"https://schema.example/anna",
+}
+
+
+def _with_everything_outside_the_catalog(report: ExportMetricsServiceRequest) -> None:
+    """Adds, in place, to every metric and point what the catalog does not describe."""
+    (resource_metrics,) = report.resource_metrics
+    resource_metrics.schema_url = MARKERS["schema url"].decode()
+    for scope_metrics in resource_metrics.scope_metrics:
+        scope_metrics.schema_url = MARKERS["schema url"].decode()
+        scope_metrics.scope.version = MARKERS["scope version"].decode()
+        for metric in scope_metrics.metrics:
+            metric.description = MARKERS["description"].decode()
+            metric.unit = MARKERS["unit"].decode()
+            metric.metadata.add(key="owner", value=AnyValue(string_value="anna-metadata"))
+            points = metric.sum.data_points if metric.HasField("sum") else metric.gauge.data_points
+            for point in points:
+                point.flags = 1  # no recorded value
+                point.exemplars.add(
+                    filtered_attributes=[KeyValue(key="file.name", value=AnyValue(
+                        string_value=MARKERS["exemplar attribute"].decode()))],
+                    time_unix_nano=point.time_unix_nano - 1, as_int=1,
+                    trace_id=EXEMPLAR_TRACE_ID, span_id=EXEMPLAR_SPAN_ID,
+                )
+
+
+def _found_markers(data: bytes) -> list[str]:
+    return [what for what, marker in MARKERS.items() if marker in data]
+
+
+@pytest.mark.collector
+def test_exemplars_descriptions_and_units_never_reach_the_queue_or_the_downstream(
+    gateway: Gateway, receiver: RecordingReceiver,
+) -> None:
+    """Exemplars (filtered attributes, trace and span ids), descriptions, foreign units,
+    metadata, flags, schema URLs and the scope's name and version are removed before the queue:
+    the queue file holds the waiting report (its credential) and none of them, and the
+    downstream receives exactly the catalog's report."""
+    receiver.stop()
+    gateway.start()
+    installation, week = str(uuid.uuid4()), last_week()
+    report = weekly_report(installation, week=week)
+    _with_everything_outside_the_catalog(report)
+    with gateway.client() as client:
+        assert send(client, report, "credential-exemplars").status_code == 200
+    wait_until(lambda: gateway.queue_size() == 1, 10, "the report in the queue")
+    queued = gateway.queue_bytes()
+    assert (b"credential-exemplars" in queued, _found_markers(queued)) == (True, [])
+
+    receiver.start()
+    wait_until(lambda: len(receiver.snapshot()) == 1, 20, "the forwarded report")
+    (received,) = receiver.snapshot()
+    expected = weekly_report(installation, week=week)  # the catalog's units, nothing else
+    expected.resource_metrics[0].scope_metrics[0].scope.name = ""
+    assert received.request == expected
+    assert _found_markers(received.request.SerializeToString()) == []
+
+
+@pytest.mark.collector
+def test_the_queue_file_forgets_a_delivered_report_and_its_credential(
+    gateway: Gateway, receiver: RecordingReceiver,
+) -> None:
+    """The queue is compacted as it drains: once a report queued during an outage is
+    delivered, its credential is in no file of the queue directory."""
+    receiver.stop()
+    gateway.start()
+    with gateway.client() as client:
+        assert send(client, weekly_report(str(uuid.uuid4())), "credential-compacted").status_code == 200
+    wait_until(lambda: gateway.queue_size() == 1, 10, "the report in the queue")
+    assert b"credential-compacted" in gateway.queue_bytes()
+    receiver.start()
+    wait_until(lambda: len(receiver.snapshot()) == 1, 20, "the forwarded report")
+    wait_until(lambda: b"credential-compacted" not in gateway.queue_bytes(), 15,
+               f"the queue's compaction\n{gateway.log_tail()}")
+    assert list(gateway.queue_files()) == ["exporter_otlp_http_ingest_metrics"]
+
+
+@pytest.mark.collector
+@pytest.mark.parametrize("ingest_url", [None, "", "ingest.internal:8000"])
+def test_the_gateway_refuses_to_start_without_an_ingest_url(
+    gateway: Gateway, ingest_url: str | None,
+) -> None:
+    """Without an absolute ingest URL the gateway exits at once, saying what is missing, and
+    never acknowledges a report it could not deliver."""
+    environment = gateway.environment()
+    del environment["OTEL_USAGE_INGEST_URL"]
+    if ingest_url is not None:
+        environment["OTEL_USAGE_INGEST_URL"] = ingest_url
+    for command in (["validate", "--config", str(GATEWAY_CONFIG)], ["--config", str(GATEWAY_CONFIG)]):
+        result = subprocess.run([gateway.binary, *command], env=environment, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 1, result.stderr
+        assert "ingest_url" in result.stderr and "OTEL_USAGE_INGEST_URL" in result.stderr
+
+
+@pytest.mark.collector
+def test_the_start_log_has_no_warnings(gateway: Gateway, receiver: RecordingReceiver) -> None:
+    """No deprecated component name, no context-prefix notice from the OTTL statements, no
+    warning or error at all while the gateway starts and forwards a report."""
+    gateway.start()
+    with gateway.client() as client:
+        assert send(client, weekly_report(str(uuid.uuid4())), "credential-log").status_code == 200
+    wait_until(lambda: len(receiver.snapshot()) == 1, 10, "the forwarded report")
+    log = gateway.log_file.read_text()
+    levels = [line.split("\t")[1] for line in log.splitlines() if line.count("\t") >= 2]
+    assert "Everything is ready" in log
+    assert sorted(set(levels)) == ["info"], log
+    assert [word for word in ("context prefix", "deprecated", "otlphttp") if word in log] == []
+
+
+@pytest.mark.collector
+def test_a_report_queued_under_the_old_exporter_name_is_delivered_after_the_rename(
+    gateway: Gateway, receiver: RecordingReceiver, tmp_path: Path,
+) -> None:
+    """A gateway on the former configuration (exporter `otlphttp/ingest`, the deprecated type
+    name) queues a report while the downstream is down; restarted on the current configuration
+    (`otlp_http/ingest`), it carries the queue file over to the new name and delivers it."""
+    old_config = tmp_path / "gateway-old.yaml"
+    edits = {"\n  otlp_http/ingest:\n": "\n  otlphttp/ingest:\n",
+             "exporters: [otlp_http/ingest]": "exporters: [otlphttp/ingest]",
+             "extensions: [health_check, queue_carryover, ": "extensions: [health_check, "}
+    old = GATEWAY_CONFIG.read_text()
+    for current, former in edits.items():
+        assert old.count(current) == 1, current
+        old = old.replace(current, former)
+    old_config.write_text(old)
+    receiver.stop()
+    gateway.config = old_config
+    gateway.start()
+    installation = str(uuid.uuid4())
+    with gateway.client() as client:
+        assert send(client, weekly_report(installation), "credential-renamed").status_code == 200
+    wait_until(lambda: gateway.queue_size() == 1, 10, "the report in the queue")
+    gateway.stop()
+    assert list(gateway.queue_files()) == ["exporter_otlphttp_ingest_metrics"]
+
+    gateway.config = GATEWAY_CONFIG
+    gateway.start()
+    receiver.start()
+    wait_until(lambda: len(receiver.snapshot()) == 1, 20, f"the carried-over report\n{gateway.log_tail()}")
+    gateway.stop()
+    (received,) = receiver.snapshot()
+    assert (received.installation_ids, received.headers[CREDENTIAL_HEADER.lower()]) == (
+        [installation], "credential-renamed",
+    )
+    assert list(gateway.queue_files()) == ["exporter_otlp_http_ingest_metrics"]

@@ -126,3 +126,20 @@ def test_reports_queued_while_the_ingest_is_down_are_stored_once(
                f"the stored reports\n{gateway.log_tail()}")
     gateway.stop()
     assert [row[0] for row in ingest.stored_reports()] == installations
+
+
+def test_erasure_travels_through_the_gateway(gateway: Gateway, ingest: Ingest) -> None:
+    """The contract's erasure request (an OTLP export of the erasure metric) passes the
+    gateway's allowlist and scrub, and the ingest erases the installation's stored week."""
+    from ingest.testing import erasure_request
+
+    ingest.start()
+    gateway.start()
+    installation, credential, week = str(uuid.uuid4()), _credential(), last_week()
+    with gateway.client() as client:
+        assert send(client, weekly_report(installation, week=week), credential).status_code == 200
+        wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
+                   f"the stored report\n{gateway.log_tail()}")
+        erasure = erasure_request(installation, week.start.date())
+        assert send(client, erasure, credential).status_code == 200
+    wait_until(lambda: ingest.stored_reports() == [], 15, f"the erasure\n{gateway.log_tail()}")

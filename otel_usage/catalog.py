@@ -7,6 +7,7 @@ does it become when scrubbed). The ingest imports this module and nothing else o
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import tomllib
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "Addition",
     "Attribute",
     "Catalog",
     "CatalogError",
@@ -64,6 +66,21 @@ class Attribute:
     required: bool = False
     text: Text | None = None
     other: str = "other"
+    # The catalog version that added the key, and that added each value (absent: 1).
+    since: int = 1
+    value_since: Mapping[str, int] = field(default_factory=dict)
+
+    def value_version(self, value: str) -> int:
+        """The catalog version that added `value` to the enum."""
+        return self.value_since.get(value, 1)
+
+    def as_of(self, version: int) -> Attribute:
+        """The attribute as catalog `version` has it: the values added later left out."""
+        if self.values is None or all(v <= version for v in self.value_since.values()):
+            return self
+        values = tuple(v for v in self.values if self.value_version(v) <= version)
+        since = {k: v for k, v in self.value_since.items() if v <= version}
+        return dataclasses.replace(self, values=values, value_since=since)
 
     def allows(self, value: object) -> bool:
         if not isinstance(value, str):
@@ -152,17 +169,97 @@ class Catalog:
     def metric(self, name: str) -> Metric | None:
         return self.metrics.get(name)
 
+    def as_of(self, version: int) -> Catalog:
+        """Exactly what catalog `version` lets leave: the metrics, attribute keys, enum values
+        and resource attributes added up to it (its `version` is `version`). A user's consent
+        to a version covers this view and nothing added after it."""
+        if version >= self.version:
+            return self
+        metrics = {
+            name: dataclasses.replace(m, attributes={
+                k: a.as_of(version) for k, a in m.attributes.items() if a.since <= version})
+            for name, m in self.metrics.items() if m.since <= version
+        }
+        resource = {k: a.as_of(version) for k, a in self.resource.items() if a.since <= version}
+        return dataclasses.replace(self, version=version, metrics=metrics, resource=resource)
+
+    def additions(self, since_version: int) -> tuple[Addition, ...]:
+        """What this catalog lets leave that version `since_version` did not, in catalog order:
+        new metrics (with their keys and values), new keys of older metrics, new values of
+        older keys, new resource attributes and new values of older ones."""
+        out: list[Addition] = []
+        for metric in self.metrics.values():
+            if metric.since > since_version:
+                out.append(Addition(metric.since, "metric", metric.name, None, None,
+                                    metric.text))
+                continue
+            for attribute in metric.attributes.values():
+                if attribute.since > since_version:
+                    out.append(Addition(attribute.since, "attribute", metric.name,
+                                        attribute.key, None, None))
+                else:
+                    out += _new_values(attribute, metric.name, since_version)
+        for attribute in self.resource.values():
+            if attribute.since > since_version:
+                out.append(Addition(attribute.since, "resource", None, attribute.key, None,
+                                    attribute.text))
+            else:
+                out += _new_values(attribute, None, since_version)
+        return tuple(out)
+
     def role(self, name: str) -> Role:
         """The metric playing `name` (one of ``ROLES``; the loader checks they are all there)."""
         return self.roles[name]
 
     def metrics_for_consent(self, consented_version: int) -> tuple[Metric, ...]:
-        """Metrics a user who consented at `consented_version` agreed to send."""
-        return tuple(m for m in self.metrics.values() if m.since <= consented_version)
+        """Metrics a user who consented at `consented_version` agreed to send (as that
+        version has them: keys and values added later left out)."""
+        return tuple(self.as_of(consented_version).metrics.values())
 
     @property
     def required_resource_keys(self) -> tuple[str, ...]:
         return tuple(k for k, a in self.resource.items() if a.required)
+
+
+AdditionKind = Literal["metric", "attribute", "value", "resource"]
+
+_ADDITION_TEXT = {
+    "metric": Text("New metric {metric}: {text}", "Neuer Messwert {metric}: {text}"),
+    "attribute": Text("{metric}: now also by {key}", "{metric}: jetzt auch nach {key}"),
+    "value": Text("{where}: new value {value!r}", "{where}: neuer Wert {value!r}"),
+    "resource": Text("New report detail {key}: {text}", "Neue Berichtsangabe {key}: {text}"),
+}
+
+
+@dataclass(frozen=True)
+class Addition:
+    """One thing a catalog version added: a metric, an attribute key of an older metric, a
+    value of an older key (of a metric, or of a resource attribute when `metric` is None), or
+    a resource attribute."""
+
+    version: int
+    kind: AdditionKind
+    metric: str | None
+    key: str | None
+    value: str | None
+    text: Text | None
+
+    def describe(self, language: str = "en") -> str:
+        """One line for the user, in `language` ("en" or "de")."""
+        where = f"{self.metric}, {self.key}" if self.metric else str(self.key)
+        return _ADDITION_TEXT[self.kind].get(language).format(
+            metric=self.metric, key=self.key, value=self.value, where=where,
+            text=self.text.get(language) if self.text else "")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"version": self.version, "kind": self.kind, "metric": self.metric,
+                "key": self.key, "value": self.value, "text": self.describe("en")}
+
+
+def _new_values(attribute: Attribute, metric: str | None,
+                since_version: int) -> list[Addition]:
+    return [Addition(attribute.value_version(v), "value", metric, attribute.key, v, None)
+            for v in attribute.values or () if attribute.value_version(v) > since_version]
 
 
 @functools.cache
@@ -178,17 +275,45 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
     problems: list[str] = []
     policy_raw = raw.get("policy", {})
     other = str(policy_raw.get("other_value", "other"))
-    enums: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in raw.get("enums", {}).items()}
+    version = int(raw.get("version", 0))
+
+    def since(spec: Mapping[str, Any], where: str) -> int:
+        """An item's `since` (default 1), which must lie between 1 and the catalog version."""
+        value = spec.get("since", 1)
+        if not isinstance(value, int) or not 1 <= value <= version:
+            problems.append(f"{where}: since must be between 1 and the catalog version")
+            return 1
+        return value
+
+    def value_list(items: Any, where: str) -> tuple[tuple[str, int], ...]:
+        """An enum's values: each a string (added in version 1) or {value = "...", since = N}."""
+        out: list[tuple[str, int]] = []
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, str):
+                out.append((item, 1))
+            elif isinstance(item, dict) and isinstance(item.get("value"), str):
+                out.append((item["value"], since(item, f"{where} value {item['value']!r}")))
+            else:
+                problems.append(f"{where}: {item!r} is neither a value nor "
+                                "{ value = ..., since = N }")
+        if not isinstance(items, list):
+            problems.append(f"{where}: values must be a list")
+        return tuple(out)
+
+    enums = {k: value_list(v, f"enum {k!r}") for k, v in raw.get("enums", {}).items()}
 
     def attribute(key: str, spec: Mapping[str, Any], where: str) -> Attribute:
         values: tuple[str, ...] | None = None
+        listed: tuple[tuple[str, int], ...] = ()
         pattern = None
         if "enum" in spec:
             if spec["enum"] not in enums:
                 problems.append(f"{where}: unknown enum {spec['enum']!r}")
-            values = enums.get(spec["enum"], ())
+            listed = enums.get(spec["enum"], ())
+            values = tuple(v for v, _ in listed)
         elif "values" in spec:
-            values = tuple(spec["values"])
+            listed = value_list(spec["values"], f"{where} attribute {key!r}")
+            values = tuple(v for v, _ in listed)
         elif "pattern" in spec:
             pattern = re.compile(spec["pattern"])
         else:
@@ -197,7 +322,9 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         if values is not None and other in values:
             problems.append(f"{where}: {other!r} is implicit and must not be listed")
         text = Text(spec["en"], spec["de"]) if "en" in spec else None
-        return Attribute(key, values, pattern, bool(spec.get("required", False)), text, other)
+        return Attribute(key, values, pattern, bool(spec.get("required", False)), text, other,
+                         since(spec, f"{where} attribute {key!r}"),
+                         {v: n for v, n in listed if n > 1})
 
     resource = {}
     for item in raw.get("resource", []):
@@ -205,7 +332,6 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         if "en" not in item or "de" not in item:
             problems.append(f"resource {item['key']}: needs en and de descriptions")
 
-    version = int(raw.get("version", 0))
     metrics: dict[str, Metric] = {}
     for item in raw.get("metric", []):
         name = item.get("name", "")
@@ -218,8 +344,6 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
             problems.append(f"{where}: instrument must be one of {_INSTRUMENTS}")
         if item.get("weekly") not in _WEEKLY:
             problems.append(f"{where}: weekly must be one of {_WEEKLY}")
-        if not 1 <= int(item.get("since", 0)) <= version:
-            problems.append(f"{where}: since must be between 1 and the catalog version")
         if not item.get("en") or not item.get("de"):
             problems.append(f"{where}: needs en and de descriptions")
         attrs = {k: attribute(k, v, where) for k, v in item.get("attributes", {}).items()}
@@ -228,7 +352,7 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
             instrument=item.get("instrument", "counter"),
             unit=item.get("unit", "1"),
             weekly=item.get("weekly", "sum"),
-            since=int(item.get("since", 0)),
+            since=since(item, where),
             text=Text(item.get("en", ""), item.get("de", "")),
             attributes=attrs,
         )

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from catalog_support import grown_raw, to_toml, write_catalog
 
 from otel_usage.catalog import CATALOG_PATH, CatalogError, load_catalog
 
@@ -76,7 +77,7 @@ def test_a_malformed_catalog_is_refused_with_every_problem_listed(tmp_path: Path
     raw["metric"][1]["attributes"]["printer.type"] = {"enum": "no_such_enum"}
     raw["metric"][2]["since"] = raw["version"] + 1
     path = tmp_path / "catalog.toml"
-    path.write_text(_to_toml(raw), encoding="utf-8")
+    path.write_text(to_toml(raw), encoding="utf-8")
     with pytest.raises(CatalogError) as info:
         load_catalog(path)
     message = str(info.value)
@@ -89,43 +90,9 @@ def test_other_must_not_be_listed_as_an_enum_value(tmp_path: Path) -> None:
     raw = tomllib.loads(CATALOG_PATH.read_text(encoding="utf-8"))
     raw["enums"]["printer_type"].append("other")
     path = tmp_path / "catalog.toml"
-    path.write_text(_to_toml(raw), encoding="utf-8")
+    path.write_text(to_toml(raw), encoding="utf-8")
     with pytest.raises(CatalogError, match="'other' is implicit"):
         load_catalog(path)
-
-
-def _to_toml(raw: dict) -> str:  # type: ignore[type-arg]
-    """A tiny TOML writer for the catalog's shapes (tests only: tomllib cannot write)."""
-    import json
-
-    def value(v: object) -> str:
-        return json.dumps(v, ensure_ascii=False)
-
-    def inline(d: dict) -> str:  # type: ignore[type-arg]
-        return "{ " + ", ".join(
-            f"{json.dumps(k)} = {inline(v) if isinstance(v, dict) else value(v)}"
-            for k, v in d.items()) + " }"
-
-    lines = [f"version = {raw['version']}"]
-    for table in ("policy", "protocol", "enums"):
-        lines.append(f"[{table}]")
-        lines += [f"{k} = {value(v)}" for k, v in raw[table].items()]
-    for item in raw["resource"]:
-        lines.append("[[resource]]")
-        lines += [f"{json.dumps(k)} = {value(v)}" for k, v in item.items()]
-    for item in raw["metric"]:
-        lines.append("[[metric]]")
-        lines += [f"{json.dumps(k)} = {value(v)}" for k, v in item.items() if k != "attributes"]
-        if item.get("attributes"):
-            lines.append("[metric.attributes]")
-            lines += [f"{json.dumps(k)} = {inline(v)}" for k, v in item["attributes"].items()]
-    if raw.get("roles"):
-        lines.append("[roles]")
-        lines += [f"{json.dumps(k)} = {inline(v)}" for k, v in raw["roles"].items()]
-    for item in raw["never"]:
-        lines.append("[[never]]")
-        lines += [f"{k} = {value(v)}" for k, v in item.items()]
-    return "\n".join(lines) + "\n"
 
 
 def test_the_client_names_no_metric_and_the_demo_only_catalog_ones() -> None:
@@ -180,7 +147,7 @@ def test_a_role_must_name_a_catalog_metric_key_and_value(tmp_path: Path) -> None
     raw["roles"]["jobs_completed"]["where"] = {"job.status": "done"}
     del raw["roles"]["uptime"]
     path = tmp_path / "catalog.toml"
-    path.write_text(_to_toml(raw), encoding="utf-8")
+    path.write_text(to_toml(raw), encoding="utf-8")
     with pytest.raises(CatalogError) as info:
         load_catalog(path)
     assert str(info.value).splitlines()[1:] == [
@@ -188,4 +155,63 @@ def test_a_role_must_name_a_catalog_metric_key_and_value(tmp_path: Path) -> None
         "- role 'printers': printernizer.printers has no attribute 'printer.serial'",
         "- role 'jobs_completed': 'done' is not a value of 'job.status'",
         "- role 'errors': unknown metric 'printernizer.crashes'",
+    ]
+
+
+def test_as_of_gives_exactly_what_a_version_lets_leave(tmp_path: Path) -> None:
+    """Each item carries the version that added it: a version's view holds the metrics, keys,
+    values and resource attributes added up to it, and nothing newer."""
+    grown = load_catalog(write_catalog(grown_raw(), tmp_path))
+    packaged = load_catalog()
+    one = grown.as_of(1)
+    assert (one.version, one.metrics, one.resource) == (
+        1, packaged.metrics, packaged.resource)
+    two = grown.as_of(2)
+    assert two.version == 2
+    assert list(two.metrics) == list(packaged.metrics)
+    jobs = two.metrics["printernizer.jobs"].attributes
+    assert {k: a.values for k, a in jobs.items()} == {
+        "job.status": ("created", "started", "completed", "failed", "cancelled"),
+        "printer.type": ("bambu_lab", "prusa_core", "octoprint", "unknown", "creality"),
+        "job.origin": ("ui",),
+    }
+    assert list(two.resource) == [*packaged.resource, "printernizer.ui.language"]
+    assert two.resource["os.type"].values == packaged.resource["os.type"].values
+    assert grown.as_of(3) is grown
+    assert grown.metrics_for_consent(2) == tuple(two.metrics.values())
+
+
+def test_additions_list_what_is_new_after_a_version(tmp_path: Path) -> None:
+    grown = load_catalog(write_catalog(grown_raw(), tmp_path))
+    assert [a.describe("en") for a in grown.additions(1)] == [
+        "printernizer.jobs, printer.type: new value 'creality'",
+        "printernizer.jobs: now also by job.origin",
+        "printernizer.file.downloads, printer.type: new value 'creality'",
+        "printernizer.file.uploads, printer.type: new value 'creality'",
+        "printernizer.printers, printer.type: new value 'creality'",
+        "printernizer.printer.connections, printer.type: new value 'creality'",
+        "New metric printernizer.slicer.uses: Slicer runs in the week.",
+        "os.type: new value 'haiku'",
+        "New report detail printernizer.ui.language: The page's language.",
+    ]
+    assert [(a.version, a.kind, a.metric, a.key, a.value) for a in grown.additions(2)] == [
+        (3, "value", "printernizer.jobs", "job.origin", "api"),
+        (3, "metric", "printernizer.slicer.uses", None, None, ),
+        (3, "value", None, "os.type", "haiku"),
+    ]
+    assert grown.additions(2)[0].describe("de") == "printernizer.jobs, job.origin: neuer Wert 'api'"
+    assert grown.additions(3) == ()
+    assert load_catalog().additions(1) == ()
+
+
+def test_a_since_beyond_the_version_is_refused_wherever_it_stands(tmp_path: Path) -> None:
+    raw = grown_raw()
+    raw["version"] = 2
+    with pytest.raises(CatalogError) as info:
+        load_catalog(write_catalog(raw, tmp_path))
+    assert str(info.value).splitlines()[1:] == [
+        "- enum 'os_type' value 'haiku': since must be between 1 and the catalog version",
+        "- metric 'printernizer.jobs' attribute 'job.origin' value 'api': since must be "
+        "between 1 and the catalog version",
+        "- metric 'printernizer.slicer.uses': since must be between 1 and the catalog version",
     ]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from catalog_support import grown_raw, write_catalog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -218,3 +219,44 @@ def test_personal_strings_never_leave(conn: sqlite3.Connection, values: list[str
     assert report.rendering["metrics"][0]["points"] == [
         {"attributes": {"job.status": "other", "printer.type": "bambu_lab"},
          "value": len(values)}]
+
+
+def test_keys_values_and_resource_attributes_added_after_the_consent_are_left_out(
+        tmp_path: Path, conn: sqlite3.Connection) -> None:
+    """A user who consented to version 1 of a catalog grown to 3 sends version 1's view: the
+    newer key is dropped, the newer printer type and os type are sent as "other", the newer
+    resource attribute is left out and the report names version 1; at version 2 the key, the
+    printer type and the resource attribute go, the key's value of version 3 as "other"."""
+    catalog = load_catalog(write_catalog(grown_raw(), tmp_path))
+    put(conn, "printernizer.jobs", {"job.status": "completed", "printer.type": "creality",
+                                    "job.origin": "api"}, MONDAY, total=2)
+    put(conn, "printernizer.jobs", {"job.status": "completed", "printer.type": "creality",
+                                    "job.origin": "ui"}, MONDAY, total=1)
+    put(conn, "printernizer.slicer.uses", {"printer.type": "creality"}, MONDAY, total=4)
+    facts = {**RESOURCE, "os.type": "haiku", "printernizer.ui.language": "de",
+             "otel_usage.catalog.version": "3"}
+
+    def sent(version: int) -> tuple[dict[str, str], list[dict[str, object]]]:
+        report = build_report(Tx(conn), catalog, WEEK, version, facts)
+        request = ExportMetricsServiceRequest()
+        request.ParseFromString(report.payload)
+        assert report.rendering["resource"] == {
+            kv.key: kv.value.string_value
+            for kv in request.resource_metrics[0].resource.attributes}
+        return report.rendering["resource"], report.rendering["metrics"]
+
+    resource, metrics = sent(1)
+    assert resource == {**RESOURCE, "os.type": "other", "otel_usage.catalog.version": "1"}
+    assert metrics == [{"name": "printernizer.jobs", "unit": "{job}", "type": "sum", "points": [
+        {"attributes": {"job.status": "completed", "printer.type": "other"}, "value": 3}]}]
+    resource, metrics = sent(2)
+    assert resource == {**RESOURCE, "os.type": "other", "printernizer.ui.language": "de",
+                        "otel_usage.catalog.version": "2"}
+    assert metrics == [{"name": "printernizer.jobs", "unit": "{job}", "type": "sum", "points": [
+        {"attributes": {"job.origin": "other", "job.status": "completed",
+                        "printer.type": "creality"}, "value": 2},
+        {"attributes": {"job.origin": "ui", "job.status": "completed",
+                        "printer.type": "creality"}, "value": 1}]}]
+    resource, metrics = sent(3)
+    assert resource == {**facts}
+    assert [m["name"] for m in metrics] == ["printernizer.jobs", "printernizer.slicer.uses"]

@@ -34,6 +34,7 @@ from .environment import Environment
 __all__ = ["SCOPE_NAME", "Report", "build_report", "otlp_json", "resource_attributes"]
 
 SCOPE_NAME = "otel_usage"
+_CATALOG_VERSION_KEY = "otel_usage.catalog.version"
 
 # (metric name, scrubbed attributes as sorted key/value pairs)
 _PointKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -60,20 +61,32 @@ def build_report(
     consent_version: int,
     resource: Mapping[str, str],
 ) -> Report:
-    """The scrubbed report of `week`; `resource` comes from :func:`resource_attributes`."""
-    allowed = {m.name: m for m in catalog.metrics_for_consent(consent_version)}
+    """The scrubbed report of `week`; `resource` comes from :func:`resource_attributes`.
+    Scrubbed against what catalog version `consent_version` lets leave (its metrics, keys,
+    values and resource attributes): what a newer version added is not sent."""
+    view = catalog.as_of(consent_version)
+    allowed = dict(view.metrics)
     rows = tx.week_rows(week.first_day, week.first_day + 7)
     values = _aggregate(rows, allowed)
-    metrics = [_rendered(m, values) for m in catalog.metrics.values() if m.name in allowed]
+    metrics = [_rendered(m, values) for m in view.metrics.values()]
     rendering: dict[str, Any] = {
         "week": week.label,
         "start": week.start.isoformat().replace("+00:00", "Z"),
         "end": week.end.isoformat().replace("+00:00", "Z"),
-        "resource": dict(resource),
+        "resource": _consented_resource(view, resource),
         "metrics": [m for m in metrics if m["points"]],
     }
     payload = _encode(rendering, week).SerializeToString(deterministic=True)
     return Report(week, payload, gzip.compress(payload, mtime=0), rendering)
+
+
+def _consented_resource(view: Catalog, resource: Mapping[str, str]) -> dict[str, str]:
+    """`resource` as `view` allows it; the catalog version it names is the consented one."""
+    out = {key: spec.scrub(resource[key]) for key, spec in view.resource.items()
+           if key in resource}
+    if _CATALOG_VERSION_KEY in out:
+        out[_CATALOG_VERSION_KEY] = str(view.version)
+    return out
 
 
 def _aggregate(
@@ -165,7 +178,7 @@ def resource_attributes(
         "host.arch": environment.host_arch,
         "process.runtime.version": environment.python_version,
         "geo.country.iso_code": environment.country_code,
-        "otel_usage.catalog.version": str(catalog.version),
+        _CATALOG_VERSION_KEY: str(catalog.version),
     }
     out: dict[str, str] = {}
     for key, spec in catalog.resource.items():

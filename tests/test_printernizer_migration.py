@@ -243,3 +243,17 @@ async def test_the_service_migrates_at_initialize(
     stats = await service.get_local_stats()
     assert (stats.installation_id, stats.total_events) == (OLD_ID, 7)  # and this start
     await service.usage.ashutdown()
+
+
+async def test_a_store_that_cannot_be_written_leaves_the_old_rows_and_the_host_starts(
+    tmp_path: Path, midweek: datetime,
+) -> None:
+    db = printernizer_db(tmp_path / "printernizer.db", midweek, "enabled")
+    not_a_directory = tmp_path / "usage"
+    not_a_directory.write_text("a file where the data directory should be")
+    service = UsageStatisticsService(telemetry(not_a_directory, midweek), database_path=db)
+    await service.initialize()
+    assert service.migration == MigrationResult("failed")
+    assert len(legacy_rows(db)[0]) == 6
+    assert await service.record_event("job_completed", {}) is not None
+    await service.usage.ashutdown()

@@ -91,8 +91,13 @@ class UsageStatisticsService:
     async def initialize(self) -> None:
         """Migrate the old tables (once), start recording, observe the feature switches."""
         if self.database_path is not None:
-            self.migration = await asyncio.to_thread(
-                migrate_printernizer_database, self.database_path, self.usage)
+            try:
+                self.migration = await asyncio.to_thread(
+                    migrate_printernizer_database, self.database_path, self.usage)
+            except UsageError as exc:  # the host starts regardless; the next start retries
+                logger.warning("Printernizer's old usage statistics not migrated yet",
+                               error=str(exc))
+                self.migration = MigrationResult("failed")
         await self.usage.astart()
         self.usage.observe_features(self._feature_states)
 

@@ -50,12 +50,36 @@ def to_toml(raw: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def raw_catalog_v1() -> dict[str, Any]:
+    """The packaged catalog as version 1 had it: every item added later left out."""
+    raw = raw_catalog()
+
+    def old(item: object) -> bool:
+        return not isinstance(item, dict) or int(item.get("since", 1)) <= 1
+
+    def values(spec: dict[str, Any]) -> None:
+        if isinstance(spec.get("values"), list):
+            spec["values"] = [v for v in spec["values"] if old(v)]
+
+    raw["version"] = 1
+    raw["enums"] = {k: [v for v in vs if old(v)] for k, vs in raw["enums"].items()}
+    raw["resource"] = [r for r in raw["resource"] if old(r)]
+    raw["metric"] = [m for m in raw["metric"] if old(m)]
+    for item in raw["resource"]:
+        values(item)
+    for metric in raw["metric"]:
+        metric["attributes"] = {k: a for k, a in metric.get("attributes", {}).items() if old(a)}
+        for spec in metric["attributes"].values():
+            values(spec)
+    return raw
+
+
 def grown_raw() -> dict[str, Any]:
-    """The packaged catalog grown to version 3: version 2 adds the printer type "creality",
+    """The catalog of version 1 grown to version 3: version 2 adds the printer type "creality",
     the key "job.origin" of printernizer.jobs (its value "api" only in 3) and the resource
     attribute "printernizer.ui.language"; version 3 adds the metric printernizer.slicer.uses
     and the os type "haiku"."""
-    raw = raw_catalog()
+    raw = raw_catalog_v1()
     raw["version"] = 3
     raw["enums"]["printer_type"].append({"value": "creality", "since": 2})
     raw["enums"]["os_type"].append({"value": "haiku", "since": 3})

@@ -9,6 +9,7 @@ import pytest
 from catalog_support import grown_raw, to_toml, write_catalog
 
 from otel_usage.catalog import CATALOG_PATH, CatalogError, load_catalog
+from otel_usage.printernizer.vocabulary import ERROR_CODES
 
 
 def test_catalog_lists_the_plans_metrics_and_printernizers_vocabulary() -> None:
@@ -162,7 +163,7 @@ def test_as_of_gives_exactly_what_a_version_lets_leave(tmp_path: Path) -> None:
     """Each item carries the version that added it: a version's view holds the metrics, keys,
     values and resource attributes added up to it, and nothing newer."""
     grown = load_catalog(write_catalog(grown_raw(), tmp_path))
-    packaged = load_catalog()
+    packaged = load_catalog().as_of(1)
     one = grown.as_of(1)
     assert (one.version, one.metrics, one.resource) == (
         1, packaged.metrics, packaged.resource)
@@ -201,7 +202,17 @@ def test_additions_list_what_is_new_after_a_version(tmp_path: Path) -> None:
     ]
     assert grown.additions(2)[0].describe("de") == "printernizer.jobs, job.origin: neuer Wert 'api'"
     assert grown.additions(3) == ()
-    assert load_catalog().additions(1) == ()
+    # The packaged catalog: version 2 speaks Printernizer's words (its job statuses and the
+    # rest of its 25 error codes), which users who agreed to version 1 do not send yet.
+    codes = [c.lower() for c in ERROR_CODES if c.lower() not in load_catalog().as_of(1).metrics[
+        "printernizer.errors"].attributes["error.type"].values]
+    assert [(a.version, a.kind, a.metric, a.key, a.value)
+            for a in load_catalog().additions(1)] == [
+        *[(2, "value", "printernizer.jobs", "job.status", s)
+          for s in ("pending", "running", "printing", "paused", "unknown")],
+        *[(2, "value", "printernizer.errors", "error.type", c) for c in codes]]
+    assert len(codes) == 20
+    assert load_catalog().additions(2) == ()
 
 
 def test_a_since_beyond_the_version_is_refused_wherever_it_stands(tmp_path: Path) -> None:

@@ -42,7 +42,8 @@ from otel_usage.catalog import load_catalog
 ALLOWED_RESOURCE = {
     "service.name": "printernizer", "service.version": "2.7.0",
     "printernizer.deployment.mode": "docker", "os.type": "linux",
-    "process.runtime.version": "3.12.3", "otel_usage.catalog.version": "1",
+    "process.runtime.version": "3.12.3",
+    "otel_usage.catalog.version": str(load_catalog().version),
 }
 
 

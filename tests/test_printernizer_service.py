@@ -15,6 +15,8 @@ from opentelemetry import metrics
 
 from otel_usage import ManualClock, UsageTelemetry
 from otel_usage.printernizer import RecordedEvent, UsageStatisticsService
+from otel_usage.testing import week_report
+from otel_usage.weeks import Week
 
 
 def make(data_dir: Path, midweek: datetime, **kwargs: object) -> UsageStatisticsService:
@@ -169,3 +171,31 @@ async def test_printers_are_observed_through_the_async_printer_service(
             if m == "printernizer.printers"} == {
         '{"printer.type":"bambu_lab"}': 2, '{"printer.type":"prusa_core"}': 1}
     assert printers.calls >= 2
+
+
+async def test_new_words_wait_for_the_users_agreement_to_version_2(
+    data_dir: Path, midweek: datetime,
+) -> None:
+    """Opted in through the old switch (version 1), Printernizer's own job statuses and error
+    codes leave as "other" until the user agrees to version 2 on the privacy page."""
+    service = make(data_dir, midweek)
+    await service.initialize()
+    await service.opt_in()
+    jobs = metrics.get_meter("printernizer").create_counter("printernizer.jobs", unit="{job}")
+    jobs.add(1, {"job.status": "printing", "printer.type": "bambu_lab"})
+    await service.record_event("error_occurred", {"error_type": "LIBRARY_ITEM_NOT_FOUND"})
+    service.usage.flush()
+
+    def sent(version: int) -> list[tuple[str, dict[str, str]]]:
+        report = week_report(service.usage, Week.of(midweek), version)
+        return [(m["name"], p["attributes"]) for m in report.rendering["metrics"]
+                for p in m["points"] if m["name"] in ("printernizer.jobs", "printernizer.errors")]
+
+    assert sent(1) == [
+        ("printernizer.jobs", {"job.status": "other", "printer.type": "bambu_lab"}),
+        ("printernizer.errors", {"error.category": "api", "error.type": "other"})]
+    assert sent(2) == [
+        ("printernizer.jobs", {"job.status": "printing", "printer.type": "bambu_lab"}),
+        ("printernizer.errors", {"error.category": "api",
+                                 "error.type": "library_item_not_found"})]
+    service.usage.shutdown()

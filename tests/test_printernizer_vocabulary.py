@@ -187,3 +187,18 @@ def test_events_become_catalog_points_and_metadata_outside_the_catalog_is_droppe
         "library", True)
     assert feature_switch("feature_disabled", {"feature": "timelapse"}) == ("timelapse", False)
     assert feature_switch("feature_disabled", {"feature": "unknown_thing"}) is None
+
+
+def test_the_catalog_speaks_printernizers_words_from_version_2() -> None:
+    catalog = load_catalog()
+    errors = catalog.metrics["printernizer.errors"].attributes["error.type"]
+    statuses = catalog.metrics["printernizer.jobs"].attributes["job.status"]
+    assert {c.lower() for c in ERROR_CODES} <= set(errors.values or ())
+    assert set(JOB_STATUSES) <= set(statuses.values or ())
+    assert {c.lower() for c in ERROR_CODES if errors.value_version(c.lower()) == 1} == {
+        "printer_busy", "printer_disconnected", "file_not_found", "invalid_file_type",
+        "service_unavailable"}
+    version = catalog.resource["service.version"]
+    assert [version.scrub(normalise_version(v)) for v in ("2.42.0-3-gbe0da09", "2.42.0",
+                                                           "be0da09")] == [
+        "2.42.0-dev", "2.42.0", "0.0.0-dev"]

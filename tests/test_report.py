@@ -78,7 +78,7 @@ def test_a_week_is_summed_maxed_counted_and_scrubbed(conn: sqlite3.Connection) -
         MONDAY, total=1)
     put(conn, "printernizer.jobs.by_file", {"file": "/home/anna/benchy.gcode"}, MONDAY,
         total=9, local_only=1)
-    report = build_report(Tx(conn), CATALOG, WEEK, 1, RESOURCE)
+    report = build_report(Tx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE)
     assert report.rendering == {
         "week": "2026-W48", "start": "2026-11-23T00:00:00Z", "end": "2026-11-30T00:00:00Z",
         "resource": RESOURCE,
@@ -103,7 +103,7 @@ def test_the_report_is_real_otlp_with_week_timestamps_only(conn: sqlite3.Connect
     put(conn, "printernizer.feature.uses", {"feature.name": "timelapse"}, MONDAY + 2, total=4)
     put(conn, "printernizer.features.enabled", {"feature.name": "timelapse"}, MONDAY, peak=1,
         kind="gauge")
-    report = build_report(Tx(conn), CATALOG, WEEK, 1, RESOURCE)
+    report = build_report(Tx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE)
     assert gzip.decompress(report.body) == report.payload
     request = ExportMetricsServiceRequest()
     request.ParseFromString(report.payload)
@@ -137,8 +137,8 @@ def test_building_twice_gives_the_same_bytes(conn: sqlite3.Connection) -> None:
     put(conn, "printernizer.jobs", {"job.status": "failed", "printer.type": "octoprint"},
         MONDAY, total=1)
     put(conn, "printernizer.file.downloads", {"printer.type": "octoprint"}, MONDAY, total=2)
-    first = build_report(Tx(conn), CATALOG, WEEK, 1, RESOURCE)
-    assert build_report(Tx(conn), CATALOG, WEEK, 1, RESOURCE).body == first.body
+    first = build_report(Tx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE)
+    assert build_report(Tx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE).body == first.body
 
 
 def test_metrics_added_after_the_consent_are_left_out(tmp_path: Path,
@@ -169,7 +169,7 @@ def test_resource_values_outside_the_catalog_become_other_or_are_left_out() -> N
         "service.name": "printernizer", "service.version": "other",
         "service.instance.id": "other", "printernizer.deployment.mode": "other",
         "os.type": "linux", "process.runtime.version": "other",
-        "otel_usage.catalog.version": "1",
+        "otel_usage.catalog.version": str(CATALOG.version),
     }
 
 

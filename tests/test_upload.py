@@ -144,7 +144,8 @@ def test_a_closed_week_arrives_exactly_once_with_its_credential(data_dir: Path,
         "service.name": "printernizer", "service.version": "2.7.0",
         "printernizer.deployment.mode": "docker", "os.type": "linux", "host.arch": "amd64",
         "process.runtime.version": "{}.{}.{}".format(*sys.version_info[:3]),
-        "geo.country.iso_code": "DE", "otel_usage.catalog.version": "1",
+        "geo.country.iso_code": "DE",
+        "otel_usage.catalog.version": str(usage.catalog.version),
     }
     metrics = {m.name: [(dict((kv.key, kv.value.string_value) for kv in p.attributes), p.as_int)
                         for p in m.sum.data_points or m.gauge.data_points]

@@ -255,7 +255,8 @@ def test_catalog_texts_in_german(client: Client, usage: UsageTelemetry) -> None:
     assert data["collect"][0] == {
         "name": "printernizer.jobs", "unit": "{job}",
         "text": "Druckaufträge der Woche, nach Ergebnis und Druckertyp.",
-        "attributes": {"job.status": "created, started, completed, failed, cancelled",
+        "attributes": {"job.status": "created, started, completed, failed, cancelled, pending, "
+                                     "running, printing, paused, unknown",
                        "printer.type": "bambu_lab, prusa_core, octoprint, unknown"}}
     assert data["resource"][7] == {
         "key": "geo.country.iso_code",

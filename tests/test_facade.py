@@ -153,9 +153,10 @@ def test_mode_changes_are_stored_with_their_date(data_dir: Path) -> None:
         changes = conn.execute(
             "SELECT changed_at, mode, catalog_version, source FROM mode_changes ORDER BY id"
         ).fetchall()
+    version = usage.catalog.version  # a choice is stored with the catalog it was made under
     assert changes == [
-        ("2026-11-23T09:30:00+00:00", "on", 1, "user"),
-        ("2026-11-26T09:30:00+00:00", "local", 1, "user"),
+        ("2026-11-23T09:30:00+00:00", "on", version, "user"),
+        ("2026-11-26T09:30:00+00:00", "local", version, "user"),
     ]
 
 

@@ -93,8 +93,8 @@ async def test_the_export_holds_everything_stored_but_the_credential(data_dir: P
     assert exported["mode"] == "on"
     assert exported["installation"]["first_used"] == "2026-11-16"
     assert exported["mode_changes"] == [
-        {"changed_at": "2026-11-24T08:00:00+00:00", "mode": "on", "catalog_version": 1,
-         "source": "user"}]
+        {"changed_at": "2026-11-24T08:00:00+00:00", "mode": "on",
+         "catalog_version": usage.catalog.version, "source": "user"}]
     jobs = [s for s in exported["series"] if s["metric"] == "printernizer.jobs"]
     assert jobs == [
         {"metric": "printernizer.jobs", "attributes": {"job.status": "completed",

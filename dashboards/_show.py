@@ -7,14 +7,15 @@ Grafana's macros expanded the same way, as the provisioned dashboards run in Gra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from .queries import Panel, Result, panels, run_panel
 
-__all__ = ["render_panel", "show"]
+__all__ = ["EMPTY", "render_panel", "show"]
 
 MAX_ROWS = 12
+EMPTY = "(nothing to show: no rows, or only groups smaller than k)"
 MAX_SERIES = 7
 
 
@@ -34,8 +35,8 @@ def show(database: str, time_from: datetime, time_to: datetime) -> str:
 def render_panel(panel: Panel, result: Result) -> str:
     """One panel: its title, then its rows (time series pivoted to one row per week)."""
     title = f"{panel.title}\n{'=' * len(panel.title)}"
-    if not result.rows:
-        return f"{title}\n(nothing to show: no rows, or only groups smaller than k)"
+    if not any(value is not None for row in result.rows for value in row):
+        return f"{title}\n{EMPTY}"
     if panel.format == "time_series" and "time" in result.columns:
         header, rows = _pivot(result, panel.unit)
     else:
@@ -57,9 +58,10 @@ def _pivot(result: Result, unit: str) -> tuple[list[str], list[list[str]]]:
             names.append(name)
         table.setdefault(_day(row[time_index]), {})[name] = row[value_index]
     names = names[:MAX_SERIES]
-    weeks = sorted(table)[-MAX_ROWS:]
-    rows = [[week] + [_cell(table[week].get(n), unit) for n in names] for week in weeks]
-    return ["week", *names], rows
+    times = sorted(table)[-MAX_ROWS:]
+    rows = [[time] + [_cell(table[time].get(n), unit) for n in names] for time in times]
+    mondays = all(date.fromisoformat(time).weekday() == 0 for time in times)
+    return ["week" if mondays else "day", *names], rows
 
 
 def _day(value: Any) -> str:

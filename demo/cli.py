@@ -1,10 +1,12 @@
 """``otel-usage-demo``: the whole data path on this machine, on embedded defaults.
 
-1. The ingest service starts on loopback with an embedded SQLite store (``otel-usage-ingest``,
-   as a separate process: the client never imports the server).
+1. The ingest service starts on loopback with an embedded SQLite store, in this process, on
+   the simulated clock (so the requests it counts per day fall on the simulated days).
 2. A fleet of installations is simulated with real client code, each in its own data
-   directory, over several past weeks, with injected clocks (nothing waits). Those that opt in
-   send their real weekly reports over OTLP/HTTP.
+   directory, over several past weeks, with injected clocks (nothing waits), in worker
+   processes (the clients never import the server) that live the same day together. Those
+   that opt in send their real weekly reports over OTLP/HTTP; one machine's clock runs ahead,
+   and its reports are rejected.
 3. What the maintainers' dashboards would show is printed, computed with the dashboards' own
    queries (``otel-usage-dashboards show``), and one installation's local JSON export is
    written.
@@ -16,20 +18,22 @@ import argparse
 import asyncio
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from otel_usage import UsageTelemetry
 from otel_usage.clock import default_clock
@@ -69,14 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     database = f"sqlite:///{work / 'ingest.sqlite3'}"
-    with _ingest(database, work / "ingest.log") as endpoint:
-        sent = _simulate_fleet(work / "fleet", endpoint, args)
+    first, _ = _weeks(args.weeks)  # once: the run may cross into another week
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    clock = _SimulatedClock(start)
+    with _ingest(database, clock) as endpoint:
+        sent = _simulate_fleet(work / "fleet", endpoint, clock, start, args)
     elapsed = time.monotonic() - started
     print(f"\n{args.installations} installations over {args.weeks} weeks simulated, "
           f"{sent} weekly reports sent over OTLP/HTTP, in {elapsed:.1f} s.\n")
     _publish(database)
-    first, last = _weeks(args.weeks)
-    shown = _show_dashboards(database, first, last)
+    shown = _show_dashboards(database, first, _last_request_day(start, args.weeks))
     export = _export_one(work / "fleet" / "installation-0000", work)
     print(f"\nThe local JSON export of one installation: {export}")
     print(f"The ingest's store: {work / 'ingest.sqlite3'}")
@@ -110,34 +116,56 @@ def _command(name: str) -> str:
     return found
 
 
+class _SimulatedClock:
+    """The ingest's clock (Unix seconds): set by the demo to the fleet's simulated moment."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment.timestamp()
+
+
 @contextmanager
-def _ingest(database: str, log: Path) -> Iterator[str]:
-    """The ingest service on a free loopback port, until the block ends."""
+def _ingest(database: str, clock: _SimulatedClock) -> Iterator[str]:
+    """The ingest service on a free loopback port, in a thread of this process, until the
+    block ends. Publication is left to the end (`_publish`): the fleet lives weeks in seconds."""
+    import uvicorn
+
+    from ingest import Settings, create_app
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    # The whole simulated fleet sends from this machine: loopback is exempt from the limits
-    # per client address (an explicit setting; a real ingest trusts only its gateway).
-    command = [_command("otel-usage-ingest"), "serve", "--database", database,
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-               "--unlimited-address", "127.0.0.1"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    # The whole simulated fleet sends from this machine: loopback is exempt from the limits per
+    # client address (an explicit setting; a real ingest trusts only its gateway).
+    settings = Settings(database_url=database, clock=clock, publish_interval_s=_NEVER_S,
+                        unlimited_addresses=frozenset({"127.0.0.1"}))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="ingest", daemon=True)
+    thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, log)
+        _wait_ready(url, thread)
         print(f"Ingest service listening on {url}, storing into {database}")
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+_NEVER_S = 10.0 * 365 * 86400
+
+
+def _wait_ready(url: str, thread: threading.Thread) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{PROG}: the ingest service stopped:\n{log.read_text()}")
+        if not thread.is_alive():
+            raise SystemExit(f"{PROG}: the ingest service stopped")
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=1) as answer:
                 if answer.status == 200:
@@ -147,26 +175,62 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     raise SystemExit(f"{PROG}: the ingest service did not become ready in 30 s")
 
 
-def _simulate_fleet(root: Path, endpoint: str, args: argparse.Namespace) -> int:
-    from .fleet import draw_fleet, simulate
+def _simulate_fleet(root: Path, endpoint: str, clock: _SimulatedClock, start: datetime,
+                    args: argparse.Namespace) -> int:
+    """Every installation lives day 0, then day 1, ...: the ingest's clock is set to each
+    day's sending hour first, so it counts the requests on the simulated day."""
+    from .fleet import draw_fleet, finish_time, send_time
 
-    first, _ = _weeks(args.weeks)
-    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     fleet = draw_fleet(root, args.installations, args.weeks, args.seed, args.opt_in)
     opted = sum(1 for i in fleet if i.opt_in_day is not None)
     print(f"Simulating {len(fleet)} installations ({opted} opt in) over {args.weeks} weeks "
-          f"from {first.isoformat()}")
-    anomaly = max(args.weeks - 3, 0)
+          f"from {start.date().isoformat()}")
+    anomaly = max(args.weeks - 2, 0)  # a surge of refused connections, then a normal week
+    context = multiprocessing.get_context("spawn")  # this process runs the server's threads
+    count = min(max(args.workers, 1), len(fleet))
+    shares = [fleet[i::count] for i in range(count)]
+    pipes, workers = [], []
+    for share in shares:
+        mine, theirs = context.Pipe()
+        worker = context.Process(target=_work, args=(theirs, share, start, args.weeks,
+                                                     endpoint, anomaly), daemon=True)
+        worker.start()
+        pipes.append(mine)
+        workers.append(worker)
+    days = args.weeks * 7
+    bar = _Progress(days + 1, sys.stderr)
     sent = 0
-    with ProcessPoolExecutor(max_workers=max(args.workers, 1),
-                             initializer=_quiet_library_logs) as pool:
-        futures = [pool.submit(simulate, i, start, args.weeks, endpoint, anomaly) for i in fleet]
-        bar = _Progress(len(futures), sys.stderr)
-        for future in as_completed(futures):
-            sent += future.result()["reports"]
+    try:
+        for day in [*range(days), "finish"]:
+            clock.set(finish_time(start, args.weeks) if day == "finish" else send_time(start, day))
+            for pipe in pipes:
+                pipe.send(day)
+            sent += sum(pipe.recv() for pipe in pipes)
             bar.step(f"{sent} reports sent")
+        for pipe in pipes:
+            pipe.send(None)
+    finally:
         bar.close()
+        for worker in workers:
+            worker.join(timeout=60)
+    if any(worker.exitcode != 0 for worker in workers):
+        raise SystemExit(f"{PROG}: a simulating process failed")
     return sent
+
+
+def _work(conn: Connection, *args: Any) -> None:
+    from .fleet import run_worker
+
+    _quiet_library_logs()
+    run_worker(conn, *args)
+
+
+def _last_request_day(start: datetime, weeks: int) -> date:
+    """The day after the fleet's last requests (the catch-up at the end of the week after the
+    last simulated one): the submissions panels end there."""
+    from .fleet import finish_time
+
+    return finish_time(start, weeks).date() + timedelta(days=1)
 
 
 class _Progress:

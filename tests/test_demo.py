@@ -8,36 +8,60 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
+from dashboards import queries
+from dashboards._show import EMPTY
+from otel_usage.clock import default_clock
+from otel_usage.weeks import Week
 
-def test_the_demo_simulates_a_fleet_stores_its_reports_and_shows_the_dashboards(
+
+def _titles() -> list[str]:
+    return [p.title for p in queries.panels() if not p.key.startswith("catalog:")]
+
+
+def test_the_demo_simulates_a_fleet_stores_its_reports_and_shows_every_panel(
     tmp_path: Path,
 ) -> None:
+    """Every panel the demo prints has rows: the fleet is large enough for k and for the
+    anomaly's trailing weeks, and the ingest counts requests on the simulated days."""
     command = shutil.which("otel-usage-demo", path=str(Path(sys.executable).parent))
     assert command is not None
     work = tmp_path / "demo"
+    before = Week.of(default_clock().now())
     done = subprocess.run(
-        [command, "--data-dir", str(work), "--installations", "16", "--weeks", "3",
-         "--opt-in", "0.5", "--seed", "3"],
-        capture_output=True, text=True, timeout=300)
+        [command, "--data-dir", str(work), "--installations", "100", "--weeks", "8",
+         "--opt-in", "0.8", "--seed", "3"],
+        capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    summary = re.search(r"16 installations over 3 weeks simulated, (\d+) weekly reports sent", out)
+    summary = re.search(r"100 installations over 8 weeks simulated, (\d+) weekly reports sent", out)
     assert summary is not None, out
+    blocks = {block.split("\n", 1)[0]: block for block in out.split("\n\n")}
+    assert [t for t in _titles() if t not in blocks] == []
+    assert [t for t in _titles() if EMPTY in blocks[t]] == []
     with sqlite3.connect(work / "ingest.sqlite3") as db:
         stored = db.execute("SELECT count(*) FROM weekly_reports").fetchone()[0]
-        accepted = db.execute("SELECT sum(requests) FROM usage_submissions "
-                              "WHERE outcome = 'accepted'").fetchone()[0]
-    assert int(summary.group(1)) == stored == accepted > 0
-    for title in ("Active installations per week", "Version adoption", "Deployment modes",
-                  "Feature adoption (latest week)", "Top error types",
-                  "Countries (latest week, top 20)"):
-        assert f"\n{title}\n" in out
+        outcomes = dict(db.execute("SELECT outcome, sum(requests) FROM usage_submissions "
+                                   "GROUP BY outcome").fetchall())
+        days = [row[0][:10] for row in db.execute(
+            "SELECT DISTINCT day FROM usage_submissions ORDER BY day")]
+    assert int(summary.group(1)) == stored == outcomes["accepted"]
+    assert outcomes["rejected"] > 0 and set(outcomes) == {"accepted", "rejected"}
+    # Requests are counted on the simulated days (from the week after the first simulated
+    # one to the catch-up at the end of the current week), not on the real one.
+    match = re.search(r"over 8 weeks from (\d{4}-\d\d-\d\d)\n", out)
+    assert match is not None, out
+    first = date.fromisoformat(match.group(1))
+    assert before.plus(-8).monday <= first <= Week.of(default_clock().now()).plus(-8).monday
+    assert len(days) > 20 and first < date.fromisoformat(days[0])
+    assert date.fromisoformat(days[-1]) == first + timedelta(weeks=9, days=-1)
+    assert "Error anomalies\n===============\nweek" in out
     exported = json.loads((work / "installation-0000-export.json").read_text())
     assert exported["format"] == "otel-usage-export/1"
     assert "credential" not in json.dumps(exported)
-    assert "dashboards/provisioning/" in out
+    assert "dashboards/provisioning/postgresql/" in out
 
 
 def test_the_demo_refuses_bad_arguments(tmp_path: Path) -> None:

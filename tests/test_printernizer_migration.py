@@ -70,7 +70,8 @@ def printernizer_db(path: Path, midweek: datetime, opt_in: str | None,
     if damaged:
         rows += [(str(uuid.uuid4()), "job_completed", "last tuesday", "{}", 0),
                  (str(uuid.uuid4()), "job_completed", sql_time(midweek), "{not json", 0),
-                 (str(uuid.uuid4()), "teleported", sql_time(midweek), "{}", 0)]
+                 (str(uuid.uuid4()), "teleported", sql_time(midweek), "{}", 0),
+                 (str(uuid.uuid4()), "job_failed", sql_time(midweek), "[1, 2]", 0)]
     conn.executemany("INSERT INTO usage_events (id, event_type, timestamp, metadata, submitted) "
                      "VALUES (?, ?, ?, ?, ?)", rows)
     conn.close()
@@ -170,7 +171,7 @@ def test_damaged_rows_are_skipped_and_deleted_with_the_rest(
 ) -> None:
     db = printernizer_db(tmp_path / "printernizer.db", midweek, "enabled", damaged=True)
     usage = telemetry(data_dir, midweek)
-    assert migrate(db, usage) == MigrationResult("done", "enabled", 6, 3)
+    assert migrate(db, usage) == MigrationResult("done", "enabled", 6, 4)
     assert sum(migrated(usage).values()) == 6
     assert legacy_rows(db) == ([], [("migrated_to", "otel-usage")])
 

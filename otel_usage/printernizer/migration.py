@@ -53,6 +53,22 @@ DONE_SETTING = "migrated_to"
 # What the old feature already sent is catalog version 1: an opt-in through the old switch (or
 # migrated from it) consents to that; newer items wait for the user's word on the privacy page.
 LEGACY_CATALOG_VERSION = 1
+# The metadata keys an event's point is made of (:func:`.events.event_point`).
+_METADATA_KEYS = ("printer_type", "job_status", "error_code", "error_type")
+# The old events grouped by SQLite: type, UTC day (NULL for a timestamp it cannot read),
+# whether the metadata is a JSON object (or empty), the keys above, and how many rows.
+# (CASE, unlike AND, evaluates lazily: json_type() never sees malformed JSON.)
+_OBJECT = ("CASE WHEN json_valid(metadata) THEN json_type(metadata) = 'object' "
+           "ELSE 0 END")
+_GROUPED_EVENTS = f"""
+SELECT event_type, date(timestamp),
+       CASE WHEN metadata IS NULL OR metadata = '' THEN 1 ELSE {_OBJECT} END,
+""" + ",\n".join(
+    f"       CASE WHEN {_OBJECT} THEN json_extract(metadata, '$.{key}') END"
+    for key in _METADATA_KEYS) + """,
+       count(*)
+FROM usage_events GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -71,7 +87,7 @@ class MigrationResult:
 class _Legacy:
     tables: frozenset[str]
     settings: Mapping[str, tuple[str | None, str | None]]
-    events: list[tuple[Any, ...]]
+    events: list[tuple[Any, ...]]  # grouped: see _GROUPED_EVENTS
 
 
 def migrate_printernizer_database(database_path: str | Path,
@@ -129,7 +145,7 @@ def _read(conn: sqlite3.Connection) -> _Legacy | None:
                                   None if updated_at is None else str(updated_at))
     events: list[tuple[Any, ...]] = []
     if "usage_events" in tables:
-        events = list(conn.execute("SELECT event_type, timestamp, metadata FROM usage_events"))
+        events = list(conn.execute(_GROUPED_EVENTS))
     return _Legacy(frozenset(tables), settings, events)
 
 
@@ -152,30 +168,29 @@ def _copy(tx: Tx, usage: UsageTelemetry, legacy: _Legacy) -> tuple[int, int]:
     tx.add_daily(
         (day, tx.series_id(metric, attributes, "sum", unit, True), total, None, None)
         for (day, metric, attributes, unit), total in sums.items())
-    return len(legacy.events) - skipped, skipped
+    return sum(row[-1] for row in legacy.events) - skipped, skipped
 
 
 def _sums(catalog: Catalog, events: Iterable[tuple[Any, ...]]
           ) -> tuple[dict[tuple[int, str, str, str], int], int]:
-    """(day, metric, attributes JSON, unit) -> count, and how many rows could not be read."""
+    """(day, metric, attributes JSON, unit) -> count, and how many rows could not be read,
+    from the events grouped by SQLite (:data:`_GROUPED_EVENTS`)."""
     sums: dict[tuple[int, str, str, str], int] = {}
     skipped = 0
-    for event_type, timestamp, metadata in events:
-        name, when = known_event(event_type), _when(timestamp)
-        try:
-            meta = json.loads(metadata) if metadata else {}
-        except (TypeError, ValueError):
-            meta = None
-        if name is None or when is None or not isinstance(meta, dict):
-            skipped += 1
+    for event_type, day, readable, *values, count in events:
+        name = known_event(event_type)
+        if name is None or day is None or not readable:
+            skipped += count
             continue
+        meta = {k: v for k, v in zip(_METADATA_KEYS, values, strict=True) if v is not None}
         point = event_point(catalog, name, meta)
         if point is None:
             continue
         attributes = json.dumps({**point.attributes, MIGRATED_ATTRIBUTE: MIGRATED_FROM},
                                 sort_keys=True, separators=(",", ":"))
+        when = datetime.fromisoformat(str(day)).replace(tzinfo=UTC)
         key = (epoch_day(when), point.metric, attributes, point.unit)
-        sums[key] = sums.get(key, 0) + 1
+        sums[key] = sums.get(key, 0) + count
     return sums, skipped
 
 

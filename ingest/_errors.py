@@ -6,8 +6,9 @@
     │   ├── BodyTooLarge            413: over the catalog's limit after decompression
     │   ├── MalformedBody           400: not an ExportMetricsServiceRequest
     │   ├── InvalidReport           400: decodes, but breaks the catalog's rules
-    │   ├── CredentialRejected      403: missing or wrong installation credential
-    │   └── Erased                  410: the installation was erased; start over with a new id
+    │   ├── CredentialRejected      403: missing or wrong installation credential (or API key)
+    │   ├── Erased                  410: the installation was erased; start over with a new id
+    │   └── LegacyEnded             410: the legacy submission's transition period is over
     └── ServiceError            the service cannot take it now: try again later (429/503)
         ├── Throttled               429: a rate limit was hit
         ├── Overloaded              503: the write queue is full or too slow
@@ -104,6 +105,14 @@ class Erased(RequestError):
 
     def __init__(self) -> None:
         super().__init__("this installation was erased: start over with a new installation id")
+
+
+class LegacyEnded(RequestError):
+    """A legacy submission after the transition period the maintainers set."""
+
+    status = 410
+    reason = "ended"
+    grpc_code = 9  # FAILED_PRECONDITION
 
 
 class ServiceError(IngestError):

@@ -3,7 +3,8 @@
 - `installations`: one row per installation: its credential's hash, the week of its first
   report's data (`first_week`) and the week its first report arrived (`registered`).
 - `weekly_reports`: each installation-week as received (the last report of that week wins),
-  with the week it arrived (`received`): the input of the publication step.
+  with the week it arrived (`received`) and whether it came as a legacy submission
+  (`legacy`): the input of the publication step.
 - `erasures`: installations erased on request, as a hash of their id and the day, so that a
   late or replayed report cannot bring them back.
 - `published_weeks` / `published_cells`: what the publication step made of each closed week,
@@ -49,6 +50,8 @@ weekly_reports = sa.Table(
     sa.Column("resource", Document, nullable=False),
     sa.Column("points", Document, nullable=False),
     sa.Column("received", Timestamp),  # Monday of the week this report arrived
+    # Sent as a legacy submission (POST /submit) rather than over OTLP (schema version 3).
+    sa.Column("legacy", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 erasures = sa.Table(
     "erasures", metadata,
@@ -128,11 +131,18 @@ def _migration_2() -> list[ExecutableDDLElement | sa.Update | sa.Delete]:
     ]
 
 
+def _migration_3() -> list[ExecutableDDLElement | sa.Update | sa.Delete]:
+    """Version 2 to 3 (issue 16): reports mark whether they came as legacy submissions; every
+    report stored before came over OTLP."""
+    return [AddColumn(weekly_reports, weekly_reports.c.legacy)]
+
+
 # Append only: a released migration never changes. Version 1 was the first release.
 MIGRATIONS: dict[int, Callable[[], Sequence[ExecutableDDLElement | sa.Update | sa.Delete]]] = {
     2: _migration_2,
+    3: _migration_3,
 }
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DIALECTS: dict[str, Dialect] = {
     "mssql": mssql.dialect(), "postgresql": postgresql.dialect(), "sqlite": sqlite.dialect(),
 }
@@ -157,6 +167,8 @@ def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
             pc.week_start, pc.metric, pc.attribute, pc.value, pc.installations, pc.total),
         "usage_resource_attributes": kind("resource").add_columns(
             pc.week_start, pc.attribute, pc.value, pc.installations),
+        "usage_report_sources": kind("source").add_columns(
+            pc.week_start, pc.value.label("source"), pc.installations),
         "usage_submissions": sa.select(ds.day, ds.outcome, ds.reason, ds.requests),
     }
     assert list(selects) == list(VIEWS), "views.VIEWS and the view selects must agree"

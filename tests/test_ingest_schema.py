@@ -35,7 +35,7 @@ def test_sql_server_ddl_is_batches_separated_by_go_that_parse_as_tsql() -> None:
     assert all(sqlglot.parse_one(b, read="tsql") is not None for b in batches)
     views = [b for b in batches if b.startswith("CREATE VIEW")]
     assert [b.split()[2] for b in views] == list(VIEWS)
-    assert batches[-1] == "INSERT INTO schema_info (name, value) VALUES ('schema_version', '2')"
+    assert batches[-1] == "INSERT INTO schema_info (name, value) VALUES ('schema_version', '3')"
 
 
 def test_the_migration_from_version_1_compiles_for_sql_server() -> None:
@@ -45,6 +45,18 @@ def test_the_migration_from_version_1_compiles_for_sql_server() -> None:
     assert "ALTER TABLE installations ADD registered DATETIME2(0) NULL" in compiled
     assert "ALTER TABLE weekly_reports ADD received DATETIME2(0) NULL" in compiled
     assert all(sqlglot.parse_one(c, read="tsql") is not None for c in compiled)
+
+
+def test_the_migration_to_version_3_compiles_for_every_dialect() -> None:
+    """Reports gain the legacy mark, false for every report stored before."""
+    compiled = {name: [str(s.compile(dialect=dialect)) for s in _schema.MIGRATIONS[3]()]
+                for name, dialect in _schema.DIALECTS.items()}
+    assert compiled == {
+        "mssql": ["ALTER TABLE weekly_reports ADD legacy BIT NOT NULL DEFAULT 0"],
+        "postgresql": ["ALTER TABLE weekly_reports ADD COLUMN legacy BOOLEAN DEFAULT false "
+                       "NOT NULL"],
+        "sqlite": ["ALTER TABLE weekly_reports ADD COLUMN legacy BOOLEAN DEFAULT 0 NOT NULL"]}
+    assert sqlglot.parse_one(compiled["mssql"][0], read="tsql") is not None
 
 
 def test_each_view_select_has_the_columns_views_declares() -> None:
@@ -58,8 +70,8 @@ TABLES = {"installations", "weekly_reports", "erasures", "published_weeks", "pub
 
 def test_migrate_creates_the_schema_once_and_is_idempotent(database_url: str) -> None:  # noqa: F811
     store = Store(create_engine(database_url))
-    assert store.migrate() == _schema.SCHEMA_VERSION == 2
-    assert store.migrate() == 2
+    assert store.migrate() == _schema.SCHEMA_VERSION == 3
+    assert store.migrate() == 3
     store.dispose()
     engine = sa.create_engine(database_url)
     inspector = sa.inspect(engine)
@@ -67,20 +79,20 @@ def test_migrate_creates_the_schema_once_and_is_idempotent(database_url: str) ->
     engine.dispose()
     assert (names, views) == (TABLES, set(VIEWS))
     assert query(database_url, "SELECT name, value FROM schema_info ORDER BY name") == [
-        ("schema_version", "2")]
+        ("schema_version", "3")]
     for view in VIEWS:
         assert query(database_url, f"SELECT * FROM {view}") == []
 
 
 def test_a_version_1_store_is_migrated_keeping_its_reports(database_url: str) -> None:  # noqa: F811
-    """The first release's tables, views and rows become version 2: the rollups go, the arrival
-    weeks are filled from what the store knows, the reports stay."""
+    """The first release's tables, views and rows become version 3: the rollups go, the arrival
+    weeks are filled from what the store knows, the reports stay (and came over OTLP)."""
     engine = sa.create_engine(database_url)
     with engine.begin() as conn:
         version_1(conn)
     engine.dispose()
     store = Store(create_engine(database_url))
-    assert store.migrate() == 2
+    assert store.migrate() == 3
     store.dispose()
     engine = sa.create_engine(database_url)
     inspector = sa.inspect(engine)
@@ -90,10 +102,11 @@ def test_a_version_1_store_is_migrated_keeping_its_reports(database_url: str) ->
     assert [(i, str(f)[:10], str(r)[:10]) for i, f, r in query(
         database_url, "SELECT installation_id, first_week, registered FROM installations")] == [
         (V1_ID, "2025-06-02", "2025-06-02")]
-    assert [(str(w)[:10], str(r)[:10]) for w, r in query(
-        database_url, "SELECT week_start, received FROM weekly_reports ORDER BY week_start")] == [
-        ("2025-06-02", "2025-06-02"), ("2025-06-09", "2025-06-09")]
-    assert query(database_url, "SELECT name, value FROM schema_info") == [("schema_version", "2")]
+    assert [(str(w)[:10], str(r)[:10], bool(legacy)) for w, r, legacy in query(
+        database_url, "SELECT week_start, received, legacy FROM weekly_reports "
+                      "ORDER BY week_start")] == [
+        ("2025-06-02", "2025-06-02", False), ("2025-06-09", "2025-06-09", False)]
+    assert query(database_url, "SELECT name, value FROM schema_info") == [("schema_version", "3")]
 
 
 V1_ID = "12345678-1234-4234-8234-123456789abc"

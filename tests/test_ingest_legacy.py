@@ -32,6 +32,7 @@ from ingest_support import (  # noqa: F401  (fixture)
     settings,
 )
 
+from dashboards import queries
 from ingest import Settings, publish
 from ingest._legacy import LEGACY_CREDENTIAL
 from ingest._publish import publish_week
@@ -398,6 +399,11 @@ async def test_the_report_source_is_published_k_anonymously(database_url: str) -
                                "FROM usage_report_sources ORDER BY week_start, source")
     assert [(str(w)[:10], s, n) for w, s, n in rows] == [
         ("2025-06-09", "legacy", 3), ("2025-06-09", "otlp", 7)]
+    panel = queries.run_panel(database_url, queries.panel("legacy"),
+                              datetime(2025, 5, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC))
+    assert panel.columns == ("time", "metric", "installations")
+    assert [(str(t)[:10], m, i) for t, m, i in panel.rows] == [("2025-06-09", "legacy", 3),
+                                                              ("2025-06-09", "otlp", 7)]
 
 
 def test_one_legacy_installation_among_many_hides_both_sources() -> None:

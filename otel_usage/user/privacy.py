@@ -66,6 +66,11 @@ _T: dict[str, dict[str, str]] = {
             "installation is remembered (a hash of its ID, for {months} months) so that a late "
             "or repeated report cannot bring it back; numbers already published stay as they "
             "are, since they describe no single installation."),
+        "legacy_server": (
+            "Summaries sent by Printernizer's earlier usage-statistics feature, accepted by the "
+            "server for a transition period, are cut down on arrival to the values of this list "
+            "(version 1) and count as that week's report; nothing else they contain is kept, "
+            "and the address they come from is never stored."),
         "retention_outbox": (
             "A report that could not be delivered for {weeks} weeks is dropped unsent."),
         "retention_local": (
@@ -143,6 +148,11 @@ _T: dict[str, dict[str, str]] = {
             "ihrer ID, {months} Monate lang), damit ein verspäteter oder wiederholter Bericht "
             "sie nicht zurückbringt; bereits veröffentlichte Zahlen bleiben, wie sie sind, da "
             "sie keine einzelne Installation beschreiben."),
+        "legacy_server": (
+            "Zusammenfassungen der früheren Nutzungsstatistik von Printernizer, die der Server "
+            "für eine Übergangszeit annimmt, werden beim Eintreffen auf die Werte dieser Liste "
+            "(Version 1) reduziert und gelten als Bericht jener Woche; sonst wird nichts daraus "
+            "aufbewahrt, und die Adresse, von der sie kommen, wird nie gespeichert."),
         "retention_outbox": (
             "Ein Bericht, der {weeks} Wochen lang nicht zugestellt werden konnte, wird "
             "ungesendet verworfen."),
@@ -206,6 +216,7 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
                                                established=policy.established_weeks,
                                                k=policy.k_anonymity,
                                                months=policy.retention_months),
+                  t["legacy_server"],
                   t["retention_outbox"].format(weeks=policy.outbox_max_age_weeks),
                   t["retention_local"]]),
         f"## {t['sending']}",

@@ -420,6 +420,21 @@ def test_one_legacy_installation_among_many_hides_both_sources() -> None:
         ("source", "", "", "legacy"): 5, ("source", "", "", "otlp"): 5}
 
 
+def test_legacy_installations_nested_in_a_small_group_are_not_shown() -> None:
+    """Five legacy installations, all in a country with two OTLP ones more: the country row
+    minus the legacy row would give those two away, so the sources are hidden."""
+    points = json.dumps([["printernizer.uptime", {}, 5]])
+
+    def row(country: str, legacy_mark: bool) -> tuple[str, str, bool]:
+        return (json.dumps({"service.name": "printernizer", "geo.country.iso_code": country}),
+                points, legacy_mark)
+
+    rows = [row("AT", True)] * 5 + [row("AT", False)] * 2 + [row("DE", False)] * 10
+    cells = publish_week(datetime(2025, 6, 9), rows, CATALOG, 5).cells
+    assert not [key for key in cells if key[0] == "source"]
+    assert cells[("active", "", "", "")].count == 17
+
+
 def test_serve_takes_the_transition_period_and_the_key_file(tmp_path: Path,
                                                             midweek: datetime) -> None:
     """The real server, as maintainers start it, at the clock hook's now."""

@@ -8,12 +8,14 @@ onto what an OTLP report of the catalog's version 1 (what the old feature sent) 
 installation and week; that report then passes the same validation as every OTLP report
 (`_validate.validate`), so it lands in the same weekly row and the same views.
 
-Kept: only catalog values. Free-form maps are filtered (printer types and error types outside
-the catalog become its "other"; feature switches outside it are dropped), versions are cut to
-their release (`2.42.0-3-gbe0da09` -> `2.42.0`), the platform string to its OS family and
-architecture, and the rest is dropped unread beyond its type: timestamps other than the period,
-`first_seen`, printer type lists. Nothing personal is stored: no address, no free text, no
-host name.
+Kept: only catalog values. Free-form maps are filtered in Printernizer's words
+(`otel_usage.printernizer.vocabulary`: its error codes give `error.type` and `error.category`,
+its feature switches by every name it uses give `feature.name`); printer types and error
+types outside the catalog become its "other", feature switches outside it are dropped;
+versions are cut to their release (`2.42.0-3-gbe0da09` -> `2.42.0`), the platform string to
+its OS family and architecture, and the rest is dropped unread beyond its type: timestamps
+other than the period, `first_seen`, printer type lists. Nothing personal is stored: no
+address, no free text, no host name.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from otel_usage.catalog import Catalog
+from otel_usage.printernizer.vocabulary import error_attributes, feature_name
 from otel_usage.weeks import Week
 
 from ._errors import InvalidReport, MalformedBody, Problem
@@ -71,13 +74,6 @@ JOBS, DOWNLOADS, UPLOADS = "printernizer.jobs", "printernizer.file.downloads", \
 PRINTERS, FEATURES, ERRORS, UPTIME = ("printernizer.printers", "printernizer.features.enabled",
                                       "printernizer.errors", "printernizer.uptime")
 _JOB_STATUS = ("job.status", "created")  # job_count counts the jobs created
-# Printernizer's feature switches (settings names) -> the catalog's feature values.
-FEATURE_NAMES = {
-    "library_enabled": "library", "library_search_enabled": "library_search",
-    "timelapse_enabled": "timelapse", "job_creation_auto_create": "auto_job_creation",
-    "auto_job_creation_enabled": "auto_job_creation", "enable_german_compliance": "german_business",
-    "german_business_enabled": "german_business", "watch_folders_enabled": "watch_folders",
-}
 _OS = {"linux": "linux", "darwin": "darwin", "macos": "darwin", "windows": "windows",
        "win32": "windows", "freebsd": "freebsd", "openbsd": "openbsd", "netbsd": "netbsd"}
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
@@ -97,17 +93,14 @@ def check_catalog(catalog: Catalog) -> None:
     (raised at start, not on a client's request)."""
     needed = {JOBS: {"job.status"}, DOWNLOADS: set(), UPLOADS: set(), UPTIME: set(),
               PRINTERS: {"printer.type"}, FEATURES: {"feature.name"},
-              ERRORS: {"error.type"}}
+              ERRORS: {"error.type", "error.category"}}
     for name, attributes in needed.items():
         spec = catalog.metric(name)
         if spec is None or spec.since > CATALOG_VERSION or not attributes <= set(spec.attributes):
             raise ValueError(f"the legacy mapping needs the catalog's version 1 metric {name} "
                              f"with attributes {sorted(attributes)}")
-    status = catalog.metrics[JOBS].attributes[_JOB_STATUS[0]]
-    feature = catalog.metrics[FEATURES].attributes["feature.name"]
-    if not status.allows(_JOB_STATUS[1]) or not all(map(feature.allows,
-                                                       FEATURE_NAMES.values())):
-        raise ValueError("the legacy mapping names job statuses or features the catalog lacks")
+    if not catalog.metrics[JOBS].attributes[_JOB_STATUS[0]].allows(_JOB_STATUS[1]):
+        raise ValueError("the legacy mapping names a job status the catalog lacks")
 
 
 # Decoding -------------------------------------------------------------------------------------
@@ -355,22 +348,28 @@ def _usage(usage: Mapping[str, Any], reader: _Reader, catalog: Catalog, data: Da
     if hours is not None:  # the days it ran at least: a day of uptime per 24 hours begun
         _add(data, UPTIME, {}, min(7, math.ceil(hours / 24)))
     features = reader.mapping(usage.get("feature_usage"), "usage_stats.feature_usage")
+    allowed = catalog.metrics[FEATURES].attributes["feature.name"]
     for name, enabled in features.items():
         if not isinstance(enabled, bool):
             reader.problem("wrong_type", "usage_stats.feature_usage values must be true or false")
             continue
-        feature = FEATURE_NAMES.get(name)
-        if feature is not None:  # switches the catalog does not know are dropped
-            data.setdefault(FEATURES, {})[(("feature.name", feature),)] = max(
-                int(enabled), data.get(FEATURES, {}).get((("feature.name", feature),), 0))
+        feature = feature_name(name)
+        if feature is not None and feature in (allowed.values or ()):  # others are dropped
+            key = (("feature.name", feature),)
+            series = data.setdefault(FEATURES, {})
+            series[key] = max(int(enabled), series.get(key, 0))
 
 
 def _errors(summary: Mapping[str, Any], reader: _Reader, catalog: Catalog, data: Data) -> None:
-    error_type = catalog.metrics[ERRORS].attributes["error.type"]
+    """Error counts by Printernizer's error code (or a catalog error type), with its
+    category; anything else is counted as "other" / "unknown"."""
+    spec = catalog.metrics[ERRORS].attributes
     for name, value in summary.items():
         count = reader.count(value, "error_summary values")
         if count is not None:
-            _add(data, ERRORS, {"error.type": error_type.scrub(name.lower())}, count)
+            attributes = error_attributes(name)
+            _add(data, ERRORS, {key: spec[key].scrub(attributes[key]) for key in
+                                ("error.category", "error.type")}, count)
     _cap(data, ERRORS, reader, catalog.protocol.max_counter_value)
 
 

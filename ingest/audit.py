@@ -74,7 +74,8 @@ class Member:
         return data
 
     def _legacy_points(self) -> Points:
-        """What a legacy summary can say, as the server maps it (jobs created, no category)."""
+        """What a legacy summary can say, as the server maps it (jobs created; an error's
+        category is its type's)."""
         rng, data = self.rng, {}
         data["printernizer.jobs"] = [({"job.status": "created"}, rng.randint(1, 9))]
         data["printernizer.features.enabled"] = [({"feature.name": f}, on)
@@ -83,7 +84,8 @@ class Member:
             (1, 1, 1, 2, 2, 3, 7)))]
         if rng.random() < 0.12:
             kind = rng.choice(("connection_timeout", "dns_resolution_failed"))
-            data["printernizer.errors"] = [({"error.type": kind}, 1)]
+            data["printernizer.errors"] = [({"error.category": "network", "error.type": kind},
+                                            1)]
         data["printernizer.uptime"] = [({}, rng.choice((7, 7, 7, 7, 6, 3)))]
         return data
 
@@ -94,8 +96,8 @@ class Member:
         if "host.arch" in res:
             platform += "-" + _PLATFORM_ARCH[res["host.arch"]]
         start = Week.of(week).start
-        single = {metric: {next(iter(attrs.values()), ""): value for attrs, value in series}
-                  for metric, series in points.items()}
+        single = {metric: {attrs.get("error.type", next(iter(attrs.values()), "")): value
+                           for attrs, value in series} for metric, series in points.items()}
         return {
             "schema_version": "1.0",
             "installation": {

@@ -67,6 +67,7 @@ def summary(installation_id: str, week: date = WEEK, **sections: Any) -> dict[st
         "usage_stats": {"job_count": 12, "file_count": 4, "upload_count": 3,
                         "uptime_hours": 100.5,
                         "feature_usage": {"library_enabled": True, "timelapse_enabled": False,
+                                          "german_compliance_enabled": True,
                                           "alice_private_switch": True}},
         "error_summary": {"PRINTER_BUSY": 2, "connection to 192.168.1.20 failed": 1},
     }
@@ -90,8 +91,9 @@ EXPECTED_POINTS = [
     ["printernizer.uptime", {}, 5],
     ["printernizer.features.enabled", {"feature.name": "library"}, 1],
     ["printernizer.features.enabled", {"feature.name": "timelapse"}, 0],
-    ["printernizer.errors", {"error.type": "printer_busy"}, 2],
-    ["printernizer.errors", {"error.type": "other"}, 1],
+    ["printernizer.features.enabled", {"feature.name": "german_business"}, 1],
+    ["printernizer.errors", {"error.category": "printer", "error.type": "printer_busy"}, 2],
+    ["printernizer.errors", {"error.category": "unknown", "error.type": "other"}, 1],
 ]
 
 

@@ -88,9 +88,21 @@ _COUNTRY = re.compile(r"[A-Za-z]{2}")
 _TOKENS = re.compile(r"[^A-Za-z0-9_]+")
 
 
+_VERSION_1: dict[int, tuple[Catalog, Catalog]] = {}
+
+
+def version_1(catalog: Catalog) -> Catalog:
+    """What the catalog's version 1 lets leave (values added later are "other" in it)."""
+    cached = _VERSION_1.get(id(catalog))
+    if cached is None or cached[0] is not catalog:
+        cached = _VERSION_1[id(catalog)] = (catalog, catalog.as_of(CATALOG_VERSION))
+    return cached[1]
+
+
 def check_catalog(catalog: Catalog) -> None:
     """The metrics, attributes and values the mapping names must be in the catalog's version 1
     (raised at start, not on a client's request)."""
+    catalog = version_1(catalog)
     needed = {JOBS: {"job.status"}, DOWNLOADS: set(), UPLOADS: set(), UPTIME: set(),
               PRINTERS: {"printer.type"}, FEATURES: {"feature.name"},
               ERRORS: {"error.type", "error.category"}}
@@ -222,8 +234,10 @@ Data = dict[str, dict[tuple[tuple[str, str], ...], int]]
 
 
 def to_report(document: Mapping[str, Any], catalog: Catalog, limits: Limits) -> Accepted:
-    """The summary as the week's report, validated as an OTLP report is; InvalidReport listing
-    every problem (nothing is stored then)."""
+    """The summary as the week's report of the catalog's version 1 (values added later are its
+    "other"), validated as an OTLP report is; InvalidReport listing every problem (nothing is
+    stored then)."""
+    catalog = version_1(catalog)
     reader = _Reader(catalog.protocol.max_counter_value)
     reader.keys(document, _TOP, "")
     if "schema_version" in document and document["schema_version"] != SCHEMA_VERSION:

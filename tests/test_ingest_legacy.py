@@ -69,7 +69,9 @@ def summary(installation_id: str, week: date = WEEK, **sections: Any) -> dict[st
                         "feature_usage": {"library_enabled": True, "timelapse_enabled": False,
                                           "german_compliance_enabled": True,
                                           "alice_private_switch": True}},
-        "error_summary": {"PRINTER_BUSY": 2, "connection to 192.168.1.20 failed": 1},
+        # PRINTER_CONNECTION's type came with the catalog's version 2: "other" in version 1
+        "error_summary": {"PRINTER_BUSY": 2, "PRINTER_CONNECTION": 3,
+                          "connection to 192.168.1.20 failed": 1},
     }
     for name, value in sections.items():
         body[name] = value
@@ -93,6 +95,7 @@ EXPECTED_POINTS = [
     ["printernizer.features.enabled", {"feature.name": "timelapse"}, 0],
     ["printernizer.features.enabled", {"feature.name": "german_business"}, 1],
     ["printernizer.errors", {"error.category": "printer", "error.type": "printer_busy"}, 2],
+    ["printernizer.errors", {"error.category": "printer", "error.type": "other"}, 3],
     ["printernizer.errors", {"error.category": "unknown", "error.type": "other"}, 1],
 ]
 

@@ -258,3 +258,19 @@ async def test_a_store_that_cannot_be_written_leaves_the_old_rows_and_the_host_s
     assert len(legacy_rows(db)[0]) == 6
     assert await service.record_event("job_completed", {}) is not None
     await service.usage.ashutdown()
+
+
+def test_an_event_stamped_with_an_offset_counts_on_its_utc_day(
+    tmp_path: Path, data_dir: Path, midweek: datetime,
+) -> None:
+    db = tmp_path / "printernizer.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(PRINTERNIZER_TABLES)
+        local = (midweek - timedelta(days=3)).replace(hour=23, minute=30, tzinfo=None)
+        conn.execute("INSERT INTO usage_events (id, event_type, timestamp, metadata) "
+                     "VALUES ('a', 'job_completed', ?, NULL)", (f"{local.isoformat()}-02:00",))
+    usage = telemetry(data_dir, midweek)
+    assert migrate(db, usage) == MigrationResult("done", None, 1, 0)
+    assert migrated(usage) == {
+        ((local + timedelta(hours=2)).date().isoformat(), "printernizer.jobs",
+         '{"job.status":"completed","migrated":"printernizer_usage_events"}'): 1}

@@ -77,6 +77,7 @@ def test_serve_answers_reports_and_logs_json_without_addresses(database_url: str
     assert [line for line in lines if "127.0.0.1" in line and "Uvicorn running" not in line] == []
 
 
+@pytest.mark.dateless
 def test_sigterm_finishes_the_request_in_flight(database_url: str) -> None:  # noqa: F811
     """Graceful shutdown: a report waiting for a locked database still gets its 200."""
     body, headers = encode(request(new_installation(), last_week()), "protobuf", True)

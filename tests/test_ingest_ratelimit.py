@@ -3,6 +3,8 @@ client's address (trusted proxies only), new installations per address per day."
 
 from __future__ import annotations
 
+import pytest
+
 from ingest._errors import Throttled
 from ingest._ratelimit import Admission, ClientAddress, RateLimiter
 
@@ -45,6 +47,7 @@ def test_a_burst_of_zero_disables_the_limit() -> None:
     assert len(limiter) == 0
 
 
+@pytest.mark.dateless
 def test_a_flood_of_keys_keeps_the_limiter_at_its_bound() -> None:
     """200,000 distinct keys (addresses an attacker controls, say) hold 1,000 buckets."""
     import tracemalloc

@@ -9,6 +9,7 @@ from datetime import date
 
 import httpx
 import ingest_wire as wire
+import pytest
 import sqlalchemy as sa
 from ingest_reports import CATALOG, encode, last_week, new_credential, new_installation, request
 from ingest_support import (  # noqa: F401  (fixture)
@@ -36,6 +37,7 @@ async def _post_all(base: str, bodies: list[dict[str, object]]) -> list[int]:
     return [a.status_code for a in answers]
 
 
+@pytest.mark.dateless
 def test_256_concurrent_clients_all_get_stored(database_url: str) -> None:  # noqa: F811
     bodies = [_args(new_installation(), new_credential(), seed=i) for i in range(256)]
     with running_server(settings(database_url, unlimited_addresses=LOOPBACK)) as base:
@@ -68,6 +70,7 @@ def _lock(url: str) -> tuple[sa.engine.Engine, sa.engine.Connection]:
     return engine, conn
 
 
+@pytest.mark.dateless
 def test_a_saturated_database_gets_503s_fast_and_the_server_keeps_answering(database_url: str) -> None:  # noqa: F811
     """With the database stuck, 256 clients at once each get 503 + Retry-After while it is
     still stuck (every answer arrives before the lock is released: none waits for the

@@ -114,6 +114,10 @@ class Metric:
     since: int
     text: Text
     attributes: Mapping[str, Attribute] = field(default_factory=dict)
+    # The largest weekly value sent; above it a point is clamped to it or dropped. Negative
+    # and non-finite values are always dropped.
+    max: int = 1_000_000
+    out_of_range: Literal["clamp", "drop"] = "clamp"
 
     @property
     def is_sum(self) -> bool:
@@ -333,6 +337,7 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
             problems.append(f"resource {item['key']}: needs en and de descriptions")
 
     metrics: dict[str, Metric] = {}
+    proto_max = int(raw.get("protocol", {}).get("max_counter_value", 1_000_000))
     for item in raw.get("metric", []):
         name = item.get("name", "")
         where = f"metric {name!r}"
@@ -347,6 +352,12 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         if not item.get("en") or not item.get("de"):
             problems.append(f"{where}: needs en and de descriptions")
         attrs = {k: attribute(k, v, where) for k, v in item.get("attributes", {}).items()}
+        maximum = item.get("max", proto_max)
+        if not isinstance(maximum, int) or maximum < 0:
+            problems.append(f"{where}: max must be a whole number of at least 0")
+            maximum = proto_max
+        if item.get("out_of_range", "clamp") not in ("clamp", "drop"):
+            problems.append(f"{where}: out_of_range must be clamp or drop")
         metrics[name] = Metric(
             name=name,
             instrument=item.get("instrument", "counter"),
@@ -355,6 +366,8 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
             since=since(item, where),
             text=Text(item.get("en", ""), item.get("de", "")),
             attributes=attrs,
+            max=maximum,
+            out_of_range="drop" if item.get("out_of_range") == "drop" else "clamp",
         )
     never = tuple(Text(n["en"], n["de"]) for n in raw.get("never", []))
     roles = _roles(raw.get("roles", {}), metrics, problems)

@@ -1,16 +1,44 @@
-"""The user's choice: the three modes, the environment's word on them, and every change of it.
+"""The user's choice and consent: one state machine, read and changed here and nowhere else.
+
+States (the user's *stored choice*, kept in ``mode_changes``):
 
 - ``off``: nothing is recorded, nothing is sent.
-- ``local`` (the default): recorded on this machine, never sent.
-- ``on``: recorded, and the weekly scrubbed report is sent.
+- ``local`` (the default, also when nothing was ever chosen): recorded here, never sent.
+- ``on``: recorded, and each closed week the user's consent covers is sent, scrubbed.
 
-``DO_NOT_TRACK=1`` (the console-do-not-track convention) forces ``off``;
-``OTEL_USAGE_MODE=off|local|on`` sets the mode for this process.
+Consent is part of ``on``: every ``on`` row is a consent to one catalog version at one instant.
+The run of ``on`` rows since the user last chose something else is the consent in force: it
+began at the first row's instant (weeks that began before it are never sent) and each later row
+agrees to a newer catalog version (a week is scrubbed with the newest version agreed to before
+the week began, :meth:`Consent.version_for`; what a newer catalog adds waits until then).
 
-The mode in force is read here and only here (:func:`read_mode`): the environment's if it forces
-one, else the user's stored choice, else the default. Every change of the stored choice goes
-through :func:`change_mode`; leaving ``on`` empties the outbox and queues the server-side erasure
-(:func:`opt_out`).
+Transitions (:func:`change_mode`, :func:`on_start`, :func:`delete_kept_choice`):
+
+- The user's action (CLI, page, API) is the only thing that changes the stored choice.
+  Choosing the mode in force again does nothing, except that ``on`` while ``on`` under a newer
+  catalog records the consent to that version (``consent`` on the CLI, one button on the page)
+  without leaving ``on``.
+- Leaving ``on`` (for ``local`` or ``off``) is an opt-out: the outbox is emptied and every
+  report whose sending began gets an erasure request, to the endpoint and with the credential
+  that report used, retried until acknowledged (:func:`opt_out`).
+- Delete-all wipes everything but keeps the user's choice: it is recorded again at the delete's
+  instant (so a consent then covers only what is recorded after it), and the user is told.
+- The environment overrides for this process only and is never stored: ``DO_NOT_TRACK=1``
+  forces ``off``, ``OTEL_USAGE_MODE=off|local|on`` forces that mode. A process forced ``on``
+  while the stored choice is not ``on`` sends under a consent of the environment's: from the
+  first such start (``environment_on_since``, the process's catalog version), and a later start
+  that is not forced ``on`` while the stored choice is not ``on`` opts out like the user.
+
+Invariants (tests/test_consent_cases.py, tests/test_consent_model.py):
+
+- Nothing is stored while the mode in force is ``off``; counts held in memory across a change
+  of mode or a delete are dropped unless every mode they may have been counted under allows
+  recording (:mod:`.record.exporter`).
+- Only what was recorded after the consent's instant, and under a mode in force that sends,
+  is ever sent: while a process runs under any mode but ``on`` although the stored choice is
+  ``on``, the consent's start moves past it (``consent_cut``).
+- Every report whose sending began is erased (and the erasure acknowledged) after an opt-out
+  or delete-all.
 """
 
 from __future__ import annotations
@@ -26,29 +54,38 @@ from .store import ModeChange, Store, Tx
 
 __all__ = [
     "DEFAULT_MODE",
+    "ENVIRONMENT_SOURCE",
     "MODES",
     "Consent",
     "Mode",
     "ModeState",
     "change_mode",
     "current_consent",
+    "delete_kept_choice",
     "effective_mode",
     "environment_mode",
     "on_start",
     "opt_out",
     "parse_mode",
     "read_mode",
+    "sending_consent",
+    "user_history",
 ]
 
 Mode = Literal["off", "local", "on"]
 MODES: tuple[Mode, ...] = ("off", "local", "on")
 DEFAULT_MODE: Mode = "local"
 _TRUTHY = {"1", "true", "yes", "on"}
+# Older releases stored the environment's mode as a change; such rows are not a choice.
+ENVIRONMENT_SOURCE = "environment"
+_ENV_SINCE = "environment_on_since"
+_ENV_VERSION = "environment_on_version"
+_CUT = "consent_cut"
 
 
 def parse_mode(value: str) -> Mode:
     """`value` as a mode, or InvalidModeError that names the modes there are."""
-    mode = value.strip().lower()
+    mode = value.strip().lower() if isinstance(value, str) else ""
     if mode not in MODES:
         raise InvalidModeError(f"unknown mode {value!r}: choose one of off, local, on")
     return mode
@@ -89,71 +126,162 @@ class ModeState:
         return self.forced is not None
 
 
+def user_history(history: list[ModeChange]) -> list[ModeChange]:
+    """The user's own choices (rows an older release stored for the environment left out)."""
+    return [c for c in history if c.source != ENVIRONMENT_SOURCE]
+
+
+def _stored_choice(tx: Tx) -> ModeChange | None:
+    history = user_history(tx.mode_history())
+    return history[-1] if history else None
+
+
 def read_mode(store: Store, environ: Mapping[str, str]) -> ModeState:
     """The mode in force. Raises StoreUnavailableError when the stored choice cannot be read."""
     forced = environment_mode(environ)
     stored: Mode | None = None
     if store.exists:
         with store.read() as tx:
-            latest = tx.latest_mode()
+            latest = _stored_choice(tx)
         stored = parse_mode(latest.mode) if latest is not None else None
     return ModeState(effective_mode(forced, stored), stored, forced)
 
 
 @dataclass(frozen=True)
 class Consent:
-    """The current opt-in: since when (the first ``on`` of the current run of ``on``s) and the
-    catalog version of the latest ``on`` (consenting again covers newer metrics)."""
+    """The opt-in in force: since when (weeks that began before are never sent), the catalog
+    version agreed to last, and each agreement as (instant, version), oldest first."""
 
     since: datetime
     catalog_version: int
+    agreements: tuple[tuple[datetime, int], ...] = ()
+
+    def version_for(self, week_start: datetime) -> int:
+        """The catalog version a week is scrubbed with: the newest agreed to before it began
+        (what a later agreement adds is not sent for a week recorded partly before it)."""
+        versions = [v for at, v in self.agreements if at <= week_start]
+        return max(versions) if versions else min(
+            (v for _, v in self.agreements), default=self.catalog_version)
 
 
 def current_consent(history: list[ModeChange]) -> Consent | None:
-    """The opt-in in force, or None when the latest mode is not ``on``."""
+    """The user's opt-in in force, or None when the stored choice is not ``on``."""
     run: list[ModeChange] = []
-    for change in reversed(history):
+    for change in reversed(user_history(history)):
         if change.mode != "on":
             break
         run.append(change)
     if not run:
         return None
-    return Consent(run[-1].changed_at, run[0].catalog_version)
+    run.reverse()
+    agreements = tuple((c.changed_at, c.catalog_version) for c in run)
+    return Consent(run[0].changed_at, max(v for _, v in agreements), agreements)
 
 
-def change_mode(tx: Tx, chosen: Mode, now: datetime, catalog_version: int, source: str,
-                endpoint: str) -> None:
-    """Store `chosen`; leaving ``on`` empties the outbox and queues the server's erasure."""
-    latest = tx.latest_mode()
-    if latest is None or latest.mode != chosen:
+def sending_consent(tx: Tx, forced: Mode | None, catalog_version: int) -> Consent | None:
+    """The consent reports are built under in this process, or None when nothing may be sent:
+    the user's (stored ``on``, not overridden), else the environment's (forced ``on``). Its
+    start is moved past the last time a process ran without sending (``consent_cut``)."""
+    history = tx.mode_history()
+    stored = current_consent(history)
+    cut = tx.meta(_CUT)
+    if forced not in (None, "on"):
+        return None
+    if stored is not None:
+        consent = stored
+    elif forced == "on":
+        since = tx.meta(_ENV_SINCE)
+        if since is None:
+            return None
+        version = int(tx.meta(_ENV_VERSION) or catalog_version)
+        consent = Consent(datetime.fromisoformat(since), version,
+                          ((datetime.fromisoformat(since), version),))
+    else:
+        return None
+    if cut is not None and datetime.fromisoformat(cut) > consent.since:
+        consent = Consent(datetime.fromisoformat(cut), consent.catalog_version,
+                          consent.agreements)
+    return consent
+
+
+Transition = Literal["unchanged", "changed", "consented_again"]
+
+
+def change_mode(tx: Tx, chosen: Mode, now: datetime, catalog_version: int,
+                source: str) -> Transition:
+    """The user's choice: store `chosen` (``on`` while ``on`` under a newer catalog records the
+    consent to it); leaving ``on`` opts out (:func:`opt_out`)."""
+    latest = _stored_choice(tx)
+    previous = parse_mode(latest.mode) if latest is not None else None
+    if previous == chosen:
+        consent = current_consent(tx.mode_history()) if chosen == "on" else None
+        if consent is None or catalog_version <= consent.catalog_version:
+            return "unchanged"
         tx.record_mode(chosen, now, catalog_version, source)
+        return "consented_again"
+    tx.record_mode(chosen, now, catalog_version, source)
     if chosen != "off":
         tx.installation_id(now)
-    if latest is not None and latest.mode == "on" and chosen != "on":
-        opt_out(tx, endpoint, now)
+    if chosen != "on":
+        _forget_environment_consent(tx)
+    if previous == "on" or (chosen != "on" and tx.reports_to_erase()):
+        opt_out(tx, now)
+    return "changed"
 
 
-def opt_out(tx: Tx, endpoint: str, now: datetime) -> bool:
-    """Leaving mode ``on``: empty the outbox and, if a report may have reached the server, queue
-    an erasure that keeps the installation id and credential until it is acknowledged."""
+def opt_out(tx: Tx, now: datetime) -> int:
+    """Leaving ``on`` (or deleting): empty the outbox and queue an erasure for every report
+    whose sending began, to the endpoint and with the credential it used. The number queued."""
     tx.clear_reports()
-    installation_id, secret = tx.meta("installation_id"), tx.meta("credential")
-    if not tx.reports_attempted() or installation_id is None or secret is None:
-        return False
-    tx.queue_erasure(installation_id, secret, endpoint, now)
-    return True
+    queued = 0
+    for installation_id, endpoint, credential in tx.reports_to_erase():
+        tx.queue_erasure(installation_id, credential, endpoint, now)
+        queued += 1
+    tx.forget_destinations()
+    return queued
 
 
-def on_start(tx: Tx, forced: Mode | None, now: datetime, catalog_version: int,
-             endpoint: str) -> Mode:
-    """At start-up: record a mode the environment forces as a change, and return the mode in
-    force (leaving ``on`` this way opts out like the user's own change)."""
-    latest = tx.latest_mode()
-    if forced is not None and (latest is None or latest.mode != forced):
-        tx.record_mode(forced, now, catalog_version, "environment")
-    effective = forced or (parse_mode(latest.mode) if latest else DEFAULT_MODE)
+def on_start(tx: Tx, forced: Mode | None, now: datetime, catalog_version: int) -> Mode:
+    """At start-up: the mode in force. Nothing the environment forces is stored as a choice;
+    a process forced ``on`` starts (or continues) the environment's consent; a process that
+    does not send while the stored choice is ``on`` moves the consent's start past itself; a
+    process not forced ``on`` while the stored choice is not ``on`` opts out of what an
+    earlier forced process sent."""
+    latest = _stored_choice(tx)
+    stored = parse_mode(latest.mode) if latest is not None else None
+    effective = effective_mode(forced, stored)
     if effective != "off":
         tx.installation_id(now)
-    if latest is not None and latest.mode == "on" and forced not in (None, "on"):
-        opt_out(tx, endpoint, now)
+    if stored == "on" and effective != "on":
+        mark_not_sending(tx, now)
+    elif stored != "on" and effective == "on":
+        if tx.meta(_ENV_SINCE) is None:
+            tx.set_meta(_ENV_SINCE, now.isoformat())
+            tx.set_meta(_ENV_VERSION, str(catalog_version))
+    elif stored != "on" and (tx.meta(_ENV_SINCE) is not None or tx.reports_to_erase()):
+        _forget_environment_consent(tx)
+        opt_out(tx, now)
     return effective
+
+
+def mark_not_sending(tx: Tx, now: datetime) -> None:
+    """This process records without sending although the choice is ``on``: what it records
+    must never be sent, so the consent's start moves past `now`."""
+    tx.set_meta(_CUT, now.isoformat())
+
+
+def _forget_environment_consent(tx: Tx) -> None:
+    tx.delete_meta(_ENV_SINCE)
+    tx.delete_meta(_ENV_VERSION)
+
+
+def delete_kept_choice(tx: Tx, kept: ModeChange | None, now: datetime) -> None:
+    """After delete-all: the user's choice recorded again at `now` (a consent then covers only
+    what is recorded after the delete)."""
+    if kept is not None:
+        tx.record_mode(kept.mode, now, kept.catalog_version, "kept after delete")
+
+
+def stored_choice(tx: Tx) -> ModeChange | None:
+    """The user's latest choice (None: never chosen)."""
+    return _stored_choice(tx)

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,51 @@ MIGRATIONS: tuple[str, ...] = (
         last_answer TEXT
     );
     """,
+    # Issue 13: a series is its name, attributes and kind (a histogram named like a catalog
+    # counter is another series); an erasure goes to each endpoint a report went to, with the
+    # credential it carried (`destinations`: every installation and endpoint a report's
+    # sending began to, until an opt-out or delete turns them into erasure requests).
+    """
+    CREATE TABLE series_by_kind (
+        id INTEGER PRIMARY KEY,
+        metric TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        local_only INTEGER NOT NULL,
+        UNIQUE (metric, attributes, kind)
+    );
+    INSERT INTO series_by_kind SELECT id, metric, attributes, kind, unit, local_only FROM series;
+    DROP TABLE series;
+    ALTER TABLE series_by_kind RENAME TO series;
+    CREATE TABLE erasures_by_endpoint (
+        installation_id TEXT NOT NULL,
+        credential TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_status INTEGER,
+        last_answer TEXT,
+        PRIMARY KEY (installation_id, endpoint)
+    );
+    INSERT INTO erasures_by_endpoint SELECT * FROM erasures;
+    DROP TABLE erasures;
+    ALTER TABLE erasures_by_endpoint RENAME TO erasures;
+    CREATE TABLE destinations (
+        installation_id TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        credential TEXT NOT NULL,
+        first_at TEXT NOT NULL,
+        PRIMARY KEY (installation_id, endpoint)
+    );
+    INSERT INTO destinations
+    SELECT i.value, u.endpoint, c.value, min(u.attempted_at)
+    FROM uploads u, meta i, meta c
+    WHERE u.kind = 'report' AND NOT (u.status IS NULL AND u.answer LIKE 'refused:%')
+      AND i.key = 'installation_id' AND c.key = 'credential'
+    GROUP BY u.endpoint;
+    """,
 )
 
 # Never shown, exported or logged: the installation's credential for the server.
@@ -171,6 +216,7 @@ class DueReport:
     week: str
     body: bytes
     attempts: int
+    installation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -236,12 +282,20 @@ def _mapped() -> Iterator[None]:
 
 
 class Store:
-    """A lazily opened connection to the local database, safe to share between threads."""
+    """A lazily opened connection to the local database, safe to share between threads.
 
-    def __init__(self, data_dir: Path) -> None:
+    A file that is not a database, or found damaged, is moved aside under a dated name
+    (``usage.sqlite3.corrupt-20261202T120000Z``, its WAL beside it) and a fresh store is
+    started, so that statistics never stop for good; `set_aside` hears of it (to log it)."""
+
+    def __init__(self, data_dir: Path, now: Callable[[], datetime] | None = None,
+                 set_aside: Callable[[Path, str], None] | None = None) -> None:
         self.path = data_dir / DB_FILENAME
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self._now = now
+        self._set_aside_hook = set_aside
+        self._suspect = False
 
     @property
     def exists(self) -> bool:
@@ -256,13 +310,51 @@ class Store:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = connect(self.path)
+            try:
+                conn = connect(self.path)
+                if self._suspect and conn.execute("PRAGMA quick_check").fetchone() != ("ok",):
+                    conn.close()
+                    raise sqlite3.DatabaseError("database disk image is malformed")
+            except sqlite3.DatabaseError as exc:
+                if classify(exc) != "corrupt" or self._now is None:
+                    raise
+                self._move_aside(str(exc))
+                conn = connect(self.path)
+            self._suspect = False
+            self._conn = conn
         return self._conn
+
+    def _move_aside(self, reason: str) -> None:
+        assert self._now is not None
+        stamp = self._now().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = self.path.with_name(f"{DB_FILENAME}.corrupt-{stamp}")
+        number = 1
+        while target.exists():
+            number += 1
+            target = self.path.with_name(f"{DB_FILENAME}.corrupt-{stamp}-{number}")
+        self.path.rename(target)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(DB_FILENAME + suffix)
+            if side.exists():
+                side.rename(target.with_name(target.name + suffix))
+        if self._set_aside_hook is not None:
+            self._set_aside_hook(target, reason)
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """A store found damaged is closed, checked at the next use, and set aside if so."""
+        try:
+            yield
+        except StoreUnavailableError as exc:
+            if exc.kind == "corrupt":
+                self._suspect = True
+                self.close()
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """One write transaction (BEGIN IMMEDIATE), committed on success, rolled back otherwise."""
-        with self._lock, _mapped():
+        with self._lock, self._guarded(), _mapped():
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -275,7 +367,7 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Tx]:
         """A read transaction: a consistent snapshot that never waits for writers (WAL)."""
-        with self._lock, _mapped():
+        with self._lock, self._guarded(), _mapped():
             conn = self._connection()
             conn.execute("BEGIN")
             try:
@@ -319,6 +411,9 @@ class Tx:
 
     def set_meta(self, key: str, value: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def delete_meta(self, key: str) -> None:
+        self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def public_meta(self) -> dict[str, str]:
         """Every fact in `meta` but the secrets, sorted by key."""
@@ -386,6 +481,24 @@ class Tx:
             "SELECT changed_at, mode, catalog_version, source FROM mode_changes ORDER BY id")
         return [_mode_change(r) for r in rows]
 
+    def last_mode_change_id(self) -> int:
+        """The id of the latest stored mode change (0: none): changes are numbered in order."""
+        return int(self._conn.execute(
+            "SELECT coalesce(max(id), 0) FROM mode_changes").fetchone()[0])
+
+    def mode_changes_after(self, change_id: int) -> list[tuple[datetime, str]]:
+        """(instant, mode) of the user's changes stored after change `change_id`, in order."""
+        return [(datetime.fromisoformat(t), m) for t, m in self._conn.execute(
+            "SELECT changed_at, mode FROM mode_changes WHERE id > ? "
+            "AND source != 'environment' ORDER BY id", (change_id,))]
+
+    def new_epoch(self) -> str:
+        """A new epoch for the store (at first use and at each delete-all): what was counted
+        in memory under another epoch is never stored."""
+        epoch = str(uuid.uuid4())
+        self.set_meta("store_epoch", epoch)
+        return epoch
+
     def record_mode(self, mode: str, now: datetime, catalog_version: int, source: str) -> None:
         self._conn.execute(
             "INSERT INTO mode_changes (changed_at, mode, catalog_version, source) "
@@ -399,8 +512,9 @@ class Tx:
         self._conn.execute(
             "INSERT OR IGNORE INTO series (metric, attributes, kind, unit, local_only) "
             "VALUES (?, ?, ?, ?, ?)", (metric, attributes, kind, unit, int(local_only)))
-        row = self._conn.execute("SELECT id FROM series WHERE metric = ? AND attributes = ?",
-                                 (metric, attributes)).fetchone()
+        row = self._conn.execute(
+            "SELECT id FROM series WHERE metric = ? AND attributes = ? AND kind = ?",
+            (metric, attributes, kind)).fetchone()
         return int(row[0])
 
     def add_daily(self, rows: Iterable[tuple[int, int, float | None, float | None,
@@ -503,9 +617,13 @@ class Tx:
 
     def due_reports(self, now: datetime) -> list[DueReport]:
         rows = self._conn.execute(
-            "SELECT week, body, attempts FROM outbox WHERE state = 'pending' "
+            "SELECT week, body, attempts, installation_id FROM outbox WHERE state = 'pending' "
             "AND next_attempt_at <= ? ORDER BY week", (_ts(now),))
-        return [DueReport(w, bytes(b), int(a)) for w, b, a in rows]
+        return [DueReport(w, bytes(b), int(a), i) for w, b, a, i in rows]
+
+    def forget_report(self, week: str) -> None:
+        """Drop `week`'s report so that it is built again (under a new identity)."""
+        self._conn.execute("DELETE FROM outbox WHERE week = ?", (week,))
 
     def next_due(self) -> datetime | None:
         """The earliest time a pending report or erasure is due."""
@@ -568,11 +686,24 @@ class Tx:
             "ORDER BY id")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
-    def reports_attempted(self) -> bool:
-        """Whether any report was handed to a server (not refused before it left)."""
-        return self._conn.execute(
-            "SELECT 1 FROM uploads WHERE kind = 'report' AND NOT (status IS NULL "
-            "AND answer LIKE 'refused:%') LIMIT 1").fetchone() is not None
+    # Where reports went, for their erasure.
+
+    def begin_sending(self, installation_id: str, endpoint: str, credential: str,
+                      now: datetime) -> None:
+        """A report's sending begins: from now on it counts as possibly received there."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO destinations (installation_id, endpoint, credential, "
+            "first_at) VALUES (?, ?, ?, ?)", (installation_id, endpoint, credential, _ts(now)))
+
+    def reports_to_erase(self) -> list[tuple[str, str, str]]:
+        """(installation id, endpoint, credential) of every destination a report's sending
+        began to and that no erasure request covers yet."""
+        return [(i, e, c) for i, e, c in self._conn.execute(
+            "SELECT installation_id, endpoint, credential FROM destinations "
+            "ORDER BY first_at, installation_id, endpoint")]
+
+    def forget_destinations(self) -> None:
+        self._conn.execute("DELETE FROM destinations")
 
     # Erasure requests.
 
@@ -590,16 +721,22 @@ class Tx:
             "WHERE next_attempt_at <= ? ORDER BY requested_at", (_ts(now),))
         return [PendingErasure(i, c, e, int(a)) for i, c, e, a in rows]
 
-    def forget_erasure(self, installation_id: str) -> None:
+    def forget_erasure(self, installation_id: str, endpoint: str) -> None:
         """The server acknowledged: the request, with its id and credential, goes."""
-        self._conn.execute("DELETE FROM erasures WHERE installation_id = ?", (installation_id,))
+        self._conn.execute("DELETE FROM erasures WHERE installation_id = ? AND endpoint = ?",
+                           (installation_id, endpoint))
 
-    def reschedule_erasure(self, installation_id: str, retry_at: datetime, status: int | None,
-                           answer: str) -> None:
+    def reschedule_erasure(self, installation_id: str, endpoint: str, retry_at: datetime,
+                           status: int | None, answer: str) -> None:
         self._conn.execute(
             "UPDATE erasures SET attempts = attempts + 1, next_attempt_at = ?, last_status = ?, "
-            "last_answer = ? WHERE installation_id = ?",
-            (_ts(retry_at), status, answer, installation_id))
+            "last_answer = ? WHERE installation_id = ? AND endpoint = ?",
+            (_ts(retry_at), status, answer, installation_id, endpoint))
+
+    def erasures_of(self, installation_id: str) -> int:
+        """How many erasure requests for `installation_id` are still unacknowledged."""
+        return int(self._conn.execute("SELECT count(*) FROM erasures WHERE installation_id = ?",
+                                      (installation_id,)).fetchone()[0])
 
     def erasure_pending(self) -> bool:
         return self._conn.execute("SELECT 1 FROM erasures LIMIT 1").fetchone() is not None

@@ -36,7 +36,7 @@ from .log import ProblemLog, logger
 from .record import provider as recording
 from .record.exporter import SQLiteMetricExporter
 from .record.rebind import unbind_global
-from .store import Store
+from .store import Store, Tx
 
 if TYPE_CHECKING:
     from .report.environment import Environment
@@ -94,8 +94,8 @@ class UsageTelemetry:
         self.service_version = service_version or "0.0.0"
         self.clock: Clock = clock or self._default_clock()
         self.catalog = catalog or load_catalog()
-        self.store = Store(self.data_dir)
         self.problems = ProblemLog()
+        self.store = Store(self.data_dir, self.clock.now, self._store_set_aside)
         # Issue 3: where weekly reports go ($OTEL_USAGE_ENDPOINT), and who sends them.
         self.endpoint = endpoint or self.environ.get("OTEL_USAGE_ENDPOINT") or DEFAULT_ENDPOINT
         # The facts reports carry; detected (once per report) unless the host knows better.
@@ -106,6 +106,7 @@ class UsageTelemetry:
         self._rotate_yearly = rotate_identity_yearly
         self._provider: MeterProvider | None = None
         self._uploader: Uploader | None = None
+        self._exporter: SQLiteMetricExporter | None = None
         self._lock = threading.Lock()
         self._stopped = False
 
@@ -127,8 +128,10 @@ class UsageTelemetry:
         with self._lock:
             if self._provider is None or self._stopped:
                 self._stopped, self._uploader = False, None
-                exporter = SQLiteMetricExporter(self.store, self.catalog, self.clock,
-                                                lambda: self.mode, self.problems)
+                exporter = SQLiteMetricExporter(
+                    self.store, self.catalog, self.clock,
+                    lambda: consent.environment_mode(self.environ), self.problems)
+                self._exporter = exporter
                 self._provider = recording.build_provider(
                     exporter, self.catalog, interval_s=self._interval_s,
                     resource={"service.name": self.service_name,
@@ -219,13 +222,32 @@ class UsageTelemetry:
         return await _in_thread(lambda: self.mode)
 
     def set_mode(self, mode: str, *, source: str = "user") -> Mode:
-        """Store the user's choice with today's date. Raises InvalidModeError for bad input."""
+        """Store the user's choice with the instant. ``on`` while ``on`` agrees to a newer
+        catalog version, if there is one (see :meth:`catalog_additions`). Raises
+        InvalidModeError for bad input, StoreUnavailableError when it cannot be stored."""
         chosen = consent.parse_mode(mode)
+        # What was counted before the change is recorded under the mode it was counted in.
+        self._flush_before_change()
         with self.store.transaction() as tx:
-            consent.change_mode(tx, chosen, self.clock.now(), self.catalog.version, source,
-                                self.endpoint)
+            consent.change_mode(tx, chosen, self.clock.now(), self.catalog.version, source)
+            self._exporter_seen(tx)
         self._wake_uploads()
         return chosen
+
+    def catalog_additions(self) -> dict[str, Any]:
+        """The consent in force and what this catalog adds to it: ``consented_version`` (None
+        when the stored choice is not ``on``), ``catalog_version`` and ``additions`` (each
+        with a line in English); choosing ``on`` again agrees to them."""
+        history = []
+        if self.store.exists:
+            with self.store.read() as tx:
+                history = tx.mode_history()
+        opt_in = consent.current_consent(history)
+        additions = (self.catalog.additions(opt_in.catalog_version) if opt_in is not None
+                     else ())
+        return {"consented_version": opt_in.catalog_version if opt_in else None,
+                "catalog_version": self.catalog.version,
+                "additions": [a.as_json() for a in additions]}
 
     async def aset_mode(self, mode: str, *, source: str = "user") -> Mode:
         return await _in_thread(self.set_mode, mode, source=source)
@@ -248,10 +270,16 @@ class UsageTelemetry:
     async def delete_all(self) -> None:
         """Delete every statistic kept here. If a report reached the server, an erasure request
         for it is kept (and sent) until the server acknowledges: deleting here erases there."""
+        await _in_thread(self.delete_all_now)
+
+    def delete_all_now(self) -> str | None:
+        """`delete_all` for a sync caller; the mode choice kept (None: none was made)."""
         from .user.data import delete_all
 
-        await _in_thread(delete_all, self.store, self.endpoint, self.clock.now())
+        self._flush_before_change()
+        kept = delete_all(self.store, self.clock.now(), self._exporter_seen)
         self._wake_uploads()
+        return kept
 
     # The weekly report (issue 3): review, send, rotate.
 
@@ -309,11 +337,31 @@ class UsageTelemetry:
             if forced != "off" or self.store.exists:
                 with self.store.transaction() as tx:
                     effective = consent.on_start(tx, forced, self.clock.now(),
-                                                 self.catalog.version, self.endpoint)
+                                                 self.catalog.version)
                     if effective != "off" and self._version_given:
                         tx.set_meta("service_version", self.service_version)
+                    self._exporter_seen(tx)
         except StoreUnavailableError as exc:  # the host starts regardless
             self._store_problem(exc)
+
+    def _store_set_aside(self, moved_to: Path, reason: str) -> None:
+        self.problems.problem("store:set_aside", "the usage database was damaged: it was moved "
+                              "aside and a fresh one started", moved_to=str(moved_to),
+                              reason=reason)
+
+    def _flush_before_change(self) -> None:
+        """Export what was counted so far under the mode in force, before it changes."""
+        with self._lock:
+            provider = None if self._stopped else self._provider
+        if provider is not None:
+            try:
+                provider.force_flush()
+            except Exception as exc:  # never raise into the host
+                logger.warning("usage statistics flush failed", error=repr(exc))
+
+    def _exporter_seen(self, tx: Tx) -> None:
+        if self._exporter is not None:
+            self._exporter.seen(tx)
 
     def _store_problem(self, exc: StoreUnavailableError) -> None:
         self.problems.problem(f"store:{exc.kind}", "usage statistics cannot be saved",

@@ -56,7 +56,8 @@ def test_mode_show_export_and_delete(capsys: pytest.CaptureFixture[str], data_di
     assert code == 2
     assert "run again with --yes to confirm" in err
     assert run(capsys, "--data-dir", str(data_dir), "delete", "--yes") == (
-        0, "All usage statistics on this machine were deleted.\n", "")
+        0, "All usage statistics on this machine were deleted.\n"
+           "Your choice of mode on is kept (change it with `otel-usage mode`).\n", "")
     code, out, _ = run(capsys, "--data-dir", str(data_dir), "status", "--json")
     assert json.loads(out)["installation_id"] is None
 
@@ -71,11 +72,11 @@ def test_an_unknown_mode_exits_2_with_the_choices(capsys: pytest.CaptureFixture[
 
 def test_an_unusable_store_exits_1_with_the_reason(capsys: pytest.CaptureFixture[str],
                                                    data_dir: Path) -> None:
-    (data_dir / "usage.sqlite3").write_bytes(b"not a database" * 100)
+    (data_dir / "usage.sqlite3").mkdir()  # there, but no database can be opened
     code, out, err = run(capsys, "--data-dir", str(data_dir), "show")
     assert (code, out) == (1, "")
-    assert err.splitlines()[-1] == (
-        "otel-usage: the local usage database cannot be used: file is not a database")
+    assert err == (
+        "otel-usage: the local usage database cannot be used: unable to open database file\n")
 
 
 def test_the_installed_command_runs(data_dir: Path) -> None:

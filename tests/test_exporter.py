@@ -92,7 +92,9 @@ def test_a_full_disk_is_logged_once_and_nothing_is_lost(data_dir: Path) -> None:
                        ("printernizer.local.c2", 1)]
 
 
-def test_a_corrupt_database_is_left_untouched_and_the_host_goes_on(data_dir: Path) -> None:
+def test_a_corrupt_database_is_set_aside_and_the_host_goes_on(data_dir: Path) -> None:
+    """Not a database: moved aside under a dated name (its bytes kept for the user), logged
+    once, and a fresh store started, so that statistics go on."""
     path = data_dir / "usage.sqlite3"
     garbage = b"this is not a database, but somebody's data may be in it" * 100
     path.write_bytes(garbage)
@@ -104,8 +106,12 @@ def test_a_corrupt_database_is_left_untouched_and_the_host_goes_on(data_dir: Pat
             jobs.add(1, JOB)
             usage.flush()
         usage.shutdown()
-    assert warnings_of(logs) == [("usage statistics cannot be saved", "store:corrupt")]
-    assert path.read_bytes() == garbage
+    assert warnings_of(logs) == [(
+        "the usage database was damaged: it was moved aside and a fresh one started",
+        "store:set_aside")]
+    (aside,) = data_dir.glob("usage.sqlite3.corrupt-*")
+    assert aside.read_bytes() == garbage
+    assert jobs_total(path) == 3
 
 
 def test_a_truncated_database_keeps_its_bytes_and_the_host_goes_on(data_dir: Path) -> None:
@@ -120,8 +126,20 @@ def test_a_truncated_database_keeps_its_bytes_and_the_host_goes_on(data_dir: Pat
     usage.start()
     usage.meter().create_counter("printernizer.jobs").add(1, JOB)
     usage.flush()
+    usage.meter().create_counter("printernizer.jobs").add(1, JOB)
+    usage.flush()
     usage.shutdown()
-    assert path.read_bytes() == truncated
+    (aside,) = data_dir.glob("usage.sqlite3.corrupt-*")
+    assert aside.read_bytes() == truncated
+    assert jobs_total(path) >= 1
+
+
+def jobs_total(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        (total,) = conn.execute(
+            "SELECT coalesce(sum(d.total), 0) FROM daily d JOIN series s ON s.id = d.series_id "
+            "WHERE s.metric = 'printernizer.jobs'").fetchone()
+    return int(total)
 
 
 @contextmanager

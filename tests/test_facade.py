@@ -187,14 +187,14 @@ def test_do_not_track_forces_off_and_creates_no_file(data_dir: Path) -> None:
     assert list(data_dir.iterdir()) == []
 
 
-def test_the_environment_mode_is_recorded_as_a_change(data_dir: Path) -> None:
+def test_the_environment_mode_holds_for_the_process_and_is_not_stored(data_dir: Path) -> None:
     usage = make(data_dir, environ={"OTEL_USAGE_MODE": "on"})
     usage.start()
     usage.shutdown()
     assert usage.mode == "on"
+    assert make(data_dir).mode == "local"
     with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
-        assert conn.execute("SELECT mode, source FROM mode_changes").fetchall() == [
-            ("on", "environment")]
+        assert conn.execute("SELECT mode, source FROM mode_changes").fetchall() == []
         (installation_id,) = conn.execute(
             "SELECT value FROM meta WHERE key = 'installation_id'").fetchone()
     assert len(installation_id) == 36 and installation_id[14] == "4"

@@ -68,24 +68,30 @@ def test_opting_out_before_anything_was_sent_queues_no_erasure(
     Tx(conn).credential()
     Tx(conn).put_report(week="2026-W48", installation_id="x", now=NOW, body=b"x",
                        rendering={}, due=NOW)
-    assert opt_out(Tx(conn), "https://stats.example", NOW) is False
+    assert opt_out(Tx(conn), NOW) == 0
     assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
     assert Tx(conn).due_erasures(NOW) == []
 
 
-def test_opting_out_after_an_attempt_keeps_id_and_credential_until_acknowledged(
+def test_opting_out_after_sending_began_keeps_id_and_credential_until_acknowledged(
     conn: sqlite3.Connection,
 ) -> None:
+    """Sending began (before any answer): the erasure goes to that endpoint with that
+    credential, one per endpoint a report went to, each retried until acknowledged."""
     installation_id = Tx(conn).installation_id(NOW)
     secret = Tx(conn).credential()
     Tx(conn).put_report(week="2026-W48", installation_id=installation_id, now=NOW,
                        body=b"x", rendering={}, due=NOW)
-    retry.record_report(Tx(conn), "2026-W48", retry.schedule_after(Answer(None, "timeout"), 1,
-                                                                   NOW), NOW, "https://s", 1)
-    assert opt_out(Tx(conn), "https://stats.example", NOW) is True
-    (erasure,) = Tx(conn).due_erasures(NOW)
-    assert erasure == PendingErasure(installation_id, secret, "https://stats.example", 0)
-    assert retry.record_erasure(Tx(conn), erasure, Answer(502, "bad gateway"), NOW) is False
+    Tx(conn).begin_sending(installation_id, "https://s", secret, NOW)
+    Tx(conn).begin_sending(installation_id, "https://other.example", secret, NOW)
+    assert opt_out(Tx(conn), NOW + timedelta(seconds=1)) == 2
+    assert Tx(conn).reports_to_erase() == []
+    first, second = Tx(conn).due_erasures(NOW + timedelta(seconds=1))
+    assert {first, second} == {PendingErasure(installation_id, secret, "https://s", 0),
+                               PendingErasure(installation_id, secret,
+                                              "https://other.example", 0)}
+    assert retry.record_erasure(Tx(conn), first, Answer(502, "bad gateway"), NOW) is False
+    assert retry.record_erasure(Tx(conn), second, Answer(200, "erased"), NOW) is True
     assert Tx(conn).due_erasures(NOW + timedelta(minutes=29)) == []
     (again,) = Tx(conn).due_erasures(NOW + timedelta(minutes=30))
     assert retry.record_erasure(Tx(conn), again, Answer(404, "unknown"), NOW) is True

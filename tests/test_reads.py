@@ -142,7 +142,7 @@ async def test_delete_all_leaves_no_rows_and_a_new_id_on_next_use(data_dir: Path
 
 
 async def test_an_unreadable_store_is_reported_as_store_unavailable(data_dir: Path) -> None:
-    (data_dir / "usage.sqlite3").write_bytes(b"garbage" * 1000)
+    (data_dir / "usage.sqlite3").mkdir()  # there, but no database can be opened
     usage = UsageTelemetry(data_dir, clock=ManualClock(MONDAY))
     with pytest.raises(StoreUnavailableError, match="the local usage database cannot be used"):
         await usage.statistics()

@@ -301,22 +301,26 @@ def test_opting_out_clears_the_outbox_and_erases_on_the_server(data_dir: Path,
 
 def test_delete_all_after_a_sent_report_erases_it_on_the_server(data_dir: Path,
                                                                  server: Server) -> None:
-    """Deleting everything locally leaves only the erasure request, until it is acknowledged."""
-    usage, _, installation_id, secret = sent_w48(data_dir, server)
+    """Deleting everything locally leaves only the user's choice and the erasure request,
+    until it is acknowledged."""
+    usage, clock, installation_id, secret = sent_w48(data_dir, server)
     asyncio.run(usage.delete_all())
     with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
         kept = conn.execute("SELECT installation_id FROM erasures").fetchall()
-    assert counts == {t: int(t == "erasures") for t in tables}
+        choice = conn.execute("SELECT changed_at, mode, source FROM mode_changes").fetchall()
+    assert counts == {t: int(t in ("erasures", "mode_changes")) for t in tables}
     assert kept == [(installation_id,)]
+    assert choice == [(clock.now().isoformat(timespec="seconds"), "on", "kept after delete")]
     assert usage.send_now()["erasures_acknowledged"] == 1
     (delete,) = server.requests[1:]
     assert (delete.method, delete.path, delete.headers["X-Otel-Usage-Credential"]) == (
         "DELETE", f"/v1/installations/{installation_id}", secret)
     stats = asyncio.run(usage.statistics())
-    assert (stats["installation_id"], stats["last_submitted"], stats["days_active"]) == (
-        None, None, 0)
+    # Still on: the installation starts over under a new id.
+    assert stats["installation_id"] not in (None, installation_id)
+    assert (stats["last_submitted"], stats["days_active"]) == (None, 0)
 
 
 def test_a_plain_http_remote_endpoint_is_refused(data_dir: Path, server: Server) -> None:

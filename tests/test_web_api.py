@@ -141,7 +141,8 @@ def test_english_and_german_texts_have_the_same_keys(client: Client) -> None:
 
 def test_mode_defaults_to_local(client: Client) -> None:
     assert client.get(API + "mode").json() == {
-        "mode": "local", "forced_by_environment": False, "modes": ["off", "local", "on"]}
+        "mode": "local", "forced_by_environment": False, "modes": ["off", "local", "on"],
+        "stored": None, "consented_version": None, "catalog_version": 1, "additions": []}
 
 
 def test_opting_in_is_stored_and_makes_an_installation_id(
@@ -149,7 +150,8 @@ def test_opting_in_is_stored_and_makes_an_installation_id(
 ) -> None:
     response = client.put(API + "mode", json={"mode": "on"})
     assert (response.status_code, response.json()) == (
-        200, {"mode": "on", "forced_by_environment": False, "modes": ["off", "local", "on"]})
+        200, {"mode": "on", "forced_by_environment": False, "modes": ["off", "local", "on"],
+              "stored": "on", "consented_version": 1, "catalog_version": 1, "additions": []})
     assert usage.mode == "on"
     stats = client.get(API + "statistics").json()
     assert (stats["mode"], stats["installation_id"] is not None) == ("on", True)
@@ -160,7 +162,8 @@ def test_mode_forced_by_the_environment_is_reported(data_dir: Path, clock: Manua
     client = client_for(usage)
     response = client.put(API + "mode", json={"mode": "on"})
     assert response.json() == {
-        "mode": "off", "forced_by_environment": True, "modes": ["off", "local", "on"]}
+        "mode": "off", "forced_by_environment": True, "modes": ["off", "local", "on"],
+        "stored": "on", "consented_version": 1, "catalog_version": 1, "additions": []}
 
 
 BAD_MODE_REQUESTS = [
@@ -390,16 +393,17 @@ def test_delete_all_empties_the_viewer(
     client.put(API + "mode", json={"mode": "on"})
     record(usage, 2)
     response = client.request(method, API + path, json={"confirm": True})
-    assert (response.status_code, response.json()) == (200, {"deleted": True})
+    assert (response.status_code, response.json()) == (200, {"deleted": True,
+                                                             "mode_kept": "on"})
     stats = client.get(API + "statistics").json()
     assert (stats["mode"], stats["installation_id"], stats["days_active"], stats["this_week"]) == (
-        "local", None, 0,
+        "on", None, 0,
         {"jobs_completed": 0, "files_downloaded": 0, "active_printers": 0, "errors": 0})
     assert run(usage.export_json())["series"] == []
 
 
 def test_a_broken_database_is_a_503_json_error(data_dir: Path, clock: ManualClock) -> None:
-    (data_dir / "usage.sqlite3").write_bytes(b"this is not a database" * 100)
+    (data_dir / "usage.sqlite3").mkdir()  # there, but no database can be opened
     client = client_for(make_usage(data_dir, clock))
     for path in ("statistics", "report", "history", "export"):
         response = client.get(API + path)

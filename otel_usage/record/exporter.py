@@ -36,7 +36,7 @@ from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 
 from ..catalog import Catalog
 from ..clock import Clock
-from ..consent import Mode
+from ..consent import Mode, effective_mode, mark_not_sending, stored_choice
 from ..errors import StoreUnavailableError
 from ..log import ProblemLog
 from ..store import Store, Tx
@@ -78,27 +78,56 @@ class _Row:
 _SeriesKey = tuple[str, str, str, str]
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What the exporter knew at its last export: the latest mode change's number, the mode
+    then in force, and the store's epoch (a new one after each delete-all)."""
+
+    change_id: int
+    mode: Mode
+    epoch: str | None
+
+
 class SQLiteMetricExporter(MetricExporter):
-    """Adds each export's deltas into the local database, when the mode allows recording."""
+    """Adds each export's deltas into the local database, when the mode allows recording.
+
+    The cut is exact: counts held in memory since the last export are stored only if every
+    mode in force since then allows recording (a change of mode by another process, seen by
+    its number, that passed through ``off`` drops them), never after a delete-all they were
+    counted before (the store's epoch changed), and across a change of mode they are dated
+    the day of the change (so they never fall into a week a newer consent covers)."""
 
     def __init__(
         self,
         store: Store,
         catalog: Catalog,
         clock: Clock,
-        mode: Callable[[], Mode],
+        forced: Callable[[], Mode | None],
         problems: ProblemLog | None = None,
     ) -> None:
         super().__init__(preferred_temporality=_DELTA)
         self._store = store
         self._catalog = catalog
         self._clock = clock
-        self._mode = mode
+        self._forced = forced
         self._problems = problems or ProblemLog()
         self._series_ids: dict[_SeriesKey, int] = {}
         self._series_owner: str | None = None
         self._pending: dict[tuple[int, _SeriesKey], _Row] = {}
+        self._seen: Seen | None = None
         self._lock = threading.Lock()
+
+    def seen(self, tx: Tx) -> None:
+        """Take the store's state as known (at start, and after this process's own change
+        of mode or delete-all, once what was counted before it was exported)."""
+        # Not under the export lock: the caller holds the store's, which an export takes
+        # after this lock (one reference is replaced, atomically).
+        self._seen = self._state(tx)
+
+    def _state(self, tx: Tx) -> Seen:
+        latest = stored_choice(tx)
+        mode = effective_mode(self._forced(), latest.mode if latest else None)
+        return Seen(tx.last_mode_change_id(), mode, tx.meta("store_epoch"))
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -111,7 +140,7 @@ class SQLiteMetricExporter(MetricExporter):
                 return MetricExportResult.FAILURE
 
     def _export(self, metrics_data: MetricsData) -> MetricExportResult:
-        if self._mode() == "off":
+        if self._forced() == "off":
             self._pending.clear()
             return MetricExportResult.SUCCESS
         rows = self._rows(metrics_data)
@@ -124,7 +153,7 @@ class SQLiteMetricExporter(MetricExporter):
             return MetricExportResult.SUCCESS
         try:
             with self._store.transaction() as tx:
-                self._write(tx, rows)
+                self._write(tx, self._admitted(tx, rows))
         except StoreUnavailableError as exc:
             # Ids of series made in the rolled-back transaction were never stored.
             self._series_ids.clear()
@@ -151,7 +180,8 @@ class SQLiteMetricExporter(MetricExporter):
         self, rows: dict[tuple[int, _SeriesKey], _Row], day: int, name: str, unit: str, data: Any
     ) -> None:
         if isinstance(data, Sum):
-            kind = "sum"
+            # An up-down counter is another series than a counter of the same name.
+            kind = "sum" if data.is_monotonic else "updown"
         elif isinstance(data, Gauge):
             kind = "gauge"
         elif isinstance(data, HistogramData):
@@ -174,13 +204,47 @@ class SQLiteMetricExporter(MetricExporter):
             else:
                 rows[key] = row
 
+    def _admitted(self, tx: Tx, rows: dict[tuple[int, _SeriesKey], _Row]
+                  ) -> dict[tuple[int, _SeriesKey], _Row]:
+        """`rows` as the modes in force since the last export allow them (see the class)."""
+        now = self._clock.now()
+        state = self._state(tx)
+        seen, self._seen = self._seen, state
+        if seen is not None and seen.epoch is not None and seen.epoch != state.epoch:
+            return {}  # counted before a delete-all
+        changes = tx.mode_changes_after(seen.change_id) if seen is not None else []
+        modes = [state.mode] if self._forced() is not None else (
+            [seen.mode] if seen is not None else []) + [m for _, m in changes] + [state.mode]
+        if "off" in modes:
+            return {}
+        if state.mode != "on":
+            latest = stored_choice(tx)
+            if latest is not None and latest.mode == "on":
+                mark_not_sending(tx, now)
+        if self._forced() is None and changes:
+            day = min(epoch_day(changes[0][0]), epoch_day(now))
+            moved: dict[tuple[int, _SeriesKey], _Row] = {}
+            for (_, series), row in rows.items():
+                if (day, series) in moved:
+                    moved[(day, series)].merge(row)
+                else:
+                    moved[(day, series)] = row
+            return moved
+        return rows
+
     def _write(self, tx: Tx, rows: Mapping[tuple[int, _SeriesKey], _Row]) -> None:
+        if not rows:
+            return
+        if tx.meta("store_epoch") is None:
+            tx.new_epoch()
+            self._seen = self._state(tx)
         owner = tx.installation_id(self._clock.now())
         if owner != self._series_owner:  # the store was wiped (delete-all): forget cached ids
             self._series_ids.clear()
             self._series_owner = owner
         tx.add_daily([
-            (day, self._series_id(tx, series), row.total, row.last, row.peak)
+            (day, self._series_id(tx, series), _storable(row.total), _storable(row.last),
+             _storable(row.peak))
             for (day, series), row in rows.items()
         ])
 
@@ -221,6 +285,17 @@ def _merge_first(rows: dict[tuple[int, _SeriesKey], _Row], key: tuple[int, _Seri
     merged = _Row(older.total, older.last, older.peak)
     merged.merge(newer)
     rows[key] = merged
+
+
+_INT64_MAX = 2**63 - 1
+
+
+def _storable(value: float | None) -> float | None:
+    """A whole number beyond SQLite's 64-bit integers is kept as a float (the report clamps
+    it): one huge value never fails an export."""
+    if isinstance(value, int) and abs(value) > _INT64_MAX:
+        return float(value)
+    return value
 
 
 def _canonical(attributes: Mapping[str, Any]) -> str:

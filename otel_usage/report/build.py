@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +69,8 @@ def build_report(
     allowed = dict(view.metrics)
     rows = tx.week_rows(week.first_day, week.first_day + 7)
     values = _aggregate(rows, allowed)
-    metrics = [_rendered(m, values) for m in view.metrics.values()]
+    adjusted: list[dict[str, Any]] = []
+    metrics = [_rendered(m, values, adjusted) for m in view.metrics.values()]
     rendering: dict[str, Any] = {
         "week": week.label,
         "start": week.start.isoformat().replace("+00:00", "Z"),
@@ -76,6 +78,8 @@ def build_report(
         "resource": _consented_resource(view, resource),
         "metrics": [m for m in metrics if m["points"]],
     }
+    if adjusted:  # values outside the catalog's range, clamped or left out
+        rendering["adjusted"] = adjusted
     payload = _encode(rendering, week).SerializeToString(deterministic=True)
     return Report(week, payload, gzip.compress(payload, mtime=0), rendering)
 
@@ -118,17 +122,39 @@ def _scrub_attributes(metric: Metric, attributes: Mapping[str, Any]) -> tuple[tu
     ))
 
 
-def _rendered(metric: Metric, values: Mapping[_PointKey, float | set[int]]) -> dict[str, Any]:
+def _rendered(metric: Metric, values: Mapping[_PointKey, float | set[int]],
+              adjusted: list[dict[str, Any]]) -> dict[str, Any]:
     points = []
     for (name, attributes), value in sorted(values.items(), key=lambda kv: kv[0]):
         if name != metric.name:
             continue
-        number = len(value) if isinstance(value, set) else round(value)
-        if metric.is_sum and number <= 0:
+        number = _bounded(metric, len(value) if isinstance(value, set) else value)
+        if not isinstance(value, set) and (number is None or number != round(value)):
+            adjusted.append({"metric": name, "attributes": dict(attributes),
+                             "value": _shown(value), "became": number})
+        if number is None or (metric.is_sum and number <= 0):
             continue
         points.append({"attributes": dict(attributes), "value": number})
     return {"name": metric.name, "unit": metric.unit,
             "type": "sum" if metric.is_sum else "gauge", "points": points}
+
+
+def _bounded(metric: Metric, value: float) -> int | None:
+    """The value sent: None (left out) when negative, not finite, or above the catalog's
+    maximum for a metric that drops; clamped to the maximum for one that clamps."""
+    if not math.isfinite(value) or value < 0:
+        return None
+    number = round(value)
+    if number > metric.max:
+        return metric.max if metric.out_of_range == "clamp" else None
+    return number
+
+
+def _shown(value: float) -> str:
+    """An out-of-range value as the preview shows it."""
+    if math.isfinite(value) and float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.1e}"
 
 
 def _encode(rendering: Mapping[str, Any], week: Week) -> ExportMetricsServiceRequest:

@@ -66,9 +66,10 @@ def record_erasure(tx: Tx, erasure: PendingErasure, answer: Answer, now: datetim
     """Log the attempt; forget the request (and its credential) once acknowledged."""
     tx.log_upload("erasure", None, now, erasure.endpoint, 0, answer.status, answer.text)
     if answer.ok or answer.status in _ACKNOWLEDGED_ERASURE:
-        tx.forget_erasure(erasure.installation_id)
+        tx.forget_erasure(erasure.installation_id, erasure.endpoint)
         return True
     attempt = schedule_after(answer, erasure.attempts + 1, now)
     retry_at = attempt.next_attempt_at or now + backoff(erasure.attempts + 1)
-    tx.reschedule_erasure(erasure.installation_id, retry_at, answer.status, answer.text)
+    tx.reschedule_erasure(erasure.installation_id, erasure.endpoint, retry_at, answer.status,
+                          answer.text)
     return False

@@ -45,12 +45,35 @@ class Answer:
 
 
 def check_endpoint(endpoint: str) -> str:
-    """`endpoint` without a trailing slash; TransportError unless HTTPS or loopback HTTP."""
-    parts = urlsplit(endpoint)
-    if parts.scheme == "https" and parts.hostname:
-        return endpoint.rstrip("/")
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-        return endpoint.rstrip("/")
+    """`endpoint` without a trailing slash; TransportError unless HTTPS or loopback HTTP.
+
+    Judged as the HTTP client connects: the host and port are those urllib3 (under requests)
+    parses, and they must be the ones Python's own parser sees; user-info, backslashes,
+    whitespace, control or non-ASCII characters, a query or a fragment are refused outright,
+    so no two parsers can read the URL differently."""
+    from urllib3.util import parse_url
+
+    text = endpoint if isinstance(endpoint, str) else ""
+    if not text or any(c in text for c in "\\@?#") or not text.isascii() or any(
+            c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        raise TransportError(
+            f"refusing to send to {text!r}: an endpoint must be a plain https:// URL "
+            "(no user-info, backslashes, spaces, control or non-ASCII characters, query or "
+            "fragment)")
+    parts = urlsplit(text)
+    try:
+        connected = parse_url(text)
+        python_view = (parts.scheme, parts.hostname, parts.port)
+    except ValueError as exc:
+        raise TransportError(f"refusing to send to {text!r}: {exc}") from exc
+    host = (connected.host or "").lower().strip("[]")
+    client_view = (connected.scheme, host or None, connected.port)
+    if client_view != python_view:
+        raise TransportError(f"refusing to send to {text!r}: the URL is ambiguous")
+    if connected.scheme == "https" and host:
+        return text.rstrip("/")
+    if connected.scheme == "http" and host and _is_loopback(host):
+        return text.rstrip("/")
     raise TransportError(
         f"refusing to send to {parts.scheme}://{parts.hostname or ''}: "
         "usage reports travel over HTTPS only (plain HTTP only to this machine)"

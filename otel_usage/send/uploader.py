@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import Catalog
-from ..consent import Mode, current_consent
+from ..consent import Mode, environment_mode, sending_consent
 from ..errors import StoreUnavailableError, TransportError
 from ..log import ProblemLog, logger
 from ..report.environment import Environment
@@ -134,12 +134,20 @@ class Uploader:
     def _erasures(self, summary: RunSummary) -> None:
         with self._store.read() as tx:
             due = tx.due_erasures(self._clock.now())
+        acknowledged = False
         for erasure in due:
             answer = self._delete(erasure)
             with self._store.transaction() as tx:
                 done = retry.record_erasure(tx, erasure, answer, self._clock.now())
+                if done and not tx.erasures_of(erasure.installation_id) \
+                        and tx.meta("installation_id") == erasure.installation_id:
+                    # The server forgot this identity: it is never used again.
+                    tx.rotate_identity(self._clock.now())
+            acknowledged |= done
             summary.erasures_acknowledged += int(done)
             summary.erasures_pending += int(not done)
+        if acknowledged:  # the old id and credential must not be readable from the file
+            self._store.compact()
 
     def _delete(self, erasure: PendingErasure) -> Answer:
         from .transport import delete_installation
@@ -167,7 +175,8 @@ class Uploader:
         self._expire(summary)
         now = self._clock.now()
         with self._store.transaction() as tx:
-            opt_in = current_consent(tx.mode_history())
+            opt_in = sending_consent(tx, environment_mode(self.settings.environ),
+                                     self._catalog.version)
             if opt_in is None:
                 return
             slot = report_slot(tx)
@@ -181,7 +190,17 @@ class Uploader:
             for week in closed_weeks(opt_in.since, now, oldest=oldest):
                 if week.label in known or week.end <= self._oldest_end():
                     continue
-                report = self._build(tx, week, opt_in.catalog_version, installation_id)
+                try:
+                    report = self._build(tx, week, opt_in.version_for(week.start),
+                                         installation_id)
+                except (ValueError, ArithmeticError) as exc:  # one week never blocks the rest
+                    self._problems.problem("build", "a usage report could not be built",
+                                           week=week.label, error=repr(exc))
+                    continue
+                if report.rendering.get("adjusted"):
+                    self._problems.problem(
+                        "value_range", "usage values outside the catalog's range were clamped "
+                        "or left out (see the preview)", week=week.label)
                 tx.put_report(week=week.label, installation_id=installation_id, now=now,
                               body=report.body if report.points else None,
                               rendering=report.rendering, due=slot.due(week))
@@ -210,25 +229,48 @@ class Uploader:
             due = tx.due_reports(now)
             secret = (tx.meta("credential") or "") if due else ""
         for item in due:
-            answer = self._post(item.body, secret, summary)
+            refused = self._refused(summary)
+            if refused is None:
+                with self._store.transaction() as tx:
+                    # Counted as possibly received from here on: an opt-out from now erases it.
+                    if not self._still_sendable(tx, item.week):
+                        continue
+                    tx.begin_sending(item.installation_id, self.settings.endpoint, secret,
+                                     self._clock.now())
+            answer = refused or self._post(item.body, secret)
             attempt = retry.schedule_after(answer, item.attempts + 1, self._clock.now())
             with self._store.transaction() as tx:
                 retry.record_report(tx, item.week, attempt, self._clock.now(),
                                     self.settings.endpoint, len(item.body))
+                if answer.status == self._catalog.protocol.erased_status:
+                    # This installation was erased on the server: start over as a new one.
+                    tx.rotate_identity(self._clock.now())
+                    tx.forget_report(item.week)
             {"sent": summary.sent, "failed": summary.failed}.get(
                 attempt.state, summary.retry).append(item.week)
             self._log_attempt(item.week, attempt)
 
-    def _post(self, body: bytes, secret: str, summary: RunSummary) -> Answer:
-        from .transport import check_endpoint, post_report
+    def _still_sendable(self, tx: Tx, week: str) -> bool:
+        """The report is still pending and this process may still send it (the mode may have
+        changed since the run began)."""
+        return week in tx.pending_weeks() and sending_consent(
+            tx, environment_mode(self.settings.environ), self._catalog.version) is not None
 
-        protocol = self._catalog.protocol
+    def _refused(self, summary: RunSummary) -> Answer | None:
+        from .transport import check_endpoint
+
         try:
             check_endpoint(self.settings.endpoint)
         except TransportError as exc:
             summary.refused = str(exc)
             self._problems.problem("endpoint", "usage reports not sent", reason=str(exc))
             return Answer(None, f"refused: {exc}")
+        return None
+
+    def _post(self, body: bytes, secret: str) -> Answer:
+        from .transport import post_report
+
+        protocol = self._catalog.protocol
         return post_report(self.settings.endpoint, protocol.metrics_path,
                            {protocol.credential_header: secret}, body, self._clock.now(),
                            self.settings.timeout_s)

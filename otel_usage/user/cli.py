@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,7 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     # The library logs with structlog; on the command line those lines belong on stderr.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    # Only errors: a command's failure is told in one line of its own.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+                        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     try:
         clock = default_clock()  # OTEL_USAGE_NOW, the one clock hook
     except ValueError as exc:
@@ -76,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="confirm the deletion")
     delete.set_defaults(run=_delete)
 
+    agree = sub.add_parser("consent", help="see what a newer catalog adds, and agree to it "
+                                           "while staying on")
+    agree.add_argument("--yes", action="store_true", help="agree to the newer version")
+    agree.set_defaults(run=_consent)
+
     from . import cli_report, privacy
 
     privacy.register_cli(sub)  # privacy-md: regenerate PRIVACY.md from the catalog (issue 7)
@@ -113,8 +122,8 @@ def _mode(usage: UsageTelemetry, args: argparse.Namespace) -> int:
     state = usage.mode_state()
     print(f"Mode set to {chosen}.")
     if state.forced is not None and state.forced != chosen:
-        print(f"Note: the environment forces mode {state.forced} for running processes "
-              "(DO_NOT_TRACK or OTEL_USAGE_MODE).")
+        print(f"Note: the environment forces mode {state.forced} for this process only "
+              "(DO_NOT_TRACK or OTEL_USAGE_MODE); your choice is kept.")
     return 0
 
 
@@ -128,7 +137,11 @@ def _export(usage: UsageTelemetry, args: argparse.Namespace) -> int:
     if args.output is None:
         print(text)
     else:
-        args.output.write_text(text + "\n", encoding="utf-8")
+        # Readable by the owner only, whatever the umask (and an existing file made so).
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
         print(f"Exported to {args.output}", file=sys.stderr)
     return 0
 
@@ -138,8 +151,31 @@ def _delete(usage: UsageTelemetry, args: argparse.Namespace) -> int:
         print("otel-usage: this deletes every usage statistic on this machine; "
               "run again with --yes to confirm", file=sys.stderr)
         return 2
-    asyncio.run(usage.delete_all())
+    kept = usage.delete_all_now()
     print("All usage statistics on this machine were deleted.")
+    if kept is not None:
+        print(f"Your choice of mode {kept} is kept (change it with `otel-usage mode`).")
+    return 0
+
+
+def _consent(usage: UsageTelemetry, args: argparse.Namespace) -> int:
+    info = usage.catalog_additions()
+    if info["consented_version"] is None:
+        print("Mode is not on: there is nothing to agree to (`otel-usage mode on` opts in to "
+              f"catalog version {info['catalog_version']}).", file=sys.stderr)
+        return 1
+    if not info["additions"]:
+        print(f"You agreed to catalog version {info['consented_version']}: nothing is new.")
+        return 0
+    print(f"You agreed to catalog version {info['consented_version']}; version "
+          f"{info['catalog_version']} adds:")
+    for addition in info["additions"]:
+        print(f"  - {addition['text']}")
+    if not args.yes:
+        print("Run again with --yes to agree to send these too.")
+        return 0
+    usage.set_mode("on")
+    print(f"You now agree to catalog version {info['catalog_version']}.")
     return 0
 
 

@@ -1,17 +1,18 @@
 """The user's data as a whole: everything stored here as JSON, and deleting all of it.
 
 The export holds every table (the credential excepted). Delete-all removes every row at once,
-keeping only an erasure request for what reached the server; freed pages are overwritten and the
-WAL emptied, so deleted values do not linger in the file.
+keeping only the user's mode choice and an erasure request for every report whose sending began;
+freed pages are overwritten and the WAL emptied, so deleted values do not linger in the file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from ..consent import Mode
-from ..store import Store
+from ..store import Store, Tx
 
 __all__ = ["EXPORT_FORMAT", "delete_all", "export_all"]
 
@@ -35,14 +36,22 @@ def export_all(store: Store, mode: Mode) -> dict[str, Any]:
     return result
 
 
-def delete_all(store: Store, endpoint: str, now: datetime) -> None:
-    """Delete every statistic kept here. If a report reached the server, an erasure request
-    for it is kept (and sent) until the server acknowledges: deleting here erases there."""
-    from ..consent import opt_out
+def delete_all(store: Store, now: datetime,
+               deleted: Callable[[Tx], None] | None = None) -> str | None:
+    """Delete every statistic kept here, keeping the user's mode choice (recorded again at
+    `now`), which is returned (None: no choice was ever made). Every report whose sending
+    began gets an erasure request, kept (and sent) until the server acknowledges: deleting
+    here erases there. `deleted` sees the transaction once the rows are gone."""
+    from ..consent import delete_kept_choice, opt_out, stored_choice
 
     if not store.exists:
-        return
+        return None
     with store.transaction() as tx:
-        opt_out(tx, endpoint, now)
+        kept = stored_choice(tx)
+        opt_out(tx, now)
         tx.delete_rows(keep=("erasures",))
+        delete_kept_choice(tx, kept, now)
+        if deleted is not None:
+            deleted(tx)
     store.compact()
+    return kept.mode if kept is not None else None

@@ -155,8 +155,12 @@ class _Api:
 
     async def _mode(self) -> dict[str, Any]:
         state = await asyncio.to_thread(self.usage.mode_state)
+        consent = await asyncio.to_thread(self.usage.catalog_additions)
         return {"mode": state.mode, "forced_by_environment": state.forced_by_environment,
-                "modes": list(MODES)}
+                "modes": list(MODES), "stored": state.stored,
+                "consented_version": consent["consented_version"],
+                "catalog_version": consent["catalog_version"],
+                "additions": consent["additions"]}
 
     async def statistics(self, request: Request) -> Response:
         """The local statistics viewer, with when a report last reached the server."""
@@ -213,8 +217,8 @@ class _Api:
         if body.get("confirm") is not True:
             raise ApiError(400, "confirmation_required",
                            'deleting every statistic on this machine needs {"confirm": true}')
-        await self.usage.delete_all()
-        return _json({"deleted": True})
+        kept = await asyncio.to_thread(self.usage.delete_all_now)
+        return _json({"deleted": True, "mode_kept": kept})
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""A loopback OTLP/HTTP server for the consent tests: it records every request, decodes every
+report body (gzip, then protobuf) into points, and answers from a script: a status with
+headers, or a stall (the request is held until released, or the client gives up)."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+
+STALL = -1  # an answer: hold the request until `release()`
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    credential: str
+    body: bytes
+
+    def decoded(self) -> ExportMetricsServiceRequest:
+        request = ExportMetricsServiceRequest()
+        request.ParseFromString(gzip.decompress(self.body))
+        return request
+
+    def resource(self) -> dict[str, str]:
+        (resource_metrics,) = self.decoded().resource_metrics
+        return {kv.key: kv.value.string_value for kv in resource_metrics.resource.attributes}
+
+    def points(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
+        """Every point of the report: (metric, sorted attributes) -> value."""
+        out: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        (resource_metrics,) = self.decoded().resource_metrics
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                data = metric.sum if metric.WhichOneof("data") == "sum" else metric.gauge
+                for point in data.data_points:
+                    key = (metric.name, tuple(sorted(
+                        (kv.key, kv.value.string_value) for kv in point.attributes)))
+                    out[key] = point.as_int
+        return out
+
+
+@dataclass
+class CaptureServer:
+    url: str = ""
+    requests: list[Request] = field(default_factory=list)
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)
+    _release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self) -> tuple[int, dict[str, str]]:
+        with self.lock:
+            return self.answers.pop(0) if self.answers else (200, {})
+
+    def release(self) -> None:
+        self._release.set()
+
+    def reports(self) -> list[Request]:
+        return [r for r in self.requests if r.method == "POST"]
+
+    def erasures(self) -> list[Request]:
+        return [r for r in self.requests if r.method == "DELETE"]
+
+
+@contextmanager
+def capture_server() -> Iterator[CaptureServer]:
+    state = CaptureServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            request = Request(self.command, self.path,
+                              self.headers.get("X-Otel-Usage-Credential", ""), body)
+            if request.method == "POST":
+                request.decoded()  # every body must decode
+            with state.lock:
+                state.requests.append(request)
+            state.arrived.set()
+            status, headers = state.answer()
+            if status == STALL:
+                state._release.wait(30)
+                status = 200
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_DELETE = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_port}"
+    try:
+        yield state
+    finally:
+        state.release()
+        httpd.shutdown()
+        httpd.server_close()

@@ -35,6 +35,13 @@ class Request:
         (resource_metrics,) = self.decoded().resource_metrics
         return {kv.key: kv.value.string_value for kv in resource_metrics.resource.attributes}
 
+    def week_start_nanos(self) -> int:
+        """The start of the week the report covers (every point spans it)."""
+        (resource_metrics,) = self.decoded().resource_metrics
+        metric = resource_metrics.scope_metrics[0].metrics[0]
+        data = metric.sum if metric.WhichOneof("data") == "sum" else metric.gauge
+        return int(data.data_points[0].start_time_unix_nano)
+
     def points(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
         """Every point of the report: (metric, sorted attributes) -> value."""
         out: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
@@ -64,6 +71,10 @@ class CaptureServer:
 
     def release(self) -> None:
         self._release.set()
+
+    def rearm(self) -> None:
+        """Stalls hold again (after a release)."""
+        self._release.clear()
 
     def reports(self) -> list[Request]:
         return [r for r in self.requests if r.method == "POST"]

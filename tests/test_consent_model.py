@@ -1,0 +1,287 @@
+"""The consent rules, proven by a model (issue 13): hypothesis drives random sequences of
+recording, the user's mode changes, environment overrides at restarts, delete-all, export,
+restarts and crashes (the process gone without its last export: what it counted since is lost;
+an export is one transaction, which tests/test_exporter.py kills mid-way), clock moves across weeks and opt-in instants, a catalog version bump and
+the server's answers (200, 429, 503, a stalled request) against a loopback capture server that
+decodes every body. After each step and at the end it checks:
+
+- no byte leaves that the consent at its recording did not cover: a week that arrives holds
+  only counts recorded under mode ``on`` (none recorded under ``local`` in that week), and a
+  value a newer catalog added only under a consent to that version made before the week began;
+- every report received before an opt-out or a delete-all is erased (a DELETE with its
+  installation id and credential, acknowledged) by the end;
+- nothing is stored while the mode in force is ``off``;
+- counts are never doubled or lost: a week's report holds exactly the jobs recorded in it, and
+  every copy of one installation's week that arrives is the same;
+- the stored choice changes only by the user's action.
+
+CI runs a short profile (``OTEL_USAGE_MODEL_EXAMPLES``, default 40 sequences of up to 40
+steps, ``OTEL_USAGE_MODEL_STEPS``); README gives the longer one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sqlite3
+import tempfile
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from capture_server import STALL, CaptureServer, capture_server
+from catalog_support import grown_raw, write_catalog
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from otel_usage import ManualClock, UsageTelemetry
+from otel_usage.catalog import Catalog, load_catalog
+from otel_usage.weeks import Week
+
+EXAMPLES = int(os.environ.get("OTEL_USAGE_MODEL_EXAMPLES", "40"))
+STEPS = int(os.environ.get("OTEL_USAGE_MODEL_STEPS", "40"))
+MODES = ("off", "local", "on")
+OWN = {"printernizer.app.starts", "printernizer.uptime"}
+PRINTERS = ("bambu_lab", "creality")  # creality: added by catalog version 2
+
+
+def _state_machine(server: CaptureServer, root: Path, start: datetime,
+                   grown: Catalog) -> type[RuleBasedStateMachine]:
+
+    class ConsentModel(RuleBasedStateMachine):
+        @initialize(first=st.sampled_from(("on", "on", "local", "off", None)))
+        def begin(self, first: str | None) -> None:
+            server.requests.clear()
+            server.answers.clear()
+            self.data_dir = Path(tempfile.mkdtemp(dir=root))
+            self.clock = ManualClock(start)
+            self.stored: str | None = None
+            self.forced: str | None = None
+            self.catalog = load_catalog()
+            self.memory = 0  # counted, not yet exported
+            self.recorded: dict[str, Counter[str]] = {}  # week -> {"on": n, "other": n}
+            self.agreements: list[tuple[datetime, int]] = []
+            self.environment_since: tuple[datetime, int] | None = None
+            self.unerased: set[tuple[str, str]] = set()  # (id, credential) received
+            self.to_erase: list[tuple[str, str, int]] = []  # ... and the request index then
+            self.checked = 0  # server requests already checked
+            self.copies: dict[tuple[str, str], object] = {}  # (id, week) -> points
+            self.usage = self._start()
+            if first is not None:
+                self.user_chooses(first)
+
+        # The process.
+
+        def _start(self) -> UsageTelemetry:
+            environ = {} if self.forced is None else {"OTEL_USAGE_MODE": self.forced}
+            usage = UsageTelemetry(self.data_dir, clock=self.clock, endpoint=server.url,
+                                   service_version="2.7.0", export_interval_s=math.inf,
+                                   background_uploads=False, catalog=self.catalog,
+                                   environ={"DEPLOYMENT_MODE": "docker", **environ})
+            usage.uploads.settings = dataclasses.replace(usage.uploads.settings,
+                                                         timeout_s=0.2)
+            usage.start()
+            with usage.store.transaction() as tx:  # due the moment a week closes
+                tx.set_meta("report_weekday", "0")
+                tx.set_meta("report_hour", "0")
+            effective = self._effective()
+            if self.stored != "on" and effective == "on" and self.environment_since is None:
+                self.environment_since = (self.clock.now(), self.catalog.version)
+            if self.stored != "on" and effective != "on":
+                self.environment_since = None
+                self._opted_out()
+            return usage
+
+        def _effective(self) -> str:
+            return self.forced or self.stored or "local"
+
+        def _commit(self) -> None:
+            """What the library does with the counts in memory at an export."""
+            if self.memory and self._effective() != "off":
+                kind = "on" if self._effective() == "on" else "other"
+                week = Week.of(self.clock.now()).label
+                self.recorded.setdefault(week, Counter())[kind] += self.memory
+            self.memory = 0
+
+        def _opted_out(self) -> None:
+            index = len(server.requests)
+            self.to_erase += [(i, c, index) for i, c in self.unerased]
+            self.unerased = set()
+
+        def _stored_total(self) -> int:
+            if not self.usage.store.path.exists():
+                return 0
+            with sqlite3.connect(self.usage.store.path) as conn:
+                (total,) = conn.execute("SELECT coalesce(sum(total), 0) FROM daily "
+                                        "WHERE total IS NOT NULL").fetchone()
+            return int(total)
+
+        # Rules.
+
+        @rule(jobs=st.integers(1, 5), printer=st.sampled_from(PRINTERS),
+              hours=st.sampled_from((0, 1, 7, 20)))
+        def record(self, jobs: int, printer: str, hours: int) -> None:
+            """Printernizer counts jobs, some hours apart (not yet exported)."""
+            self.usage.meter().create_counter("printernizer.jobs").add(
+                jobs, {"job.status": "completed", "printer.type": printer})
+            self.memory += jobs
+            self.clock.advance(timedelta(hours=hours))
+
+        @rule()
+        def export(self) -> None:
+            import asyncio
+
+            before = self._stored_total()
+            off = self._effective() == "off"
+            self.usage.flush()
+            self._commit()
+            if off:
+                assert self._stored_total() == before, "stored while off"
+            assert asyncio.run(self.usage.export_json())["mode"] == self._effective()
+
+        @rule(mode=st.sampled_from(MODES))
+        def user_chooses(self, mode: str) -> None:
+            before = self._stored_total()
+            off = self._effective() == "off"
+            self.usage.set_mode(mode)
+            self._commit()
+            if off:
+                assert self._stored_total() == before, "stored while off"
+            previous, self.stored = self.stored, mode
+            if mode == "on" and (previous != "on" or self.catalog.version > max(
+                    v for _, v in self.agreements)):
+                if previous != "on":
+                    self.agreements = []
+                self.agreements.append((self.clock.now(), self.catalog.version))
+            if mode != "on":
+                self.environment_since = None
+                if previous == "on" or self.unerased:
+                    self._opted_out()
+
+        @rule()
+        def delete_all(self) -> None:
+            self.usage.delete_all_now()
+            self.memory = 0
+            self.recorded = {}
+            self.environment_since = None
+            if self.stored == "on":
+                self.agreements = [(self.clock.now(), max(v for _, v in self.agreements))]
+            self._opted_out()
+
+        @rule(forced=st.sampled_from((None, None, "off", "local", "on")), crash=st.booleans())
+        def restart(self, forced: str | None, crash: bool) -> None:
+            """The process ends (or dies: what was counted since the last export is gone)
+            and starts again, perhaps under another environment."""
+            if crash:
+                self.usage.store.close()
+                self.memory = 0
+            else:
+                self.usage.shutdown()
+                self._commit()
+            self.forced = forced
+            self.usage = self._start()
+
+        @precondition(lambda self: self.catalog.version == 1)
+        @rule()
+        def catalog_grows(self) -> None:
+            """A new release ships catalog version 3; the consent stays at its version."""
+            self.usage.shutdown()
+            self._commit()
+            self.catalog = grown
+            self.usage = self._start()
+
+        @rule(hours=st.sampled_from((1, 11, 30, 24 * 4, 24 * 8)),
+              answer=st.sampled_from(((200, {}), (200, {}), (429, {"Retry-After": "120"}),
+                                      (503, {}), (STALL, {}))))
+        def time_passes(self, hours: int, answer: tuple[int, dict[str, str]]) -> None:
+            """Time moves (across days, weeks and opt-in instants) and the sender wakes; the
+            server gives `answer` to the next request."""
+            self.export()  # the periodic reader exports as time goes by
+            server.answers.append(answer)
+            self.clock.advance(timedelta(hours=hours))
+            self.usage.send_now()
+            self._check_arrivals()
+
+        @rule(answer=st.sampled_from(((200, {}), (503, {}))))
+        def a_week_closes(self, answer: tuple[int, dict[str, str]]) -> None:
+            """Monday 00:00 UTC passes: the week just closed is due; the sender wakes."""
+            self.export()
+            server.answers.append(answer)
+            self.clock.set(Week.of(self.clock.now()).end + timedelta(minutes=1))
+            self.usage.send_now()
+            self._check_arrivals()
+
+        def _check_arrivals(self) -> None:
+            for request in server.requests[self.checked:]:
+                if request.method != "POST":
+                    continue
+                resource = request.resource()
+                installation = resource["service.instance.id"]
+                self.unerased.add((installation, request.credential))
+                week = Week.of(datetime.fromtimestamp(request.week_start_nanos() / 1e9,
+                                                      tz=start.tzinfo))
+                points = request.points()
+                copy = (installation, week.label)
+                assert self.copies.setdefault(copy, points) == points, "a week sent twice"
+                jobs = sum(v for (name, _), v in points.items() if name == "printernizer.jobs")
+                counted = self.recorded.get(week.label, Counter())
+                assert counted["other"] == 0, f"{week.label}: sent with counts not consented"
+                assert jobs == counted["on"], f"{week.label}: sent {jobs}, recorded {counted}"
+                version = int(resource["otel_usage.catalog.version"])
+                agreed = [v for at, v in self._consents() if at <= week.start]
+                assert agreed and version <= max(agreed), (week.label, version, agreed)
+                creality = any(dict(a).get("printer.type") == "creality"
+                               for (_, a) in points)
+                assert not creality or version >= 2
+            self.checked = len(server.requests)
+
+        def _consents(self) -> list[tuple[datetime, int]]:
+            return self.agreements + ([self.environment_since]
+                                      if self.environment_since else [])
+
+        @invariant()
+        def the_choice_is_the_users(self) -> None:
+            if hasattr(self, "usage"):
+                assert self.usage.mode_state().stored == self.stored
+
+        def teardown(self) -> None:
+            if not hasattr(self, "usage"):
+                return
+            if os.environ.get("OTEL_USAGE_MODEL_STATS"):  # what a sequence exercised
+                print("model:", dict(Counter(r.method for r in server.requests)),
+                      f"erasures due {len(self.to_erase)}, stored {self.stored}, forced "
+                      f"{self.forced}, {self.clock.now() - start} later")
+            server.release()
+            server.answers.clear()
+            for _ in range(3):  # the erasures go out, answered 200
+                self.clock.advance(timedelta(days=2))
+                self.usage.send_now()
+            self._check_arrivals()
+            self.usage.shutdown()
+            deletes = [(n, r) for n, r in enumerate(server.requests) if r.method == "DELETE"]
+            for installation, credential, index in self.to_erase:
+                assert any(n >= index and r.path.endswith(installation)
+                           and r.credential == credential for n, r in deletes), (
+                    "a report was not erased", installation)
+            server.rearm()
+
+    return ConsentModel
+
+
+def test_the_consent_rules_hold_in_every_sequence(tmp_path: Path, now: datetime) -> None:
+    grown = load_catalog(write_catalog(grown_raw(), tmp_path))
+    start = Week.of(now).start + timedelta(days=2, hours=12)
+    with capture_server() as server:
+        machine = _state_machine(server, tmp_path, start, grown)
+        run_state_machine_as_test(machine, settings=settings(
+            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+            suppress_health_check=list(HealthCheck)))

@@ -182,10 +182,12 @@ class UsageStatisticsService:
 
     def _opt_in(self) -> str:
         usage = self.usage
+        usage._flush_before_change()  # the facade's own steps around a change of mode
         with usage.store.transaction() as tx:
             consent.change_mode(tx, "on", usage.clock.now(), LEGACY_CATALOG_VERSION,
-                                "printernizer", usage.endpoint)
+                                "printernizer")
             installation_id = tx.installation_id(usage.clock.now())
+            usage._exporter_seen(tx)
         usage._wake_uploads()  # the facade's own wake-up after a mode change
         return installation_id
 

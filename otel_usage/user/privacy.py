@@ -30,7 +30,8 @@ _T: dict[str, dict[str, str]] = {
             "your machine; anything not listed here never does. It is generated from the "
             "catalog (version {version}), the one list every part of the system reads."),
         "modes": "Your choice",
-        "mode_off": "**off**: nothing is recorded and nothing is sent.",
+        "mode_off": ("**off**: nothing is recorded and nothing is sent; what was counted "
+                     "while off is never saved, not even after switching to another mode."),
         "mode_local": ("**local** (the default): statistics are recorded on your machine only, "
                        "so you can look at them; nothing is sent."),
         "mode_on": ("**on**: statistics are recorded, and once a week a scrubbed summary of the "
@@ -79,28 +80,44 @@ _T: dict[str, dict[str, str]] = {
         "sending": "When reports are sent",
         "sending_text": (
             "Only in mode \"on\", once a week, at a time drawn at random for your installation. "
-            "Weeks that began before you opted in are never sent. Metrics added to this list "
-            "after you agreed are not sent until you agree again. You can see the next report, "
-            "exactly as it will be sent, and every past upload on the privacy page."),
+            "Only weeks that began after you opted in are sent, and only if everything in them "
+            "was recorded while statistics were shared (a week in which Printernizer ran in "
+            "another mode, say one set by the environment, is never sent). You agree to one "
+            "version of this list: its metrics, breakdowns, values and installation details. "
+            "What a newer version adds is left out (a new value is sent as \"other\") until "
+            "you agree to that version: the privacy page shows what is new with one button to "
+            "agree, as does `otel-usage consent`, and you stay in mode \"on\"; it applies from "
+            "the next week on. A value above a metric's largest plausible value is sent as that "
+            "value or left out, a negative one never; the preview shows each. You can see the "
+            "next report, exactly as it will be sent, and every past upload on the privacy "
+            "page."),
         "opt_out": "How to opt out",
         "opt_out_page": ("Choose \"off\" or \"local\" on the privacy page in Printernizer's "
                          "settings, or"),
         "opt_out_cli": "run `otel-usage mode off` (or `otel-usage mode local`), or",
         "opt_out_env": ("set the environment variable `DO_NOT_TRACK=1` (or "
-                        "`OTEL_USAGE_MODE=off`): it overrides the stored choice."),
+                        "`OTEL_USAGE_MODE=off`): it overrides your stored choice for the "
+                        "process it is set for, and never changes it. (A process started with "
+                        "`OTEL_USAGE_MODE=on` shares the weeks that begin after its first such "
+                        "start; a start without it, while your stored choice is not \"on\", "
+                        "opts out.)"),
         "erasure": "How erasure works",
         "erasure_server": (
-            "When you leave mode \"on\", reports not yet sent are deleted, and your installation "
-            "asks the server to erase everything stored under its installation ID. The request "
-            "is repeated until the server confirms it."),
+            "When you leave mode \"on\", reports not yet sent are deleted, and every report "
+            "whose sending began counts as received: your installation asks the server it went "
+            "to, with the credential it carried, to erase everything stored under its "
+            "installation ID. The request is repeated until the server confirms it, and each "
+            "attempt is shown in the history. Once confirmed, that ID and credential are never "
+            "used again and are wiped from the database file."),
         "erasure_local": (
             "\"Delete all statistics\" on the privacy page (or `otel-usage delete --yes`) "
-            "deletes every statistic stored on your machine, including the installation ID. "
-            "If a report has reached the server, an erasure request is kept and repeated until "
-            "the server confirms it."),
+            "deletes every statistic stored on your machine, including the installation ID and "
+            "what was counted but not yet saved; your choice of mode is kept, and you are told "
+            "so. Every report whose sending began gets an erasure request as above."),
         "erasure_export": (
             "\"Export my data\" (or `otel-usage export`) downloads everything stored on your "
-            "machine as JSON, so you can check it first."),
+            "machine as JSON, so you can check it first; the command writes the file readable "
+            "by you only."),
     },
     "de": {
         "title": "Datenschutz: die Nutzungsstatistik von Printernizer",
@@ -111,7 +128,9 @@ _T: dict[str, dict[str, str]] = {
             "steht, verlässt es nie. Sie wird aus dem Katalog (Version {version}) erzeugt, der "
             "einen Liste, die jeder Teil des Systems liest."),
         "modes": "Ihre Wahl",
-        "mode_off": "**aus**: nichts wird aufgezeichnet, nichts wird gesendet.",
+        "mode_off": ("**aus**: nichts wird aufgezeichnet, nichts wird gesendet; was im Modus "
+                     "„aus“ gezählt wurde, wird nie gespeichert, auch nicht nach einem "
+                     "Wechsel in einen anderen Modus."),
         "mode_local": ("**lokal** (die Voreinstellung): die Statistik wird nur auf Ihrem Gerät "
                        "aufgezeichnet, damit Sie sie ansehen können; nichts wird gesendet."),
         "mode_on": ("**an**: die Statistik wird aufgezeichnet, und einmal pro Woche wird eine "
@@ -162,30 +181,47 @@ _T: dict[str, dict[str, str]] = {
         "sending": "Wann Berichte gesendet werden",
         "sending_text": (
             "Nur im Modus „an“, einmal pro Woche, zu einer für Ihre Installation zufällig "
-            "gewählten Zeit. Wochen, die vor Ihrer Zustimmung begannen, werden nie gesendet. "
-            "Messwerte, die nach Ihrer Zustimmung in diese Liste aufgenommen wurden, werden "
-            "erst gesendet, wenn Sie erneut zustimmen. Den nächsten Bericht, genau so wie er "
-            "gesendet wird, und jede bisherige Übertragung sehen Sie auf der Datenschutzseite."),
+            "gewählten Zeit. Gesendet werden nur Wochen, die nach Ihrer Zustimmung begannen, "
+            "und nur, wenn alles darin aufgezeichnet wurde, während die Statistik geteilt "
+            "wurde (eine Woche, in der Printernizer in einem anderen Modus lief, etwa einem von "
+            "der Umgebung gesetzten, wird nie gesendet). Sie stimmen einer Version dieser Liste "
+            "zu: ihren Messwerten, Aufteilungen, Werten und Angaben zur Installation. Was eine "
+            "neuere Version hinzufügt, bleibt weg (ein neuer Wert wird als „other“ gesendet), "
+            "bis Sie dieser Version zustimmen: die Datenschutzseite zeigt das Neue mit einer "
+            "Schaltfläche zum Zustimmen, ebenso `otel-usage consent`, und Sie bleiben im Modus "
+            "„an“; es gilt ab der nächsten Woche. Ein Wert über dem größten plausiblen Wert "
+            "eines Messwerts wird als dieser Wert gesendet oder weggelassen, ein negativer nie; "
+            "die Vorschau zeigt jeden. Den nächsten Bericht, genau so wie er gesendet wird, und "
+            "jede bisherige Übertragung sehen Sie auf der Datenschutzseite."),
         "opt_out": "Wie Sie widersprechen",
         "opt_out_page": ("Wählen Sie „aus“ oder „lokal“ auf der Datenschutzseite in den "
                          "Einstellungen von Printernizer, oder"),
         "opt_out_cli": "führen Sie `otel-usage mode off` (oder `otel-usage mode local`) aus, oder",
         "opt_out_env": ("setzen Sie die Umgebungsvariable `DO_NOT_TRACK=1` (oder "
-                        "`OTEL_USAGE_MODE=off`): sie hat Vorrang vor der gespeicherten Wahl."),
+                        "`OTEL_USAGE_MODE=off`): sie hat für den Prozess, für den sie gesetzt "
+                        "ist, Vorrang vor Ihrer gespeicherten Wahl und ändert sie nie. (Ein "
+                        "mit `OTEL_USAGE_MODE=on` gestarteter Prozess teilt die Wochen, die "
+                        "nach seinem ersten solchen Start beginnen; ein Start ohne sie, "
+                        "während Ihre gespeicherte Wahl nicht „an“ ist, widerspricht.)"),
         "erasure": "Wie gelöscht wird",
         "erasure_server": (
             "Wenn Sie den Modus „an“ verlassen, werden noch nicht gesendete Berichte gelöscht, "
-            "und Ihre Installation bittet den Server, alles zu löschen, was unter ihrer "
-            "Installations-ID gespeichert ist. Die Anfrage wird wiederholt, bis der Server sie "
-            "bestätigt."),
+            "und jeder Bericht, dessen Versand begann, gilt als empfangen: Ihre Installation "
+            "bittet den Server, an den er ging, mit dem Zugangsschlüssel, den er trug, alles zu "
+            "löschen, was unter ihrer Installations-ID gespeichert ist. Die Anfrage wird "
+            "wiederholt, bis der Server sie bestätigt, und jeder Versuch steht im Verlauf. Nach "
+            "der Bestätigung werden diese ID und dieser Schlüssel nie wieder verwendet und aus "
+            "der Datenbankdatei getilgt."),
         "erasure_local": (
             "\"Alle Statistiken löschen\" auf der Datenschutzseite (oder "
             "`otel-usage delete --yes`) löscht jede auf Ihrem Gerät gespeicherte Statistik, "
-            "auch die Installations-ID. Hat ein Bericht den Server erreicht, bleibt eine "
-            "Löschanfrage bestehen und wird wiederholt, bis der Server sie bestätigt."),
+            "auch die Installations-ID und was gezählt, aber noch nicht gespeichert wurde; "
+            "Ihre Wahl des Modus bleibt erhalten, und das wird Ihnen gesagt. Jeder Bericht, "
+            "dessen Versand begann, erhält eine Löschanfrage wie oben."),
         "erasure_export": (
             "\"Meine Daten exportieren\" (oder `otel-usage export`) lädt alles, was auf Ihrem "
-            "Gerät gespeichert ist, als JSON herunter, damit Sie es vorher prüfen können."),
+            "Gerät gespeichert ist, als JSON herunter, damit Sie es vorher prüfen können; der "
+            "Befehl schreibt die Datei nur für Sie lesbar."),
     },
 }
 

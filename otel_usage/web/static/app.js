@@ -99,6 +99,22 @@
     forced.textContent = info.forced_by_environment ? t("mode_forced", { mode: modeName(info.mode) }) : "";
     $("send-now").hidden = info.mode !== "on";
     $("mode-save").disabled = true;
+    // What a newer catalog adds waits for the user's word: one button agrees, staying on.
+    const additions = info.consented_version !== null ? info.additions || [] : [];
+    $("consent-new").hidden = additions.length === 0;
+    $("consent-new-title").textContent = t("consent_new", {
+      agreed: info.consented_version, version: info.catalog_version });
+    fill($("consent-new-list"), additions.map((a) => el("li", {}, a.text)));
+  }
+
+  async function agreeToNew() {
+    try {
+      showMode(await api("api/mode", { method: "PUT", json: { mode: "on" } }));
+      say(t("consent_agreed"));
+    } catch (err) {
+      say(t("error", { detail: err.message }), true);
+    }
+    await loadReport();
   }
 
   async function loadMode() {
@@ -359,8 +375,8 @@
   async function deleteClosed() {
     if ($("delete-dialog").returnValue !== "confirm") return;
     try {
-      await api("api/data", { method: "DELETE", json: { confirm: true } });
-      say(t("deleted"));
+      const done = await api("api/data", { method: "DELETE", json: { confirm: true } });
+      say(done.mode_kept ? t("deleted_kept", { mode: modeName(done.mode_kept) }) : t("deleted"));
     } catch (err) {
       say(t("error", { detail: err.message }), true);
     }
@@ -379,6 +395,7 @@
     $("delete").addEventListener("click", askToDelete);
     $("delete-dialog").addEventListener("close", deleteClosed);
     $("send-now").addEventListener("click", sendNow);
+    $("consent-agree").addEventListener("click", agreeToNew);
     loadCatalog().catch((err) => say(t("error", { detail: err.message }), true));
     loadPolicy();
     loadMode()

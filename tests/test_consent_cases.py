@@ -457,3 +457,47 @@ def test_11_exports_are_readable_by_the_owner_only(data_dir: Path, opt_in: datet
     target = tmp_path / "export.json"
     assert main(["--data-dir", str(data_dir), "export", "-o", str(target)]) == 0
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+# The ingest answers 410 for an erased installation: the client starts over.
+
+def test_an_erased_installation_starts_over_with_a_new_id_and_credential(
+        data_dir: Path, server: CaptureServer, opt_in: datetime) -> None:
+    clock = ManualClock(opt_in)
+    usage = make(data_dir, clock, server.url)
+    usage.set_mode("on")
+    pin_slot(usage)
+    usage.start()
+    clock.set(next_week(opt_in).start + HOUR)
+    count(usage, 1)
+    usage.flush()
+    clock.set(next_week(opt_in).end + HOUR)
+    server.answers = [(usage.catalog.protocol.erased_status, {})]
+    assert usage.send_now()["failed"] == [next_week(opt_in).label]
+    assert usage.send_now()["sent"] == [next_week(opt_in).label]  # rebuilt under the new id
+    usage.shutdown()
+    first, again = server.reports()
+    assert first.resource()["service.instance.id"] != again.resource()["service.instance.id"]
+    assert first.credential != again.credential
+    assert first.points() == again.points()
+
+
+# The page and its API: what a newer catalog adds, agreed to in one action.
+
+def test_the_page_api_shows_what_is_new_and_agrees_in_one_action(
+        data_dir: Path, opt_in: datetime, tmp_path: Path) -> None:
+    from web_support import PAGE, Client, IngressProxy, build_app
+
+    clock = ManualClock(opt_in)
+    make(data_dir, clock).set_mode("on")
+    usage = make(data_dir, clock, catalog=load_catalog(write_catalog(grown_raw(), tmp_path)))
+    client = Client(IngressProxy(build_app(usage)))
+    before = client.get(PAGE + "api/mode").json()
+    assert (before["consented_version"], before["catalog_version"],
+            len(before["additions"])) == (1, 3, 9)
+    assert before["additions"][1] == {
+        "version": 2, "kind": "attribute", "metric": "printernizer.jobs",
+        "key": "job.origin", "value": None, "text": "printernizer.jobs: now also by job.origin"}
+    after = client.put(PAGE + "api/mode", json={"mode": "on"}).json()
+    assert (after["mode"], after["consented_version"], after["additions"]) == ("on", 3, [])
+    usage.shutdown()

@@ -154,8 +154,8 @@ def test_4_new_values_wait_for_consent_and_agreeing_again_stays_on(
         data_dir: Path, server: CaptureServer, opt_in: datetime, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     clock = ManualClock(opt_in)
-    make(data_dir, clock).set_mode("on")  # consent to the packaged catalog, version 1
     grown = load_catalog(write_catalog(grown_raw(), tmp_path))
+    make(data_dir, clock, catalog=grown.as_of(1)).set_mode("on")  # consent to version 1
     usage = make(data_dir, clock, server.url, catalog=grown)
     pin_slot(usage)
     usage.start()
@@ -489,8 +489,9 @@ def test_the_page_api_shows_what_is_new_and_agrees_in_one_action(
     from web_support import PAGE, Client, IngressProxy, build_app
 
     clock = ManualClock(opt_in)
-    make(data_dir, clock).set_mode("on")
-    usage = make(data_dir, clock, catalog=load_catalog(write_catalog(grown_raw(), tmp_path)))
+    grown = load_catalog(write_catalog(grown_raw(), tmp_path))
+    make(data_dir, clock, catalog=grown.as_of(1)).set_mode("on")
+    usage = make(data_dir, clock, catalog=grown)
     client = Client(IngressProxy(build_app(usage)))
     before = client.get(PAGE + "api/mode").json()
     assert (before["consented_version"], before["catalog_version"],

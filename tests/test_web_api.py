@@ -27,11 +27,13 @@ from web_support import (
 )
 
 from otel_usage import ManualClock, UsageTelemetry
+from otel_usage.catalog import load_catalog
 from otel_usage.user.privacy import render_privacy_markdown
 from otel_usage.web._language import negotiate
 from otel_usage.web._markdown import markdown_to_html
 
 API = PAGE + "api/"
+VERSION = load_catalog().version
 
 
 @pytest.fixture
@@ -142,7 +144,7 @@ def test_english_and_german_texts_have_the_same_keys(client: Client) -> None:
 def test_mode_defaults_to_local(client: Client) -> None:
     assert client.get(API + "mode").json() == {
         "mode": "local", "forced_by_environment": False, "modes": ["off", "local", "on"],
-        "stored": None, "consented_version": None, "catalog_version": 1, "additions": []}
+        "stored": None, "consented_version": None, "catalog_version": VERSION, "additions": []}
 
 
 def test_opting_in_is_stored_and_makes_an_installation_id(
@@ -151,7 +153,8 @@ def test_opting_in_is_stored_and_makes_an_installation_id(
     response = client.put(API + "mode", json={"mode": "on"})
     assert (response.status_code, response.json()) == (
         200, {"mode": "on", "forced_by_environment": False, "modes": ["off", "local", "on"],
-              "stored": "on", "consented_version": 1, "catalog_version": 1, "additions": []})
+              "stored": "on", "consented_version": VERSION, "catalog_version": VERSION,
+              "additions": []})
     assert usage.mode == "on"
     stats = client.get(API + "statistics").json()
     assert (stats["mode"], stats["installation_id"] is not None) == ("on", True)
@@ -163,7 +166,8 @@ def test_mode_forced_by_the_environment_is_reported(data_dir: Path, clock: Manua
     response = client.put(API + "mode", json={"mode": "on"})
     assert response.json() == {
         "mode": "off", "forced_by_environment": True, "modes": ["off", "local", "on"],
-        "stored": "on", "consented_version": 1, "catalog_version": 1, "additions": []}
+        "stored": "on", "consented_version": VERSION, "catalog_version": VERSION,
+        "additions": []}
 
 
 BAD_MODE_REQUESTS = [

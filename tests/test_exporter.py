@@ -92,6 +92,29 @@ def test_a_full_disk_is_logged_once_and_nothing_is_lost(data_dir: Path) -> None:
                        ("printernizer.local.c2", 1)]
 
 
+def test_a_first_write_that_fails_loses_nothing(data_dir: Path) -> None:
+    """The very first write (which begins the store's epoch) fails for want of space: the
+    batch is kept and written once there is room, not mistaken for one from before a delete."""
+    usage = make(data_dir)
+    usage.mode_state()
+    with usage.store.transaction():  # the store exists, empty of statistics
+        pass
+    conn = usage.store._conn
+    assert conn is not None
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    jobs = usage.meter().create_counter("printernizer.jobs")
+    jobs.add(2, JOB)
+    for i in range(3):  # series that need new pages
+        usage.meter().create_counter(f"printernizer.local.c{i}").add(1, {"n": "x" * 2000})
+    assert usage.flush() is True
+    assert job_total(data_dir) == 0
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    jobs.add(1, JOB)
+    usage.shutdown()
+    assert job_total(data_dir) == 3
+
+
 def test_a_corrupt_database_is_set_aside_and_the_host_goes_on(data_dir: Path) -> None:
     """Not a database: moved aside under a dated name (its bytes kept for the user), logged
     once, and a fresh store started, so that statistics go on."""

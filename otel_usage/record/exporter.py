@@ -9,6 +9,7 @@ next export; the host is never told, only the log is, once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -151,10 +152,12 @@ class SQLiteMetricExporter(MetricExporter):
                 rows[key] = older
         if not rows:
             return MetricExportResult.SUCCESS
+        previous = self._seen
         try:
             with self._store.transaction() as tx:
-                self._write(tx, self._admitted(tx, rows))
+                epoch = self._write(tx, self._admitted(tx, rows))
         except StoreUnavailableError as exc:
+            self._seen = previous  # nothing of that transaction happened
             # Ids of series made in the rolled-back transaction were never stored.
             self._series_ids.clear()
             self._keep_pending(rows)
@@ -163,6 +166,8 @@ class SQLiteMetricExporter(MetricExporter):
                 path=str(self._store.path), error=str(exc.__cause__ or exc),
             )
             return MetricExportResult.FAILURE
+        if epoch is not None and self._seen is not None:
+            self._seen = dataclasses.replace(self._seen, epoch=epoch)
         self._pending.clear()
         self._problems.resolved_all("store:", "usage statistics are saved again")
         return MetricExportResult.SUCCESS
@@ -232,12 +237,12 @@ class SQLiteMetricExporter(MetricExporter):
             return moved
         return rows
 
-    def _write(self, tx: Tx, rows: Mapping[tuple[int, _SeriesKey], _Row]) -> None:
+    def _write(self, tx: Tx, rows: Mapping[tuple[int, _SeriesKey], _Row]) -> str | None:
+        """Add `rows`; the store's new epoch when this write began one (first use, or the
+        first write after a delete-all)."""
         if not rows:
-            return
-        if tx.meta("store_epoch") is None:
-            tx.new_epoch()
-            self._seen = self._state(tx)
+            return None
+        epoch = tx.new_epoch() if tx.meta("store_epoch") is None else None
         owner = tx.installation_id(self._clock.now())
         if owner != self._series_owner:  # the store was wiped (delete-all): forget cached ids
             self._series_ids.clear()
@@ -247,6 +252,7 @@ class SQLiteMetricExporter(MetricExporter):
              _storable(row.peak))
             for (day, series), row in rows.items()
         ])
+        return epoch
 
     def _series_id(self, tx: Tx, series: _SeriesKey) -> int:
         series_id = self._series_ids.get(series)

@@ -87,9 +87,10 @@ def _state_machine(server: CaptureServer, root: Path, start: datetime,
                                    service_version="2.7.0", export_interval_s=math.inf,
                                    background_uploads=False, catalog=self.catalog,
                                    environ={"DEPLOYMENT_MODE": "docker", **environ})
+            usage.start()
+            # A stalled request is given up quickly (start makes the sender anew).
             usage.uploads.settings = dataclasses.replace(usage.uploads.settings,
                                                          timeout_s=0.2)
-            usage.start()
             with usage.store.transaction() as tx:  # due the moment a week closes
                 tx.set_meta("report_weekday", "0")
                 tx.set_meta("report_hour", "0")

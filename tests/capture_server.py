@@ -16,7 +16,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
+from otel_usage.catalog import load_catalog
+
 STALL = -1  # an answer: hold the request until `release()`
+ERASURE_METRIC = load_catalog().protocol.erasure_metric
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,17 @@ class Request:
         request = ExportMetricsServiceRequest()
         request.ParseFromString(gzip.decompress(self.body))
         return request
+
+    @property
+    def is_erasure(self) -> bool:
+        """The contract's erasure request: an export whose only metric is the erasure metric."""
+        names = [m.name for rm in self.decoded().resource_metrics
+                 for sm in rm.scope_metrics for m in sm.metrics]
+        return names == [ERASURE_METRIC]
+
+    @property
+    def installation_id(self) -> str:
+        return self.resource()["service.instance.id"]
 
     def resource(self) -> dict[str, str]:
         (resource_metrics,) = self.decoded().resource_metrics
@@ -77,10 +91,10 @@ class CaptureServer:
         self._release.clear()
 
     def reports(self) -> list[Request]:
-        return [r for r in self.requests if r.method == "POST"]
+        return [r for r in self.requests if r.method == "POST" and not r.is_erasure]
 
     def erasures(self) -> list[Request]:
-        return [r for r in self.requests if r.method == "DELETE"]
+        return [r for r in self.requests if r.method == "POST" and r.is_erasure]
 
 
 @contextmanager
@@ -108,7 +122,7 @@ def capture_server() -> Iterator[CaptureServer]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        do_POST = do_DELETE = _handle
+        do_POST = _handle
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -73,7 +73,8 @@ def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_t
     gateway: Gateway, ingest: Ingest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The real client, opted in, sends last week's scrubbed report over HTTPS (trusting the
-    gateway's test CA through OTel's own OTEL_EXPORTER_OTLP_CERTIFICATE); it is stored once."""
+    gateway's test CA through OTel's own OTEL_EXPORTER_OTLP_CERTIFICATE); it is stored once.
+    Then it opts out: its erasure request takes the same path and the stored week is gone."""
     from otel_usage import ManualClock, UsageTelemetry
 
     ca_file = tmp_path / "ca.pem"
@@ -96,7 +97,6 @@ def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_t
     # After the week's latest possible report slot, before the next week closes.
     clock.set(monday + timedelta(days=13, hours=14, minutes=30))
     summary = usage.send_now()
-    usage.shutdown()
     assert summary["sent"] == [week.label]
     wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
                f"the stored report\n{gateway.log_tail()}")
@@ -105,6 +105,13 @@ def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_t
     assert stored_id == sent["service.instance.id"]
     assert '"pi"' in resource and "prusa_core" in points and "benchy" not in points
     assert usage.history()[0]["status"] == 200
+
+    usage.set_mode("local")
+    assert usage.send_now()["erasures_acknowledged"] == 1
+    usage.shutdown()
+    wait_until(lambda: ingest.stored_reports() == [], 15, f"the erasure\n{gateway.log_tail()}")
+    assert [(h["kind"], h["status"]) for h in usage.history()] == [
+        ("report", 200), ("erasure", 200)]
 
 
 def test_reports_queued_while_the_ingest_is_down_are_stored_once(

@@ -122,8 +122,8 @@ def test_2_a_report_in_flight_when_the_user_opts_out_is_erased(
     (report,) = server.reports()
     assert usage.send_now()["erasures_acknowledged"] == 1
     (erasure,) = server.erasures()
-    assert (erasure.path, erasure.credential) == (
-        f"/v1/installations/{report.resource()['service.instance.id']}", report.credential)
+    assert (erasure.path, erasure.installation_id, erasure.credential) == (
+        "/v1/metrics", report.resource()["service.instance.id"], report.credential)
     assert [(h["kind"], h["status"]) for h in usage.history()] == [
         ("report", 200), ("erasure", 200)]
     usage.shutdown()
@@ -250,7 +250,7 @@ def test_6_the_erasure_goes_to_the_endpoint_the_reports_went_to(
         assert second.requests == []
         (erasure,) = first.erasures()
         assert erasure.credential == report.credential
-        assert erasure.path.endswith(report.resource()["service.instance.id"])
+        assert erasure.installation_id == report.resource()["service.instance.id"]
 
 
 # 7. A series is its name and its instrument's kind.

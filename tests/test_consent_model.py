@@ -8,7 +8,7 @@ decodes every body. After each step and at the end it checks:
 - no byte leaves that the consent at its recording did not cover: a week that arrives holds
   only counts recorded under mode ``on`` (none recorded under ``local`` in that week), and a
   value a newer catalog added only under a consent to that version made before the week began;
-- every report received before an opt-out or a delete-all is erased (a DELETE with its
+- every report received before an opt-out or a delete-all is erased (an erasure request with its
   installation id and credential, acknowledged) by the end;
 - nothing is stored while the mode in force is ``off``;
 - counts are never doubled or lost: a week's report holds exactly the jobs recorded in it, and
@@ -223,7 +223,7 @@ def _state_machine(server: CaptureServer, root: Path, start: datetime,
 
         def _check_arrivals(self) -> None:
             for request in server.requests[self.checked:]:
-                if request.method != "POST":
+                if request.is_erasure:
                     continue
                 resource = request.resource()
                 installation = resource["service.instance.id"]
@@ -268,9 +268,9 @@ def _state_machine(server: CaptureServer, root: Path, start: datetime,
                 self.usage.send_now()
             self._check_arrivals()
             self.usage.shutdown()
-            deletes = [(n, r) for n, r in enumerate(server.requests) if r.method == "DELETE"]
+            deletes = [(n, r) for n, r in enumerate(server.requests) if r.is_erasure]
             for installation, credential, index in self.to_erase:
-                assert any(n >= index and r.path.endswith(installation)
+                assert any(n >= index and r.installation_id == installation
                            and r.credential == credential for n, r in deletes), (
                     "a report was not erased", installation)
             server.rearm()

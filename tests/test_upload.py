@@ -37,6 +37,23 @@ class Received:
     headers: dict[str, str]
     body: bytes
 
+    @property
+    def erased(self) -> str | None:
+        """The installation an erasure request names (the catalog's erasure metric, one
+        resource, one Gauge point of 1), or None for any other request."""
+        request = ExportMetricsServiceRequest()
+        request.ParseFromString(gzip.decompress(self.body))
+        (rm,) = request.resource_metrics
+        metrics = [m for sm in rm.scope_metrics for m in sm.metrics]
+        if [m.name for m in metrics] != ["otel_usage.erasure"]:
+            return None
+        assert [p.as_int for p in metrics[0].gauge.data_points] == [1]
+        return {kv.key: kv.value.string_value for kv in rm.resource.attributes}[
+            "service.instance.id"]
+
+    def described(self) -> tuple[str, str, str | None, str]:
+        return (self.method, self.path, self.erased, self.headers["X-Otel-Usage-Credential"])
+
 
 @dataclass
 class Server:
@@ -75,7 +92,7 @@ def server() -> Iterator[Server]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        do_POST = do_DELETE = _handle
+        do_POST = _handle
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -287,10 +304,8 @@ def test_opting_out_clears_the_outbox_and_erases_on_the_server(data_dir: Path,
     assert usage.send_now()["erasures_pending"] == 1
     clock.advance(timedelta(minutes=30))
     assert usage.send_now()["erasures_acknowledged"] == 1
-    deletes = [(r.method, r.path, r.headers["X-Otel-Usage-Credential"])
-               for r in server.requests[1:]]
-    path = f"/v1/installations/{installation_id}"
-    assert deletes == [("DELETE", path, secret), ("DELETE", path, secret)]
+    erasure = ("POST", "/v1/metrics", installation_id, secret)
+    assert [r.described() for r in server.requests[1:]] == [erasure, erasure]
     clock.advance(timedelta(days=7))
     usage.send_now()
     assert len(server.requests) == 3
@@ -314,9 +329,8 @@ def test_delete_all_after_a_sent_report_erases_it_on_the_server(data_dir: Path,
     assert kept == [(installation_id,)]
     assert choice == [(clock.now().isoformat(timespec="seconds"), "on", "kept after delete")]
     assert usage.send_now()["erasures_acknowledged"] == 1
-    (delete,) = server.requests[1:]
-    assert (delete.method, delete.path, delete.headers["X-Otel-Usage-Credential"]) == (
-        "DELETE", f"/v1/installations/{installation_id}", secret)
+    (erasure,) = server.requests[1:]
+    assert erasure.described() == ("POST", "/v1/metrics", installation_id, secret)
     stats = asyncio.run(usage.statistics())
     # Still on: the installation starts over under a new id.
     assert stats["installation_id"] not in (None, installation_id)
@@ -413,7 +427,7 @@ def test_a_pending_erasure_is_delivered_in_the_background_after_a_restart(
     usage, clock = record_w48(data_dir, server)
     clock.set(AFTER_W48)
     usage.send_now()
-    erase = f"/v1/installations/{usage.preview()['last_sent']['resource']['service.instance.id']}"
+    erased = usage.preview()["last_sent"]["resource"]["service.instance.id"]
     server.answers = [(503, {"Retry-After": "60"})]
     usage.set_mode("local")
     assert usage.send_now()["erasures_pending"] == 1
@@ -424,5 +438,6 @@ def test_a_pending_erasure_is_delivered_in_the_background_after_a_restart(
     restarted.start()
     assert restarted.uploads.wait_idle(10)
     restarted.shutdown()
-    assert [(r.method, r.path) for r in server.requests] == [
-        ("POST", "/v1/metrics"), ("DELETE", erase), ("DELETE", erase)]
+    assert [(r.method, r.path, r.erased) for r in server.requests] == [
+        ("POST", "/v1/metrics", None), ("POST", "/v1/metrics", erased),
+        ("POST", "/v1/metrics", erased)]

@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -32,7 +33,8 @@ from ..store import Tx
 from ..weeks import Week
 from .environment import Environment
 
-__all__ = ["SCOPE_NAME", "Report", "build_report", "otlp_json", "resource_attributes"]
+__all__ = ["SCOPE_NAME", "Report", "build_report", "erasure_body", "otlp_json",
+           "resource_attributes"]
 
 SCOPE_NAME = "otel_usage"
 _CATALOG_VERSION_KEY = "otel_usage.catalog.version"
@@ -214,6 +216,26 @@ def resource_attributes(
         elif spec.required:
             out[key] = spec.other
     return out
+
+
+def erasure_body(catalog: Catalog, installation_id: str, now: datetime, *,
+                 service_name: str) -> bytes:
+    """The contract's erasure request (catalog ``[protocol] erasure_metric``), gzipped: an OTLP
+    export that travels the path of a report, through the public gateway, naming the
+    installation and nothing else about the machine; one Gauge point of 1 spanning the
+    sender's ISO week."""
+    week = Week.of(now)
+    resource = Resource(attributes=_key_values({
+        "service.name": service_name, "service.instance.id": installation_id,
+        _CATALOG_VERSION_KEY: str(catalog.version)}))
+    point = pb.NumberDataPoint(start_time_unix_nano=week.start_nanos,
+                               time_unix_nano=week.end_nanos, as_int=1)
+    metric = pb.Metric(name=catalog.protocol.erasure_metric,
+                       gauge=pb.Gauge(data_points=[point]))
+    scope = pb.ScopeMetrics(scope=InstrumentationScope(name=SCOPE_NAME), metrics=[metric])
+    request = ExportMetricsServiceRequest(
+        resource_metrics=[pb.ResourceMetrics(resource=resource, scope_metrics=[scope])])
+    return gzip.compress(request.SerializeToString(), mtime=0)
 
 
 def otlp_json(payload: bytes) -> dict[str, Any]:

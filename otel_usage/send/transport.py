@@ -1,4 +1,4 @@
-"""Hand one request to the server: a weekly report (POST) or an erasure request (DELETE).
+"""Hand one request to the server: a weekly report or an erasure request (both OTLP exports).
 
 The only module that imports the OTLP exporter, and only inside :func:`post_report`, so that an
 installation that never sends never loads it (DESIGN.md, "overhead"). One call is one HTTP
@@ -23,7 +23,7 @@ from ..errors import TransportError
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["Answer", "check_endpoint", "delete_installation", "post_report",
+__all__ = ["Answer", "check_endpoint", "post_report",
            "retry_after_seconds"]
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -115,19 +115,6 @@ def post_report(
         return _request(session, "POST", url, request_headers, body, now, timeout_s)
     finally:
         exporter.shutdown()
-
-
-def delete_installation(
-    endpoint: str, path: str, headers: dict[str, str], now: datetime,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-) -> Answer:
-    """DELETE the installation's data on the server (opt-out), once."""
-    import requests
-
-    url = check_endpoint(endpoint) + path
-    with requests.Session() as session:
-        session.verify = True
-        return _request(session, "DELETE", url, headers, None, now, timeout_s)
 
 
 def _request(session: requests.Session, method: str, url: str, headers: dict[str, str],

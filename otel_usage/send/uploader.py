@@ -150,14 +150,20 @@ class Uploader:
             self._store.compact()
 
     def _delete(self, erasure: PendingErasure) -> Answer:
-        from .transport import delete_installation
+        """The erasure request, as the contract sends it: an OTLP export of the catalog's
+        erasure metric to the endpoint and with the credential the reports used, so it passes
+        the public gateway as they do."""
+        from ..report.build import erasure_body
+        from .transport import post_report
 
         protocol = self._catalog.protocol
-        path = protocol.installation_path.format(installation_id=erasure.installation_id)
+        now = self._clock.now()
+        body = erasure_body(self._catalog, erasure.installation_id, now,
+                            service_name=self.settings.service_name)
         try:
-            return delete_installation(erasure.endpoint, path,
-                                       {protocol.credential_header: erasure.credential},
-                                       self._clock.now(), self.settings.timeout_s)
+            return post_report(erasure.endpoint, protocol.metrics_path,
+                               {protocol.credential_header: erasure.credential}, body, now,
+                               self.settings.timeout_s)
         except TransportError as exc:
             return Answer(None, f"refused: {exc}")
 

@@ -15,9 +15,10 @@ the week began, :meth:`Consent.version_for`; what a newer catalog adds waits unt
 Transitions (:func:`change_mode`, :func:`on_start`, :func:`delete_kept_choice`):
 
 - The user's action (CLI, page, API) is the only thing that changes the stored choice.
-  Choosing the mode in force again does nothing, except that ``on`` while ``on`` under a newer
-  catalog records the consent to that version (``consent`` on the CLI, one button on the page)
-  without leaving ``on``.
+  Choosing the stored choice again changes nothing stored, except that ``on`` while ``on``
+  under a newer catalog records the consent to that version (``consent`` on the CLI, one
+  button on the page) without leaving ``on``, and that ``local`` or ``off`` again ends a
+  consent the environment began and opts out of what it sent, as a change to them does.
 - Leaving ``on`` (for ``local`` or ``off``) is an opt-out: the outbox is emptied and every
   report whose sending began gets an erasure request, to the endpoint and with the credential
   that report used, retried until acknowledged (:func:`opt_out`).
@@ -213,8 +214,16 @@ def change_mode(tx: Tx, chosen: Mode, now: datetime, catalog_version: int,
     consent to it); leaving ``on`` opts out (:func:`opt_out`)."""
     latest = _stored_choice(tx)
     previous = parse_mode(latest.mode) if latest is not None else None
+    if previous == chosen and chosen != "on":
+        # The stored choice stays; but the user has said "do not send" again: a consent the
+        # environment began in a process forced on ends, and what it sent is erased, exactly
+        # as when the choice changes.
+        _forget_environment_consent(tx)
+        if tx.reports_to_erase():
+            opt_out(tx, now)
+        return "unchanged"
     if previous == chosen:
-        consent = current_consent(tx.mode_history()) if chosen == "on" else None
+        consent = current_consent(tx.mode_history())
         if consent is None or catalog_version <= consent.catalog_version:
             return "unchanged"
         tx.record_mode(chosen, now, catalog_version, source)

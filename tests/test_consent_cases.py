@@ -99,6 +99,36 @@ def test_1_the_environment_overrides_for_its_process_only(
             ("local", "user")]
 
 
+def test_1_saying_off_again_in_a_process_forced_on_ends_the_environments_consent(
+        data_dir: Path, server: CaptureServer, opt_in: datetime) -> None:
+    """Found by the model: the stored choice is off, a process forced on has sent a week; the
+    user says off again (the choice does not change). The environment's consent ends there:
+    what it sent is erased, and nothing more is sent by this process."""
+    clock = ManualClock(opt_in)
+    make(data_dir, clock).set_mode("off")
+    usage = make(data_dir, clock, server.url, environ={"OTEL_USAGE_MODE": "on"})
+    pin_slot(usage)
+    usage.start()
+    clock.set(next_week(opt_in).start + HOUR)
+    count(usage, 2)
+    usage.flush()
+    clock.set(next_week(opt_in).end + HOUR)
+    assert usage.send_now()["sent"] == [next_week(opt_in).label]
+    (report,) = server.reports()
+    usage.set_mode("off")
+    assert usage.mode_state().stored == "off"
+    count(usage, 3)
+    usage.flush()
+    clock.set(next_week(opt_in).next().end + HOUR)
+    summary = usage.send_now()
+    usage.shutdown()
+    assert (summary["sent"], summary["erasures_acknowledged"]) == ([], 1)
+    (erasure,) = server.erasures()
+    assert (erasure.installation_id, erasure.credential) == (
+        report.resource()["service.instance.id"], report.credential)
+    assert len(server.reports()) == 1
+
+
 # 2. Opting out while a report is in flight erases it.
 
 def test_2_a_report_in_flight_when_the_user_opts_out_is_erased(

@@ -101,12 +101,7 @@ class Service:
             address = self.client_address(peer, headers.get("x-forwarded-for"))
             self._check_address(address)
             credential = self._credential_hash(headers.get(self.credential_header, ""))
-            limit = self.settings.body_limit
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise BodyTooLarge(f"body is over {limit} bytes")
-            data = _decode.decompress(await read_body(body, limit),
-                                      headers.get("content-encoding"), limit)
+            data = await self._body(headers, body)
             request = _decode.parse(data, fmt)
             erased = erasure_of(request, self.catalog)
             if erased is not None:
@@ -133,6 +128,16 @@ class Service:
         job = ReportJob(accepted.installation_id, credential, tuple(accepted.reports),
                         self._limits().this_week, address)
         await self._writer().submit(job)
+
+    async def _body(self, headers: Mapping[str, str], body: AsyncIterator[bytes]) -> bytes:
+        """The request's body, decompressed, within the body limit (a declared length over it
+        is refused before anything is read)."""
+        limit = self.settings.body_limit
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"body is over {limit} bytes")
+        return _decode.decompress(await read_body(body, limit), headers.get("content-encoding"),
+                                  limit)
 
     def _check_address(self, address: str) -> None:
         if address in self.settings.unlimited_addresses or self.addresses.allow(address):
@@ -202,12 +207,7 @@ class Service:
             self._check_api_key(headers.get("x-api-key"))
             if _decode.body_format(headers.get("content-type")) != "json":
                 raise UnsupportedMediaType("send application/json")
-            limit = self.settings.body_limit
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise BodyTooLarge(f"body is over {limit} bytes")
-            data = _decode.decompress(await read_body(body, limit),
-                                      headers.get("content-encoding"), limit)
+            data = await self._body(headers, body)
             accepted = _legacy.to_report(_legacy.parse(data), self.catalog, self._limits())
             job = ReportJob(accepted.installation_id, _legacy.LEGACY_CREDENTIAL,
                             tuple(accepted.reports), self._limits().this_week, address)

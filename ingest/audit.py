@@ -27,10 +27,10 @@ import sqlalchemy as sa
 from otel_usage.weeks import Week
 
 from .testing import CATALOG, encode, new_credential, new_installation, request
+from .views import DISTRIBUTION_BUCKETS
 
 Points = dict[str, list[tuple[dict[str, str], int]]]
 FIRST = date(2025, 5, 5)  # the fleet's first week
-BUCKETS = (0, 1, 2, 3, 6, 11, 21, 51, 101, 501, 1001, 10001)  # the views' bucket_min
 # How a member reported, in the truth's resource (never a catalog key): "otlp" or "legacy".
 SOURCE = "report source"
 _PLATFORM_ARCH = {"arm64": "aarch64", "amd64": "x86_64", "arm32": "armv7l"}
@@ -148,7 +148,9 @@ Truth = dict[str, tuple[dict[str, str], Points]]  # installation -> its week
 
 
 def bucket(total: int) -> int:
-    return BUCKETS[bisect.bisect_right(BUCKETS, total) - 1]
+    """The published bucket (its `bucket_min`) of a weekly total: the views' bounds, which
+    anyone reading the views knows."""
+    return DISTRIBUTION_BUCKETS[bisect.bisect_right(DISTRIBUTION_BUCKETS, total) - 1]
 
 
 def _sums(points: Points, metric: str, attribute: str = "", value: str = "") -> int:

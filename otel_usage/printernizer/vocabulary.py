@@ -51,7 +51,6 @@ from typing import Any
 
 __all__ = [
     "BUILTIN_ERRORS",
-    "ERROR_CATEGORIES",
     "ERROR_CODES",
     "EVENT_TYPES",
     "FEATURES",
@@ -66,10 +65,7 @@ __all__ = [
     "normalise_version",
 ]
 
-ERROR_CATEGORIES = ("database", "api", "printer", "file_operation", "network", "validation",
-                    "authentication", "authorization", "configuration", "system", "unknown")
-
-# Printernizer's 25 error codes and the category each belongs to.
+# Printernizer's 25 error codes and the category (a catalog `error.category` value) of each.
 ERROR_CODES: Mapping[str, str] = {
     "PRINTER_NOT_FOUND": "printer",
     "PRINTER_CONNECTION": "printer",

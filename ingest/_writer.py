@@ -91,21 +91,20 @@ class Writer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._waiting += 1
-        future.add_done_callback(self._done)
+        # A timer on the future, not a timeout on the task: a third of the cost per request.
+        expiry = loop.call_later(self._settings.write_timeout_s, _expire, future, retry)
+        future.add_done_callback(lambda _future: self._done(expiry))
         if not self._next:
             loop.call_soon(self._hand_over)
         self._next.append(_Pending(job, loop, future))
-        try:
-            async with asyncio.timeout(self._settings.write_timeout_s):
-                return await future
-        except TimeoutError:
-            raise Overloaded("the database is slow to commit", retry_after=retry) from None
+        return await future
 
     def _hand_over(self) -> None:
         batch, self._next = self._next, []
         self._queue.put(batch)
 
-    def _done(self, _future: asyncio.Future[Any]) -> None:
+    def _done(self, expiry: asyncio.TimerHandle) -> None:
+        expiry.cancel()
         self._waiting -= 1
 
     def count(self, outcome: str, reason: str = "") -> None:
@@ -211,6 +210,13 @@ def _commit_erase(store: Store, job: EraseJob, settings: Settings) -> Any:
         return store.erase(job.installation_id, job.credential_hash, today)
     except IngestError as exc:
         return exc
+
+
+def _expire(future: asyncio.Future[Any], retry_after: int) -> None:
+    """Answer a job the thread has not committed in time; the thread will skip it."""
+    if not future.done():
+        future.set_exception(Overloaded("the database is slow to commit",
+                                        retry_after=retry_after))
 
 
 def _settle_all(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:

@@ -66,6 +66,9 @@ class Report:
                               for p in self.points) + "]"
 
 
+# Point(...) runs a Python-level __new__: building the tuple directly is several times cheaper.
+_new_point = tuple.__new__
+
 _PREFIXES: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 _MAX_PREFIXES = 10_000
 
@@ -332,7 +335,7 @@ def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
         pairs.sort()
         if len({key for key, _ in pairs}) < len(pairs):
             return Problem("duplicate_attribute", f"metric {name!r} repeats an attribute")
-    return Point(name, tuple(pairs), value)
+    return _new_point(Point, (name, tuple(pairs), value))
 
 
 def _drop_duplicates(points: list[Point], problems: list[Problem]) -> int:

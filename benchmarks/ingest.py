@@ -10,7 +10,8 @@ sends them) of distinct installations over keep-alive connections:
 2. overload: 256 connections at once: every answer is 200 or 503 with Retry-After, none hangs;
 3. SIGTERM while reports are in flight: every report answered 200 is stored (`lost` = 0);
 4. this tree only: the publication of the loaded week (`otel-usage-ingest publish`).
-The last line is one JSON object: every run, and per design the median and range of each figure.
+The last line is one JSON object: every run, and per design the median and range of each figure,
+and `reference_ms`, the CPU time of a fixed Python loop before and after (the core's speed).
 
     python -m benchmarks.ingest --compare b78a351     # from the checkout's root; SQLite files
     python -m benchmarks.ingest --database postgresql+psycopg://user@127.0.0.1:5432/db
@@ -316,6 +317,17 @@ def summary(runs: list[dict[str, object]]) -> dict[str, dict[str, object]]:
     return out
 
 
+def reference_ms() -> float:
+    """CPU time of a fixed pure-Python loop, nothing of this project: how fast this machine's
+    core is at the moment, to read figures of runs on different days against each other
+    (the machine's speed has varied about threefold between days)."""
+    started = time.process_time()
+    total = 0
+    for i in range(2_000_000):
+        total += i * i
+    return round((time.process_time() - started) * 1000, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default="sqlite",
@@ -338,6 +350,7 @@ def main() -> None:
         designs.append(Design(f"present@{args.compare}", export_revision(args.compare),
                               args.compare_flags.split()))
     databases = Databases(args.database)
+    reference_before = reference_ms()
     runs = []
     try:
         for _ in range(args.rounds):
@@ -347,7 +360,9 @@ def main() -> None:
     finally:
         databases.drop_all()
     print(json.dumps({"database": "sqlite" if args.database == "sqlite" else "postgresql",
-                      "load_before": os.getloadavg()[0], "summary": summary(runs),
+                      "load_before": os.getloadavg()[0],
+                      "reference_ms": [reference_before, reference_ms()],
+                      "summary": summary(runs),
                       "runs": runs}))
 
 

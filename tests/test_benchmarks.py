@@ -1,0 +1,37 @@
+"""The ingest's benchmark is a program a reader runs from a fresh checkout: it must run.
+
+Run here at a tiny size, its figures are not looked at; what it reports must be whole: every
+report answered, nothing lost on SIGTERM, the core's reference speed measured twice.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.dateless
+def test_the_ingest_benchmark_runs_and_reports_every_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ingest", "--rounds", "1", "--reports", "60",
+         "--warmup", "20", "--overload", "40"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    [run] = result["runs"]
+    assert run["design"] == "simple"
+    assert run["statuses"] == {"200": 60}
+    assert run["statuses_256"] == {"200": 40}
+    assert run["503_without_retry_after"] == 0
+    assert run["sigterm_lost"] == 0
+    assert run["sigterm_stored"] == run["sigterm_answered_200"]
+    assert run["cpu_per_report_ms"] > 0
+    assert len(result["reference_ms"]) == 2
+    assert all(ms > 0 for ms in result["reference_ms"])
+    assert set(result["summary"]["simple"]) >= {
+        "reports_per_s", "p50_ms", "p99_ms", "cpu_per_report_ms", "rss_mb"}

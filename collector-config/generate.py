@@ -76,6 +76,8 @@ def render(catalog: Catalog | None = None) -> str:
         "max_body_bytes": str(protocol.max_body_bytes),
         "metrics_path": protocol.metrics_path,
         "credential_header": protocol.credential_header,
+        "erased_status": str(protocol.erased_status),
+        "erased_message": _q(protocol.erased_message),
         "drop_unknown_metrics": _drop_unknown_metrics(catalog),
         "resource_keys": _list(sorted(catalog.resource)),
         "keep_point_attributes": _keep_point_attributes(catalog),

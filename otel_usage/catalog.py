@@ -158,6 +158,7 @@ class Protocol:
     max_counter_value: int
     erasure_metric: str
     erased_status: int
+    erased_message: str = "otel_usage.installation_erased"
 
 
 @dataclass(frozen=True)
@@ -391,6 +392,7 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         max_counter_value=int(proto.get("max_counter_value", 1_000_000)),
         erasure_metric=str(proto.get("erasure_metric", "otel_usage.erasure")),
         erased_status=int(proto.get("erased_status", 410)),
+        erased_message=str(proto.get("erased_message", "otel_usage.installation_erased")),
     )
     return Catalog(version, policy, protocol, metrics, resource, never, roles)
 

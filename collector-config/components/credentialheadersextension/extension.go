@@ -9,17 +9,26 @@
 // one refuses to start instead of acknowledging reports it can never deliver), and the
 // credential is set only on requests to that scheme, host and port.
 //
+// It also learns which credentials belong to erased installations: when the ingest answers a
+// request with erased_status (the catalog's `[protocol] erased_status`, 410), it remembers a
+// SHA-256 hash of the credential it set on it, at most max_erased of them (the oldest leaves
+// first), in memory only. The credential processor asks Erased before the queue and refuses
+// later reports of that installation with an answer the client understands. A restart forgets:
+// the next report of an erased installation is then delivered, refused, and teaches it again.
+//
 // It stands in for the contrib headers_setter extension (from_context), which the Go module
 // proxy here does not serve at the collector release this distribution pins.
 package credentialheadersextension // import "otel-usage.local/collector/credentialheadersextension"
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
@@ -32,6 +41,10 @@ import (
 type Config struct {
 	MetadataKey string `mapstructure:"metadata_key"`
 	IngestURL   string `mapstructure:"ingest_url"`
+	// ErasedStatus is the ingest's answer to a report of an erased installation.
+	ErasedStatus int `mapstructure:"erased_status"`
+	// MaxErased bounds how many erased credentials are remembered.
+	MaxErased int `mapstructure:"max_erased"`
 }
 
 // Validate checks the configuration.
@@ -41,6 +54,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ingestOrigin(c.IngestURL); err != nil {
 		return err
+	}
+	if c.ErasedStatus < 400 || c.ErasedStatus > 499 {
+		return errors.New("erased_status must be an HTTP 4xx status")
+	}
+	if c.MaxErased <= 0 {
+		return errors.New("max_erased must be positive")
 	}
 	return nil
 }
@@ -61,14 +80,17 @@ func ingestOrigin(raw string) (*url.URL, error) {
 func NewFactory() extension.Factory {
 	return extension.NewFactory(
 		component.MustNewType("credential_headers"),
-		func() component.Config { return &Config{} },
+		func() component.Config { return &Config{ErasedStatus: http.StatusGone, MaxErased: 100000} },
 		func(_ context.Context, _ extension.Settings, cfg component.Config) (extension.Extension, error) {
 			config := cfg.(*Config)
 			origin, err := ingestOrigin(config.IngestURL)
 			if err != nil {
 				return nil, err
 			}
-			return &credentialHeaders{key: http.CanonicalHeaderKey(config.MetadataKey), origin: origin}, nil
+			return &credentialHeaders{
+				key: http.CanonicalHeaderKey(config.MetadataKey), origin: origin,
+				erased: newErasedSet(config.MaxErased), erasedStatus: config.ErasedStatus,
+			}, nil
 		},
 		component.StabilityLevelAlpha,
 	)
@@ -77,21 +99,30 @@ func NewFactory() extension.Factory {
 type credentialHeaders struct {
 	component.StartFunc
 	component.ShutdownFunc
-	key    string
-	origin *url.URL
+	key          string
+	origin       *url.URL
+	erased       *erasedSet
+	erasedStatus int
 }
 
 var _ extensionauth.HTTPClient = (*credentialHeaders)(nil)
 
+// Erased tells whether the ingest answered a request with this credential erased_status (since
+// the gateway started, among the last max_erased such credentials).
+func (e *credentialHeaders) Erased(credential string) bool {
+	return e.erased.contains(credential)
+}
+
 // RoundTripper wraps the exporter's transport.
 func (e *credentialHeaders) RoundTripper(base http.RoundTripper) (http.RoundTripper, error) {
-	return &roundTripper{base: base, key: e.key, origin: e.origin}, nil
+	return &roundTripper{base: base, key: e.key, origin: e.origin, ext: e}, nil
 }
 
 type roundTripper struct {
 	base   http.RoundTripper
 	key    string
 	origin *url.URL
+	ext    *credentialHeaders
 }
 
 func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -103,5 +134,47 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	req = req.Clone(req.Context())
 	req.Header.Set(rt.key, values[0])
-	return rt.base.RoundTrip(req)
+	resp, err := rt.base.RoundTrip(req)
+	if err == nil && resp.StatusCode == rt.ext.erasedStatus {
+		rt.ext.erased.add(values[0])
+	}
+	return resp, err
+}
+
+// erasedSet holds SHA-256 hashes of credentials, at most limit of them; the oldest leaves first.
+type erasedSet struct {
+	mu     sync.Mutex
+	limit  int
+	hashes map[[sha256.Size]byte]struct{}
+	order  [][sha256.Size]byte // a ring: next is the slot the next new hash takes
+	next   int
+}
+
+func newErasedSet(limit int) *erasedSet {
+	return &erasedSet{limit: limit, hashes: make(map[[sha256.Size]byte]struct{})}
+}
+
+func (s *erasedSet) add(credential string) {
+	hash := sha256.Sum256([]byte(credential))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.hashes[hash]; ok {
+		return
+	}
+	if len(s.order) < s.limit {
+		s.order = append(s.order, hash)
+	} else {
+		delete(s.hashes, s.order[s.next])
+		s.order[s.next] = hash
+		s.next = (s.next + 1) % s.limit
+	}
+	s.hashes[hash] = struct{}{}
+}
+
+func (s *erasedSet) contains(credential string) bool {
+	hash := sha256.Sum256([]byte(credential))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.hashes[hash]
+	return ok
 }

@@ -2,7 +2,9 @@ package credentialheadersextension
 
 import (
 	"context"
+	"crypto/sha256"
 	"net/http"
+	"slices"
 	"testing"
 
 	"go.opentelemetry.io/collector/client"
@@ -13,17 +15,28 @@ import (
 
 const key = "X-Otel-Usage-Credential"
 
-// recordingTransport answers 204 and keeps each request it was given.
-type recordingTransport struct{ requests []*http.Request }
+// recordingTransport answers status (204 when unset) and keeps each request it was given.
+type recordingTransport struct {
+	requests []*http.Request
+	status   int
+}
 
 func (r *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.requests = append(r.requests, req)
-	return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Request: req}, nil
+	status := r.status
+	if status == 0 {
+		status = http.StatusNoContent
+	}
+	return &http.Response{StatusCode: status, Body: http.NoBody, Request: req}, nil
 }
 
-func newRoundTripper(t *testing.T, ingestURL string, base http.RoundTripper) http.RoundTripper {
+func newExtension(t *testing.T, ingestURL string, maxErased int) *credentialHeaders {
 	t.Helper()
-	cfg := &Config{MetadataKey: "x-otel-usage-credential", IngestURL: ingestURL}
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	cfg.MetadataKey, cfg.IngestURL = "x-otel-usage-credential", ingestURL
+	if maxErased > 0 {
+		cfg.MaxErased = maxErased
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +46,13 @@ func newRoundTripper(t *testing.T, ingestURL string, base http.RoundTripper) htt
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := ext.(extensionauth.HTTPClient).RoundTripper(base)
+	return ext.(*credentialHeaders)
+}
+
+func newRoundTripper(t *testing.T, ingestURL string, base http.RoundTripper) http.RoundTripper {
+	t.Helper()
+	var ext extensionauth.HTTPClient = newExtension(t, ingestURL, 0)
+	rt, err := ext.RoundTripper(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,12 +133,96 @@ func TestConfigNeedsAnAbsoluteIngestURL(t *testing.T) {
 		"http://ingest.internal:8000/%zz": false,
 	}
 	for url, ok := range cases {
-		err := (&Config{MetadataKey: key, IngestURL: url}).Validate()
+		err := (&Config{MetadataKey: key, IngestURL: url, ErasedStatus: 410, MaxErased: 1}).Validate()
 		if (err == nil) != ok {
 			t.Errorf("Validate(ingest_url=%q) = %v, want ok=%v", url, err, ok)
 		}
 	}
-	if err := (&Config{IngestURL: "http://ingest.internal"}).Validate(); err == nil {
+	if err := (&Config{IngestURL: "http://ingest.internal", ErasedStatus: 410, MaxErased: 1}).Validate(); err == nil {
 		t.Errorf("Validate accepted an empty metadata_key")
+	}
+}
+
+// erasedAfter sends one request per credential to url, each answered status, and tells which of
+// the asked credentials the extension then holds as erased.
+func erasedAfter(t *testing.T, ext *credentialHeaders, url string, status int, sent []string, asked ...string) []string {
+	t.Helper()
+	base := &recordingTransport{status: status}
+	rt, err := ext.RoundTripper(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, credential := range sent {
+		roundTrip(t, rt, base, request(t, url, credential))
+	}
+	erased := []string{}
+	for _, credential := range asked {
+		if ext.Erased(credential) {
+			erased = append(erased, credential)
+		}
+	}
+	return erased
+}
+
+func TestRemembersTheCredentialsTheIngestAnswersErased(t *testing.T) {
+	ext := newExtension(t, "http://ingest.internal:8000", 0)
+	const ingest = "http://ingest.internal:8000/v1/metrics"
+	got := erasedAfter(t, ext, ingest, http.StatusGone, []string{"gone-1", "gone-2"}, "gone-1", "gone-2", "other")
+	if !slices.Equal(got, []string{"gone-1", "gone-2"}) {
+		t.Errorf("erased %v, want [gone-1 gone-2]", got)
+	}
+	for _, status := range []int{http.StatusOK, http.StatusForbidden, http.StatusUnauthorized, http.StatusBadRequest} {
+		if got := erasedAfter(t, ext, ingest, status, []string{"kept"}, "kept"); len(got) != 0 {
+			t.Errorf("a %d answer made %v erased", status, got)
+		}
+	}
+}
+
+func TestLearnsNothingFromAnswersOfAnotherHost(t *testing.T) {
+	ext := newExtension(t, "http://ingest.internal:8000", 0)
+	got := erasedAfter(t, ext, "http://other.internal:8000/v1/metrics", http.StatusGone, []string{"secret"}, "secret")
+	if len(got) != 0 {
+		t.Errorf("erased %v after a request that did not carry the credential", got)
+	}
+}
+
+func TestForgetsTheOldestBeyondMaxErased(t *testing.T) {
+	ext := newExtension(t, "http://ingest.internal:8000", 2)
+	const ingest = "http://ingest.internal:8000/v1/metrics"
+	got := erasedAfter(t, ext, ingest, http.StatusGone, []string{"a", "b", "b", "c"}, "a", "b", "c")
+	if !slices.Equal(got, []string{"b", "c"}) {
+		t.Errorf("erased %v, want [b c]", got)
+	}
+	got = erasedAfter(t, ext, ingest, http.StatusGone, []string{"d"}, "a", "b", "c", "d")
+	if !slices.Equal(got, []string{"c", "d"}) {
+		t.Errorf("erased %v, want [c d]", got)
+	}
+}
+
+func TestKeepsHashesNotCredentials(t *testing.T) {
+	ext := newExtension(t, "http://ingest.internal:8000", 0)
+	erasedAfter(t, ext, "http://ingest.internal:8000/v1/metrics", http.StatusGone, []string{"secret"})
+	want := sha256.Sum256([]byte("secret"))
+	if _, ok := ext.erased.hashes[want]; !ok || len(ext.erased.hashes) != 1 || !slices.Equal(ext.erased.order, [][sha256.Size]byte{want}) {
+		t.Errorf("remembered %v, want only the SHA-256 of the credential", ext.erased.order)
+	}
+}
+
+func TestConfigNeedsAnErasedStatusAndABound(t *testing.T) {
+	base := Config{MetadataKey: key, IngestURL: "http://ingest.internal:8000", ErasedStatus: 410, MaxErased: 1}
+	if err := base.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, change := range map[string]func(*Config){
+		"status 0":   func(c *Config) { c.ErasedStatus = 0 },
+		"status 200": func(c *Config) { c.ErasedStatus = 200 },
+		"status 503": func(c *Config) { c.ErasedStatus = 503 },
+		"bound 0":    func(c *Config) { c.MaxErased = 0 },
+	} {
+		cfg := base
+		change(&cfg)
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted %+v", name, cfg)
+		}
 	}
 }

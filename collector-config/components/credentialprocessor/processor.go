@@ -7,6 +7,11 @@
 // exactly one non-empty credential is refused: 401 to the client (gRPC Unauthenticated), or 400
 // when the credential is too long.
 //
+// A request whose credential the extension named by `erasures` (credential_headers) has seen
+// answered erased by the ingest is refused before the queue: 403 (gRPC PermissionDenied) with
+// erased_message (the catalog's `[protocol] erased_message`) as the google.rpc.Status message the
+// receiver writes, which the client takes as its erasure and starts over with a new id.
+//
 // It replaces the batch processor's metadata_keys for this purpose: the batch processor keeps one
 // batcher per distinct value for the life of the process, and every installation has its own
 // credential.
@@ -31,6 +36,16 @@ type Config struct {
 	MetadataKey string `mapstructure:"metadata_key"`
 	// MaxLength bounds the credential's length in bytes.
 	MaxLength int `mapstructure:"max_length"`
+	// Erasures names the extension that knows erased credentials (one with an
+	// `Erased(credential string) bool` method); none when unset.
+	Erasures component.ID `mapstructure:"erasures"`
+	// ErasedMessage is the message of the refusal of an erased installation's request.
+	ErasedMessage string `mapstructure:"erased_message"`
+}
+
+// ErasureRegistry is what the extension named by Erasures offers.
+type ErasureRegistry interface {
+	Erased(credential string) bool
 }
 
 // Validate checks the configuration.
@@ -40,6 +55,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxLength <= 0 {
 		return errors.New("max_length must be positive")
+	}
+	if c.Erasures != (component.ID{}) && c.ErasedMessage == "" {
+		return errors.New("erased_message must be set with erasures")
 	}
 	return nil
 }
@@ -60,10 +78,27 @@ func createMetrics(
 }
 
 type credentialProcessor struct {
-	component.StartFunc
 	component.ShutdownFunc
-	cfg  *Config
-	next consumer.Metrics
+	cfg    *Config
+	next   consumer.Metrics
+	erased ErasureRegistry
+}
+
+// Start finds the extension named by Erasures (extensions start before pipelines).
+func (p *credentialProcessor) Start(_ context.Context, host component.Host) error {
+	if p.cfg.Erasures == (component.ID{}) {
+		return nil
+	}
+	ext, ok := host.GetExtensions()[p.cfg.Erasures]
+	if !ok {
+		return fmt.Errorf("erasures: no extension %s is configured", p.cfg.Erasures)
+	}
+	registry, ok := ext.(ErasureRegistry)
+	if !ok {
+		return fmt.Errorf("erasures: the extension %s does not know erased credentials", p.cfg.Erasures)
+	}
+	p.erased = registry
+	return nil
 }
 
 func (p *credentialProcessor) Capabilities() consumer.Capabilities {
@@ -78,6 +113,9 @@ func (p *credentialProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Met
 	}
 	if len(values[0]) > p.cfg.MaxLength {
 		return status.Error(codes.InvalidArgument, fmt.Sprintf("the %s header is too long", p.cfg.MetadataKey))
+	}
+	if p.erased != nil && p.erased.Erased(values[0]) {
+		return status.Error(codes.PermissionDenied, p.cfg.ErasedMessage)
 	}
 	// A fresh client.Info: no address, no other header, no auth data.
 	narrowed := client.NewContext(ctx, client.Info{

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
@@ -119,10 +120,95 @@ func TestConfigValidate(t *testing.T) {
 		{Config{MetadataKey: key, MaxLength: 256}, true},
 		{Config{MetadataKey: "", MaxLength: 256}, false},
 		{Config{MetadataKey: key, MaxLength: 0}, false},
+		{Config{MetadataKey: key, MaxLength: 256, Erasures: erasures, ErasedMessage: erasedMessage}, true},
+		{Config{MetadataKey: key, MaxLength: 256, Erasures: erasures}, false},
 	}
 	for _, c := range cases {
 		if err := c.cfg.Validate(); (err == nil) != c.ok {
 			t.Errorf("Validate(%+v) = %v, want ok=%v", c.cfg, err, c.ok)
+		}
+	}
+}
+
+const erasedMessage = "otel_usage.installation_erased"
+
+var erasures = component.MustNewID("credential_headers")
+
+// registry is an extension that holds the credentials in it as erased.
+type registry struct {
+	component.StartFunc
+	component.ShutdownFunc
+	erased map[string]bool
+}
+
+func (r *registry) Erased(credential string) bool { return r.erased[credential] }
+
+// plain is an extension that knows nothing of erasures.
+type plain struct {
+	component.StartFunc
+	component.ShutdownFunc
+}
+
+type host struct {
+	extensions map[component.ID]component.Component
+}
+
+func (h host) GetExtensions() map[component.ID]component.Component { return h.extensions }
+
+func newErasingProcessor(t *testing.T, rec *recorder, h component.Host) (processor.Metrics, error) {
+	t.Helper()
+	next, err := consumer.NewMetrics(func(ctx context.Context, _ pmetric.Metrics) error {
+		rec.infos = append(rec.infos, client.FromContext(ctx))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	cfg.MetadataKey, cfg.Erasures, cfg.ErasedMessage = key, erasures, erasedMessage
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := createMetrics(context.Background(), processor.Settings{}, cfg, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, p.Start(context.Background(), h)
+}
+
+func TestRefusesAnErasedCredentialWithTheErasedMessage(t *testing.T) {
+	rec := &recorder{}
+	h := host{map[component.ID]component.Component{
+		component.MustNewID("health_check"): &plain{},
+		erasures:                            &registry{erased: map[string]bool{"gone": true}},
+	}}
+	p, err := newErasingProcessor(t, rec, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.ConsumeMetrics(withHeaders(map[string][]string{key: {"gone"}}), pmetric.NewMetrics())
+	if s, _ := status.FromError(err); s.Code() != codes.PermissionDenied || s.Message() != erasedMessage {
+		t.Errorf("error %v, want PermissionDenied with %q", err, erasedMessage)
+	}
+	if len(rec.infos) != 0 {
+		t.Fatalf("an erased installation's request reached the next consumer")
+	}
+	if err := p.ConsumeMetrics(withHeaders(map[string][]string{key: {"kept"}}), pmetric.NewMetrics()); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.infos) != 1 {
+		t.Errorf("next consumer called %d times, want 1", len(rec.infos))
+	}
+}
+
+func TestStartNeedsTheNamedExtensionToKnowErasures(t *testing.T) {
+	cases := map[string]map[component.ID]component.Component{
+		"missing":        {component.MustNewID("health_check"): &plain{}},
+		"not a registry": {erasures: &plain{}},
+	}
+	for name, extensions := range cases {
+		if _, err := newErasingProcessor(t, &recorder{}, host{extensions}); err == nil {
+			t.Errorf("%s: Start succeeded", name)
 		}
 	}
 }

@@ -1,6 +1,6 @@
 """A loopback OTLP/HTTP server for the consent tests: it records every request, decodes every
 report body (gzip, then protobuf) into points, and answers from a script: a status with
-headers, or a stall (the request is held until released, or the client gives up)."""
+headers (and a body), or a stall (the request is held until released, or the client gives up)."""
 
 from __future__ import annotations
 
@@ -74,14 +74,17 @@ class Request:
 class CaptureServer:
     url: str = ""
     requests: list[Request] = field(default_factory=list)
-    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    # Each answer: a status and headers, and optionally a body.
+    answers: list[tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]] = field(
+        default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
     _release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def answer(self) -> tuple[int, dict[str, str]]:
+    def answer(self) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
-            return self.answers.pop(0) if self.answers else (200, {})
+            answer = self.answers.pop(0) if self.answers else (200, {})
+        return (answer[0], answer[1], answer[2] if len(answer) == 3 else b"")
 
     def release(self) -> None:
         self._release.set()
@@ -112,15 +115,16 @@ def capture_server() -> Iterator[CaptureServer]:
             with state.lock:
                 state.requests.append(request)
             state.arrived.set()
-            status, headers = state.answer()
+            status, headers, answer_body = state.answer()
             if status == STALL:
                 state._release.wait(30)
                 status = 200
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(answer_body)))
             self.end_headers()
+            self.wfile.write(answer_body)
 
         do_POST = _handle
 

@@ -489,10 +489,32 @@ def test_11_exports_are_readable_by_the_owner_only(data_dir: Path, opt_in: datet
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
-# The ingest answers 410 for an erased installation: the client starts over.
+# The ingest answers 410 for an erased installation, the gateway 403 with the catalog's erased
+# message in an OTLP status: the client starts over.
 
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+PROTOCOL = load_catalog().protocol
+
+
+def otlp_status(code: int, message: str, detail: bytes = b"") -> bytes:
+    """A google.rpc.Status as the OTLP receiver writes it (with one detail of `detail`)."""
+    from google.protobuf.any_pb2 import Any as AnyMessage
+    from google.rpc.status_pb2 import Status
+
+    details = [AnyMessage(type_url="type.googleapis.com/example", value=detail)] if detail else []
+    return bytes(Status(code=code, message=message, details=details).SerializeToString())
+
+
+ERASED_ANSWERS = {
+    "ingest": (PROTOCOL.erased_status, {}),
+    "gateway": (403, PROTOBUF, otlp_status(7, PROTOCOL.erased_message)),
+}
+
+
+@pytest.mark.parametrize("answer", ERASED_ANSWERS.values(), ids=ERASED_ANSWERS.keys())
 def test_an_erased_installation_starts_over_with_a_new_id_and_credential(
-        data_dir: Path, server: CaptureServer, opt_in: datetime) -> None:
+        data_dir: Path, server: CaptureServer, opt_in: datetime,
+        answer: tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]) -> None:
     clock = ManualClock(opt_in)
     usage = make(data_dir, clock, server.url)
     usage.set_mode("on")
@@ -502,7 +524,7 @@ def test_an_erased_installation_starts_over_with_a_new_id_and_credential(
     count(usage, 1)
     usage.flush()
     clock.set(next_week(opt_in).end + HOUR)
-    server.answers = [(usage.catalog.protocol.erased_status, {})]
+    server.answers = [answer]
     assert usage.send_now()["failed"] == [next_week(opt_in).label]
     assert usage.send_now()["sent"] == [next_week(opt_in).label]  # rebuilt under the new id
     usage.shutdown()
@@ -510,6 +532,72 @@ def test_an_erased_installation_starts_over_with_a_new_id_and_credential(
     assert first.resource()["service.instance.id"] != again.resource()["service.instance.id"]
     assert first.credential != again.credential
     assert first.points() == again.points()
+
+
+OTHER_REFUSALS = {
+    "another message": (403, PROTOBUF, otlp_status(7, PROTOCOL.erased_message + ".")),
+    "the message as text": (403, {"Content-Type": "text/plain"},
+                            PROTOCOL.erased_message.encode()),
+    "the message as json": (403, {"Content-Type": "application/json"},
+                            b'{"code": 7, "message": "%s"}' % PROTOCOL.erased_message.encode()),
+    "no body": (403, PROTOBUF),
+    "not protobuf": (403, PROTOBUF, b"\xff\xff\xff\xff"),
+    "invalid utf-8": (403, PROTOBUF, b"\x12\x02\xc3\x28"),
+    "too long": (403, PROTOBUF, otlp_status(7, PROTOCOL.erased_message, b"x" * 5000)),
+    "401": (401, PROTOBUF, otlp_status(16, PROTOCOL.erased_message)),
+}
+
+
+@pytest.mark.parametrize("answer", OTHER_REFUSALS.values(), ids=OTHER_REFUSALS.keys())
+def test_any_other_refusal_keeps_the_installation(
+        data_dir: Path, server: CaptureServer, opt_in: datetime,
+        answer: tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]) -> None:
+    """Only the catalog's erased answers start over: another refusal fails the week for good
+    and keeps the id, and no body raises."""
+    clock = ManualClock(opt_in)
+    usage = make(data_dir, clock, server.url)
+    usage.set_mode("on")
+    pin_slot(usage)
+    usage.start()
+    clock.set(next_week(opt_in).start + HOUR)
+    count(usage, 1)
+    usage.flush()
+    clock.set(next_week(opt_in).end + HOUR)
+    server.answers = [answer]
+    assert usage.send_now()["failed"] == [next_week(opt_in).label]
+    assert usage.send_now()["sent"] == []
+    later_week = next_week(next_week(opt_in).start)
+    clock.set(later_week.start + HOUR)
+    count(usage, 1)
+    usage.flush()
+    clock.set(later_week.end + HOUR)
+    assert usage.send_now()["sent"] == [later_week.label]
+    usage.shutdown()
+    first, later = server.reports()
+    assert (first.installation_id, first.credential) == (later.installation_id, later.credential)
+    assert usage.history()[-1]["status"] == 200
+
+
+def test_the_gateways_erased_answer_acknowledges_an_erasure_request(
+        data_dir: Path, server: CaptureServer, opt_in: datetime) -> None:
+    """An erasure request the gateway answers erased is done: the server has forgotten it."""
+    clock = ManualClock(opt_in)
+    usage = make(data_dir, clock, server.url)
+    usage.set_mode("on")
+    pin_slot(usage)
+    usage.start()
+    clock.set(next_week(opt_in).start + HOUR)
+    count(usage, 1)
+    usage.flush()
+    clock.set(next_week(opt_in).end + HOUR)
+    assert usage.send_now()["sent"] == [next_week(opt_in).label]
+    server.answers = [ERASED_ANSWERS["gateway"]]
+    usage.set_mode("local")
+    summary = usage.send_now()
+    usage.shutdown()
+    assert (summary["erasures_acknowledged"], summary["erasures_pending"]) == (1, 0)
+    assert [r.installation_id for r in server.erasures()] == [
+        server.reports()[0].installation_id]
 
 
 # The page and its API: what a newer catalog adds, agreed to in one action.

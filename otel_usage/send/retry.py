@@ -4,7 +4,13 @@ A built report moves ``pending`` → ``sent`` | ``failed`` (a permanent 4xx) | `
 (undelivered for the catalog's ``outbox_max_age_weeks``); a week with no data is kept as
 ``empty`` and never sent. 429 and 503 wait as ``Retry-After`` says (within bounds), anything
 else that may pass backs off exponentially; retry times are stored, so backoff survives restarts.
-An erasure request is retried until the server acknowledges it (2xx, or 404/410: nothing left).
+An erasure request is retried until the server acknowledges it (2xx, or 404/410: nothing left;
+or the gateway's erased answer).
+
+An answer is "erased" (:func:`is_erased`) when the ingest answers ``[protocol] erased_status``
+(410) or the public gateway answers 403 with an OTLP status whose message is exactly
+``[protocol] erased_message``: the installation was erased on the server, and the client starts
+over with a new id and credential. Any other 403 is a refusal like any other 4xx.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from ..catalog import Protocol
 from ..store import PendingErasure, Tx
 from .transport import Answer
 
-__all__ = ["Attempt", "backoff", "record_erasure", "record_report", "schedule_after"]
+__all__ = ["Attempt", "backoff", "is_erased", "record_erasure", "record_report",
+           "schedule_after"]
 
 State = Literal["pending", "sent", "failed", "expired", "empty"]
 
@@ -62,10 +70,19 @@ def record_report(tx: Tx, week: str, attempt: Attempt, now: datetime, endpoint: 
     tx.log_upload("report", week, now, endpoint, size, answer.status, answer.text)
 
 
-def record_erasure(tx: Tx, erasure: PendingErasure, answer: Answer, now: datetime) -> bool:
-    """Log the attempt; forget the request (and its credential) once acknowledged."""
+def is_erased(answer: Answer, protocol: Protocol) -> bool:
+    """The server says this installation was erased (by the ingest, or by the gateway)."""
+    if answer.status == protocol.erased_status:
+        return True
+    return answer.status == 403 and answer.status_message == protocol.erased_message
+
+
+def record_erasure(tx: Tx, erasure: PendingErasure, answer: Answer, now: datetime,
+                   erased: bool = False) -> bool:
+    """Log the attempt; forget the request (and its credential) once acknowledged (`erased`:
+    the answer says the installation is already erased)."""
     tx.log_upload("erasure", None, now, erasure.endpoint, 0, answer.status, answer.text)
-    if answer.ok or answer.status in _ACKNOWLEDGED_ERASURE:
+    if answer.ok or answer.status in _ACKNOWLEDGED_ERASURE or erased:
         tx.forget_erasure(erasure.installation_id, erasure.endpoint)
         return True
     attempt = schedule_after(answer, erasure.attempts + 1, now)

@@ -24,20 +24,25 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = ["Answer", "check_endpoint", "post_report",
-           "retry_after_seconds"]
+           "retry_after_seconds", "status_message"]
 
 DEFAULT_TIMEOUT_S = 10.0
 # Longest server answer kept in the outbox and the history.
 _ANSWER_CHARS = 200
+# Longest refusal body decoded as an OTLP status (the gateway's are a few dozen bytes).
+_STATUS_BYTES = 4096
 
 
 @dataclass(frozen=True)
 class Answer:
-    """What came back: an HTTP status (None when no answer arrived), Retry-After, a short text."""
+    """What came back: an HTTP status (None when no answer arrived), Retry-After, a short text,
+    and the message of a refusal's body when it is an OTLP status (a protobuf google.rpc.Status,
+    as the public gateway answers)."""
 
     status: int | None
     text: str
     retry_after_s: float | None = None
+    status_message: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -129,9 +134,33 @@ def _request(session: requests.Session, method: str, url: str, headers: dict[str
     except Exception as exc:  # any failure is an unanswered attempt
         return Answer(None, f"no answer: {type(exc).__name__}")
     with response:
-        text = response.text[:_ANSWER_CHARS] if response.content else ""
         retry_after = retry_after_seconds(response.headers.get("Retry-After"), now)
-        return Answer(response.status_code, text.strip() or (response.reason or ""), retry_after)
+        message = None
+        if response.status_code >= 400:
+            message = status_message(response.headers.get("Content-Type"), response.content)
+        if message is not None:
+            text = message[:_ANSWER_CHARS]
+        else:
+            text = response.text[:_ANSWER_CHARS] if response.content else ""
+        return Answer(response.status_code, text.strip() or (response.reason or ""), retry_after,
+                      message)
+
+
+def status_message(content_type: str | None, body: bytes) -> str | None:
+    """The message of an OTLP refusal's body (a protobuf google.rpc.Status, as the OTLP
+    receiver writes it for a protobuf request); None for any other or undecodable body."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/x-protobuf" or len(body) > _STATUS_BYTES:
+        return None
+    try:
+        # The OTLP exporter's own dependency (googleapis-common-protos), untyped.
+        from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
+
+        status = Status()
+        status.ParseFromString(body)
+        return str(status.message)
+    except Exception:  # a bad body is just not a status; it never raises into the host
+        return None
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:

@@ -138,7 +138,8 @@ class Uploader:
         for erasure in due:
             answer = self._delete(erasure)
             with self._store.transaction() as tx:
-                done = retry.record_erasure(tx, erasure, answer, self._clock.now())
+                done = retry.record_erasure(tx, erasure, answer, self._clock.now(),
+                                            retry.is_erased(answer, self._catalog.protocol))
                 if done and not tx.erasures_of(erasure.installation_id) \
                         and tx.meta("installation_id") == erasure.installation_id:
                     # The server forgot this identity: it is never used again.
@@ -248,7 +249,7 @@ class Uploader:
             with self._store.transaction() as tx:
                 retry.record_report(tx, item.week, attempt, self._clock.now(),
                                     self.settings.endpoint, len(item.body))
-                if answer.status == self._catalog.protocol.erased_status:
+                if retry.is_erased(answer, self._catalog.protocol):
                     # This installation was erased on the server: start over as a new one.
                     tx.rotate_identity(self._clock.now())
                     tx.forget_report(item.week)

@@ -7,7 +7,9 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from collector_harness import (
     Certificates,
@@ -20,6 +22,9 @@ from collector_harness import (
     wait_until,
     weekly_report,
 )
+
+from otel_usage.catalog import load_catalog
+from otel_usage.weeks import Week
 
 pytestmark = pytest.mark.collector
 
@@ -150,3 +155,78 @@ def test_erasure_travels_through_the_gateway(gateway: Gateway, ingest: Ingest) -
         erasure = erasure_request(installation, week.start.date())
         assert send(client, erasure, credential).status_code == 200
     wait_until(lambda: ingest.stored_reports() == [], 15, f"the erasure\n{gateway.log_tail()}")
+
+
+def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_over(
+    gateway: Gateway, ingest: Ingest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The maintainers erase an installation at the ingest. Its next report passes the gateway
+    (acknowledged once queued) and is refused by the ingest (410), which teaches the gateway;
+    the report after that is refused by the gateway itself (403 with the catalog's erased
+    message in a protobuf google.rpc.Status), and the client starts over under a new id and
+    credential, whose report is stored."""
+    from google.rpc.status_pb2 import Status
+
+    from otel_usage import ManualClock, UsageTelemetry
+
+    protocol = load_catalog().protocol
+    ca_file = tmp_path / "ca.pem"
+    gateway.certificates.ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
+    ingest.start()
+    gateway.start()
+    third = last_week()
+    second = third.previous()
+    first = second.previous()
+    clock = ManualClock(first.start - timedelta(hours=12))
+    usage = UsageTelemetry(tmp_path / "client", clock=clock, endpoint=gateway.url,
+                           service_version="2.7.0", export_interval_s=float("inf"),
+                           background_uploads=False, environ={"DEPLOYMENT_MODE": "pi"})
+    usage.set_mode("on")
+    with usage.store.transaction() as tx:  # each report is due the moment its week closes
+        tx.set_meta("report_weekday", "0")
+        tx.set_meta("report_hour", "0")
+    jobs = usage.meter().create_counter("printernizer.jobs")
+
+    def send_week(week: Week) -> dict[str, Any]:
+        clock.set(week.start + timedelta(hours=9))
+        jobs.add(2, {"job.status": "completed", "printer.type": "prusa_core"})
+        usage.flush()
+        clock.set(week.end + timedelta(hours=1))
+        return usage.send_now()
+
+    def identity() -> tuple[str, str]:
+        with usage.store.read() as tx:
+            return str(tx.meta("installation_id")), str(tx.meta("credential"))
+
+    assert send_week(first)["sent"] == [first.label]
+    wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
+               f"the first report\n{gateway.log_tail()}")
+    old_id, old_credential = identity()
+    erased = httpx.delete(ingest.url + protocol.installation_path.format(installation_id=old_id),
+                          headers={protocol.credential_header: old_credential}, timeout=10)
+    assert erased.status_code == 204
+    assert ingest.stored_reports() == []
+
+    # Acknowledged by the gateway; the ingest's 410 ends at the gateway, which learns from it.
+    assert send_week(second)["sent"] == [second.label]
+    refused = f"responded with HTTP Status Code {protocol.erased_status}"
+    wait_until(lambda: refused in gateway.log_file.read_text(errors="replace"), 15,
+               f"the ingest's refusal of the second report\n{gateway.log_tail()}")
+
+    # Refused by the gateway before its queue: the client starts over.
+    assert send_week(third)["failed"] == [third.label]
+    assert usage.history()[-1]["status"] == 403
+    new_id, new_credential = identity()
+    assert new_id != old_id and new_credential != old_credential
+    assert usage.send_now()["sent"] == [third.label]
+    wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
+               f"the report under the new id\n{gateway.log_tail()}")
+    usage.shutdown()
+    assert [row[0] for row in ingest.stored_reports()] == [new_id]
+
+    # The gateway's answer as it is on the wire, for the client's protobuf request.
+    with gateway.client() as client:
+        answer = send(client, weekly_report(old_id, week=third), old_credential)
+    assert (answer.status_code, answer.headers["content-type"]) == (403, "application/x-protobuf")
+    assert Status.FromString(answer.content) == Status(code=7, message=protocol.erased_message)

@@ -109,6 +109,16 @@ _T: dict[str, dict[str, str]] = {
             "installation ID. The request is repeated until the server confirms it, and each "
             "attempt is shown in the history. Once confirmed, that ID and credential are never "
             "used again and are wiped from the database file."),
+        "erasure_refused": (
+            "An installation erased on the server (also when the maintainers erase it on your "
+            "request) stays erased: the server refuses its later reports, and your "
+            "installation then starts over with a new installation ID and credential, never "
+            "using the old ones again. Reports pass the public gateway, which accepts a report "
+            "once it has queued it: the first report after the erasure is refused by the "
+            "server behind the gateway, which remembers that (a hash of the credential, in "
+            "memory, until the gateway restarts); the next report is refused by the gateway "
+            "itself, and that is when your installation learns it was erased. Refused reports "
+            "are not stored."),
         "erasure_local": (
             "\"Delete all statistics\" on the privacy page (or `otel-usage delete --yes`) "
             "deletes every statistic stored on your machine, including the installation ID and "
@@ -212,6 +222,17 @@ _T: dict[str, dict[str, str]] = {
             "wiederholt, bis der Server sie bestätigt, und jeder Versuch steht im Verlauf. Nach "
             "der Bestätigung werden diese ID und dieser Schlüssel nie wieder verwendet und aus "
             "der Datenbankdatei getilgt."),
+        "erasure_refused": (
+            "Eine auf dem Server gelöschte Installation (auch wenn die Betreuer sie auf Ihre "
+            "Anfrage löschen) bleibt gelöscht: Der Server weist ihre späteren Berichte ab, und "
+            "Ihre Installation beginnt dann neu mit einer neuen Installations-ID und einem "
+            "neuen Zugangsschlüssel und verwendet die alten nie wieder. Berichte gehen über das "
+            "öffentliche Gateway, das einen Bericht annimmt, sobald er in seiner Warteschlange "
+            "liegt: Den ersten Bericht nach der Löschung weist der Server hinter dem Gateway "
+            "ab, und das Gateway merkt es sich (einen Hash des Zugangsschlüssels, im Speicher, "
+            "bis zu seinem Neustart); den nächsten Bericht weist das Gateway selbst ab, und "
+            "dann erfährt Ihre Installation, dass sie gelöscht wurde. Abgewiesene Berichte "
+            "werden nicht gespeichert."),
         "erasure_local": (
             "\"Alle Statistiken löschen\" auf der Datenschutzseite (oder "
             "`otel-usage delete --yes`) löscht jede auf Ihrem Gerät gespeicherte Statistik, "
@@ -260,7 +281,8 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
         f"## {t['opt_out']}",
         _bullets([t["opt_out_page"], t["opt_out_cli"], t["opt_out_env"]]),
         f"## {t['erasure']}",
-        _bullets([t["erasure_server"], t["erasure_local"], t["erasure_export"]]),
+        _bullets([t["erasure_server"], t["erasure_refused"], t["erasure_local"],
+                  t["erasure_export"]]),
     ]
     return "\n\n".join(blocks) + "\n"
 

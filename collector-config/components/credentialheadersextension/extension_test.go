@@ -3,7 +3,9 @@ package credentialheadersextension
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -225,4 +227,29 @@ func TestConfigNeedsAnErasedStatusAndABound(t *testing.T) {
 			t.Errorf("%s: Validate accepted %+v", name, cfg)
 		}
 	}
+}
+
+// BenchmarkErasedAtTheBound measures a check against a full set of 100,000 remembered
+// credentials and the heap the set holds (go test -run '^$' -bench . ./credentialheadersextension);
+// it prints figures and asserts none.
+func BenchmarkErasedAtTheBound(b *testing.B) {
+	const limit = 100000
+	credentials := make([]string, 2*limit)
+	for i := range credentials {
+		credentials[i] = fmt.Sprintf("credential-%032d", i)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	set := newErasedSet(limit)
+	for _, credential := range credentials { // full, and then half of it replaced
+		set.add(credential)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+	for i := 0; b.Loop(); i++ {
+		set.contains(credentials[i%len(credentials)])
+	}
+	b.ReportMetric(held, "MiB-held")
 }

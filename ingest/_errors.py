@@ -8,6 +8,8 @@
     │   ├── InvalidReport           400: decodes, but breaks the catalog's rules
     │   ├── CredentialRejected      403: missing or wrong installation credential (or API key)
     │   ├── Erased                  410: the installation was erased; start over with a new id
+    │   ├── RegistrationRefused     403: over the new installations per address per day, through
+    │   │                                a trusted proxy (which must not queue it for a retry)
     │   └── LegacyEnded             410: the legacy submission's transition period is over
     └── ServiceError            the service cannot take it now: try again later (429/503)
         ├── Throttled               429: a rate limit was hit
@@ -105,6 +107,16 @@ class Erased(RequestError):
 
     def __init__(self) -> None:
         super().__init__("this installation was erased: start over with a new installation id")
+
+
+class RegistrationRefused(RequestError):
+    """A new installation over its address's daily allowance, arriving through a trusted proxy
+    (the gateway): a refusal the proxy does not retry, unlike a 429, whose retries from its disk
+    queue an attacker's registrations would fill. A direct client gets `Throttled` instead."""
+
+    status = 403
+    reason = "registration_limit"
+    grpc_code = 7  # PERMISSION_DENIED
 
 
 class LegacyEnded(RequestError):

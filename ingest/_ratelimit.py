@@ -2,10 +2,13 @@
 
 Addresses are never written to the database or the logs. A client's address is the peer of
 its connection, unless that peer is a configured trusted proxy (the gateway): then it is the
-right-most `X-Forwarded-For` entry that is not itself a trusted proxy. Anyone else's
-`X-Forwarded-For` is ignored. IPv6 addresses are keyed by their /64 (what one household or
-server gets), IPv4 by the address. Each limiter holds at most `max_entries` buckets and forgets
-the least recently seen one beyond that, so a flood of keys costs bounded memory.
+client's pseudonym the proxy passes (the catalog's `[protocol] client_pseudonym_header`: a keyed
+hash of the client's address, `PSEUDONYM_HEX` lower-case hex digits, keyed as
+`pseudonym:<hex>`), or, without a well-formed one, the right-most `X-Forwarded-For` entry that is
+not itself a trusted proxy. Anyone else's pseudonym and `X-Forwarded-For` are ignored. IPv6
+addresses are keyed by their /64 (what one household or server gets), IPv4 by the address. Each
+limiter holds at most `max_entries` buckets and forgets the least recently seen one beyond
+that, so a flood of keys costs bounded memory.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from ._errors import Throttled
+from ._errors import RegistrationRefused, Throttled
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The gateway's pseudonym of a client address: 16 bytes of an HMAC-SHA256, in lower-case hex.
+PSEUDONYM_HEX = 32
+_HEX = frozenset("0123456789abcdef")
 
 
 class RateLimiter:
@@ -51,17 +57,21 @@ class RateLimiter:
 
 
 class ClientAddress:
-    """Finds the client's address of a request, trusting `X-Forwarded-For` only from proxies."""
+    """Finds the client's address of a request, trusting a pseudonym or `X-Forwarded-For` only
+    from proxies."""
 
     def __init__(self, trusted_proxies: Iterable[str]) -> None:
         self._trusted: tuple[Network, ...] = tuple(
             ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
 
-    def __call__(self, peer: str, forwarded_for: str | None) -> str:
-        """The key of the client's address: its /64 for IPv6, the address for IPv4."""
+    def __call__(self, peer: str, forwarded_for: str | None, pseudonym: str | None = None) -> str:
+        """The key of the client's address: `pseudonym:<hex>` for a well-formed pseudonym from
+        a trusted proxy, else its /64 for IPv6, the address for IPv4."""
         address = _parse(peer)
         if address is None:
             return peer
+        if pseudonym is not None and _is_pseudonym(pseudonym) and self._is_trusted(address):
+            return f"pseudonym:{pseudonym}"
         if forwarded_for and self._is_trusted(address):
             for hop in reversed(forwarded_for.split(",")):
                 forwarded = _parse(hop.strip())
@@ -72,8 +82,17 @@ class ClientAddress:
                     break
         return address_key(address)
 
+    def through_proxy(self, peer: str) -> bool:
+        """True when the request's peer is a trusted proxy (the gateway)."""
+        address = _parse(peer)
+        return address is not None and self._is_trusted(address)
+
     def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address in network for network in self._trusted)
+
+
+def _is_pseudonym(text: str) -> bool:
+    return len(text) == PSEUDONYM_HEX and _HEX.issuperset(text)
 
 
 def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -106,10 +125,15 @@ class Admission:
         self._reports = RateLimiter(installation_rate, installation_burst, max_entries, clock)
         self._unlimited = frozenset(unlimited)
 
-    def register(self, address: str) -> Throttled | None:
-        """None if one more installation may be registered from `address`."""
+    def register(self, address: str,
+                 proxied: bool = False) -> Throttled | RegistrationRefused | None:
+        """None if one more installation may be registered from `address`; else a 429 for a
+        direct client, or, through a trusted proxy (`proxied`), a 403 it does not retry."""
         if address in self._unlimited or self._registrations.allow(address):
             return None
+        if proxied:
+            return RegistrationRefused("too many new installations from this address today: "
+                                       "refused, not to be retried")
         return Throttled("too many new installations from this address",
                          retry_after=self._registrations.retry_after())
 

@@ -63,6 +63,7 @@ class Service:
         self.catalog = settings.catalog
         self.protocol = settings.catalog.protocol
         self.credential_header = self.protocol.credential_header.lower()
+        self.pseudonym_header = self.protocol.client_pseudonym_header.lower()
         self._limits_made: Limits | None = None
         self.store: Store | None = None
         self.writer: Writer | None = None
@@ -98,7 +99,7 @@ class Service:
         fmt: _decode.Format = "protobuf"
         try:
             fmt = _decode.body_format(headers.get("content-type"))
-            address = self.client_address(peer, headers.get("x-forwarded-for"))
+            address = self._address(headers, peer)
             self._check_address(address)
             credential = self._credential_hash(headers.get(self.credential_header, ""))
             data = await self._body(headers, body)
@@ -107,7 +108,8 @@ class Service:
             if erased is not None:
                 return await self._erase_through_export(erased, credential, fmt)
             accepted = validate(request, self._limits())
-            await self._store_reports(accepted, credential, address)
+            await self._store_reports(accepted, credential, address,
+                                      self.client_address.through_proxy(peer))
         except IngestError as exc:
             return self._refusal(exc, fmt)
         self._count("accepted", "partial" if accepted.rejected_points else "")
@@ -123,11 +125,18 @@ class Service:
         return 200, {"content-type": _decode.CONTENT_TYPES[fmt]}, _decode.encode(
             _decode.success(), fmt)
 
-    async def _store_reports(self, accepted: Accepted, credential: str, address: str) -> None:
+    async def _store_reports(self, accepted: Accepted, credential: str, address: str,
+                             proxied: bool) -> None:
         """The writer checks the credential, then the limits (which `address` is for)."""
         job = ReportJob(accepted.installation_id, credential, tuple(accepted.reports),
-                        self._limits().this_week, address)
+                        self._limits().this_week, address, proxied)
         await self._writer().submit(job)
+
+    def _address(self, headers: Mapping[str, str], peer: str) -> str:
+        """The key of the client's address: the pseudonym or X-Forwarded-For of a trusted
+        proxy, else the peer (never stored, never logged)."""
+        return self.client_address(peer, headers.get("x-forwarded-for"),
+                                   headers.get(self.pseudonym_header))
 
     async def _body(self, headers: Mapping[str, str], body: AsyncIterator[bytes]) -> bytes:
         """The request's body, decompressed, within the body limit (a declared length over it
@@ -202,7 +211,7 @@ class Service:
         report of that week is there already; answered as the old server did, in JSON."""
         try:
             self._check_legacy_period()
-            address = self.client_address(peer, headers.get("x-forwarded-for"))
+            address = self._address(headers, peer)
             self._check_address(address)
             self._check_api_key(headers.get("x-api-key"))
             if _decode.body_format(headers.get("content-type")) != "json":
@@ -210,7 +219,8 @@ class Service:
             data = await self._body(headers, body)
             accepted = _legacy.to_report(_legacy.parse(data), self.catalog, self._limits())
             job = ReportJob(accepted.installation_id, _legacy.LEGACY_CREDENTIAL,
-                            tuple(accepted.reports), self._limits().this_week, address)
+                            tuple(accepted.reports), self._limits().this_week, address,
+                            self.client_address.through_proxy(peer))
             outcome = await self._writer().submit(job)
         except IngestError as exc:
             return self._legacy_refusal(exc)

@@ -42,8 +42,10 @@ class Settings:
     # Rate limits, in memory only: requests per client address (tokens per second, bucket
     # size), new installations per client address per day (0: none), reports per
     # installation. A client's address is its peer, or, when the peer is one of
-    # `trusted_proxies` (addresses or networks: the gateway), the address the proxy passes in
-    # X-Forwarded-For. `unlimited_addresses` skip the per-address limits: nothing by default;
+    # `trusted_proxies` (addresses or networks: the gateway), the pseudonym of the client's
+    # address the proxy passes (the catalog's client_pseudonym_header), else the address it
+    # passes in X-Forwarded-For; a registration refused through it gets a 403 it does not
+    # retry. `unlimited_addresses` skip the per-address limits: nothing by default;
     # the demo and the benchmark name loopback, whose one process stands for many clients.
     address_rate: float = 5.0
     address_burst: int = 60

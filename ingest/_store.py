@@ -44,13 +44,15 @@ _SESSION_SETUP = {
 @dataclass(frozen=True)
 class ReportJob:
     """One request's validated weeks of one installation, the week they arrived in, and the
-    key of the client's address (for the limit of new installations; never stored)."""
+    key of the client's address (for the limit of new installations; never stored), and
+    whether it came through a trusted proxy (whose refusals must not be retried)."""
 
     installation_id: str
     credential_hash: str
     reports: tuple[Report, ...]
     received: datetime
     address: str = ""
+    proxied: bool = False
 
     @property
     def legacy(self) -> bool:
@@ -299,7 +301,7 @@ def _admit(job: ReportJob, known: dict[str, str], erased: bool, new: dict[str, d
                                                                      job.credential_hash):
         return CredentialRejected("credential does not match this installation")
     if admission is not None:
-        refused = (admission.register(job.address) if stored is None else None) or (
+        refused = (admission.register(job.address, job.proxied) if stored is None else None) or (
             admission.report(job.installation_id))
         if refused is not None:
             return refused

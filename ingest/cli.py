@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="no per-address rate limit (only behind a gateway that limits)")
     serve.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDRESS",
                        help="a proxy (address or network, such as the gateway) whose "
-                            "X-Forwarded-For names the client; repeat for more")
+                            "client pseudonym header or X-Forwarded-For names the client "
+                            "(its refused registrations get 403, not 429); repeat for more")
     serve.add_argument("--unlimited-address", action="append", default=[], metavar="ADDRESS",
                        help="a client address exempt from the per-address limits (loopback "
                             "for the demo and benchmarks); repeat for more")

@@ -159,6 +159,7 @@ class Protocol:
     erasure_metric: str
     erased_status: int
     erased_message: str = "otel_usage.installation_erased"
+    client_pseudonym_header: str = "X-Otel-Usage-Client"
 
 
 @dataclass(frozen=True)
@@ -393,6 +394,7 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         erasure_metric=str(proto.get("erasure_metric", "otel_usage.erasure")),
         erased_status=int(proto.get("erased_status", 410)),
         erased_message=str(proto.get("erased_message", "otel_usage.installation_erased")),
+        client_pseudonym_header=str(proto.get("client_pseudonym_header", "X-Otel-Usage-Client")),
     )
     return Catalog(version, policy, protocol, metrics, resource, never, roles)
 

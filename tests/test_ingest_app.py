@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 
 import pytest
+import sqlalchemy as sa
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
 from ingest_reports import (
@@ -300,3 +301,52 @@ async def test_the_address_comes_from_x_forwarded_for_only_behind_a_trusted_prox
             answers = [await client.post(PATH, **_from(f"198.51.100.{i}", _post_args(  # type: ignore[arg-type]
                 new_installation(), new_credential()))) for i in range(3)]
         assert [a.status_code for a in answers] == expected
+
+
+PSEUDONYM_HEADER = CATALOG.protocol.client_pseudonym_header
+
+
+def _everything_stored(url: str) -> str:
+    """Every row of every table (and view) of the database, as one text."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        inspector = sa.inspect(engine)
+        names = inspector.get_table_names() + inspector.get_view_names()
+    finally:
+        engine.dispose()
+    return " ".join(str(row) for name in names for row in query(url, f'SELECT * FROM "{name}"'))
+
+
+def _through_gateway(pseudonym: str, args: dict[str, object]) -> dict[str, object]:
+    return args | {"headers": args["headers"] | {PSEUDONYM_HEADER: pseudonym}}  # type: ignore[operator]
+
+
+async def test_behind_a_trusted_proxy_new_installations_are_limited_per_pseudonym(
+        database_url: str) -> None:  # noqa: F811
+    """The gateway (the app's peer, 203.0.113.7, trusted) passes a pseudonym of each client's
+    address: each has its own allowance, one over it gets a 403 (which the gateway does not
+    retry, unlike a 429), and the pseudonym is stored nowhere."""
+    first, second = "a" * 32, "0123456789abcdef" * 2
+    config = settings(database_url, registrations_per_day=2, trusted_proxies=("203.0.113.7",))
+    async with app_client(config) as client:
+        answers = [await client.post(PATH, **_through_gateway(pseudonym, _post_args(  # type: ignore[arg-type]
+            new_installation(), new_credential()))) for pseudonym in (first, first, first, second)]
+    assert [a.status_code for a in answers] == [200, 200, 403, 200]
+    assert "retry-after" not in answers[2].headers
+    assert Status.FromString(answers[2].content) == Status(
+        code=7, message="too many new installations from this address today: refused, "
+                        "not to be retried")
+    assert _count(database_url, "installations") == 3
+    stored = _everything_stored(database_url)
+    assert first not in stored and second not in stored
+
+
+async def test_a_pseudonym_from_an_untrusted_peer_is_ignored(database_url: str) -> None:  # noqa: F811
+    """Anyone may send the header: from a peer that is no trusted proxy it changes nothing,
+    so the peer's own allowance holds, and a refusal is the direct client's 429."""
+    config = settings(database_url, registrations_per_day=1)
+    async with app_client(config) as client:
+        answers = [await client.post(PATH, **_through_gateway(str(i) * 32, _post_args(  # type: ignore[arg-type]
+            new_installation(), new_credential()))) for i in range(2)]
+    assert [a.status_code for a in answers] == [200, 429]
+    assert _count(database_url, "installations") == 1

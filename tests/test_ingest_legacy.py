@@ -384,6 +384,24 @@ async def test_new_legacy_installations_are_limited_per_address(database_url: st
     assert query(database_url, "SELECT COUNT(*) FROM installations") == [(2,)]
 
 
+async def test_legacy_installations_behind_the_gateway_are_limited_per_pseudonym(
+        database_url: str) -> None:  # noqa: F811
+    """The legacy path finds the client as the OTLP path does: the trusted gateway's pseudonym
+    has its own allowance, and one over it gets a 403 the gateway does not retry."""
+    pseudonyms = ["b" * 32, "b" * 32, "c" * 32]
+    config = legacy(settings(database_url, registrations_per_day=1,
+                             trusted_proxies=("203.0.113.7",)))
+    header = CATALOG.protocol.client_pseudonym_header
+    async with app_client(config) as client:
+        answers = [await client.post("/submit", json=summary(new_installation()),
+                                     headers=HEADERS | {header: p}) for p in pseudonyms]
+    assert [a.status_code for a in answers] == [200, 403, 200]
+    assert "retry-after" not in answers[1].headers
+    assert answers[1].json() == {"status": "error", "message": "too many new installations "
+                                 "from this address today: refused, not to be retried"}
+    assert query(database_url, "SELECT COUNT(*) FROM installations") == [(2,)]
+
+
 async def test_the_report_source_is_published_k_anonymously(database_url: str) -> None:  # noqa: F811
     """usage_report_sources: installations per source in a closed week, and neither row when
     one side is under k."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest._errors import Throttled
+from ingest._errors import RegistrationRefused, Throttled
 from ingest._ratelimit import Admission, ClientAddress, RateLimiter
 
 
@@ -103,3 +103,50 @@ def test_admission_limits_new_installations_per_address_per_day() -> None:
     assert all(admission.register("127.0.0.1") is None for _ in range(10))
     clock.now += 86_400
     assert admission.register("198.51.100.7") is None
+
+
+PSEUDONYM = "0123456789abcdef0123456789abcdef"
+
+
+def test_a_trusted_proxys_pseudonym_is_the_client_and_outranks_x_forwarded_for() -> None:
+    address = ClientAddress([PROXY])
+    assert address(PROXY, "203.0.113.1", PSEUDONYM) == f"pseudonym:{PSEUDONYM}"
+    assert address(PROXY, None, PSEUDONYM) == f"pseudonym:{PSEUDONYM}"
+
+
+def test_a_pseudonym_from_anyone_else_is_ignored() -> None:
+    address = ClientAddress([PROXY])
+    assert address("198.51.100.7", None, PSEUDONYM) == "198.51.100.7"
+    assert address("127.0.0.1", "203.0.113.1", PSEUDONYM) == "127.0.0.1"
+
+
+@pytest.mark.parametrize("malformed", [
+    "", PSEUDONYM[:-1], PSEUDONYM + "0", PSEUDONYM.upper(), "g" + PSEUDONYM[1:],
+    "0123456789abcdef 123456789abcdef", "198.51.100.7",
+])
+def test_a_malformed_pseudonym_falls_back_to_the_forwarded_address(malformed: str) -> None:
+    address = ClientAddress([PROXY])
+    assert address(PROXY, "203.0.113.1", malformed) == "203.0.113.1"
+    assert address(PROXY, None, malformed) == PROXY
+
+
+def test_through_proxy_is_true_for_trusted_peers_only() -> None:
+    address = ClientAddress([PROXY, "192.0.2.0/24"])
+    assert [address.through_proxy(p) for p in (PROXY, "192.0.2.77", "::ffff:10.0.0.2",
+                                               "198.51.100.7", "127.0.0.1", "not-an-address")
+            ] == [True, True, True, False, False, False]
+
+
+def test_over_the_limit_a_proxied_registration_gets_a_refusal_that_is_not_retried() -> None:
+    """Through the gateway a 429 would be retried from its disk queue forever: 403 instead."""
+    admission = Admission(1, installation_rate=1, installation_burst=1, max_entries=100,
+                          clock=Clock())
+    key = f"pseudonym:{PSEUDONYM}"
+    assert admission.register(key, proxied=True) is None
+    refused = admission.register(key, proxied=True)
+    assert isinstance(refused, RegistrationRefused)
+    assert (refused.status, refused.reason, str(refused)) == (
+        403, "registration_limit",
+        "too many new installations from this address today: refused, not to be retried")
+    direct = admission.register(key)
+    assert isinstance(direct, Throttled) and direct.status == 429

@@ -165,6 +165,7 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
     the report after that is refused by the gateway itself (403 with the catalog's erased
     message in a protobuf google.rpc.Status), and the client starts over under a new id and
     credential, whose report is stored."""
+    from google.protobuf.json_format import MessageToJson
     from google.rpc.status_pb2 import Status
 
     from otel_usage import ManualClock, UsageTelemetry
@@ -230,3 +231,10 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
         answer = send(client, weekly_report(old_id, week=third), old_credential)
     assert (answer.status_code, answer.headers["content-type"]) == (403, "application/x-protobuf")
     assert Status.FromString(answer.content) == Status(code=7, message=protocol.erased_message)
+    # and, for a JSON request (which the client never sends), as JSON.
+    with gateway.client() as client:
+        answer = client.post(protocol.metrics_path, headers={
+            "Content-Type": "application/json", protocol.credential_header: old_credential},
+            content=MessageToJson(weekly_report(old_id, week=third)))
+    assert (answer.status_code, answer.headers["content-type"]) == (403, "application/json")
+    assert answer.json() == {"code": 7, "message": protocol.erased_message}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 from otel_usage import ManualClock, TransportError, UsageTelemetry
-from otel_usage.send.transport import check_endpoint
+from otel_usage.send.transport import check_endpoint, post_report
 
 # Wednesday of ISO week 2026-W47; the user opts in then, so W48 is the first week sent.
 OPT_IN = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
@@ -347,6 +348,56 @@ def test_a_plain_http_remote_endpoint_is_refused(data_dir: Path, server: Server)
                                   "travel over HTTPS only (plain HTTP only to this machine)")
     assert server.requests == []
     assert usage.history()[0]["status"] is None
+
+
+class EndlessAnswer:
+    """A loopback endpoint that answers 400 with a body of a gigabyte declared, written in
+    64 KB pieces until the client stops reading (the writes then fail) or 256 MB went out."""
+
+    CAP = 256 * 1024 * 1024
+
+    def __init__(self, extra_headers: str = "") -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.extra_headers = extra_headers
+        self.written = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with self.listener:
+            conn, _ = self.listener.accept()
+        with conn:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += conn.recv(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            while len(body) < length:
+                body += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                         + self.extra_headers.encode()
+                         + b"Content-Length: %d\r\n\r\n" % (1 << 30))
+            piece = b"x" * 65536
+            try:
+                while self.written < self.CAP:
+                    conn.sendall(piece)
+                    self.written += len(piece)
+            except OSError:
+                pass  # the client closed the connection
+
+
+@pytest.mark.parametrize("extra_headers", ["", "Content-Type: text/plain; charset=nonesuch\r\n"])
+def test_an_answer_without_end_is_read_only_so_far(extra_headers: str, now: datetime) -> None:
+    endpoint = EndlessAnswer(extra_headers)
+    answer = post_report(f"http://127.0.0.1:{endpoint.port}", "/v1/metrics",
+                         {"X-Otel-Usage-Credential": "c" * 43}, gzip.compress(b"report"),
+                         now)
+    endpoint.thread.join(30)
+    assert (answer.status, answer.text, answer.status_message) == (400, "x" * 200, None)
+    # What the socket buffers took beyond the client's 64 KB, never the declared gigabyte.
+    assert endpoint.written < 16 * 1024 * 1024
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:4318", "http://localhost:4318/",

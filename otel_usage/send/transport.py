@@ -31,6 +31,9 @@ DEFAULT_TIMEOUT_S = 10.0
 _ANSWER_CHARS = 200
 # Longest refusal body decoded as an OTLP status (the gateway's are a few dozen bytes).
 _STATUS_BYTES = 4096
+# Most of an answer's body ever read: the rest is left unread, so an endpoint that answers
+# without end (or a huge declared length) costs the client this much and no more.
+_BODY_BYTES = 65536
 
 
 @dataclass(frozen=True)
@@ -130,20 +133,36 @@ def _request(session: requests.Session, method: str, url: str, headers: dict[str
         # OTEL_EXPORTER_OTLP_CERTIFICATE).
         response = session.request(method, url, headers=headers, data=body,
                                    timeout=timeout_s, allow_redirects=False,
-                                   verify=session.verify, cert=session.cert)
+                                   verify=session.verify, cert=session.cert, stream=True)
     except Exception as exc:  # any failure is an unanswered attempt
         return Answer(None, f"no answer: {type(exc).__name__}")
     with response:
         retry_after = retry_after_seconds(response.headers.get("Retry-After"), now)
+        content = _body_start(response)
         message = None
         if response.status_code >= 400:
-            message = status_message(response.headers.get("Content-Type"), response.content)
+            message = status_message(response.headers.get("Content-Type"), content)
         if message is not None:
             text = message[:_ANSWER_CHARS]
         else:
-            text = response.text[:_ANSWER_CHARS] if response.content else ""
+            text = _text(content[:4 * _ANSWER_CHARS], response.encoding)[:_ANSWER_CHARS]
         return Answer(response.status_code, text.strip() or (response.reason or ""), retry_after,
                       message)
+
+
+def _text(content: bytes, encoding: str | None) -> str:
+    try:
+        return content.decode(encoding or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        return content.decode("utf-8", "replace")
+
+
+def _body_start(response: requests.Response) -> bytes:
+    """At most `_BODY_BYTES` of the answer's body, decoded; what arrived if it breaks off."""
+    try:
+        return bytes(response.raw.read(_BODY_BYTES, decode_content=True) or b"")
+    except Exception:  # a body that breaks off or does not decode is no text, not a failure
+        return b""
 
 
 def status_message(content_type: str | None, body: bytes) -> str | None:

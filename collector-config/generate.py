@@ -76,6 +76,7 @@ def render(catalog: Catalog | None = None) -> str:
         "max_body_bytes": str(protocol.max_body_bytes),
         "metrics_path": protocol.metrics_path,
         "credential_header": protocol.credential_header,
+        "client_pseudonym_header": protocol.client_pseudonym_header,
         "erased_status": str(protocol.erased_status),
         "erased_message": _q(protocol.erased_message),
         "drop_unknown_metrics": _drop_unknown_metrics(catalog),

@@ -277,6 +277,7 @@ class Ingest:
     log_file: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    options: tuple[str, ...] = ()  # more `serve` options
 
     @property
     def url(self) -> str:
@@ -287,7 +288,7 @@ class Ingest:
         self.process = subprocess.Popen(
             [Path(sys.executable).parent / "otel-usage-ingest", "serve",
              "--database", f"sqlite:///{self.database}", "--host", "127.0.0.1",
-             "--port", str(self.port)],
+             "--port", str(self.port), *self.options],
             stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ from collector_harness import (
     Gateway,
     Ingest,
     build_collector,
+    free_port,
     last_week,
     outside_metric,
     send,
@@ -238,3 +243,126 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
             content=MessageToJson(weekly_report(old_id, week=third)))
     assert (answer.status_code, answer.headers["content-type"]) == (403, "application/json")
     assert answer.json() == {"code": 7, "message": protocol.erased_message}
+
+
+class ForwardingRecorder:
+    """Stands between the gateway and the ingest on loopback: records the headers of each
+    request the gateway sends and forwards it to the ingest (so the ingest's peer is
+    127.0.0.1, its trusted proxy), answering with the ingest's answer."""
+
+    def __init__(self, ingest_url: str) -> None:
+        self.port = free_port()
+        self.ingest_url = ingest_url
+        self.seen: list[tuple[dict[str, str], int]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "connection")}
+                answer = httpx.post(recorder.ingest_url + self.path, content=body,
+                                    headers=headers, timeout=10)
+                with recorder._lock:
+                    recorder.seen.append((headers, answer.status_code))
+                self.send_response(answer.status_code)
+                for name in ("content-type", "retry-after"):
+                    if name in answer.headers:
+                        self.send_header(name, answer.headers[name])
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def snapshot(self) -> list[tuple[dict[str, str], int]]:
+        with self._lock:
+            return list(self.seen)
+
+
+def _client_from(gateway: Gateway, source: str) -> httpx.Client:
+    """A client of the gateway whose connections come from the loopback address `source`."""
+    transport = httpx.HTTPTransport(local_address=source,
+                                    verify=gateway.certificates.client_context())
+    return httpx.Client(base_url=gateway.url, transport=transport, timeout=10)
+
+
+def test_new_installations_are_limited_per_source_address_behind_the_gateway(
+    collector_binary: Path, tmp_path: Path,
+) -> None:
+    """The ingest trusts the gateway (`--trusted-proxy 127.0.0.1`) and allows 2 new
+    installations per address a day. Three arrive from 127.0.0.2, one from 127.0.0.3, queued
+    while the ingest is down: two of 127.0.0.2's are stored, its third is refused with a 403
+    and dropped (not retried), 127.0.0.3's is stored. The gateway passes a pseudonym of each
+    address; neither the address nor the pseudonym is in the ingest's database or log, and the
+    address is never in the gateway's queue file."""
+    ingest = Ingest(tmp_path / "ingest.db", tmp_path / "ingest.log",
+                    options=("--trusted-proxy", "127.0.0.1", "--registrations-per-day", "2"))
+    recorder = ForwardingRecorder(ingest.url)
+    gateway = Gateway(collector_binary, Certificates.make(tmp_path), tmp_path / "queue",
+                      recorder.url, tmp_path / "gateway.log")
+    sources = {"127.0.0.2": 3, "127.0.0.3": 1}
+    installations = {source: [str(uuid.uuid4()) for _ in range(count)]
+                     for source, count in sources.items()}
+    try:
+        gateway.start()
+        for source, ids in installations.items():
+            with _client_from(gateway, source) as client:
+                for installation in ids:
+                    assert send(client, weekly_report(installation), _credential()).status_code == 200
+        wait_until(lambda: gateway.queue_size() == 4, 10, "the queued reports")
+        queued = gateway.queue_bytes()
+        ingest.start()
+        recorder.start()
+        wait_until(lambda: len(ingest.stored_reports()) == 3
+                   and "Dropping data" in gateway.log_tail(200), 30,
+                   f"three stored reports and one dropped\n{gateway.log_tail()}")
+        wait_until(lambda: gateway.queue_size() == 0, 10, "the drained queue")
+        seen = recorder.snapshot()
+    finally:
+        gateway.stop()
+        recorder.stop()
+        ingest.stop()
+
+    stored = {row[0] for row in ingest.stored_reports()}
+    from_first = [i for i in installations["127.0.0.2"] if i in stored]
+    assert len(from_first) == 2 and installations["127.0.0.3"][0] in stored
+    # Each report reached the ingest once: the refused one was not retried.
+    assert sorted(status for _, status in seen) == [200, 200, 200, 403]
+    pseudonym_header = load_catalog().protocol.client_pseudonym_header.lower()
+    pseudonyms = [headers[pseudonym_header] for headers, _ in seen]
+    by_status = {status: {headers[pseudonym_header] for headers, s in seen if s == status}
+                 for status in (200, 403)}
+    assert len(set(pseudonyms)) == 2 and all(
+        len(p) == 32 and set(p) <= set("0123456789abcdef") for p in pseudonyms)
+    assert by_status[403] < by_status[200]  # the refused one shares its source's pseudonym
+    assert [h for h, _ in seen if "x-forwarded-for" in h] == []
+    # The pseudonym travels the queue in the address's place.
+    assert all(p.encode() in queued for p in pseudonyms)
+    for source in sources:
+        assert source.encode() not in queued
+        assert source.encode() not in gateway.queue_bytes()
+    with closing(sqlite3.connect(ingest.database)) as db:
+        dump = "\n".join(db.iterdump())
+    ingest_log = ingest.log_file.read_text(errors="replace")
+    for secret in [*sources, *pseudonyms]:
+        assert secret not in dump and secret not in ingest_log
+    assert "403" in gateway.log_tail(200)

@@ -72,6 +72,14 @@ _T: dict[str, dict[str, str]] = {
             "server for a transition period, are cut down on arrival to the values of this list "
             "(version 1) and count as that week's report; nothing else they contain is kept, "
             "and the address they come from is never stored."),
+        "address_server": (
+            "Your IP address is seen only by the public gateway, which never stores it. To "
+            "limit how many new installations one address can register per day, the gateway "
+            "passes the server a pseudonym of the address instead: a hash under a random key "
+            "that only the gateway holds, in memory, and replaces at least once a day, so the "
+            "pseudonym cannot be traced back to the address and links requests for one day at "
+            "most. It travels with your report through the gateway's queue until delivered; "
+            "the server keeps it in memory for that limit only and never stores or logs it."),
         "retention_outbox": (
             "A report that could not be delivered for {weeks} weeks is dropped unsent."),
         "retention_local": (
@@ -182,6 +190,16 @@ _T: dict[str, dict[str, str]] = {
             "für eine Übergangszeit annimmt, werden beim Eintreffen auf die Werte dieser Liste "
             "(Version 1) reduziert und gelten als Bericht jener Woche; sonst wird nichts daraus "
             "aufbewahrt, und die Adresse, von der sie kommen, wird nie gespeichert."),
+        "address_server": (
+            "Ihre IP-Adresse sieht nur das öffentliche Gateway, das sie nie speichert. Um zu "
+            "begrenzen, wie viele neue Installationen eine Adresse pro Tag anmelden kann, gibt "
+            "das Gateway dem Server stattdessen ein Pseudonym der Adresse weiter: einen Hash "
+            "mit einem zufälligen Schlüssel, den nur das Gateway im Arbeitsspeicher hält und "
+            "mindestens einmal täglich ersetzt; so lässt sich das Pseudonym nicht auf die "
+            "Adresse zurückführen und verknüpft Anfragen höchstens einen Tag lang. Es reist mit "
+            "Ihrem Bericht durch die Warteschlange des Gateways, bis er zugestellt ist; der "
+            "Server hält es nur für diese Grenze im Arbeitsspeicher und speichert oder "
+            "protokolliert es nie."),
         "retention_outbox": (
             "Ein Bericht, der {weeks} Wochen lang nicht zugestellt werden konnte, wird "
             "ungesendet verworfen."),
@@ -274,6 +292,7 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
                                                k=policy.k_anonymity,
                                                months=policy.retention_months),
                   t["legacy_server"],
+                  t["address_server"],
                   t["retention_outbox"].format(weeks=policy.outbox_max_age_weeks),
                   t["retention_local"]]),
         f"## {t['sending']}",

@@ -5,6 +5,10 @@
 // request context's client metadata. The persistent sending queue keeps that metadata across
 // restarts, so a report sent after a restart still carries its own installation's credential.
 //
+// With pseudonym_key set, the client address's pseudonym the credential processor keeps under
+// that key is set the same way, as the header of that name, and only on requests to the ingest
+// (which heeds it only from its trusted proxies). A request without one is sent without it.
+//
 // ingest_url names the ingest: it must be an absolute http or https URL (so a gateway without
 // one refuses to start instead of acknowledging reports it can never deliver), and the
 // credential is set only on requests to that scheme, host and port.
@@ -39,8 +43,9 @@ import (
 // Config names the metadata key that is copied into the outgoing header of the same name, and
 // the ingest the credential is for.
 type Config struct {
-	MetadataKey string `mapstructure:"metadata_key"`
-	IngestURL   string `mapstructure:"ingest_url"`
+	MetadataKey  string `mapstructure:"metadata_key"`
+	PseudonymKey string `mapstructure:"pseudonym_key"`
+	IngestURL    string `mapstructure:"ingest_url"`
 	// ErasedStatus is the ingest's answer to a report of an erased installation.
 	ErasedStatus int `mapstructure:"erased_status"`
 	// MaxErased bounds how many erased credentials are remembered.
@@ -51,6 +56,9 @@ type Config struct {
 func (c *Config) Validate() error {
 	if c.MetadataKey == "" {
 		return errors.New("metadata_key must be set")
+	}
+	if strings.EqualFold(c.PseudonymKey, c.MetadataKey) {
+		return errors.New("pseudonym_key must differ from metadata_key")
 	}
 	if _, err := ingestOrigin(c.IngestURL); err != nil {
 		return err
@@ -87,8 +95,12 @@ func NewFactory() extension.Factory {
 			if err != nil {
 				return nil, err
 			}
+			pseudonym := ""
+			if config.PseudonymKey != "" {
+				pseudonym = http.CanonicalHeaderKey(config.PseudonymKey)
+			}
 			return &credentialHeaders{
-				key: http.CanonicalHeaderKey(config.MetadataKey), origin: origin,
+				key: http.CanonicalHeaderKey(config.MetadataKey), pseudonym: pseudonym, origin: origin,
 				erased: newErasedSet(config.MaxErased), erasedStatus: config.ErasedStatus,
 			}, nil
 		},
@@ -100,6 +112,7 @@ type credentialHeaders struct {
 	component.StartFunc
 	component.ShutdownFunc
 	key          string
+	pseudonym    string // "" when no pseudonym is passed on
 	origin       *url.URL
 	erased       *erasedSet
 	erasedStatus int
@@ -115,25 +128,36 @@ func (e *credentialHeaders) Erased(credential string) bool {
 
 // RoundTripper wraps the exporter's transport.
 func (e *credentialHeaders) RoundTripper(base http.RoundTripper) (http.RoundTripper, error) {
-	return &roundTripper{base: base, key: e.key, origin: e.origin, ext: e}, nil
+	return &roundTripper{base: base, key: e.key, pseudonym: e.pseudonym, origin: e.origin, ext: e}, nil
 }
 
 type roundTripper struct {
-	base   http.RoundTripper
-	key    string
-	origin *url.URL
-	ext    *credentialHeaders
+	base      http.RoundTripper
+	key       string
+	pseudonym string
+	origin    *url.URL
+	ext       *credentialHeaders
 }
 
 func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	values := client.FromContext(req.Context()).Metadata.Get(rt.key)
-	if len(values) != 1 || !strings.EqualFold(req.URL.Scheme, rt.origin.Scheme) ||
+	if !strings.EqualFold(req.URL.Scheme, rt.origin.Scheme) ||
 		!strings.EqualFold(req.URL.Host, rt.origin.Host) {
+		return rt.base.RoundTrip(req)
+	}
+	metadata := client.FromContext(req.Context()).Metadata
+	values := metadata.Get(rt.key)
+	if len(values) != 1 {
 		// Sent without it: the ingest refuses it (401), a permanent error, and the queue drops it.
 		return rt.base.RoundTrip(req)
 	}
 	req = req.Clone(req.Context())
 	req.Header.Set(rt.key, values[0])
+	if rt.pseudonym != "" {
+		// Without one (a client without a usable address) the ingest counts the gateway's own.
+		if pseudonyms := metadata.Get(rt.pseudonym); len(pseudonyms) == 1 {
+			req.Header.Set(rt.pseudonym, pseudonyms[0])
+		}
+	}
 	resp, err := rt.base.RoundTrip(req)
 	if err == nil && resp.StatusCode == rt.ext.erasedStatus {
 		rt.ext.erased.add(values[0])

@@ -253,3 +253,75 @@ func BenchmarkErasedAtTheBound(b *testing.B) {
 	}
 	b.ReportMetric(held, "MiB-held")
 }
+
+const pseudonymKey = "X-Otel-Usage-Client"
+const pseudonym = "0123456789abcdef0123456789abcdef"
+
+// sentWithPseudonym round-trips a request carrying metadata md to url through an extension
+// configured with a pseudonym key, and returns the request the transport was given.
+func sentWithPseudonym(t *testing.T, url string, md map[string][]string) *http.Request {
+	t.Helper()
+	cfg := &Config{MetadataKey: key, PseudonymKey: "x-otel-usage-client", IngestURL: "http://ingest.internal:8000",
+		ErasedStatus: http.StatusGone, MaxErased: 10}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ext, err := NewFactory().Create(context.Background(), extension.Settings{
+		ID: component.MustNewID("credential_headers"),
+	}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := &recordingTransport{}
+	rt, err := ext.(extensionauth.HTTPClient).RoundTripper(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := client.NewContext(context.Background(), client.Info{Metadata: client.NewMetadata(md)})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, http.NoBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if req.Header.Get(pseudonymKey) != "" {
+		t.Errorf("the caller's request was changed")
+	}
+	return base.requests[0]
+}
+
+func TestSetsThePseudonymNextToTheCredentialOnRequestsToTheIngest(t *testing.T) {
+	sent := sentWithPseudonym(t, "http://ingest.internal:8000/v1/metrics",
+		map[string][]string{key: {"secret"}, pseudonymKey: {pseudonym}})
+	if sent.Header.Get(key) != "secret" || sent.Header.Get(pseudonymKey) != pseudonym {
+		t.Errorf("headers %v, want the credential and the pseudonym", sent.Header)
+	}
+}
+
+func TestNeverSendsThePseudonymElsewhereNorWithoutOneValue(t *testing.T) {
+	sent := sentWithPseudonym(t, "http://other.internal:8000/v1/metrics",
+		map[string][]string{key: {"secret"}, pseudonymKey: {pseudonym}})
+	if len(sent.Header) != 0 {
+		t.Errorf("another host got headers %v", sent.Header)
+	}
+	for name, md := range map[string]map[string][]string{
+		"none": {key: {"secret"}},
+		"two":  {key: {"secret"}, pseudonymKey: {pseudonym, pseudonym}},
+	} {
+		sent := sentWithPseudonym(t, "http://ingest.internal:8000/v1/metrics", md)
+		if sent.Header.Get(key) != "secret" || len(sent.Header.Values(pseudonymKey)) != 0 {
+			t.Errorf("%s: headers %v, want the credential only", name, sent.Header)
+		}
+	}
+}
+
+func TestConfigNeedsTwoDifferentKeys(t *testing.T) {
+	err := (&Config{MetadataKey: key, PseudonymKey: "x-otel-usage-credential",
+		IngestURL: "http://ingest.internal", ErasedStatus: http.StatusGone, MaxErased: 10}).Validate()
+	if err == nil {
+		t.Errorf("Validate accepted the credential's key as the pseudonym's")
+	}
+}

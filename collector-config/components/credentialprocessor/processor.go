@@ -1,4 +1,5 @@
-// Package credentialprocessor narrows a request's client context to the installation credential.
+// Package credentialprocessor narrows a request's client context to the installation credential
+// and a pseudonym of the client's address.
 //
 // The OTLP receiver (include_metadata: true) puts every request header and the client's address
 // into the request's context, and the exporter's persistent queue writes that context to disk.
@@ -12,6 +13,14 @@
 // erased_message (the catalog's `[protocol] erased_message`) as the google.rpc.Status message the
 // receiver writes, which the client takes as its erasure and starts over with a new id.
 //
+// With pseudonym_key set it adds, under that key, a pseudonym of the client's address, for the
+// ingest's limit of new installations per address: HMAC-SHA256 of the address (IPv4 as is, an
+// IPv4-mapped IPv6 address as IPv4, other IPv6 by its /64) under a random key made at Start and
+// replaced every 24 hours, held only in memory; its first 16 bytes in lower-case hex. The
+// address itself is never queued; the pseudonym cannot be turned back into it without the key,
+// and links a client's requests for at most a day. A request without a usable address gets no
+// pseudonym (the ingest then counts it as the gateway's own).
+//
 // It replaces the batch processor's metadata_keys for this purpose: the batch processor keeps one
 // batcher per distinct value for the life of the process, and every installation has its own
 // credential.
@@ -19,8 +28,16 @@ package credentialprocessor // import "otel-usage.local/collector/credentialproc
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
@@ -41,6 +58,9 @@ type Config struct {
 	Erasures component.ID `mapstructure:"erasures"`
 	// ErasedMessage is the message of the refusal of an erased installation's request.
 	ErasedMessage string `mapstructure:"erased_message"`
+	// PseudonymKey is the metadata key the client address's pseudonym is kept under (the
+	// ingest's request header of that name); empty: no pseudonym.
+	PseudonymKey string `mapstructure:"pseudonym_key"`
 }
 
 // ErasureRegistry is what the extension named by Erasures offers.
@@ -59,8 +79,17 @@ func (c *Config) Validate() error {
 	if c.Erasures != (component.ID{}) && c.ErasedMessage == "" {
 		return errors.New("erased_message must be set with erasures")
 	}
+	if strings.EqualFold(c.PseudonymKey, c.MetadataKey) {
+		return errors.New("pseudonym_key must differ from metadata_key")
+	}
 	return nil
 }
+
+// keyLifetime is how long one pseudonym key is used, from the process's start.
+const keyLifetime = 24 * time.Hour
+
+// pseudonymBytes is how much of the HMAC is kept (hex-encoded: twice as many characters).
+const pseudonymBytes = 16
 
 // NewFactory returns the factory of the "credential" processor.
 func NewFactory() processor.Factory {
@@ -74,30 +103,126 @@ func NewFactory() processor.Factory {
 func createMetrics(
 	_ context.Context, _ processor.Settings, cfg component.Config, next consumer.Metrics,
 ) (processor.Metrics, error) {
-	return &credentialProcessor{cfg: cfg.(*Config), next: next}, nil
+	return &credentialProcessor{cfg: cfg.(*Config), next: next, lifetime: keyLifetime}, nil
 }
 
 type credentialProcessor struct {
-	component.ShutdownFunc
-	cfg    *Config
-	next   consumer.Metrics
-	erased ErasureRegistry
+	cfg      *Config
+	next     consumer.Metrics
+	erased   ErasureRegistry
+	lifetime time.Duration
+
+	mu   sync.RWMutex
+	key  []byte        // the pseudonyms' HMAC key, in memory only; nil before Start
+	stop chan struct{} // closed at Shutdown: ends the key's replacement
+	done chan struct{} // closed when the replacement has ended
 }
 
-// Start finds the extension named by Erasures (extensions start before pipelines).
+// Start finds the extension named by Erasures (extensions start before pipelines), and makes
+// the first pseudonym key and replaces it every lifetime.
 func (p *credentialProcessor) Start(_ context.Context, host component.Host) error {
-	if p.cfg.Erasures == (component.ID{}) {
+	if p.cfg.Erasures != (component.ID{}) {
+		ext, ok := host.GetExtensions()[p.cfg.Erasures]
+		if !ok {
+			return fmt.Errorf("erasures: no extension %s is configured", p.cfg.Erasures)
+		}
+		registry, ok := ext.(ErasureRegistry)
+		if !ok {
+			return fmt.Errorf("erasures: the extension %s does not know erased credentials", p.cfg.Erasures)
+		}
+		p.erased = registry
+	}
+	if p.cfg.PseudonymKey == "" {
 		return nil
 	}
-	ext, ok := host.GetExtensions()[p.cfg.Erasures]
-	if !ok {
-		return fmt.Errorf("erasures: no extension %s is configured", p.cfg.Erasures)
+	if err := p.newKey(); err != nil {
+		return err
 	}
-	registry, ok := ext.(ErasureRegistry)
-	if !ok {
-		return fmt.Errorf("erasures: the extension %s does not know erased credentials", p.cfg.Erasures)
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	go p.replaceKeys(p.stop, p.done)
+	return nil
+}
+
+// Shutdown ends the key's replacement and forgets the key.
+func (p *credentialProcessor) Shutdown(context.Context) error {
+	if p.stop != nil {
+		close(p.stop)
+		<-p.done
+		p.stop = nil
 	}
-	p.erased = registry
+	p.mu.Lock()
+	p.key = nil
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *credentialProcessor) replaceKeys(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	ticker := time.NewTicker(p.lifetime)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ticker.C:
+			// A failure of the system's random source keeps the old key for another round.
+			_ = p.newKey()
+		}
+	}
+}
+
+func (p *credentialProcessor) newKey() error {
+	key := make([]byte, sha256.Size)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("making the pseudonym key: %w", err)
+	}
+	p.mu.Lock()
+	p.key = key
+	p.mu.Unlock()
+	return nil
+}
+
+// pseudonym is the client address's pseudonym, or "" without a key or a usable address.
+func (p *credentialProcessor) pseudonym(addr net.Addr) string {
+	data := addressBytes(addr)
+	p.mu.RLock()
+	key := p.key
+	p.mu.RUnlock()
+	if data == nil || key == nil {
+		return ""
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write(data)
+	return hex.EncodeToString(mac.Sum(nil)[:pseudonymBytes])
+}
+
+// addressBytes is what identifies a client address: IPv4's 4 bytes (also for an IPv4-mapped
+// IPv6 address), an IPv6 address's first 8 (its /64, what one household or server gets); nil
+// when addr holds no IP address.
+func addressBytes(addr net.Addr) []byte {
+	var ip net.IP
+	switch a := addr.(type) {
+	case nil:
+		return nil
+	case *net.IPAddr:
+		ip = a.IP
+	case *net.TCPAddr:
+		ip = a.IP
+	case *net.UDPAddr:
+		ip = a.IP
+	default:
+		host, _, err := net.SplitHostPort(a.String())
+		if err != nil {
+			host = a.String()
+		}
+		ip = net.ParseIP(host)
+	}
+	if v4 := ip.To4(); v4 != nil {
+		return v4
+	}
+	if v6 := ip.To16(); v6 != nil {
+		return v6[:8]
+	}
 	return nil
 }
 
@@ -117,9 +242,14 @@ func (p *credentialProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Met
 	if p.erased != nil && p.erased.Erased(values[0]) {
 		return status.Error(codes.PermissionDenied, p.cfg.ErasedMessage)
 	}
-	// A fresh client.Info: no address, no other header, no auth data.
-	narrowed := client.NewContext(ctx, client.Info{
-		Metadata: client.NewMetadata(map[string][]string{p.cfg.MetadataKey: values}),
-	})
+	// A fresh client.Info: no address, no other header (a pseudonym the client sent itself
+	// included), no auth data.
+	kept := map[string][]string{p.cfg.MetadataKey: values}
+	if p.cfg.PseudonymKey != "" {
+		if pseudonym := p.pseudonym(client.FromContext(ctx).Addr); pseudonym != "" {
+			kept[p.cfg.PseudonymKey] = []string{pseudonym}
+		}
+	}
+	narrowed := client.NewContext(ctx, client.Info{Metadata: client.NewMetadata(kept)})
 	return p.next.ConsumeMetrics(narrowed, md)
 }

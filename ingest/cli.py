@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=4318)
     _policy(serve)
     serve.add_argument("--no-address-limit", action="store_true",
-                       help="no per-address rate limit (only behind a gateway that limits)")
+                       help="no limit of requests per address (only where something in "
+                            "front limits them; new installations stay limited)")
     serve.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDRESS",
                        help="a proxy (address or network, such as the gateway) whose "
                             "client pseudonym header or X-Forwarded-For names the client "

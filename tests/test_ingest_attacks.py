@@ -172,6 +172,34 @@ def test_x_forwarded_for_from_loopback_is_not_believed(database_url: str) -> Non
     assert statuses == [200, 200, 429, 429]
 
 
+def test_a_forged_client_pseudonym_is_not_believed(database_url: str) -> None:  # noqa: F811
+    """The gateway's pseudonym header, sent by a client itself (no trusted proxy named), buys
+    no fresh allowance: every request is its peer's."""
+    config = settings(database_url, registrations_per_day=2)
+    header = CATALOG.protocol.client_pseudonym_header
+    with running_server(config) as base:
+        statuses = [_post(base, new_installation(), new_credential(), date(2025, 6, 9),
+                          {"printernizer.uptime": [({}, 1)]},
+                          **{header: f"{i:032x}"}).status_code for i in range(4)]
+    assert statuses == [200, 200, 429, 429]
+
+
+def test_registrations_through_the_gateway_are_limited_and_refused_for_good(
+        database_url: str) -> None:  # noqa: F811
+    """Behind the gateway every client has the gateway's address. Trusting it, the ingest
+    counts each client by the pseudonym the gateway passes, and one over the limit gets a 403:
+    a 429 would be retried from the gateway's disk queue for ever, which a flood would fill."""
+    config = settings(database_url, registrations_per_day=2, trusted_proxies=("127.0.0.1",))
+    header = CATALOG.protocol.client_pseudonym_header
+    with running_server(config) as base:
+        statuses = [_post(base, new_installation(), new_credential(), date(2025, 6, 9),
+                          {"printernizer.uptime": [({}, 1)]},
+                          **{header: pseudonym}).status_code
+                    for pseudonym in ["e" * 32] * 4 + ["f" * 32]]
+    assert statuses == [200, 200, 403, 403, 200]
+    assert query(database_url, "SELECT COUNT(*) FROM installations") == [(3,)]
+
+
 def test_a_borrowed_id_with_a_wrong_credential_cannot_lock_its_owner_out(database_url: str) -> None:  # noqa: F811
     """Issue 14: a wrong credential spent the owner's rate limit. It is checked first now."""
     owner, credential = new_installation(), new_credential()

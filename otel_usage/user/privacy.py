@@ -73,7 +73,8 @@ _T: dict[str, dict[str, str]] = {
             "(version 1) and count as that week's report; nothing else they contain is kept, "
             "and the address they come from is never stored."),
         "address_server": (
-            "Your IP address is seen only by the public gateway, which never stores it. To "
+            "Your IP address is seen only by the public gateway (and the load balancer in "
+            "front of it), which never stores it. To "
             "limit how many new installations one address can register per day, the gateway "
             "passes the server a pseudonym of the address instead: a hash under a random key "
             "that only the gateway holds, in memory, and replaces at least once a day, so the "
@@ -191,7 +192,8 @@ _T: dict[str, dict[str, str]] = {
             "(Version 1) reduziert und gelten als Bericht jener Woche; sonst wird nichts daraus "
             "aufbewahrt, und die Adresse, von der sie kommen, wird nie gespeichert."),
         "address_server": (
-            "Ihre IP-Adresse sieht nur das öffentliche Gateway, das sie nie speichert. Um zu "
+            "Ihre IP-Adresse sieht nur das öffentliche Gateway (und der Lastverteiler davor), "
+            "das sie nie speichert. Um zu "
             "begrenzen, wie viele neue Installationen eine Adresse pro Tag anmelden kann, gibt "
             "das Gateway dem Server stattdessen ein Pseudonym der Adresse weiter: einen Hash "
             "mit einem zufälligen Schlüssel, den nur das Gateway im Arbeitsspeicher hält und "

@@ -10,6 +10,7 @@
     │   ├── Erased                  410: the installation was erased; start over with a new id
     │   ├── RegistrationRefused     403: over the new installations per address per day, through
     │   │                                a trusted proxy (which must not queue it for a retry)
+    │   ├── RateRefused             403: over a request rate limit, through a trusted proxy (idem)
     │   └── LegacyEnded             410: the legacy submission's transition period is over
     └── ServiceError            the service cannot take it now: try again later (429/503)
         ├── Throttled               429: a rate limit was hit
@@ -116,6 +117,18 @@ class RegistrationRefused(RequestError):
 
     status = 403
     reason = "registration_limit"
+    grpc_code = 7  # PERMISSION_DENIED
+
+
+class RateRefused(RequestError):
+    """A request over its address's or its installation's rate limit, arriving through a
+    trusted proxy (the gateway): refused for good, like `RegistrationRefused`. A flood from one
+    address or with one credential must not sit in the gateway's disk queue, retried until it
+    fills. No client that reports weekly comes near the limits; a direct client gets
+    `Throttled` instead."""
+
+    status = 403
+    reason = "rate_limit"
     grpc_code = 7  # PERMISSION_DENIED
 
 

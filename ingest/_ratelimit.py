@@ -17,7 +17,7 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from ._errors import RegistrationRefused, Throttled
+from ._errors import RateRefused, RegistrationRefused, Throttled
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The gateway's pseudonym of a client address: 16 bytes of an HMAC-SHA256, in lower-case hex.
@@ -137,9 +137,14 @@ class Admission:
         return Throttled("too many new installations from this address",
                          retry_after=self._registrations.retry_after())
 
-    def report(self, installation_id: str) -> Throttled | None:
-        """None if the installation may store one more report now."""
+    def report(self, installation_id: str,
+               proxied: bool = False) -> Throttled | RateRefused | None:
+        """None if the installation may store one more report now; else a 429 for a direct
+        client, or, through a trusted proxy, a 403 it does not retry."""
         if self._reports.allow(installation_id):
             return None
+        if proxied:
+            return RateRefused("too many reports from this installation: refused, not to be "
+                               "retried")
         return Throttled("too many reports from this installation",
                          retry_after=self._reports.retry_after())

@@ -26,6 +26,7 @@ from ._errors import (
     IngestError,
     LegacyEnded,
     MalformedBody,
+    RateRefused,
     ServiceError,
     StoreUnavailable,
     Throttled,
@@ -100,7 +101,7 @@ class Service:
         try:
             fmt = _decode.body_format(headers.get("content-type"))
             address = self._address(headers, peer)
-            self._check_address(address)
+            self._check_address(address, peer)
             credential = self._credential_hash(headers.get(self.credential_header, ""))
             data = await self._body(headers, body)
             request = _decode.parse(data, fmt)
@@ -148,9 +149,14 @@ class Service:
         return _decode.decompress(await read_body(body, limit), headers.get("content-encoding"),
                                   limit)
 
-    def _check_address(self, address: str) -> None:
+    def _check_address(self, address: str, peer: str) -> None:
+        """The request rate per client address: over it, 429 with Retry-After for a direct
+        client, 403 through a trusted proxy (the gateway would retry a 429 from its disk
+        queue, and a flood would fill it)."""
         if address in self.settings.unlimited_addresses or self.addresses.allow(address):
             return
+        if self.client_address.through_proxy(peer):
+            raise RateRefused("too many requests from this address: refused, not to be retried")
         raise Throttled("too many requests from this address",
                         retry_after=self.addresses.retry_after())
 
@@ -192,7 +198,7 @@ class Service:
                     credential: str | None) -> Answer:
         """Erase an installation (`DELETE`, direct use); 204, or a refusal as JSON."""
         try:
-            self._check_address(self.client_address(peer, forwarded_for))
+            self._check_address(self.client_address(peer, forwarded_for), peer)
             credential_hash = self._credential_hash(credential or "")
             if not self.catalog.resource[INSTALLATION_KEY].allows(installation_id):
                 raise MalformedBody("not an installation id")
@@ -212,7 +218,7 @@ class Service:
         try:
             self._check_legacy_period()
             address = self._address(headers, peer)
-            self._check_address(address)
+            self._check_address(address, peer)
             self._check_api_key(headers.get("x-api-key"))
             if _decode.body_format(headers.get("content-type")) != "json":
                 raise UnsupportedMediaType("send application/json")
@@ -236,7 +242,7 @@ class Service:
         """`DELETE /installation/{id}` with the shared key: erases an installation known only
         from legacy submissions (or never seen), honoured after the transition period too."""
         try:
-            self._check_address(self.client_address(peer, forwarded_for))
+            self._check_address(self.client_address(peer, forwarded_for), peer)
             self._check_api_key(api_key)
             if not self.catalog.resource[INSTALLATION_KEY].allows(installation_id):
                 raise MalformedBody("not an installation id")

@@ -302,7 +302,7 @@ def _admit(job: ReportJob, known: dict[str, str], erased: bool, new: dict[str, d
         return CredentialRejected("credential does not match this installation")
     if admission is not None:
         refused = (admission.register(job.address, job.proxied) if stored is None else None) or (
-            admission.report(job.installation_id))
+            admission.report(job.installation_id, job.proxied))
         if refused is not None:
             return refused
     if stored is None:

@@ -350,3 +350,32 @@ async def test_a_pseudonym_from_an_untrusted_peer_is_ignored(database_url: str) 
             new_installation(), new_credential()))) for i in range(2)]
     assert [a.status_code for a in answers] == [200, 429]
     assert _count(database_url, "installations") == 1
+
+
+async def test_behind_a_trusted_proxy_the_rate_limits_refuse_for_good(
+        database_url: str) -> None:  # noqa: F811
+    """The gateway retries a 429 from its disk queue until delivered, so a flood from one
+    address, or with one credential, would fill its queue: through a trusted proxy both rate
+    limits answer 403 without Retry-After, which it drops. Direct clients keep their 429s
+    (the two tests above)."""
+    pseudonym = "b" * 32
+    config = settings(database_url, address_burst=2, address_rate=0.5,
+                      trusted_proxies=("203.0.113.7",))
+    async with app_client(config) as client:
+        answers = [await client.post(PATH, **_through_gateway(pseudonym, _post_args(  # type: ignore[arg-type]
+            new_installation(), new_credential()))) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 403]
+    assert "retry-after" not in answers[2].headers
+    assert Status.FromString(answers[2].content) == Status(
+        code=7, message="too many requests from this address: refused, not to be retried")
+
+    installation, credential = new_installation(), new_credential()
+    config = settings(database_url, installation_burst=2, installation_rate=1 / 60,
+                      trusted_proxies=("203.0.113.7",))
+    async with app_client(config) as client:
+        answers = [await client.post(PATH, **_through_gateway(pseudonym, _post_args(  # type: ignore[arg-type]
+            installation, credential, seed=i))) for i in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 403]
+    assert "retry-after" not in answers[2].headers
+    assert Status.FromString(answers[2].content) == Status(
+        code=7, message="too many reports from this installation: refused, not to be retried")

@@ -8,9 +8,8 @@
     │   ├── InvalidReport           400: decodes, but breaks the catalog's rules
     │   ├── CredentialRejected      403: missing or wrong installation credential (or API key)
     │   ├── Erased                  410: the installation was erased; start over with a new id
-    │   ├── RegistrationRefused     403: over the new installations per address per day, through
-    │   │                                a trusted proxy (which must not queue it for a retry)
-    │   ├── RateRefused             403: over a request rate limit, through a trusted proxy (idem)
+    │   ├── LimitRefused            403: over a limit, through a trusted proxy (which must not
+    │   │                                queue it for a retry)
     │   └── LegacyEnded             410: the legacy submission's transition period is over
     └── ServiceError            the service cannot take it now: try again later (429/503)
         ├── Throttled               429: a rate limit was hit
@@ -110,26 +109,19 @@ class Erased(RequestError):
         super().__init__("this installation was erased: start over with a new installation id")
 
 
-class RegistrationRefused(RequestError):
-    """A new installation over its address's daily allowance, arriving through a trusted proxy
-    (the gateway): a refusal the proxy does not retry, unlike a 429, whose retries from its disk
-    queue an attacker's registrations would fill. A direct client gets `Throttled` instead."""
+class LimitRefused(RequestError):
+    """A request over one of the limits (new installations per address, requests per address,
+    reports per installation) arriving through a trusted proxy (the gateway): refused for good.
+    The gateway retries a 429 from its disk queue until delivered, so a flood from one address
+    or with one credential would fill it; it drops a 403. No client that reports weekly comes
+    near the limits. A direct client gets `Throttled` instead. `reason` names the limit."""
 
     status = 403
-    reason = "registration_limit"
     grpc_code = 7  # PERMISSION_DENIED
 
-
-class RateRefused(RequestError):
-    """A request over its address's or its installation's rate limit, arriving through a
-    trusted proxy (the gateway): refused for good, like `RegistrationRefused`. A flood from one
-    address or with one credential must not sit in the gateway's disk queue, retried until it
-    fills. No client that reports weekly comes near the limits; a direct client gets
-    `Throttled` instead."""
-
-    status = 403
-    reason = "rate_limit"
-    grpc_code = 7  # PERMISSION_DENIED
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class LegacyEnded(RequestError):

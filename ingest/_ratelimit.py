@@ -17,7 +17,7 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from ._errors import RateRefused, RegistrationRefused, Throttled
+from ._errors import LimitRefused, Throttled
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The gateway's pseudonym of a client address: 16 bytes of an HMAC-SHA256, in lower-case hex.
@@ -125,26 +125,26 @@ class Admission:
         self._reports = RateLimiter(installation_rate, installation_burst, max_entries, clock)
         self._unlimited = frozenset(unlimited)
 
-    def register(self, address: str,
-                 proxied: bool = False) -> Throttled | RegistrationRefused | None:
-        """None if one more installation may be registered from `address`; else a 429 for a
-        direct client, or, through a trusted proxy (`proxied`), a 403 it does not retry."""
+    def register(self, address: str, proxied: bool = False) -> Throttled | LimitRefused | None:
+        """None if one more installation may be registered from `address` (see `over_limit`)."""
         if address in self._unlimited or self._registrations.allow(address):
             return None
-        if proxied:
-            return RegistrationRefused("too many new installations from this address today: "
-                                       "refused, not to be retried")
-        return Throttled("too many new installations from this address",
-                         retry_after=self._registrations.retry_after())
+        return over_limit("too many new installations from this address", self._registrations,
+                          proxied, "registration_limit")
 
     def report(self, installation_id: str,
-               proxied: bool = False) -> Throttled | RateRefused | None:
-        """None if the installation may store one more report now; else a 429 for a direct
-        client, or, through a trusted proxy, a 403 it does not retry."""
+               proxied: bool = False) -> Throttled | LimitRefused | None:
+        """None if the installation may store one more report now (see `over_limit`)."""
         if self._reports.allow(installation_id):
             return None
-        if proxied:
-            return RateRefused("too many reports from this installation: refused, not to be "
-                               "retried")
-        return Throttled("too many reports from this installation",
-                         retry_after=self._reports.retry_after())
+        return over_limit("too many reports from this installation", self._reports, proxied,
+                          "installation_rate_limit")
+
+
+def over_limit(message: str, limiter: RateLimiter, proxied: bool,
+               reason: str) -> Throttled | LimitRefused:
+    """The answer beyond a limit: 429 with Retry-After for a direct client; through a trusted
+    proxy (`proxied`: the gateway), a 403 it drops instead of retrying it from its disk queue."""
+    if proxied:
+        return LimitRefused(f"{message}: refused, not to be retried", reason)
+    return Throttled(message, retry_after=limiter.retry_after())

@@ -26,14 +26,12 @@ from ._errors import (
     IngestError,
     LegacyEnded,
     MalformedBody,
-    RateRefused,
     ServiceError,
     StoreUnavailable,
-    Throttled,
     UnsupportedMediaType,
     shorten,
 )
-from ._ratelimit import Admission, ClientAddress, RateLimiter
+from ._ratelimit import Admission, ClientAddress, RateLimiter, over_limit
 from ._settings import Settings
 from ._store import KEPT, ReportJob, Store, create_engine
 from ._validate import INSTALLATION_KEY, Accepted, Limits, validate
@@ -155,10 +153,8 @@ class Service:
         queue, and a flood would fill it)."""
         if address in self.settings.unlimited_addresses or self.addresses.allow(address):
             return
-        if self.client_address.through_proxy(peer):
-            raise RateRefused("too many requests from this address: refused, not to be retried")
-        raise Throttled("too many requests from this address",
-                        retry_after=self.addresses.retry_after())
+        raise over_limit("too many requests from this address", self.addresses,
+                         self.client_address.through_proxy(peer), "address_rate_limit")
 
     def _credential_hash(self, value: str) -> str:
         if not 16 <= len(value) <= 128 or not _CREDENTIAL_CHARS.issuperset(value):

@@ -334,8 +334,8 @@ async def test_behind_a_trusted_proxy_new_installations_are_limited_per_pseudony
     assert [a.status_code for a in answers] == [200, 200, 403, 200]
     assert "retry-after" not in answers[2].headers
     assert Status.FromString(answers[2].content) == Status(
-        code=7, message="too many new installations from this address today: refused, "
-                        "not to be retried")
+        code=7, message="too many new installations from this address: refused, not to be "
+                        "retried")
     assert _count(database_url, "installations") == 3
     stored = _everything_stored(database_url)
     assert first not in stored and second not in stored

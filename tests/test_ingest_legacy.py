@@ -398,7 +398,7 @@ async def test_legacy_installations_behind_the_gateway_are_limited_per_pseudonym
     assert [a.status_code for a in answers] == [200, 403, 200]
     assert "retry-after" not in answers[1].headers
     assert answers[1].json() == {"status": "error", "message": "too many new installations "
-                                 "from this address today: refused, not to be retried"}
+                                 "from this address: refused, not to be retried"}
     assert query(database_url, "SELECT COUNT(*) FROM installations") == [(2,)]
 
 

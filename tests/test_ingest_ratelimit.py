@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest._errors import RegistrationRefused, Throttled
+from ingest._errors import LimitRefused, Throttled
 from ingest._ratelimit import Admission, ClientAddress, RateLimiter
 
 
@@ -144,9 +144,9 @@ def test_over_the_limit_a_proxied_registration_gets_a_refusal_that_is_not_retrie
     key = f"pseudonym:{PSEUDONYM}"
     assert admission.register(key, proxied=True) is None
     refused = admission.register(key, proxied=True)
-    assert isinstance(refused, RegistrationRefused)
+    assert isinstance(refused, LimitRefused)
     assert (refused.status, refused.reason, str(refused)) == (
         403, "registration_limit",
-        "too many new installations from this address today: refused, not to be retried")
+        "too many new installations from this address: refused, not to be retried")
     direct = admission.register(key)
     assert isinstance(direct, Throttled) and direct.status == 429

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import time
 from datetime import date
+from pathlib import Path
 
 import httpx
 import ingest_wire as wire
@@ -121,3 +122,34 @@ def _post_until_stored(base: str, week: date) -> int:
             return status
         time.sleep(0.25)
     return status
+
+
+def test_the_export_path_answers_other_methods_405(tmp_path: Path) -> None:
+    with running_server(settings(f"sqlite:///{tmp_path}/ingest.db")) as base:
+        port = int(base.rsplit(":", 1)[1])
+        answer = asyncio.run(wire.one(port, f"GET {PATH} HTTP/1.1\r\nHost: i\r\n\r\n".encode()))
+    assert (answer.status, answer.headers["allow"]) == (405, "POST")
+
+
+def test_a_client_gone_before_its_body_ends_is_not_answered_and_stores_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sqlite_url = f"sqlite:///{tmp_path}/ingest.db"
+    raw = wire.export_request(gzip.compress(request(new_installation()).SerializeToString()),
+                              new_credential())
+
+    async def send_half_and_go(port: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(raw[:-20])
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+        return await asyncio.wait_for(reader.read(), 10)
+
+    with caplog.at_level("ERROR"), running_server(settings(sqlite_url)) as base:
+        port = int(base.rsplit(":", 1)[1])
+        answered = asyncio.run(send_half_and_go(port))
+        after = asyncio.run(wire.one(port, wire.export_request(
+            gzip.compress(request(new_installation()).SerializeToString()), new_credential())))
+    assert (answered, after.status) == (b"", 200)
+    assert query(sqlite_url, "SELECT COUNT(*) FROM weekly_reports") == [(1,)]
+    assert [r.getMessage() for r in caplog.records] == []

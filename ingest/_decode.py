@@ -2,21 +2,33 @@
 
 OTLP/HTTP (opentelemetry-proto, docs/specification.md): protobuf or JSON, optionally gzip, and
 every answer, errors included, encoded in the request's content type.
+
+A request is parsed with the OTLP schema changed in one place: a number data point's
+attributes are kept as the bytes of each `KeyValue` (the wire format is the same), and
+`attribute_pairs` reads them through a cache. A report's points repeat a few dozen
+attribute pairs that the catalog allows; reading each from its message was a fifth of a
+report's validation.
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from typing import Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
-from google.protobuf import json_format
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.proto.resource.v1 import resource_pb2
 
 from ._errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
 
@@ -58,21 +70,69 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return data
 
 
-def parse(data: bytes, fmt: Format) -> ExportMetricsServiceRequest:
-    """Parse an ExportMetricsServiceRequest; 400 when it is not one."""
-    request = ExportMetricsServiceRequest()
+def _with_raw_point_attributes() -> Any:
+    """The ExportMetricsServiceRequest class of the OTLP schema in which
+    `NumberDataPoint.attributes` is `repeated bytes` (in a pool of its own)."""
+    pool = descriptor_pool.DescriptorPool()
+    for module in (common_pb2, resource_pb2, metrics_pb2, metrics_service_pb2):
+        file = descriptor_pb2.FileDescriptorProto()
+        module.DESCRIPTOR.CopyToProto(file)
+        for message in file.message_type:
+            for field in message.field:
+                if (message.name, field.name) == ("NumberDataPoint", "attributes"):
+                    field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+                    field.ClearField("type_name")
+        pool.Add(file)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName(ExportMetricsServiceRequest.DESCRIPTOR.full_name))
+
+
+Request = _with_raw_point_attributes()
+
+
+def parse(data: bytes, fmt: Format) -> Any:
+    """Parse an ExportMetricsServiceRequest (as `Request`); 400 when it is not one."""
     try:
         if fmt == "protobuf":
-            request.ParseFromString(data)
-        else:
-            document = json.loads(data.decode("utf-8"))
-            if not isinstance(document, dict):
-                raise ValueError("a JSON body must be an object")
-            json_format.ParseDict(document, request, ignore_unknown_fields=True)
+            return Request.FromString(data)
+        document = json.loads(data.decode("utf-8"))
+        if not isinstance(document, dict):
+            raise ValueError("a JSON body must be an object")
+        request = json_format.ParseDict(document, ExportMetricsServiceRequest(),
+                                        ignore_unknown_fields=True)
+        return Request.FromString(request.SerializeToString())
     except (DecodeError, json_format.ParseError, UnicodeDecodeError, ValueError,
             TypeError, RecursionError) as exc:
         raise MalformedBody(f"body is not an ExportMetricsServiceRequest: {exc}") from exc
-    return request
+
+
+def as_parsed(request: Message) -> Any:
+    """Any ExportMetricsServiceRequest as `parse` gives it."""
+    return request if isinstance(request, Request) else Request.FromString(
+        request.SerializeToString())
+
+
+_PAIRS: dict[bytes, tuple[str, str]] = {}
+_MAX_PAIRS = 10_000
+
+
+def attribute_pairs(raw: Iterable[bytes]) -> list[tuple[str, str]]:
+    """A data point's attributes as (key, string value) pairs (a value that is not a string
+    reads as ""), as parsing them as `KeyValue` messages gives; 400 when one is not."""
+    pairs = []
+    for encoded in raw:
+        pair = _PAIRS.get(encoded)
+        if pair is None:
+            try:
+                attribute = KeyValue.FromString(encoded)
+            except DecodeError as exc:
+                raise MalformedBody(f"body is not an ExportMetricsServiceRequest: {exc}") from exc
+            pair = (attribute.key, attribute.value.string_value)
+            if len(_PAIRS) >= _MAX_PAIRS:  # the bytes are the client's: bounded
+                _PAIRS.clear()
+            _PAIRS[encoded] = pair
+        pairs.append(pair)
+    return pairs
 
 
 def encode(message: Message, fmt: Format) -> bytes:

@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from otel_usage.catalog import Catalog
 from otel_usage.weeks import WEEK_NS, Week
 
+from ._decode import as_parsed, attribute_pairs
 from ._errors import InvalidReport, Problem
 from ._validate import INSTALLATION_KEY, _resource
 
@@ -27,6 +28,7 @@ def erasure_of(request: ExportMetricsServiceRequest, catalog: Catalog) -> str | 
     """The installation an erasure request names; None when the request asks for no erasure;
     InvalidReport when it holds the erasure metric in another shape than the contract's."""
     name = catalog.protocol.erasure_metric
+    request = as_parsed(request)
     metrics = [(rm, m) for rm in request.resource_metrics for sm in rm.scope_metrics
                for m in sm.metrics]
     if not any(m.name == name for _, m in metrics):
@@ -56,6 +58,7 @@ def _one_point_of_one(metric: object) -> bool:
     if len(points) != 1:
         return False
     point = points[0]
+    attribute_pairs(point.attributes)  # a body that does not parse is refused whole
     return (point.WhichOneof("value") == "as_int" and point.as_int == 1
             and Week.from_start_ns(point.start_time_unix_nano) is not None
             and point.time_unix_nano - point.start_time_unix_nano == WEEK_NS)

@@ -30,6 +30,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from otel_usage.catalog import Attribute, Catalog, Metric
 from otel_usage.weeks import WEEK_NS, Week, retention_cutoff
 
+from ._decode import as_parsed, attribute_pairs
 from ._errors import InvalidReport, Problem, summary
 
 # The OpenTelemetry semantic convention that carries the random installation id (DESIGN.md).
@@ -124,7 +125,9 @@ class Limits:
 
 
 def validate(request: ExportMetricsServiceRequest, limits: Limits) -> Accepted:
-    """The request's reports, or InvalidReport listing every problem."""
+    """The request's reports, or InvalidReport listing every problem (a request as
+    `_decode.parse` gives it, or any ExportMetricsServiceRequest)."""
+    request = as_parsed(request)
     problems: list[Problem] = []
     if not request.resource_metrics:
         raise InvalidReport([Problem("empty", "request holds no resource_metrics")])
@@ -232,16 +235,17 @@ def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None,
 
 @dataclass(frozen=True)
 class _MetricRules:
-    """A catalog metric made quick to check: allowed values as sets, every allowed
-    (attribute, value) pair in one set when all its attributes are enums, the value ceiling."""
+    """A catalog metric made quick to check: allowed values as sets, the value ceiling, and
+    the attribute sets seen valid, by their bytes (a catalog allows a few dozen per metric)."""
 
     spec: Metric
     values: dict[str, frozenset[str] | Attribute]
-    pairs: frozenset[tuple[str, str]] | None
     ceiling: int
+    valid: dict[tuple[bytes, ...], tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 _RULES: dict[int, tuple[Catalog, dict[str, _MetricRules]]] = {}
+_MAX_VALID_SETS = 1_000
 _RESOURCE_RULES: dict[int, tuple[Catalog, dict[str, frozenset[str] | Attribute]]] = {}
 
 
@@ -268,11 +272,8 @@ def _rules(catalog: Catalog) -> dict[str, _MetricRules]:
     rules = {}
     for name, spec in catalog.metrics.items():
         values = {key: _allowed(attr) for key, attr in spec.attributes.items()}
-        pairs = (frozenset((key, value) for key, allowed in values.items()
-                           for value in allowed if value)  # type: ignore[union-attr]
-                 if all(v.__class__ is frozenset for v in values.values()) else None)
         ceiling = _DAYS_IN_WEEK if spec.weekly == "days" else catalog.protocol.max_counter_value
-        rules[name] = _MetricRules(spec, values, pairs, ceiling)
+        rules[name] = _MetricRules(spec, values, ceiling)
     _RULES[id(catalog)] = (catalog, rules)
     return rules
 
@@ -294,32 +295,24 @@ def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: l
     if problem is not None:
         for point in data:  # their week still counts: a request covers one week
             spans.add((point.start_time_unix_nano, point.time_unix_nano))
+            attribute_pairs(point.attributes)  # a body that does not parse is refused whole
         problems.extend(problem for _ in data)
         return len(data)
     assert rule is not None
-    # The per-point work is most of a report's validation: a point whose attributes are all
-    # allowed pairs, each key once, with an integer in range, is taken in one pass here;
-    # anything else goes through `_point`, which says what is wrong.
-    name, allowed, ceiling = rule.spec.name, rule.pairs, rule.ceiling
+    # The per-point work is most of a report's validation: a point whose attributes' bytes
+    # were seen valid before, with an integer in range, is taken here; any other goes
+    # through `_point`, which says what is wrong or remembers its attributes as valid.
+    name, valid, ceiling = rule.spec.name, rule.valid, rule.ceiling
     refused = 0
-    span = (-1, -1)
+    start = end = -1
     for point in data:
-        here = (point.start_time_unix_nano, point.time_unix_nano)
-        if here != span:
-            spans.add(here)
-            span = here
-        pairs = [(kv.key, kv.value.string_value) for kv in point.attributes]
+        if point.start_time_unix_nano != start or point.time_unix_nano != end:
+            start, end = point.start_time_unix_nano, point.time_unix_nano
+            spans.add((start, end))
+        attributes = valid.get(tuple(point.attributes))
         value = point.as_int
-        if (allowed is not None and allowed.issuperset(pairs) and 0 <= value <= ceiling
-                and point.HasField("as_int")):
-            if len(pairs) > 1:
-                pairs.sort()
-                if len(dict(pairs)) < len(pairs):
-                    problems.append(Problem("duplicate_attribute",
-                                            f"metric {name!r} repeats an attribute"))
-                    refused += 1
-                    continue
-            points.append(_new_point(Point, (name, tuple(pairs), value)))
+        if attributes is not None and 0 <= value <= ceiling and point.HasField("as_int"):
+            points.append(_new_point(Point, (name, attributes, value)))
             continue
         checked = _point(point, rule)
         if checked.__class__ is Problem:
@@ -342,6 +335,8 @@ def _other_points(metric: OtlpMetric, kind: str | None) -> int:
 
 def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
     name = rule.spec.name
+    encoded = tuple(point.attributes)
+    pairs = attribute_pairs(encoded)  # first: a body that does not parse is refused whole
     if not point.HasField("as_int"):
         return Problem("not_an_integer", f"metric {name!r} takes as_int values")
     value = point.as_int
@@ -349,7 +344,6 @@ def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
         return Problem("value_out_of_range",
                        f"metric {name!r} takes values from 0 to {rule.ceiling}")
     # A value that is not a string reads as "", which is never allowed.
-    pairs = [(kv.key, kv.value.string_value) for kv in point.attributes]
     for key, text in pairs:
         allowed = rule.values.get(key)
         if allowed is None:
@@ -361,7 +355,10 @@ def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
         pairs.sort()
         if len({key for key, _ in pairs}) < len(pairs):
             return Problem("duplicate_attribute", f"metric {name!r} repeats an attribute")
-    return _new_point(Point, (name, tuple(pairs), value))
+    if len(rule.valid) >= _MAX_VALID_SETS:  # the bytes are the client's: bounded
+        rule.valid.clear()
+    attributes = rule.valid[encoded] = tuple(pairs)
+    return _new_point(Point, (name, attributes, value))
 
 
 def _drop_duplicates(points: list[Point], problems: list[Problem]) -> int:

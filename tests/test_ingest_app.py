@@ -379,3 +379,33 @@ async def test_behind_a_trusted_proxy_the_rate_limits_refuse_for_good(
     assert "retry-after" not in answers[2].headers
     assert Status.FromString(answers[2].content) == Status(
         code=7, message="too many reports from this installation: refused, not to be retried")
+
+
+def _with_broken_attribute(message: object, metric: int) -> bytes:
+    """The body with bytes that are no KeyValue among a point's attributes (the ingest reads
+    a point's attributes only when it checks them)."""
+    from ingest import _decode
+    lazy = _decode.as_parsed(message)  # type: ignore[arg-type]
+    data = lazy.resource_metrics[0].scope_metrics[0].metrics[metric]
+    points = data.sum.data_points if data.WhichOneof("data") == "sum" else data.gauge.data_points
+    points[0].attributes.append(b"\x0a\x02\xc3\x28")  # a key that is not UTF-8
+    return gzip.compress(lazy.SerializeToString())
+
+
+@pytest.mark.parametrize("where", ["known metric", "unknown metric", "erasure"])
+async def test_a_point_attribute_that_does_not_parse_refuses_the_whole_body(
+        database_url: str, where: str) -> None:  # noqa: F811
+    installation = new_installation()
+    message = (erasure_request(installation, WEEK) if where == "erasure" else request(
+        installation, data=UPTIME | {"printernizer.unknown": [({}, 1)]}))
+    body = _with_broken_attribute(message, {"known metric": 0, "unknown metric": 1,
+                                            "erasure": 0}[where])
+    headers = {"content-type": "application/x-protobuf", "content-encoding": "gzip",
+               HEADER: new_credential()}
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, content=body, headers=headers)
+    assert response.status_code == 400
+    assert Status.FromString(response.content).message.startswith(
+        "body is not an ExportMetricsServiceRequest: ")
+    assert (_count(database_url), _count(database_url, "installations"),
+            _count(database_url, "erasures")) == (0, 0, 0)

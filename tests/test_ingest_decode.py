@@ -8,8 +8,10 @@ import pytest
 from google.protobuf import json_format
 from ingest_reports import encode, new_installation, request
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from ingest import _decode
 from ingest._errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
@@ -65,9 +67,47 @@ def test_unknown_content_encoding_is_unsupported() -> None:
 
 @pytest.mark.parametrize("fmt", ["protobuf", "json"])
 def test_a_report_parses_back_to_the_same_message(fmt: str) -> None:
+    """Parsed with the points' attributes as bytes, it still holds the whole message."""
     message = request(new_installation())
     body, _ = encode(message, fmt)
-    assert _decode.parse(body, fmt) == message  # type: ignore[arg-type]
+    parsed = _decode.parse(body, fmt)  # type: ignore[arg-type]
+    assert ExportMetricsServiceRequest.FromString(parsed.SerializeToString()) == message
+    point = parsed.resource_metrics[0].scope_metrics[0].metrics[1].sum.data_points[0]
+    original = message.resource_metrics[0].scope_metrics[0].metrics[1].sum.data_points[0]
+    assert list(point.attributes) == [kv.SerializeToString() for kv in original.attributes]
+
+
+def test_attribute_pairs_read_any_encoding_of_a_key_value_as_its_message_does() -> None:
+    canonical = KeyValue(key="job.status", value=AnyValue(string_value="failed"))
+    # A field the schema does not know, after the value: the same attribute to a parser.
+    padded = canonical.SerializeToString() + b"\x78\x01"
+    not_a_string = KeyValue(key="job.status", value=AnyValue(int_value=3)).SerializeToString()
+    assert _decode.attribute_pairs([canonical.SerializeToString(), padded, not_a_string]) == [
+        ("job.status", "failed"), ("job.status", "failed"), ("job.status", "")]
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xff\xff", b"\x0a\x02\xc3\x28"])  # garbage; bad UTF-8
+def test_an_attribute_that_is_not_a_key_value_is_malformed(raw: bytes) -> None:
+    with pytest.raises(MalformedBody):
+        _decode.attribute_pairs([raw])
+
+
+def test_the_cache_of_attributes_is_bounded_whatever_the_client_sends() -> None:
+    """Who chooses the key: the client. Distinct encodings of one attribute never hold more
+    than the bound."""
+    base = KeyValue(key="k", value=AnyValue(string_value="v")).SerializeToString()
+    for index in range(_decode._MAX_PAIRS + 500):
+        assert _decode.attribute_pairs([base + b"\x78" + _varint(index)]) == [("k", "v")]
+        assert len(_decode._PAIRS) <= _decode._MAX_PAIRS
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 @pytest.mark.parametrize(("body", "fmt"), [

@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from ingest._errors import InvalidReport, Problem
-from ingest._validate import Limits, Point, validate
+from ingest._validate import _MAX_VALID_SETS, Limits, Point, _rules, validate
 
 LIMITS = Limits(CATALOG, NOW, 24, 3600)
 JOBS = {"job.status": "completed", "printer.type": "bambu_lab"}
@@ -181,3 +181,40 @@ def test_several_weeks_of_one_installation_are_accepted_but_not_twice_the_same()
     assert [r.week_start.date() for r in validate(message, LIMITS).reports] == [WEEK, date(2025, 6, 2)]
     add_week(message, resource(installation), {"printernizer.uptime": [({}, 1)]}, WEEK)
     assert _codes(message) == ["duplicate_week"]
+
+
+def test_attributes_seen_valid_do_not_let_a_bad_value_through() -> None:
+    """Valid attribute sets are remembered by their bytes; the value is checked every time."""
+    validate(request(new_installation(), data={"printernizer.jobs": [(JOBS, 1)]}), LIMITS)
+    message = request(new_installation(), data={"printernizer.jobs": [(JOBS, 1)],
+                                                "printernizer.app.starts": [({}, 1)]})
+    metrics = message.resource_metrics[0].scope_metrics[0].metrics
+    metrics[0].sum.data_points[0].as_double = 2.0
+    assert [p.code for p in validate(message, LIMITS).problems] == ["not_an_integer"]
+    too_big = request(new_installation(), data={
+        "printernizer.jobs": [(JOBS, CATALOG.protocol.max_counter_value + 1)]})
+    assert _codes(too_big) == ["value_out_of_range"]
+
+
+def test_any_encoding_and_order_of_an_allowed_attribute_set_is_stored_alike() -> None:
+    message = request(new_installation(), data={"printernizer.jobs": [(JOBS, 3)]})
+    attributes = message.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0].attributes
+    first, second = attributes[0].SerializeToString(), attributes[1].SerializeToString()
+    del attributes[:]
+    attributes.add().ParseFromString(second + b"\x78\x01")  # a field the schema does not know
+    attributes.add().ParseFromString(first)
+    assert validate(message, LIMITS).reports[0].points == (
+        Point("printernizer.jobs", (("job.status", "completed"), ("printer.type", "bambu_lab")), 3),)
+
+
+def test_remembered_attribute_sets_are_bounded_whatever_the_client_sends() -> None:
+    """Who chooses the key: the client, with distinct encodings of one allowed set."""
+    rule = _rules(CATALOG)["printernizer.jobs"]
+    for index in range(_MAX_VALID_SETS + 50):
+        message = request(new_installation(), data={"printernizer.jobs": [(JOBS, 1)]})
+        point = message.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0]
+        unknown = str(index).encode()  # field 15, bytes: a parser skips it
+        point.attributes[0].MergeFromString(b"\x7a" + bytes([len(unknown)]) + unknown)
+        assert validate(message, LIMITS).reports[0].points == (
+            Point("printernizer.jobs", tuple(sorted(JOBS.items())), 1),)
+        assert len(rule.valid) <= _MAX_VALID_SETS

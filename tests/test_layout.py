@@ -151,3 +151,41 @@ def test_the_wheel_ships_the_type_information_the_catalog_and_the_page(tmp_path:
     static = {p.name for p in (PACKAGE / "web" / "static").iterdir()}
     assert {"otel_usage/py.typed", "otel_usage/catalog.toml"} | {
         f"otel_usage/web/static/{name}" for name in static} <= names
+
+
+def test_the_readme_layout_names_every_folder_and_room_and_nothing_that_is_not_there() -> None:
+    """README.md's layout table: every folder of the checkout and every room of the client
+    (subpackage or top-level module) is in it, and every path it names exists."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("| folder | what it is |"):].split("\n\n")[0].splitlines()[2:]
+    named = {word.strip("`,") for line in table for word in line.split("|")[1].split()}
+    # A bare file name is at the top, or continues the client's folder (`catalog.py`).
+    paths = {name if "/" in name or (ROOT / name).exists() else f"otel_usage/{name}"
+             for name in named}
+    folders = {f"{p.name}/" for p in ROOT.iterdir() if p.is_dir()
+               and not p.name.startswith((".", "_")) and p.name not in _NOT_IN_THE_TABLE
+               and not p.name.endswith(".egg-info")}
+    rooms = {f"otel_usage/{p.name}/" if p.is_dir() else f"otel_usage/{p.name}"
+             for p in PACKAGE.iterdir()
+             if (p.is_dir() and (p / "__init__.py").exists())
+             or (p.suffix == ".py" and p.name != "__init__.py")}
+    assert (folders | rooms) - paths == set()
+    assert {p for p in paths if not (ROOT / p).exists()} == set()
+
+
+# Folders a fresh checkout gains by running things, and the tests' and scripts' own.
+_NOT_IN_THE_TABLE = {"tests", "scripts", "artifacts", "build", "dist"}
+
+
+def test_the_ingest_readme_names_every_module_of_the_ingest() -> None:
+    text = (ROOT / "ingest" / "README.md").read_text(encoding="utf-8")
+    modules = {p.stem for p in (ROOT / "ingest").glob("*.py") if p.stem != "__init__"}
+    assert {m for m in modules if f"`{m}`" not in text} == set()
+
+
+def test_every_module_opens_with_a_comment_on_its_one_job() -> None:
+    modules = [p for folder in ("otel_usage", "ingest", "dashboards", "demo", "benchmarks")
+               for p in sorted((ROOT / folder).rglob("*.py"))]
+    silent = [str(p.relative_to(ROOT)) for p in modules
+              if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))]
+    assert silent == []

@@ -62,7 +62,7 @@ class Writer:
         self._store = store
         self._settings = settings
         self._admission = admission
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # C: no Condition per put
         self._next: list[_Pending] = []
         self._waiting = 0
         self._day: tuple[float, datetime] = (-1.0, datetime.min)

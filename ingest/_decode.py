@@ -114,6 +114,10 @@ def as_parsed(request: Message) -> Any:
 
 _PAIRS: dict[bytes, tuple[str, str]] = {}
 _MAX_PAIRS = 10_000
+# A KeyValue the catalog allows takes a few dozen bytes. A longer one (a client's padding with
+# fields the schema does not know) is read each time and never kept, so what the client
+# chooses holds at most _MAX_PAIRS * MAX_KEPT_BYTES here.
+MAX_KEPT_BYTES = 256
 
 
 def attribute_pairs(raw: Iterable[bytes]) -> list[tuple[str, str]]:
@@ -128,9 +132,10 @@ def attribute_pairs(raw: Iterable[bytes]) -> list[tuple[str, str]]:
             except DecodeError as exc:
                 raise MalformedBody(f"body is not an ExportMetricsServiceRequest: {exc}") from exc
             pair = (attribute.key, attribute.value.string_value)
-            if len(_PAIRS) >= _MAX_PAIRS:  # the bytes are the client's: bounded
-                _PAIRS.clear()
-            _PAIRS[encoded] = pair
+            if len(encoded) <= MAX_KEPT_BYTES:
+                if len(_PAIRS) >= _MAX_PAIRS:  # the bytes are the client's: bounded
+                    _PAIRS.clear()
+                _PAIRS[encoded] = pair
         pairs.append(pair)
     return pairs
 

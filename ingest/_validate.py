@@ -30,7 +30,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from otel_usage.catalog import Attribute, Catalog, Metric
 from otel_usage.weeks import WEEK_NS, Week, retention_cutoff
 
-from ._decode import as_parsed, attribute_pairs
+from ._decode import MAX_KEPT_BYTES, as_parsed, attribute_pairs
 from ._errors import InvalidReport, Problem, summary
 
 # The OpenTelemetry semantic convention that carries the random installation id (DESIGN.md).
@@ -355,9 +355,11 @@ def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
         pairs.sort()
         if len({key for key, _ in pairs}) < len(pairs):
             return Problem("duplicate_attribute", f"metric {name!r} repeats an attribute")
-    if len(rule.valid) >= _MAX_VALID_SETS:  # the bytes are the client's: bounded
-        rule.valid.clear()
-    attributes = rule.valid[encoded] = tuple(pairs)
+    attributes = tuple(pairs)
+    if all(len(one) <= MAX_KEPT_BYTES for one in encoded):  # the bytes are the client's:
+        if len(rule.valid) >= _MAX_VALID_SETS:  # bounded in number and in size
+            rule.valid.clear()
+        rule.valid[encoded] = attributes
     return _new_point(Point, (name, attributes, value))
 
 

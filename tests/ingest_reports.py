@@ -41,3 +41,13 @@ def request(installation_id: str, week: date = WEEK, *, res: dict[str, str] | No
             catalog: Catalog = CATALOG) -> ExportMetricsServiceRequest:
     """`ingest.testing.request`, for the tests' week unless told otherwise."""
     return testing.request(installation_id, week, res=res, data=data, seed=seed, catalog=catalog)
+
+
+def varint(value: int) -> bytes:
+    """`value` as a protobuf varint: for bytes a client crafts by hand."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 from google.protobuf import json_format
-from ingest_reports import encode, new_installation, request
+from ingest_reports import encode, new_installation, request, varint
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -97,17 +97,22 @@ def test_the_cache_of_attributes_is_bounded_whatever_the_client_sends() -> None:
     than the bound."""
     base = KeyValue(key="k", value=AnyValue(string_value="v")).SerializeToString()
     for index in range(_decode._MAX_PAIRS + 500):
-        assert _decode.attribute_pairs([base + b"\x78" + _varint(index)]) == [("k", "v")]
+        assert _decode.attribute_pairs([base + b"\x78" + varint(index)]) == [("k", "v")]
         assert len(_decode._PAIRS) <= _decode._MAX_PAIRS
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+def test_the_cache_of_attributes_keeps_no_long_encoding() -> None:
+    """Who chooses the size: the client, padding an attribute with fields the schema does not
+    know. A padded attribute reads as itself and is never kept, so the cache's bytes stay
+    within its bound in number times `MAX_KEPT_BYTES`."""
+    base = KeyValue(key="k", value=AnyValue(string_value="v")).SerializeToString()
+    padding = b"\x7a" + varint(4000) + b"p" * 4000  # field 15, bytes: a parser skips it
+    for index in range(200):
+        padded = base + padding + b"\x78" + varint(index)
+        assert _decode.attribute_pairs([padded]) == [("k", "v")]
+        assert padded not in _decode._PAIRS
+    assert max(map(len, _decode._PAIRS), default=0) <= _decode.MAX_KEPT_BYTES
+
 
 
 @pytest.mark.parametrize(("body", "fmt"), [

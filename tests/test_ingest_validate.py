@@ -5,12 +5,22 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from ingest_reports import CATALOG, NOW, WEEK, add_week, new_installation, request, resource
+from ingest_reports import (
+    CATALOG,
+    NOW,
+    WEEK,
+    add_week,
+    new_installation,
+    request,
+    resource,
+    varint,
+)
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
+from ingest._decode import MAX_KEPT_BYTES
 from ingest._errors import InvalidReport, Problem
 from ingest._validate import _MAX_VALID_SETS, Limits, Point, _rules, validate
 
@@ -218,3 +228,18 @@ def test_remembered_attribute_sets_are_bounded_whatever_the_client_sends() -> No
         assert validate(message, LIMITS).reports[0].points == (
             Point("printernizer.jobs", tuple(sorted(JOBS.items())), 1),)
         assert len(rule.valid) <= _MAX_VALID_SETS
+
+
+def test_remembered_attribute_sets_keep_no_long_encoding() -> None:
+    """Who chooses the size: the client, padding an allowed attribute with unknown fields.
+    The point is stored as itself, and its padded bytes are not remembered."""
+    rule = _rules(CATALOG)["printernizer.jobs"]
+    for index in range(50):
+        message = request(new_installation(), data={"printernizer.jobs": [(JOBS, 1)]})
+        point = message.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0]
+        unknown = b"p" * 3000 + str(index).encode()  # field 15, bytes: a parser skips it
+        point.attributes[0].MergeFromString(b"\x7a" + varint(len(unknown)) + unknown)
+        assert validate(message, LIMITS).reports[0].points == (
+            Point("printernizer.jobs", tuple(sorted(JOBS.items())), 1),)
+    assert max(len(one) for key in rule.valid for one in key) <= MAX_KEPT_BYTES
+

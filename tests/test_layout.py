@@ -189,3 +189,17 @@ def test_every_module_opens_with_a_comment_on_its_one_job() -> None:
     silent = [str(p.relative_to(ROOT)) for p in modules
               if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))]
     assert silent == []
+
+
+def test_the_checkout_tracks_nothing_a_run_makes() -> None:
+    """No ignored file (a virtualenv, a cache, a database) and no symbolic link is tracked: a
+    fresh clone holding a link into another checkout could not set itself up."""
+    def git(*args: str) -> list[str]:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True)
+        return done.stdout.splitlines()
+
+    ignored = git("ls-files", "--cached", "--ignored", "--exclude-standard")
+    links = [line.split("\t")[1] for line in git("ls-files", "--stage")
+             if line.startswith("120000 ")]
+    assert (ignored, links) == ([], [])

@@ -137,16 +137,19 @@ def _ingest(database: str, clock: _SimulatedClock) -> Iterator[str]:
 
     from ingest import Settings, create_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    # The socket is bound here and handed to uvicorn: no other process can take the port
+    # between choosing it and listening on it.
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
     # The whole simulated fleet sends from this machine: loopback is exempt from the limits per
     # client address (an explicit setting; a real ingest trusts only its gateway).
     settings = Settings(database_url=database, clock=clock, publish_interval_s=_NEVER_S,
                         unlimited_addresses=frozenset({"127.0.0.1"}))
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="ingest", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, name="ingest",
+                              daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
@@ -156,6 +159,7 @@ def _ingest(database: str, clock: _SimulatedClock) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        listening.close()
 
 
 _NEVER_S = 10.0 * 365 * 86400

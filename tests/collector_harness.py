@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import os
 import signal
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -32,6 +31,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from ports import free_port
 
 from otel_usage.catalog import load_catalog
 from otel_usage.clock import default_clock
@@ -57,12 +57,6 @@ def build_collector() -> Path:
     if result.returncode != 0:
         pytest.fail(f"collector-config/build.sh failed:\n{result.stderr.strip()}")
     return BINARY
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

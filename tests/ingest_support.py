@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 from ingest_reports import NOW
+from ports import free_port
 
 from ingest import Settings, _server, create_app
 
@@ -70,12 +70,6 @@ def query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in conn.exec_driver_sql(sql)]
     finally:
         engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

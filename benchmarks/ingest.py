@@ -25,7 +25,6 @@ import gzip
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ingest.testing import CATALOG, new_credential, new_installation, request
+from ingest.testing import CATALOG, free_port, new_credential, new_installation, request
 from otel_usage.clock import default_clock
 from otel_usage.weeks import Week
 
@@ -154,12 +153,6 @@ def cpu_s(pid: int) -> float:
         fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         seconds += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return seconds
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(design: Design, database: str, port: int) -> subprocess.Popen[bytes]:

@@ -24,7 +24,6 @@ import contextlib
 import gzip
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ import uvicorn
 
 from ingest import Settings, create_app, publish
 from ingest.audit import FIRST, Clock, derivable_cells, make_fleet, published_rows, send_fleet
-from ingest.testing import CATALOG, new_credential, new_installation, request
+from ingest.testing import CATALOG, free_port, new_credential, new_installation, request
 
 PATH = CATALOG.protocol.metrics_path
 HEADER = CATALOG.protocol.credential_header
@@ -169,7 +168,7 @@ async def health_under_load(port: int, idle: int = 1000, slow: int = 150,
 
 @contextlib.contextmanager
 def serve(database: str) -> Iterator[subprocess.Popen[bytes]]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "ingest.cli", "serve", "--database", database, "--port",
          str(port), "--unlimited-address", "127.0.0.1", "--log-level", "error"])
@@ -187,19 +186,13 @@ def serve(database: str) -> Iterator[subprocess.Popen[bytes]]:
         process.wait(60)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def differencing(database: str) -> dict[str, int]:
     """Send the audit fleet week by week to an in-process ingest on a moved clock, publish,
     and count the derivable cells, and those under k."""
     clock = Clock(datetime(2025, 5, 1, tzinfo=UTC))
     settings = Settings(database_url=database, clock=clock,
                         unlimited_addresses=frozenset({"127.0.0.1"}), installation_burst=10)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -8,6 +8,8 @@ service does not use it.
 
 - `store_weeks`, `store_counts`: seed a store in bulk through the service's own write path,
   without HTTP.
+
+- `free_port`: a loopback port to start an ingest (or a gateway) on.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import gzip
 import random
 import secrets
+import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from pathlib import Path
 from typing import NamedTuple
 
 from google.protobuf import json_format
@@ -31,7 +35,7 @@ from otel_usage.catalog import Attribute, Catalog, load_catalog
 from otel_usage.weeks import Week
 
 __all__ = ["CATALOG", "Data", "StoredWeek", "add_week", "encode", "erasure_request",
-           "new_credential",
+           "free_port", "new_credential",
            "new_installation", "points", "request", "resource", "store_counts", "store_weeks",
            "week_ns"]
 
@@ -209,3 +213,25 @@ def store_counts(database_url: str, counts: Mapping[tuple[datetime, str, str], i
         store.add_counts(counts)
     finally:
         store.dispose()
+
+
+_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_SPAN = 8000
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on, below the kernel's ephemeral range.
+
+    Every outgoing connection of every process takes its local port from the ephemeral range,
+    so a port found free there can be taken before the server binds it (a gateway once failed
+    to start with "address already in use"); below the range only another server can."""
+    low = int(_RANGE_FILE.read_text().split()[0]) if _RANGE_FILE.exists() else 32768
+    first = max(1024, low - _SPAN)
+    for port in secrets.SystemRandom().sample(range(first, low), low - first):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free loopback port in {first}-{low - 1}")

@@ -31,8 +31,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from ports import free_port
 
+from ingest.testing import free_port
 from otel_usage.catalog import load_catalog
 from otel_usage.clock import default_clock
 from otel_usage.weeks import Week

@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 from ingest_reports import NOW
-from ports import free_port
 
 from ingest import Settings, _server, create_app
+from ingest.testing import free_port
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import time
 from datetime import date
 from pathlib import Path
@@ -21,6 +22,8 @@ from ingest_support import (  # noqa: F401  (fixture)
     server_process,
     settings,
 )
+
+from ingest.testing import free_port
 
 HEADER = CATALOG.protocol.credential_header
 PATH = CATALOG.protocol.metrics_path
@@ -153,3 +156,14 @@ def test_a_client_gone_before_its_body_ends_is_not_answered_and_stores_nothing(
     assert (answered, after.status) == (b"", 200)
     assert query(sqlite_url, "SELECT COUNT(*) FROM weekly_reports") == [(1,)]
     assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_the_testing_apis_free_port_is_below_the_ephemeral_range_and_free() -> None:
+    """Outgoing connections take their local ports from the ephemeral range: a server's port
+    chosen there could be taken before the server binds it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(1024 <= port < low for port in ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))

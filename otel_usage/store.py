@@ -1,16 +1,19 @@
 """The local SQLite database: every SQL statement of it, and the one way to reach it.
 
-One file, ``usage.sqlite3`` in the data directory, in WAL mode so that reads never wait for the
-exporter's writes. Its schema and migrations, and every read and write (the exporter's daily
-rows, the weekly report's rows, the outbox, the upload history, erasure requests, the viewer's
-sums, the export, delete-all and ``meta``) are here and nowhere else. Each table is small by
-construction: one row per (UTC day, series), never one row per event.
+One file, ``usage.sqlite3`` in the data directory, in WAL mode so that a reader in another
+process (the ``otel-usage`` command beside a running host) never waits for a writer's commit,
+nor a writer for it. Its schema (:data:`MIGRATIONS`), and every read and write (the exporter's
+daily rows, the weekly report's rows, the outbox, the upload history, erasure requests, the
+viewer's sums, the export, delete-all and ``meta``) are here and nowhere else. Each table is
+small by construction: one row per (UTC day, series), never one row per event.
 
 One driver, Python's ``sqlite3``: :meth:`Store.transaction` (a write transaction) and
 :meth:`Store.read` (a consistent snapshot) yield a :class:`Tx` whose methods are the statements.
-Sync hosts call them directly; async hosts run them in a thread (``asyncio.to_thread``). Every
-``sqlite3`` or OS error is mapped here, once, into :class:`StoreUnavailableError` with a short
-``kind`` (``corrupt``, ``disk_full``, ``read_only``, ...): no caller ever sees ``sqlite3``.
+Sync hosts call them directly; async hosts run them in a thread (``asyncio.to_thread``). A
+:class:`Store` holds one connection under a lock, so the threads of one process take turns on
+it: a read waits while the exporter's transaction runs (an export takes a few milliseconds).
+Every ``sqlite3`` or OS error is mapped here, once, into :class:`StoreUnavailableError` with a
+short ``kind`` (``corrupt``, ``disk_full``, ``read_only``, ...): no caller ever sees ``sqlite3``.
 Deleted rows are overwritten (``secure_delete``), so a deleted value does not linger in the file.
 """
 
@@ -35,7 +38,10 @@ __all__ = ["DB_FILENAME", "DueReport", "ModeChange", "PendingErasure", "Store",
 
 DB_FILENAME = "usage.sqlite3"
 
-# Each entry moves the schema one version up (PRAGMA user_version); never edit a released one.
+# Each entry moves the schema one version up (PRAGMA user_version); its statements are split at
+# every semicolon, so none may stand in a comment. Until the first release
+# a schema change edits version 1 in place (no store was ever made by an unreleased version);
+# from then on a change is a new entry, and a released entry is never edited.
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -46,6 +52,8 @@ MIGRATIONS: tuple[str, ...] = (
         catalog_version INTEGER NOT NULL,
         source TEXT NOT NULL
     );
+    -- A series is its name, attributes and kind (a histogram named like a catalog counter is
+    -- another series).
     CREATE TABLE series (
         id INTEGER PRIMARY KEY,
         metric TEXT NOT NULL,
@@ -53,7 +61,7 @@ MIGRATIONS: tuple[str, ...] = (
         kind TEXT NOT NULL,
         unit TEXT NOT NULL,
         local_only INTEGER NOT NULL,
-        UNIQUE (metric, attributes)
+        UNIQUE (metric, attributes, kind)
     );
     -- NUMERIC affinity keeps whole numbers as compact integers.
     CREATE TABLE daily (
@@ -64,10 +72,7 @@ MIGRATIONS: tuple[str, ...] = (
         peak NUMERIC,
         PRIMARY KEY (day, series_id)
     ) WITHOUT ROWID;
-    """,
-    # Issue 3: the outbox of weekly reports (the exact bytes that leave), the history of every
-    # attempt, and pending erasure requests (which keep the old id and credential until done).
-    """
+    -- The weekly reports: the exact bytes that leave, and each one's state.
     CREATE TABLE outbox (
         week TEXT PRIMARY KEY,
         installation_id TEXT NOT NULL,
@@ -80,6 +85,7 @@ MIGRATIONS: tuple[str, ...] = (
         last_status INTEGER,
         last_answer TEXT
     );
+    -- Every attempt to send a report or an erasure request, for the user's history.
     CREATE TABLE uploads (
         id INTEGER PRIMARY KEY,
         kind TEXT NOT NULL CHECK (kind IN ('report', 'erasure')),
@@ -90,35 +96,18 @@ MIGRATIONS: tuple[str, ...] = (
         status INTEGER,
         answer TEXT NOT NULL
     );
-    CREATE TABLE erasures (
-        installation_id TEXT PRIMARY KEY,
-        credential TEXT NOT NULL,
+    -- Every installation and endpoint a report's sending began to, with the credential it
+    -- carried, until an opt-out or delete turns them into erasure requests.
+    CREATE TABLE destinations (
+        installation_id TEXT NOT NULL,
         endpoint TEXT NOT NULL,
-        requested_at TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at TEXT NOT NULL,
-        last_status INTEGER,
-        last_answer TEXT
+        credential TEXT NOT NULL,
+        first_at TEXT NOT NULL,
+        PRIMARY KEY (installation_id, endpoint)
     );
-    """,
-    # Issue 13: a series is its name, attributes and kind (a histogram named like a catalog
-    # counter is another series); an erasure goes to each endpoint a report went to, with the
-    # credential it carried (`destinations`: every installation and endpoint a report's
-    # sending began to, until an opt-out or delete turns them into erasure requests).
-    """
-    CREATE TABLE series_by_kind (
-        id INTEGER PRIMARY KEY,
-        metric TEXT NOT NULL,
-        attributes TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        unit TEXT NOT NULL,
-        local_only INTEGER NOT NULL,
-        UNIQUE (metric, attributes, kind)
-    );
-    INSERT INTO series_by_kind SELECT id, metric, attributes, kind, unit, local_only FROM series;
-    DROP TABLE series;
-    ALTER TABLE series_by_kind RENAME TO series;
-    CREATE TABLE erasures_by_endpoint (
+    -- Erasure requests, one per endpoint a report went to: each keeps the old id and
+    -- credential until the server acknowledges it.
+    CREATE TABLE erasures (
         installation_id TEXT NOT NULL,
         credential TEXT NOT NULL,
         endpoint TEXT NOT NULL,
@@ -129,22 +118,6 @@ MIGRATIONS: tuple[str, ...] = (
         last_answer TEXT,
         PRIMARY KEY (installation_id, endpoint)
     );
-    INSERT INTO erasures_by_endpoint SELECT * FROM erasures;
-    DROP TABLE erasures;
-    ALTER TABLE erasures_by_endpoint RENAME TO erasures;
-    CREATE TABLE destinations (
-        installation_id TEXT NOT NULL,
-        endpoint TEXT NOT NULL,
-        credential TEXT NOT NULL,
-        first_at TEXT NOT NULL,
-        PRIMARY KEY (installation_id, endpoint)
-    );
-    INSERT INTO destinations
-    SELECT i.value, u.endpoint, c.value, min(u.attempted_at)
-    FROM uploads u, meta i, meta c
-    WHERE u.kind = 'report' AND NOT (u.status IS NULL AND u.answer LIKE 'refused:%')
-      AND i.key = 'installation_id' AND c.key = 'credential'
-    GROUP BY u.endpoint;
     """,
 )
 
@@ -253,6 +226,7 @@ def connect(path: Path, *, timeout_s: float = 5.0) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the file up to the last version of :data:`MIGRATIONS` (a new file: version 1)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version >= len(MIGRATIONS):
         return
@@ -366,7 +340,8 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        """A read transaction: a consistent snapshot that never waits for writers (WAL)."""
+        """A read transaction: a consistent snapshot. It waits for this Store's own
+        transaction in flight (one connection, one lock), never for another process's (WAL)."""
         with self._lock, self._guarded(), _mapped():
             conn = self._connection()
             conn.execute("BEGIN")
@@ -489,8 +464,8 @@ class Tx:
     def mode_changes_after(self, change_id: int) -> list[tuple[datetime, str]]:
         """(instant, mode) of the user's changes stored after change `change_id`, in order."""
         return [(datetime.fromisoformat(t), m) for t, m in self._conn.execute(
-            "SELECT changed_at, mode FROM mode_changes WHERE id > ? "
-            "AND source != 'environment' ORDER BY id", (change_id,))]
+            "SELECT changed_at, mode FROM mode_changes WHERE id > ? ORDER BY id",
+            (change_id,))]
 
     def new_epoch(self) -> str:
         """A new epoch for the store (at first use and at each delete-all): what was counted

@@ -1,4 +1,4 @@
-"""The user's choice and consent: one state machine, read and changed here and nowhere else.
+"""The user's choice and consent: one state machine, changed here and nowhere else.
 
 States (the user's *stored choice*, kept in ``mode_changes``):
 
@@ -12,7 +12,8 @@ began at the first row's instant (weeks that began before it are never sent) and
 agrees to a newer catalog version (a week is scrubbed with the newest version agreed to before
 the week began, :meth:`Consent.version_for`; what a newer catalog adds waits until then).
 
-Transitions (:func:`change_mode`, :func:`on_start`, :func:`delete_kept_choice`):
+Transitions (:func:`change_mode`, :func:`on_start`, :func:`delete_kept_choice`,
+:func:`adopt_choice`):
 
 - The user's action (CLI, page, API) is the only thing that changes the stored choice.
   Choosing the stored choice again changes nothing stored, except that ``on`` while ``on``
@@ -22,6 +23,8 @@ Transitions (:func:`change_mode`, :func:`on_start`, :func:`delete_kept_choice`):
 - Leaving ``on`` (for ``local`` or ``off``) is an opt-out: the outbox is emptied and every
   report whose sending began gets an erasure request, to the endpoint and with the credential
   that report used, retried until acknowledged (:func:`opt_out`).
+- A choice made with Printernizer's old switch is the user's too: its migration adopts it once,
+  when no choice is stored, consenting to what the old feature described (catalog version 1).
 - Delete-all wipes everything but keeps the user's choice: it is recorded again at the delete's
   instant (so a consent then covers only what is recorded after it), and the user is told.
 - The environment overrides for this process only and is never stored: ``DO_NOT_TRACK=1``
@@ -47,38 +50,42 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+from .catalog import Catalog
 from .errors import InvalidModeError
 from .log import logger
 from .store import ModeChange, Store, Tx
 
 __all__ = [
     "DEFAULT_MODE",
-    "ENVIRONMENT_SOURCE",
     "MODES",
     "Consent",
     "Mode",
     "ModeState",
+    "adopt_choice",
+    "catalog_additions",
     "change_mode",
+    "consent_version",
     "current_consent",
     "delete_kept_choice",
     "effective_mode",
     "environment_mode",
+    "leaves_no_trace",
+    "mark_not_sending",
     "on_start",
     "opt_out",
     "parse_mode",
     "read_mode",
+    "sender_has_work",
     "sending_consent",
-    "user_history",
+    "stored_choice",
 ]
 
 Mode = Literal["off", "local", "on"]
 MODES: tuple[Mode, ...] = ("off", "local", "on")
 DEFAULT_MODE: Mode = "local"
 _TRUTHY = {"1", "true", "yes", "on"}
-# Older releases stored the environment's mode as a change; such rows are not a choice.
-ENVIRONMENT_SOURCE = "environment"
 _ENV_SINCE = "environment_on_since"
 _ENV_VERSION = "environment_on_version"
 _CUT = "consent_cut"
@@ -127,14 +134,14 @@ class ModeState:
         return self.forced is not None
 
 
-def user_history(history: list[ModeChange]) -> list[ModeChange]:
-    """The user's own choices (rows an older release stored for the environment left out)."""
-    return [c for c in history if c.source != ENVIRONMENT_SOURCE]
+def stored_choice(tx: Tx) -> ModeChange | None:
+    """The user's latest choice (None: never chosen)."""
+    return tx.latest_mode()
 
 
-def _stored_choice(tx: Tx) -> ModeChange | None:
-    history = user_history(tx.mode_history())
-    return history[-1] if history else None
+def _stored_mode(tx: Tx) -> Mode | None:
+    latest = stored_choice(tx)
+    return parse_mode(latest.mode) if latest is not None else None
 
 
 def read_mode(store: Store, environ: Mapping[str, str]) -> ModeState:
@@ -143,9 +150,25 @@ def read_mode(store: Store, environ: Mapping[str, str]) -> ModeState:
     stored: Mode | None = None
     if store.exists:
         with store.read() as tx:
-            latest = _stored_choice(tx)
-        stored = parse_mode(latest.mode) if latest is not None else None
+            stored = _stored_mode(tx)
     return ModeState(effective_mode(forced, stored), stored, forced)
+
+
+def leaves_no_trace(store: Store, forced: Mode | None) -> bool:
+    """A process forced ``off`` on a machine whose store was never made reads and makes
+    nothing at start, not even the file."""
+    return forced == "off" and not store.exists
+
+
+def sender_has_work(store: Store, environ: Mapping[str, str]) -> bool:
+    """Whether the sender has anything to do: the mode in force sends, or an erasure request
+    waits to be delivered (in any mode: an opt-out is honoured while ``local`` or ``off``).
+    Raises StoreUnavailableError when the store cannot be read."""
+    forced = environment_mode(environ)
+    if not store.exists:
+        return forced == "on"
+    with store.read() as tx:
+        return effective_mode(forced, _stored_mode(tx)) == "on" or tx.erasure_pending()
 
 
 @dataclass(frozen=True)
@@ -165,10 +188,38 @@ class Consent:
             (v for _, v in self.agreements), default=self.catalog_version)
 
 
+def consent_version(catalog: Catalog, asked: int | None) -> int:
+    """The catalog version a choice consents to: `asked` (an opt-in through Printernizer's old
+    switch agrees to what it described, version 1), by default the catalog's own. Raises
+    InvalidModeError for a version the catalog does not have."""
+    if asked is None:
+        return catalog.version
+    if isinstance(asked, bool) or not isinstance(asked, int) \
+            or not 1 <= asked <= catalog.version:
+        raise InvalidModeError(f"unknown catalog version {asked!r} to consent to: choose one "
+                               f"of 1 to {catalog.version}")
+    return asked
+
+
+def catalog_additions(store: Store, catalog: Catalog) -> dict[str, Any]:
+    """The consent in force and what `catalog` adds to it: ``consented_version`` (None when
+    the stored choice is not ``on``), ``catalog_version`` and ``additions`` (each with a line
+    in English); choosing ``on`` again agrees to them. Raises StoreUnavailableError."""
+    history: list[ModeChange] = []
+    if store.exists:
+        with store.read() as tx:
+            history = tx.mode_history()
+    opt_in = current_consent(history)
+    additions = catalog.additions(opt_in.catalog_version) if opt_in is not None else ()
+    return {"consented_version": opt_in.catalog_version if opt_in else None,
+            "catalog_version": catalog.version,
+            "additions": [a.as_json() for a in additions]}
+
+
 def current_consent(history: list[ModeChange]) -> Consent | None:
     """The user's opt-in in force, or None when the stored choice is not ``on``."""
     run: list[ModeChange] = []
-    for change in reversed(user_history(history)):
+    for change in reversed(history):
         if change.mode != "on":
             break
         run.append(change)
@@ -212,7 +263,7 @@ def change_mode(tx: Tx, chosen: Mode, now: datetime, catalog_version: int,
                 source: str) -> Transition:
     """The user's choice: store `chosen` (``on`` while ``on`` under a newer catalog records the
     consent to it); leaving ``on`` opts out (:func:`opt_out`)."""
-    latest = _stored_choice(tx)
+    latest = stored_choice(tx)
     previous = parse_mode(latest.mode) if latest is not None else None
     if previous == chosen and chosen != "on":
         # The stored choice stays; but the user has said "do not send" again: a consent the
@@ -256,7 +307,7 @@ def on_start(tx: Tx, forced: Mode | None, now: datetime, catalog_version: int) -
     does not send while the stored choice is ``on`` moves the consent's start past itself; a
     process not forced ``on`` while the stored choice is not ``on`` opts out of what an
     earlier forced process sent."""
-    latest = _stored_choice(tx)
+    latest = stored_choice(tx)
     stored = parse_mode(latest.mode) if latest is not None else None
     effective = effective_mode(forced, stored)
     if effective != "off":
@@ -284,13 +335,18 @@ def _forget_environment_consent(tx: Tx) -> None:
     tx.delete_meta(_ENV_VERSION)
 
 
+def adopt_choice(tx: Tx, mode: Mode, when: datetime, catalog_version: int,
+                 source: str) -> bool:
+    """A choice the user made before this library (Printernizer's old switch), stored as theirs
+    at `when` unless a choice is stored already. True when it was adopted."""
+    if stored_choice(tx) is not None:
+        return False
+    tx.record_mode(mode, when, catalog_version, source)
+    return True
+
+
 def delete_kept_choice(tx: Tx, kept: ModeChange | None, now: datetime) -> None:
     """After delete-all: the user's choice recorded again at `now` (a consent then covers only
     what is recorded after the delete)."""
     if kept is not None:
         tx.record_mode(kept.mode, now, kept.catalog_version, "kept after delete")
-
-
-def stored_choice(tx: Tx) -> ModeChange | None:
-    """The user's latest choice (None: never chosen)."""
-    return _stored_choice(tx)

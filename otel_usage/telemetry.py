@@ -221,36 +221,31 @@ class UsageTelemetry:
         """`mode` for an async host: the database read runs off the event loop."""
         return await _in_thread(lambda: self.mode)
 
-    def set_mode(self, mode: str, *, source: str = "user") -> Mode:
-        """Store the user's choice with the instant. ``on`` while ``on`` agrees to a newer
+    def set_mode(self, mode: str, *, source: str = "user",
+                 catalog_version: int | None = None) -> Mode:
+        """Store the user's choice with the instant, consenting (for ``on``) to
+        `catalog_version`, by default this catalog's. ``on`` while ``on`` agrees to a newer
         catalog version, if there is one (see :meth:`catalog_additions`). Raises
         InvalidModeError for bad input, StoreUnavailableError when it cannot be stored."""
         chosen = consent.parse_mode(mode)
+        version = consent.consent_version(self.catalog, catalog_version)
         # What was counted before the change is recorded under the mode it was counted in.
         self._flush_before_change()
         with self.store.transaction() as tx:
-            consent.change_mode(tx, chosen, self.clock.now(), self.catalog.version, source)
+            consent.change_mode(tx, chosen, self.clock.now(), version, source)
             self._exporter_seen(tx)
         self._wake_uploads()
         return chosen
 
     def catalog_additions(self) -> dict[str, Any]:
-        """The consent in force and what this catalog adds to it: ``consented_version`` (None
-        when the stored choice is not ``on``), ``catalog_version`` and ``additions`` (each
-        with a line in English); choosing ``on`` again agrees to them."""
-        history = []
-        if self.store.exists:
-            with self.store.read() as tx:
-                history = tx.mode_history()
-        opt_in = consent.current_consent(history)
-        additions = (self.catalog.additions(opt_in.catalog_version) if opt_in is not None
-                     else ())
-        return {"consented_version": opt_in.catalog_version if opt_in else None,
-                "catalog_version": self.catalog.version,
-                "additions": [a.as_json() for a in additions]}
+        """The consent in force and what this catalog adds to it (see
+        :func:`.consent.catalog_additions`); choosing ``on`` again agrees to them."""
+        return consent.catalog_additions(self.store, self.catalog)
 
-    async def aset_mode(self, mode: str, *, source: str = "user") -> Mode:
-        return await _in_thread(self.set_mode, mode, source=source)
+    async def aset_mode(self, mode: str, *, source: str = "user",
+                        catalog_version: int | None = None) -> Mode:
+        return await _in_thread(self.set_mode, mode, source=source,
+                                catalog_version=catalog_version)
 
     # What the user sees and does (async hosts: these run off the event loop).
 
@@ -312,11 +307,6 @@ class UsageTelemetry:
 
         return history(self.store)
 
-    def rotate_identity(self) -> str:
-        """A new installation id and credential; unsent reports are rebuilt under them."""
-        with self.store.transaction() as tx:
-            return tx.rotate_identity(self.clock.now())
-
     # Internals.
 
     def _report_version(self) -> str:
@@ -331,16 +321,16 @@ class UsageTelemetry:
             return self.service_version
 
     def _on_start(self) -> None:
-        """Record a mode the environment forces, make the installation id, keep the version."""
+        """Settle the mode in force (:func:`.consent.on_start`), keep the host's version."""
         forced = consent.environment_mode(self.environ)
+        if consent.leaves_no_trace(self.store, forced):
+            return
         try:
-            if forced != "off" or self.store.exists:
-                with self.store.transaction() as tx:
-                    effective = consent.on_start(tx, forced, self.clock.now(),
-                                                 self.catalog.version)
-                    if effective != "off" and self._version_given:
-                        tx.set_meta("service_version", self.service_version)
-                    self._exporter_seen(tx)
+            with self.store.transaction() as tx:
+                effective = consent.on_start(tx, forced, self.clock.now(), self.catalog.version)
+                if effective != "off" and self._version_given:
+                    tx.set_meta("service_version", self.service_version)
+                self._exporter_seen(tx)
         except StoreUnavailableError as exc:  # the host starts regardless
             self._store_problem(exc)
 
@@ -368,19 +358,14 @@ class UsageTelemetry:
                               path=str(self.store.path), error=str(exc.__cause__ or exc))
 
     def _wake_uploads(self) -> None:
-        """Start the sender when there is work: mode on, or an erasure still to deliver.
-        (In mode local with nothing pending, the sender is not even imported.)"""
-        running = self._provider is not None and not self._stopped
-        if self._background_uploads and running and (self.mode == "on"
-                                                     or self._erasure_pending()):
-            self.uploads.wake()
-
-    def _erasure_pending(self) -> bool:
-        if not self.store.exists:
-            return False
+        """Start the sender when it has work (:func:`.consent.sender_has_work`). (In mode
+        local with nothing pending, the sender is not even imported.)"""
+        if not self._background_uploads or self._provider is None or self._stopped:
+            return
         try:
-            with self.store.read() as tx:
-                return tx.erasure_pending()
-        except StoreUnavailableError as exc:  # logged once, where the store's problems arise
-            logger.debug("could not look for pending erasures", error=str(exc))
-            return False
+            has_work = consent.sender_has_work(self.store, self.environ)
+        except StoreUnavailableError as exc:
+            self._store_problem(exc)
+            return
+        if has_work:
+            self.uploads.wake()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from otel_usage import ManualClock, UsageTelemetry
-from otel_usage.user.cli import main
+from otel_usage.cli import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -61,7 +61,7 @@ def test_the_library_in_a_host_ignores_a_malformed_value(data_dir: Path) -> None
 
 
 @pytest.mark.parametrize("command", [
-    ["-m", "otel_usage.user.cli", "status"],
+    ["-m", "otel_usage.cli", "status"],
     ["-m", "ingest.cli", "schema", "--dialect", "sqlite"],
     ["-m", "dashboards.cli", "show", "--database", "sqlite://"],
 ])

@@ -18,9 +18,9 @@ from catalog_support import grown_raw, write_catalog
 
 from otel_usage import ManualClock, UsageTelemetry
 from otel_usage.catalog import Catalog, load_catalog
+from otel_usage.cli import _consent, main
 from otel_usage.errors import TransportError, UsageError
 from otel_usage.send.transport import check_endpoint
-from otel_usage.user.cli import _consent, main
 from otel_usage.weeks import Week
 
 JOB = {"job.status": "completed", "printer.type": "bambu_lab"}
@@ -423,7 +423,7 @@ def test_10_public_calls_raise_only_the_librarys_errors(data_dir: Path,
     (data_dir / "usage.sqlite3").mkdir()  # a store that cannot be opened
     usage = make(data_dir, ManualClock(opt_in))
     for call in (lambda: usage.set_mode("local"), usage.preview, usage.history,
-                 usage.delete_all_now, usage.catalog_additions, usage.rotate_identity,
+                 usage.delete_all_now, usage.catalog_additions,
                  usage.mode_state):
         with pytest.raises(UsageError, match="the local usage database cannot be used"):
             call()

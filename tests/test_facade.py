@@ -168,6 +168,24 @@ def test_an_unknown_mode_is_refused_and_changes_nothing(data_dir: Path) -> None:
     assert usage.mode == "on"
 
 
+def test_a_choice_consents_to_the_catalog_version_asked_and_one_it_lacks_is_refused(
+        data_dir: Path) -> None:
+    """Printernizer's old switch agrees to what it described (version 1), not to the newest."""
+    usage = make(data_dir)
+    newest = usage.catalog.version
+    assert newest > 1
+    usage.set_mode("on", source="printernizer", catalog_version=1)
+    for wrong in (0, newest + 1, True):
+        with pytest.raises(InvalidModeError, match=f"unknown catalog version {wrong!r} to "
+                                                   f"consent to: choose one of 1 to {newest}"):
+            usage.set_mode("on", catalog_version=wrong)
+    assert usage.catalog_additions()["consented_version"] == 1
+    usage.set_mode("on")  # the newest, in one action
+    with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
+        assert conn.execute("SELECT mode, catalog_version, source FROM mode_changes ORDER BY id"
+                            ).fetchall() == [("on", 1, "printernizer"), ("on", newest, "user")]
+
+
 def test_mode_off_records_nothing(data_dir: Path) -> None:
     usage = make(data_dir)
     usage.set_mode("off")

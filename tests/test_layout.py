@@ -17,18 +17,20 @@ PACKAGE = ROOT / "otel_usage"
 
 # What each room of the client may import of the client (besides itself). The shared contract
 # and the time modules import nothing; recording, the report and sending each see only the
-# rooms before them; what the user sees and the facade wire them; the page comes last.
+# rooms before them; what the user sees comes next, and the facade wires them all; the entry
+# points above the facade (the command, the page, Printernizer's switch-over) come last.
 SHARED = {"catalog", "clock", "weeks", "errors", "log"}
 ALLOWED = {
     "catalog": set(), "clock": set(), "weeks": set(), "errors": set(), "log": set(),
     "store": {"errors", "weeks"},
-    "consent": {"errors", "log", "store"},
+    "consent": {"catalog", "errors", "log", "store"},
     "record": SHARED | {"store", "consent"},
     "report": SHARED | {"store"},
     "send": SHARED | {"store", "consent", "report"},
-    "user": SHARED | {"store", "consent", "report", "telemetry"},
+    "user": SHARED | {"store", "consent", "report"},
     "telemetry": SHARED | {"store", "consent", "record", "report", "send", "user"},
     "testing": SHARED | {"store", "report", "telemetry"},
+    "cli": SHARED | {"consent", "telemetry", "user"},
     "web": SHARED | {"consent", "telemetry", "user"},
     # Printernizer's switch-over: its old service, API and data, over the facade.
     "printernizer": SHARED | {"consent", "store", "telemetry"},
@@ -82,6 +84,115 @@ def test_no_room_of_the_client_reaches_back() -> None:
         and room(module) != room(module_name(path))
         and room(module) not in ALLOWED[room(module_name(path))])
     assert wrong == []
+
+
+def room_imports() -> dict[str, set[str]]:
+    """Each room of the client and the other rooms its modules import."""
+    found: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        own = room(module_name(path))
+        found.setdefault(own, set()).update(
+            room(module) for module in imported_modules(path)
+            if module.startswith("otel_usage.") and room(module) != own)
+    return found
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every set of rooms that import each other, directly or through others (the strongly
+    connected components of more than one room, or of one that imports itself), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph.get(node, ()):
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_cycles_finds_rooms_that_import_each_other_directly_or_through_others() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"e"}, "e": {"d"}, "f": {"a"},
+             "g": {"g"}, "h": set()}
+    assert cycles(graph) == [["a", "b", "c"], ["d", "e"], ["g"]]
+
+
+def test_no_two_rooms_of_the_client_import_each_other() -> None:
+    """Neither directly nor through other rooms: the layout is a line, read in one direction."""
+    assert cycles(room_imports()) == []
+    assert cycles(ALLOWED) == []  # and the table of what may be imported allows none either
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def facade_private_names() -> set[str]:
+    """Every private name of UsageTelemetry: its methods, and the attributes it sets on self."""
+    tree = ast.parse((PACKAGE / "telemetry.py").read_text(encoding="utf-8"))
+    (facade,) = [node for node in tree.body
+                 if isinstance(node, ast.ClassDef) and node.name == "UsageTelemetry"]
+    names = {node.name for node in facade.body
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _private(node.name)}
+    names |= {node.attr for node in ast.walk(facade)
+              if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+              and node.value.id == "self" and _private(node.attr)}
+    return names
+
+
+def private_accesses(source: str, names: set[str]) -> list[str]:
+    """Each ``x._name`` (x not ``self`` or ``cls``) and ``getattr(x, "_name")`` of a name in
+    `names`, as ``line: name``."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in names and not (
+                isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            found.append((node.lineno, node.attr))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+              and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)
+              and node.args[1].value in names):
+            found.append((node.lineno, str(node.args[1].value)))
+    return [f"{line}: {name}" for line, name in sorted(found)]
+
+
+def test_private_accesses_finds_another_objects_private_names_only() -> None:
+    source = ("usage._wake_uploads()\nself._lock\nservice.usage._store_problem(e)\n"
+              "getattr(usage, '_stopped')\nusage.store.read()\nother._unrelated\n")
+    assert private_accesses(source, {"_wake_uploads", "_lock", "_store_problem", "_stopped"}) == [
+        "1: _wake_uploads", "3: _store_problem", "4: _stopped"]
+
+
+def test_no_code_outside_the_facade_calls_its_private_methods_or_attributes() -> None:
+    """The command, the page, the switch-over, the examples, the demo and the benchmarks use
+    UsageTelemetry's public methods; what they need of it is public."""
+    names = facade_private_names()
+    assert {"_flush_before_change", "_exporter_seen", "_wake_uploads", "_provider"} <= names
+    outside = [path for folder in ("otel_usage", "examples", "demo", "benchmarks")
+               for path in sorted((ROOT / folder).rglob("*.py"))
+               if path != PACKAGE / "telemetry.py"]
+    found = [f"{path.relative_to(ROOT)}:{access}" for path in outside
+             for access in private_accesses(path.read_text(encoding="utf-8"), names)]
+    assert found == []
 
 
 def test_the_client_imports_nothing_of_the_server_the_dashboards_or_the_demo() -> None:

@@ -157,6 +157,20 @@ def test_opted_out_and_never_asked_users_keep_mode_local(
     assert legacy_rows(db) == ([], [("migrated_to", "otel-usage")])
 
 
+def test_a_choice_already_made_here_is_kept_over_the_old_switchs(
+        tmp_path: Path, data_dir: Path, midweek: datetime) -> None:
+    """The user chose on the privacy page before the old tables were migrated (a crash in
+    between, or a restored backup): the old switch's ``enabled`` does not overrule them."""
+    db = printernizer_db(tmp_path / "printernizer.db", midweek, "enabled")
+    usage = telemetry(data_dir, midweek)
+    usage.set_mode("off")
+    assert migrate(db, usage) == MigrationResult("done", "enabled", 6, 0)
+    with usage.store.read() as tx:
+        assert [(c.mode, c.catalog_version, c.source) for c in tx.mode_history()] == [
+            ("off", usage.catalog.version, "user")]
+    assert usage.mode == "off"
+
+
 def test_migration_runs_once(tmp_path: Path, data_dir: Path, midweek: datetime) -> None:
     db = printernizer_db(tmp_path / "printernizer.db", midweek, "enabled")
     usage = telemetry(data_dir, midweek)

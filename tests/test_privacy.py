@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from otel_usage.catalog import load_catalog
-from otel_usage.user.cli import main as cli_main
+from otel_usage.cli import main as cli_main
 from otel_usage.user.privacy import main, render_privacy_document, render_privacy_markdown
 
 ROOT = Path(__file__).resolve().parent.parent

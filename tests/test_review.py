@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from otel_usage import ManualClock, UsageTelemetry
+from otel_usage.cli import main
 from otel_usage.clock import NOW_ENV
-from otel_usage.user.cli import main
 from otel_usage.user.review import difference
 
 OPT_IN = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)

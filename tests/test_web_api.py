@@ -415,7 +415,7 @@ def test_a_broken_database_is_a_503_json_error(data_dir: Path, clock: ManualCloc
 
 
 def test_the_client_core_does_not_import_fastapi() -> None:
-    code = ("import sys, otel_usage, otel_usage.user.cli, otel_usage.user.privacy, "
+    code = ("import sys, otel_usage, otel_usage.cli, otel_usage.user.privacy, "
             "otel_usage.user.viewer, otel_usage.user.data, otel_usage.user.review; "
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('fastapi', 'starlette'))))")

@@ -153,10 +153,10 @@ def _copy(tx: Tx, usage: UsageTelemetry, legacy: _Legacy) -> tuple[int, int]:
     """The settings and the summed events, into the local store (one transaction)."""
     now = usage.clock.now()
     status, opted_at = legacy.settings.get("opt_in_status", (None, None))
-    if tx.latest_mode() is None and status in ("enabled", "disabled"):
-        when = min(_when(opted_at) or now, now)
-        mode = "on" if status == "enabled" else "local"
-        tx.record_mode(mode, when, LEGACY_CATALOG_VERSION, "printernizer")
+    if status in ("enabled", "disabled"):
+        consent.adopt_choice(tx, "on" if status == "enabled" else "local",
+                             min(_when(opted_at) or now, now), LEGACY_CATALOG_VERSION,
+                             "printernizer")
     old_id = (legacy.settings.get("installation_id", (None, None))[0] or "").strip().lower()
     if _UUID4.fullmatch(old_id) and tx.meta("installation_id") is None:
         tx.set_meta("installation_id", old_id)

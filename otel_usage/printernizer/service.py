@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.metrics import Counter
 from opentelemetry.sdk.metrics import MeterProvider
 
-from .. import consent
 from ..errors import UsageError
 from ..log import logger
 from ..telemetry import UsageTelemetry
@@ -84,7 +83,6 @@ class UsageStatisticsService:
         self._switched: dict[str, bool] = {}
         self._counters: dict[str, Counter] = {}
         self._provider: MeterProvider | None = None
-        self._printers: AsyncSource[dict[str, int]] | None = None
 
     # Start-up.
 
@@ -106,17 +104,6 @@ class UsageStatisticsService:
         (``await printer_service.list_printers()``), polled on the host's event loop."""
         source: AsyncSource[dict[str, int]] = AsyncSource(
             lambda: _printer_counts(printer_service), {})
-        self._printers = source
-        self.usage.observe_printers(source)
-
-    def observe_printers(self, counts: Callable[[], Awaitable[Mapping[str, int]]]) -> None:
-        """Observe printers by type from any async function giving ``{"bambu_lab": 2, ...}``."""
-
-        async def fetch() -> dict[str, int]:
-            return dict(await counts())
-
-        source: AsyncSource[dict[str, int]] = AsyncSource(fetch, {})
-        self._printers = source
         self.usage.observe_printers(source)
 
     # Recording.
@@ -181,15 +168,9 @@ class UsageStatisticsService:
                              "helping improve Printernizer!")
 
     def _opt_in(self) -> str:
-        usage = self.usage
-        usage._flush_before_change()  # the facade's own steps around a change of mode
-        with usage.store.transaction() as tx:
-            consent.change_mode(tx, "on", usage.clock.now(), LEGACY_CATALOG_VERSION,
-                                "printernizer")
-            installation_id = tx.installation_id(usage.clock.now())
-            usage._exporter_seen(tx)
-        usage._wake_uploads()  # the facade's own wake-up after a mode change
-        return installation_id
+        self.usage.set_mode("on", source="printernizer", catalog_version=LEGACY_CATALOG_VERSION)
+        with self.usage.store.transaction() as tx:  # made already, unless deleted since
+            return tx.installation_id(self.usage.clock.now())
 
     async def opt_out(self) -> OptInResponse:
         """Mode ``local``: statistics stay on this machine; what was sent is erased."""
@@ -235,9 +216,6 @@ class UsageStatisticsService:
             return LocalStats(tx.meta("installation_id") or "not_generated",
                               tx.meta("first_used"), status, total, this_week,
                               tx.last_submitted())
-
-    async def local_stats_dict(self) -> dict[str, Any]:
-        return asdict(await self.get_local_stats())
 
     async def total_events(self) -> int:
         """Every count kept here (the old service's number of stored events)."""

@@ -383,7 +383,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register_cli(sub: Any) -> None:
-    """Add ``otel-usage privacy-md`` (the hook in ``_cli._EXTRA_COMMANDS``)."""
+    """Add ``otel-usage privacy-md`` to the command's subcommands (:mod:`otel_usage.cli`)."""
     parser = sub.add_parser("privacy-md", help="regenerate PRIVACY.md from the catalog")
     _add_arguments(parser)
     parser.set_defaults(run=lambda usage, args: _run(args))

@@ -1,4 +1,10 @@
-"""The ``otel-usage`` command: see and control what this installation keeps and sends."""
+"""The ``otel-usage`` command: see and control what this installation keeps and sends.
+
+An entry point above the facade: it makes a :class:`~otel_usage.UsageTelemetry` for the data
+directory (its clock from the one clock hook) and calls the facade, and prints what it answers
+with the user's own renderings (:mod:`.user`). Every failure is one line on stderr and a
+non-zero exit.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,21 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
-from ..clock import default_clock
-from ..consent import MODES
-from ..errors import UsageError
-from ..telemetry import UsageTelemetry
-from .viewer import render_statistics
+from .clock import default_clock
+from .consent import MODES
+from .errors import UsageError
+from .telemetry import UsageTelemetry
+from .user.privacy import register_cli as register_privacy
+from .user.review import render_preview
+from .user.viewer import render_statistics
 
 __all__ = ["main"]
-
-Command = Callable[[UsageTelemetry, argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,10 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     agree.add_argument("--yes", action="store_true", help="agree to the newer version")
     agree.set_defaults(run=_consent)
 
-    from . import cli_report, privacy
-
-    privacy.register_cli(sub)  # privacy-md: regenerate PRIVACY.md from the catalog (issue 7)
-    cli_report.register(sub)  # preview, history, send-now: the weekly report (issue 3)
+    register_privacy(sub)  # privacy-md: regenerate PRIVACY.md from the catalog
+    _register_report(sub)  # preview, history, send-now: the weekly report
     return parser
 
 
@@ -177,6 +182,72 @@ def _consent(usage: UsageTelemetry, args: argparse.Namespace) -> int:
     usage.set_mode("on")
     print(f"You now agree to catalog version {info['catalog_version']}.")
     return 0
+
+
+# The weekly report.
+
+def _register_report(sub: Any) -> None:
+    """The weekly report's commands: ``preview [--json]``, ``history`` and ``send-now``."""
+    preview = sub.add_parser("preview", help="exactly what the next report contains, and how it "
+                                             "differs from the last one sent")
+    preview.add_argument("--json", action="store_true",
+                         help="print JSON: the readable report, its OTLP JSON and the difference")
+    preview.set_defaults(run=_preview)
+
+    history = sub.add_parser("history", help="what was sent, when, and the server's answer")
+    history.add_argument("--json", action="store_true", help="print JSON")
+    history.set_defaults(run=_history)
+
+    send = sub.add_parser("send-now", help="build and send what is due now (mode on only; "
+                                           "pending erasure requests in any mode)")
+    send.set_defaults(run=_send_now)
+
+
+def _preview(usage: UsageTelemetry, args: argparse.Namespace) -> int:
+    result = usage.preview()
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(render_preview(result))
+        if usage.mode != "on":
+            print(f"\nMode is {usage.mode}: nothing is sent.")
+    return 0
+
+
+def _history(usage: UsageTelemetry, args: argparse.Namespace) -> int:
+    rows = usage.history()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("Nothing has been sent from this machine.")
+        return 0
+    print(f"{'when':<26} {'what':<8} {'week':<9} {'bytes':>6} {'status':>6}  answer")
+    for row in rows:
+        status = "-" if row["status"] is None else str(row["status"])
+        print(f"{row['attempted_at']:<26} {row['kind']:<8} {row['week'] or '':<9} "
+              f"{row['bytes']:>6} {status:>6}  {row['answer']}")
+    return 0
+
+
+def _send_now(usage: UsageTelemetry, args: argparse.Namespace) -> int:
+    summary = usage.send_now()
+    if usage.mode != "on":
+        print(f"Mode is {usage.mode}: no report is sent.")
+    for key, label in (("built", "Built"), ("sent", "Sent"), ("retry", "Will retry"),
+                       ("failed", "Refused by the server")):
+        if summary[key]:
+            print(f"{label}: {', '.join(summary[key])}")
+    if summary["erasures_acknowledged"]:
+        print("The server confirmed the erasure of this installation's data.")
+    if summary["erasures_pending"]:
+        print("The erasure request is still pending; it will be retried.")
+    if summary["refused"]:
+        print(f"otel-usage: {summary['refused']}")
+        return 1
+    if not any(summary[k] for k in ("built", "sent", "retry", "failed")):
+        print("Nothing is due.")
+    return 1 if summary["failed"] or summary["retry"] else 0
 
 
 if __name__ == "__main__":

@@ -217,11 +217,6 @@ class Catalog:
         """The metric playing `name` (one of ``ROLES``; the loader checks they are all there)."""
         return self.roles[name]
 
-    def metrics_for_consent(self, consented_version: int) -> tuple[Metric, ...]:
-        """Metrics a user who consented at `consented_version` agreed to send (as that
-        version has them: keys and values added later left out)."""
-        return tuple(self.as_of(consented_version).metrics.values())
-
     @property
     def required_resource_keys(self) -> tuple[str, ...]:
         return tuple(k for k, a in self.resource.items() if a.required)

@@ -7,6 +7,8 @@ into its internals:
   it with ``UsageTelemetry(..., clock=ManualClock(start))``.
 - :func:`week_report`: build and scrub one week's report from an installation's store exactly as
   the sender would, without storing or sending it (to measure or inspect the weekly aggregation).
+- :func:`wait_for_uploads`: wait until the sender's background thread has finished the run a
+  start or a change of mode woke it for (to look at what it sent, without sleeping).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .clock import ManualClock
 from .telemetry import UsageTelemetry
 from .weeks import Week
 
-__all__ = ["ManualClock", "WeekReport", "week_report"]
+__all__ = ["ManualClock", "WeekReport", "wait_for_uploads", "week_report"]
 
 
 @dataclass(frozen=True)
@@ -44,3 +46,9 @@ def week_report(usage: UsageTelemetry, week: Week,
         resource = usage.uploads.resource(installation_id)
         report = build_report(tx, usage.catalog, week, version, resource)
     return WeekReport(week, report.body, report.points, report.rendering)
+
+
+def wait_for_uploads(usage: UsageTelemetry, timeout_s: float = 10.0) -> bool:
+    """Wait until `usage`'s background sender is between runs: True once the run in progress
+    (or woken, not yet begun) has finished, False when `timeout_s` passed first."""
+    return usage.uploads.idle.wait(timeout_s)

@@ -179,7 +179,6 @@ def test_as_of_gives_exactly_what_a_version_lets_leave(tmp_path: Path) -> None:
     assert list(two.resource) == [*packaged.resource, "printernizer.ui.language"]
     assert two.resource["os.type"].values == packaged.resource["os.type"].values
     assert grown.as_of(3) is grown
-    assert grown.metrics_for_consent(2) == tuple(two.metrics.values())
 
 
 def test_additions_list_what_is_new_after_a_version(tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ from otel_usage.printernizer.vocabulary import (
     FEATURES,
     JOB_STATUSES,
     error_code,
-    legacy_feature_usage,
 )
 
 
@@ -134,9 +133,6 @@ def test_features_from_settings_objects_and_mappings() -> None:
     assert features_from_settings(Settings()) == expected
     assert features_from_settings({"library_enabled": 1, "timelapse_enabled": None}) == {
         "library": True}
-    assert legacy_feature_usage({"library_enabled": True, "german_compliance_enabled": False,
-                                 "secret_enabled": True, "timelapse_enabled": "yes"}) == {
-        "library": True, "german_business": False}
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

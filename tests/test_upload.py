@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 
 from otel_usage import ManualClock, TransportError, UsageTelemetry
 from otel_usage.send.transport import check_endpoint, post_report
+from otel_usage.testing import wait_for_uploads
 
 # Wednesday of ISO week 2026-W47; the user opts in then, so W48 is the first week sent.
 OPT_IN = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
@@ -283,7 +284,7 @@ def test_a_week_found_at_the_next_start_is_caught_up(data_dir: Path, server: Ser
     usage = UsageTelemetry(data_dir, clock=clock, endpoint=server.url, service_version="2.7.0",
                            export_interval_s=float("inf"))
     usage.start()
-    assert usage.uploads.wait_idle(10)
+    assert wait_for_uploads(usage)
     usage.shutdown()
     assert [h["week"] for h in usage.history()] == ["2026-W48"]
 
@@ -487,7 +488,7 @@ def test_a_pending_erasure_is_delivered_in_the_background_after_a_restart(
     restarted = UsageTelemetry(data_dir, clock=clock, endpoint=server.url,
                                export_interval_s=float("inf"), environ={})
     restarted.start()
-    assert restarted.uploads.wait_idle(10)
+    assert wait_for_uploads(restarted)
     restarted.shutdown()
     assert [(r.method, r.path, r.erased) for r in server.requests] == [
         ("POST", "/v1/metrics", None), ("POST", "/v1/metrics", erased),

@@ -21,8 +21,8 @@ from typing import Any
 from ..catalog import Catalog
 from .vocabulary import EVENT_TYPES, error_attributes, feature_name, job_status
 
-__all__ = ["EVENT_METRICS", "FEATURE_EVENTS", "LIVE_BY_LIBRARY", "Point", "event_point",
-           "feature_switch", "known_event"]
+__all__ = ["EVENT_METRICS", "FEATURE_EVENTS", "Point", "event_point", "feature_switch",
+           "known_event"]
 
 # event type -> (metric, the attributes it always has)
 EVENT_METRICS: Mapping[str, tuple[str, Mapping[str, str]]] = {
@@ -37,8 +37,6 @@ EVENT_METRICS: Mapping[str, tuple[str, Mapping[str, str]]] = {
                              {"connection.event": "disconnected"}),
     "error_occurred": ("printernizer.errors", {}),
 }
-# Counted by the library itself (live); kept as starts only when migrated.
-LIVE_BY_LIBRARY = frozenset({"app_start", "app_shutdown"})
 FEATURE_EVENTS = {"feature_enabled": True, "feature_disabled": False}
 
 

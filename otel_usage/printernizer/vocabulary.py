@@ -61,7 +61,6 @@ __all__ = [
     "feature_name",
     "features_from_settings",
     "job_status",
-    "legacy_feature_usage",
     "normalise_version",
 ]
 
@@ -228,17 +227,6 @@ def features_from_settings(settings: object) -> dict[str, bool]:
             value = getattr(settings, feature.setting, None)
         if value is not None:
             found[feature.name] = bool(value)
-    return found
-
-
-def legacy_feature_usage(usage: Mapping[str, object]) -> dict[str, bool]:
-    """The old submission's ``feature_usage`` (``{"library_enabled": true, ...}``) by catalog
-    name; names outside the catalog are dropped."""
-    found: dict[str, bool] = {}
-    for name, on in usage.items():
-        known = feature_name(name)
-        if known is not None and isinstance(on, bool):
-            found[known] = on
     return found
 
 

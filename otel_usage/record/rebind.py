@@ -167,14 +167,6 @@ class ForwardingMeterProvider(MeterProvider):
                 self._instruments.add(instrument)
             instrument.rebind(self._real_meter(instrument.meter))
 
-    def forget(self, instrument: object) -> None:
-        """Stop forwarding `instrument` (an observable one stops observing at the next bind)."""
-        with self._lock:
-            if isinstance(instrument, _Observable) and instrument in self._observables:
-                self._observables.remove(instrument)
-            elif isinstance(instrument, _Forward):
-                self._instruments.discard(instrument)
-
     def bind(self, target: MeterProvider | None) -> None:
         """Forward every instrument, made and yet to be made, to `target` (None: nowhere)."""
         with self._lock:

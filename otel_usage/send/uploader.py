@@ -105,8 +105,9 @@ class Uploader:
         self._run_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
+        # Set while the background thread is between runs (otel_usage.testing.wait_for_uploads).
+        self.idle = threading.Event()
+        self.idle.set()
         self._thread: threading.Thread | None = None
 
     # One run.
@@ -293,17 +294,13 @@ class Uploader:
         """Run soon on the background thread (starting it if needed)."""
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
-            self._idle.clear()
+            self.idle.clear()
             self._thread = threading.Thread(target=self._loop, name="otel-usage-uploads",
                                             daemon=True)
             self._thread.start()
         else:
-            self._idle.clear()
+            self.idle.clear()
             self._wake.set()
-
-    def wait_idle(self, timeout_s: float = 10.0) -> bool:
-        """Wait until the background thread has finished its current run (tests, shutdown)."""
-        return self._idle.wait(timeout_s)
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
@@ -315,7 +312,7 @@ class Uploader:
         while not self._stop.is_set():
             self._wake.clear()
             self.run_once()
-            self._idle.set()
+            self.idle.set()
             wait = self._seconds_to_next()
             if wait is None:
                 return

@@ -4,11 +4,14 @@ Printernizer starts one :class:`UsageTelemetry` at start-up, counts with ordinar
 and shuts it down at exit. Everything is kept locally in SQLite; only in mode ``on`` does a
 scrubbed weekly aggregate leave the machine.
 
-The public API is what ``__all__`` lists, the privacy page (:mod:`otel_usage.web`), the testing
-API (:mod:`otel_usage.testing`) and the shared modules :mod:`otel_usage.catalog`,
-:mod:`otel_usage.clock` and :mod:`otel_usage.weeks`. The subpackages follow the data path and
-are internal: ``record`` (meters into the local store), ``report`` (a week, scrubbed), ``send``
-(outbox and transport), ``user`` (what the user sees and does).
+The public API is what ``__all__`` lists, the privacy page (:mod:`otel_usage.web`),
+Printernizer's switch-over (:mod:`otel_usage.printernizer`), the testing API
+(:mod:`otel_usage.testing`) and the shared modules :mod:`otel_usage.catalog`,
+:mod:`otel_usage.clock` and :mod:`otel_usage.weeks`; the ``otel-usage`` command is
+:mod:`otel_usage.cli`. The rest follows the data path and is internal: ``store`` (the local
+database), ``consent`` (the user's choice), ``record`` (meters into the local store),
+``report`` (a week, scrubbed), ``send`` (outbox and transport), ``user`` (what the user sees
+and does), all wired by ``telemetry`` (the facade, :class:`UsageTelemetry`).
 """
 
 from .clock import Clock, ManualClock, SystemClock

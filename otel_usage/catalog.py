@@ -2,7 +2,7 @@
 
 `catalog.toml` beside this module is the reviewed source; this module loads and checks it and
 answers the questions every part asks of it (is this metric known, is this value allowed, what
-does it become when scrubbed). The ingest imports this module and nothing else of the client.
+does it become when scrubbed). The ingest and the dashboards read it too.
 """
 
 from __future__ import annotations

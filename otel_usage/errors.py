@@ -1,7 +1,8 @@
 """Exceptions raised to callers of otel_usage's public functions.
 
     UsageError                  the root: catch this to catch every error of this library
-    ├── InvalidModeError        a mode other than off, local or on
+    ├── InvalidModeError        a mode other than off, local or on, or a catalog version to
+    │                           consent to that the catalog does not have
     ├── StoreUnavailableError   the local database cannot be read or written
     └── TransportError          a report could not be handed to the server
 
@@ -18,7 +19,8 @@ class UsageError(Exception):
 
 
 class InvalidModeError(UsageError, ValueError):
-    """A mode other than off, local or on was given."""
+    """A mode other than off, local or on was given, or a catalog version to consent to that
+    the catalog does not have."""
 
 
 class StoreUnavailableError(UsageError):

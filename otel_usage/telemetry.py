@@ -96,7 +96,7 @@ class UsageTelemetry:
         self.catalog = catalog or load_catalog()
         self.problems = ProblemLog()
         self.store = Store(self.data_dir, self.clock.now, self._store_set_aside)
-        # Issue 3: where weekly reports go ($OTEL_USAGE_ENDPOINT), and who sends them.
+        # Where weekly reports go ($OTEL_USAGE_ENDPOINT), and who sends them.
         self.endpoint = endpoint or self.environ.get("OTEL_USAGE_ENDPOINT") or DEFAULT_ENDPOINT
         # The facts reports carry; detected (once per report) unless the host knows better.
         self.environment = environment
@@ -276,7 +276,7 @@ class UsageTelemetry:
         self._wake_uploads()
         return kept
 
-    # The weekly report (issue 3): review, send, rotate.
+    # The weekly report: review and send.
 
     @property
     def uploads(self) -> Uploader:

@@ -1,12 +1,12 @@
 """Build one week's report from the local store, scrubbed against the catalog.
 
-Scrubbing (issue 3, item 2): only catalog metrics the user consented to leave, only catalog
+Scrubbing: only catalog metrics the user consented to leave, only catalog
 attribute keys, a value outside its enum or pattern becomes "other" (series that then coincide
 are merged), counters are summed over the week, gauges give the week's highest daily peak,
 "days" metrics the number of days with a record. Timestamps are the week's start and end only;
 resource attributes are allowlisted by the catalog.
 
-The result is real OTLP (item 3): a hand-built ``ExportMetricsServiceRequest`` with one
+The result is real OTLP: a hand-built ``ExportMetricsServiceRequest`` with one
 ``ResourceMetrics`` and one ``ScopeMetrics`` named ``otel_usage``, delta monotonic ``Sum``s and
 ``Gauge``s with integer points. Its serialized bytes, gzipped, are exactly what leaves.
 """

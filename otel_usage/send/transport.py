@@ -2,7 +2,7 @@
 
 The only module that imports the OTLP exporter, and only inside :func:`post_report`, so that an
 installation that never sends never loads it (DESIGN.md, "overhead"). One call is one HTTP
-request: retries are the outbox's business, persisted across restarts (issue 3, item 6).
+request: retries are the outbox's business, persisted across restarts.
 
 Endpoints must be HTTPS with certificate verification; plain ``http://`` is accepted only for a
 loopback host (tests and the demo).

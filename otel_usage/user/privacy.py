@@ -1,4 +1,4 @@
-"""The privacy policy, generated from the catalog (issue 7): PRIVACY.md and the page's policy.
+"""The privacy policy, generated from the catalog: PRIVACY.md and the page's policy.
 
 One function renders it, :func:`render_privacy_markdown`, so the file in the repository and the
 policy on the privacy page cannot disagree. Regenerate the file with ``otel-usage privacy-md``

@@ -1,5 +1,5 @@
 """What the user reviews before and after sending: the next report, its difference from the
-last one sent, and the history of attempts (issue 3, item 4).
+last one sent, and the history of attempts.
 
 The next report is the oldest pending one in the outbox, shown from its stored bytes (so the
 preview is exactly what will leave). When nothing is pending it is a draft of the current week

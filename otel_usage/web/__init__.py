@@ -1,4 +1,4 @@
-"""The privacy page: a FastAPI router Printernizer mounts in its app (issue 7).
+"""The privacy page: a FastAPI router Printernizer mounts in its app.
 
     from otel_usage.web import privacy_router
     app.include_router(privacy_router(usage, prefix="/usage"))   # page at /usage/
@@ -8,7 +8,8 @@ the local statistics, the next report exactly as it will leave and the upload hi
 everything and delete it. It is plain HTML, CSS and JavaScript served by the router, with
 relative URLs only, so it works under any prefix, including Home Assistant's ingress path.
 
-This package is the only part of the client that imports FastAPI (the ``web`` extra).
+This package and Printernizer's old API (:mod:`otel_usage.printernizer.api`) are the only parts
+of the client that import FastAPI (the ``web`` extra).
 """
 
 from ._router import privacy_router

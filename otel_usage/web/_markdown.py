@@ -1,4 +1,4 @@
-"""The privacy policy's Markdown as HTML, for the page (issue 7).
+"""The privacy policy's Markdown as HTML, for the page.
 
 Only the subset :mod:`otel_usage.user.privacy` writes: headings, paragraphs, bullet lists, pipe
 tables, ``code``, **bold** and HTML comments (dropped). Everything is escaped first, so catalog

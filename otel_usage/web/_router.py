@@ -1,12 +1,13 @@
-"""The privacy page's routes: the page, its static files and its JSON API (issue 7).
+"""The privacy page's routes: the page, its static files and its JSON API.
 
 Every URL the page uses is relative, so the router works under any prefix, including Home
 Assistant's ingress path (``/api/hassio_ingress/<token>/...``, which the Supervisor strips
 before the request reaches Printernizer and reports in ``X-Ingress-Path``).
 
-Errors are JSON ``{"error": <code>, "detail": <sentence>}`` with a 4xx status, answered by the
-router itself (a router cannot install exception handlers on the host's app). State-changing
-requests must be JSON, which a cross-site form cannot send without the browser's consent.
+Errors are JSON ``{"error": <code>, "detail": <sentence>}`` with a 4xx status (503 when the
+local store cannot be used), answered by the router itself (a router cannot install exception
+handlers on the host's app). State-changing requests must be JSON, which a cross-site form
+cannot send without the browser's consent.
 """
 
 from __future__ import annotations

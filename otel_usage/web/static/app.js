@@ -1,4 +1,4 @@
-// The privacy page (otel-usage, issue 7): plain JavaScript, no build step, no network beyond
+// The privacy page (otel-usage): plain JavaScript, no build step, no network beyond
 // this page's own API. Every URL is relative, so the page works under any prefix, including
 // Home Assistant's ingress path.
 "use strict";

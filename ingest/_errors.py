@@ -16,6 +16,7 @@
         ├── Overloaded              503: the write queue is full or too slow
         └── StoreUnavailable        503: the database is unreachable, locked or timed out
             └── WriteFailed             503: a statement failed (a constraint, a value)
+    SchemaTooNew                the store was made by a later version of the ingest: left as is
 
 Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` where
 they are caught, with `raise ... from exc`, so no driver exception leaves the store.
@@ -130,6 +131,12 @@ class LegacyEnded(RequestError):
     status = 410
     reason = "ended"
     grpc_code = 9  # FAILED_PRECONDITION
+
+
+class SchemaTooNew(IngestError):
+    """The store's schema version is later than this ingest knows: it is not touched."""
+
+    reason = "schema_too_new"
 
 
 class ServiceError(IngestError):

@@ -1,8 +1,8 @@
 """The ingest's HTTP face: OTLP/HTTP metrics in, erasure, health (FastAPI).
 
-`create_app(settings)` builds the app; the lifespan opens the store, applies migrations and
-starts the writer and the scheduled publication, and on shutdown (after uvicorn has finished
-the requests in flight) drains the writer and closes the store.
+`create_app(settings)` builds the app; the lifespan opens the store, creates (or migrates) its
+schema, starts the writer and the scheduled publication, and on shutdown (after uvicorn has
+finished the requests in flight) drains the writer and closes the store.
 
 The export, the one route under load, is answered as plain ASGI before FastAPI's middleware
 and routing: they cost more CPU per report than decompressing and parsing it together

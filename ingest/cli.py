@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="the shared X-API-Key(s) the old feature sends, one a line "
                             "(needed with --legacy-until)")
     serve.add_argument("--log-level", default="info")
-    migrate = commands.add_parser("migrate", help="apply schema migrations and (re)create views")
+    migrate = commands.add_parser("migrate", help="create the schema (or migrate it to this "
+                                                  "version) and the views")
     _database(migrate)
     schema = commands.add_parser("schema", help="print the DDL for a DBA to review")
     schema.add_argument("--dialect", choices=("mssql", "postgresql", "sqlite"), required=True)

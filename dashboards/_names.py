@@ -44,7 +44,6 @@ METRICS = view("usage_metrics", WEEK, "metric", "attribute", "value", "installat
 DISTRIBUTIONS = view("usage_distributions", WEEK, "metric", "bucket_min", "installations")
 SUBMISSIONS = view("usage_submissions", "day", "outcome", "reason", "requests")
 BUCKETS = DISTRIBUTION_BUCKETS
-SOURCES = view("usage_report_sources", WEEK, "source", "installations")
 
 JOBS = metric("printernizer.jobs", "job.status")
 JOB_STATUS = "job.status"

@@ -6,17 +6,16 @@
     │   ├── BodyTooLarge            413: over the catalog's limit after decompression
     │   ├── MalformedBody           400: not an ExportMetricsServiceRequest
     │   ├── InvalidReport           400: decodes, but breaks the catalog's rules
-    │   ├── CredentialRejected      403: missing or wrong installation credential (or API key)
+    │   ├── CredentialRejected      403: missing or wrong installation credential
     │   ├── Erased                  410: the installation was erased; start over with a new id
-    │   ├── LimitRefused            403: over a limit, through a trusted proxy (which must not
-    │   │                                queue it for a retry)
-    │   └── LegacyEnded             410: the legacy submission's transition period is over
-    └── ServiceError            the service cannot take it now: try again later (429/503)
-        ├── Throttled               429: a rate limit was hit
-        ├── Overloaded              503: the write queue is full or too slow
-        └── StoreUnavailable        503: the database is unreachable, locked or timed out
-            └── WriteFailed             503: a statement failed (a constraint, a value)
-    SchemaTooNew                the store was made by a later version of the ingest: left as is
+    │   └── LimitRefused            403: over a limit, through a trusted proxy (which must not
+    │                                    queue it for a retry)
+    ├── ServiceError            the service cannot take it now: try again later (429/503)
+    │   ├── Throttled               429: a rate limit was hit
+    │   ├── Overloaded              503: the write queue is full or too slow
+    │   └── StoreUnavailable        503: the database is unreachable, locked or timed out
+    │       └── WriteFailed             503: a statement failed (a constraint, a value)
+    └── SchemaTooNew            the store was made by a later version of the ingest: left as is
 
 Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` where
 they are caught, with `raise ... from exc`, so no driver exception leaves the store.
@@ -123,14 +122,6 @@ class LimitRefused(RequestError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-class LegacyEnded(RequestError):
-    """A legacy submission after the transition period the maintainers set."""
-
-    status = 410
-    reason = "ended"
-    grpc_code = 9  # FAILED_PRECONDITION
 
 
 class SchemaTooNew(IngestError):

@@ -3,8 +3,7 @@
 - `installations`: one row per installation: its credential's hash, the week of its first
   report's data (`first_week`) and the week its first report arrived (`registered`).
 - `weekly_reports`: each installation-week as received (the last report of that week wins),
-  with the week it arrived (`received`) and whether it came as a legacy submission
-  (`legacy`): the input of the publication step.
+  with the week it arrived (`received`): the input of the publication step.
 - `erasures`: installations erased on request, as a hash of their id and the day, so that a
   late or replayed report cannot bring them back.
 - `published_weeks` / `published_cells`: what the publication step made of each closed week,
@@ -42,8 +41,6 @@ weekly_reports = sa.Table(
     sa.Column("resource", Document, nullable=False),
     sa.Column("points", Document, nullable=False),
     sa.Column("received", Timestamp),  # Monday of the week this report arrived
-    # Sent as a legacy submission (POST /submit) rather than over OTLP (schema version 3).
-    sa.Column("legacy", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 erasures = sa.Table(
     "erasures", metadata,
@@ -119,8 +116,6 @@ def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
             pc.week_start, pc.metric, pc.attribute, pc.value, pc.installations, pc.total),
         "usage_resource_attributes": kind("resource").add_columns(
             pc.week_start, pc.attribute, pc.value, pc.installations),
-        "usage_report_sources": kind("source").add_columns(
-            pc.week_start, pc.value.label("source"), pc.installations),
         "usage_submissions": sa.select(ds.day, ds.outcome, ds.reason, ds.requests),
     }
     assert list(selects) == list(VIEWS), "views.VIEWS and the view selects must agree"

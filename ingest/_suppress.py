@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from otel_usage.catalog import Catalog
 
-from ._cells import ACTIVE, MISSING, SOURCE, Cell, Key
+from ._cells import ACTIVE, MISSING, Cell, Key
 from ._validate import INSTALLATION_KEY
 
 
@@ -63,9 +63,6 @@ def _families(found: dict[Key, Cell], bits: dict[Key, int],
         if key != INSTALLATION_KEY:
             children = [c for c in found if c[0] == "resource" and c[2] == key]
             yield Family(ACTIVE, children, everyone & ~_union(bits, children))
-    sources = [c for c in found if c[0] == SOURCE]  # legacy and OTLP split the week
-    if sources:
-        yield Family(ACTIVE, sources, everyone & ~_union(bits, sources))
     for name, metric in catalog.metrics.items():
         whole = ("metric", name, "", "")
         buckets = [c for c in found if c[0] == "distribution" and c[1] == name]

@@ -20,7 +20,6 @@ from typing import Any
 from fastapi import FastAPI, Header, Request, Response
 from starlette.routing import Route
 
-from . import _legacy
 from ._maintenance import Maintenance
 from ._service import Service
 from ._settings import Settings
@@ -121,13 +120,6 @@ def _check_catalog(service: Service) -> None:
     attribute = service.catalog.resource.get(INSTALLATION_KEY)
     if attribute is None or not attribute.required:
         raise ValueError(f"the catalog must require the resource attribute {INSTALLATION_KEY}")
-    settings = service.settings
-    if settings.legacy_until is not None:
-        if settings.legacy_until.tzinfo is None:
-            raise ValueError("legacy_until must be an aware (UTC) time")
-        if not settings.legacy_api_keys or not all(settings.legacy_api_keys):
-            raise ValueError("the legacy submission needs the API key the old feature sends")
-        _legacy.check_catalog(service.catalog)
 
 
 def _peer(request: Request) -> str:
@@ -142,18 +134,6 @@ def _routes(app: IngestApp, service: Service) -> None:
         status, headers, body = await service.erase(
             _peer(request), request.headers.get("x-forwarded-for"), installation_id, credential)
         return Response(body or None, status_code=status, headers=headers)
-
-    async def legacy_submit(request: Request) -> Response:
-        received = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
-        status, headers, body = await service.legacy_submit(received, _peer(request),
-                                                            request.stream())
-        return Response(body, status_code=status, headers=headers)
-
-    async def legacy_erase(request: Request, installation_id: str,
-                           api_key: str | None = Header(None, alias="X-API-Key")) -> Response:
-        status, headers, body = await service.legacy_erase(
-            _peer(request), request.headers.get("x-forwarded-for"), installation_id, api_key)
-        return Response(body, status_code=status, headers=headers)
 
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -174,38 +154,9 @@ def _routes(app: IngestApp, service: Service) -> None:
     app.add_api_route(service.protocol.installation_path, erase, methods=["DELETE"],
                       status_code=204, summary="Erase an installation",
                       responses=_responses(204, 400, 403, 429, 503))
-    if service.settings.legacy_until is not None:  # the transition period: see `_legacy`
-        app.add_route(LEGACY_SUBMIT, legacy_submit, methods=["POST"], include_in_schema=False)
-        _document_legacy(app)
-        app.add_api_route(LEGACY_INSTALLATION, legacy_erase, methods=["DELETE"],
-                          summary="Erase an installation (legacy submission)",
-                          responses=_responses(200, 400, 403, 429, 503))
     app.add_api_route("/healthz", healthz, methods=["GET"], summary="The process is up")
     app.add_api_route("/readyz", readyz, methods=["GET"], summary="The database answers",
                       responses=_responses(200, 503))
-
-
-LEGACY_SUBMIT = "/submit"
-LEGACY_INSTALLATION = "/installation/{installation_id}"
-
-
-def _document_legacy(app: FastAPI) -> None:
-    schema_of_routes = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = schema_of_routes()
-        schema["paths"].setdefault(LEGACY_SUBMIT, {})["post"] = {
-            "summary": "Legacy usage summary (transition period)", "operationId": "legacy_submit",
-            "parameters": [{"name": "X-API-Key", "in": "header", "required": True,
-                            "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {
-                "application/json": {"schema": {"type": "object"}}}},
-            "responses": {str(code): {"description": f"HTTP {code}"}
-                          for code in (200, 400, 403, 410, 413, 415, 429, 503)},
-        }
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:

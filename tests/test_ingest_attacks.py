@@ -64,22 +64,16 @@ def test_no_group_under_k_can_be_computed_from_the_published_views(database_url:
     every cell derivable from the views by subtraction is computed (partitions, by
     installations and by the points behind totals, and every pair of rows where one holds
     the other, across resource attributes, metrics and distributions): none has fewer than
-    k installations. Each published row is also checked against the truth behind it. A
-    quarter of the fleet reports as legacy submissions, so the report source is a partition
-    of every week too."""
-    fleet, clock = make_fleet(legacy_every=4), Clock(datetime(2025, 5, 1, tzinfo=UTC))
+    k installations. Each published row is also checked against the truth behind it."""
+    fleet, clock = make_fleet(), Clock(datetime(2025, 5, 1, tzinfo=UTC))
     config = settings(database_url, clock=clock, unlimited_addresses=LOOPBACK,
-                      installation_burst=10, legacy_api_keys=frozenset({"shared"}),
-                      legacy_until=datetime.combine(FIRST + timedelta(weeks=52),
-                                                    datetime.min.time(), UTC))
+                      installation_burst=10)
     with running_server(config) as base:
-        sent = send_fleet(base, clock, fleet, weeks=4, api_key="shared")
+        sent = send_fleet(base, clock, fleet, weeks=4)
     clock.at(FIRST + timedelta(weeks=4), days=CATALOG.policy.publish_after_days + 1)
     assert len(publish(config)) == 4
     published = published_rows(database_url)
     assert sorted(published) == [FIRST + timedelta(weeks=w) for w in (1, 2, 3)]  # week 0: none
-    assert {(row[0], row[3]) for rows in published.values() for row in rows
-            if row[0] == "source"} == {("source", "legacy"), ("source", "otlp")}
     checked = 0
     for week, rows in published.items():
         truth = sent.established(week)

@@ -54,11 +54,10 @@ VERSION_1 = {
                         "total"],
     "published_weeks": ["week_start", "published_on", "k", "installations"],
     "schema_info": ["name", "value"],
-    "weekly_reports": ["installation_id", "week_start", "resource", "points", "received",
-                       "legacy"],
+    "weekly_reports": ["installation_id", "week_start", "resource", "points", "received"],
 }
 VERSION_1_VIEWS = {"usage_active_installations", "usage_distributions", "usage_metrics",
-                   "usage_resource_attributes", "usage_report_sources", "usage_submissions"}
+                   "usage_resource_attributes", "usage_submissions"}
 
 
 def _layout(url: str) -> tuple[dict[str, list[str]], set[str], list[str]]:

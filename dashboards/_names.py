@@ -10,7 +10,6 @@ from ingest.views import DISTRIBUTION_BUCKETS, VIEWS, WEEK_COLUMN
 from otel_usage.catalog import Catalog, load_catalog
 
 CATALOG: Catalog = load_catalog()
-K = CATALOG.policy.k_anonymity
 
 
 class CatalogMismatch(LookupError):
@@ -46,7 +45,6 @@ SUBMISSIONS = view("usage_submissions", "day", "outcome", "reason", "requests")
 BUCKETS = DISTRIBUTION_BUCKETS
 
 JOBS = metric("printernizer.jobs", "job.status")
-JOB_STATUS = "job.status"
 PRINTERS = metric("printernizer.printers", "printer.type")
 PRINTER_TYPE = "printer.type"
 FEATURES_ENABLED = metric("printernizer.features.enabled", "feature.name")

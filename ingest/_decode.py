@@ -106,12 +106,6 @@ def parse(data: bytes, fmt: Format) -> Any:
         raise MalformedBody(f"body is not an ExportMetricsServiceRequest: {exc}") from exc
 
 
-def as_parsed(request: Message) -> Any:
-    """Any ExportMetricsServiceRequest as `parse` gives it."""
-    return request if isinstance(request, Request) else Request.FromString(
-        request.SerializeToString())
-
-
 _PAIRS: dict[bytes, tuple[str, str]] = {}
 _MAX_PAIRS = 10_000
 # A KeyValue the catalog allows takes a few dozen bytes. A longer one (a client's padding with

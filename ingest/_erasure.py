@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from otel_usage.catalog import Catalog
 from otel_usage.weeks import WEEK_NS, Week
 
-from ._decode import as_parsed, attribute_pairs
+from ._decode import attribute_pairs
 from ._errors import InvalidReport, Problem
 from ._validate import INSTALLATION_KEY, _resource
 
@@ -26,9 +26,9 @@ _NAMED = ("service.name", INSTALLATION_KEY, "otel_usage.catalog.version")
 
 def erasure_of(request: ExportMetricsServiceRequest, catalog: Catalog) -> str | None:
     """The installation an erasure request names; None when the request asks for no erasure;
-    InvalidReport when it holds the erasure metric in another shape than the contract's."""
+    InvalidReport when it holds the erasure metric in another shape than the contract's (a
+    request as `_decode.parse` gives it)."""
     name = catalog.protocol.erasure_metric
-    request = as_parsed(request)
     metrics = [(rm, m) for rm in request.resource_metrics for sm in rm.scope_metrics
                for m in sm.metrics]
     if not any(m.name == name for _, m in metrics):

@@ -30,7 +30,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from otel_usage.catalog import Attribute, Catalog, Metric
 from otel_usage.weeks import WEEK_NS, Week, retention_cutoff
 
-from ._decode import MAX_KEPT_BYTES, as_parsed, attribute_pairs
+from ._decode import MAX_KEPT_BYTES, attribute_pairs
 from ._errors import InvalidReport, Problem, summary
 
 # The OpenTelemetry semantic convention that carries the random installation id (DESIGN.md).
@@ -126,8 +126,7 @@ class Limits:
 
 def validate(request: ExportMetricsServiceRequest, limits: Limits) -> Accepted:
     """The request's reports, or InvalidReport listing every problem (a request as
-    `_decode.parse` gives it, or any ExportMetricsServiceRequest)."""
-    request = as_parsed(request)
+    `_decode.parse` gives it)."""
     problems: list[Problem] = []
     if not request.resource_metrics:
         raise InvalidReport([Problem("empty", "request holds no resource_metrics")])

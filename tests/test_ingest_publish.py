@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from ingest_reports import CATALOG, NOW, new_installation, request
+from ingest_reports import CATALOG, NOW, new_installation, parsed, request
 from ingest_support import database_url, query, settings  # noqa: F401  (fixture)
 
 from ingest._cells import bucket, cells
@@ -25,7 +25,7 @@ def _job(installation: str, data: Data, week: date = WEEK, os: str = "linux") ->
     for kv in message.resource_metrics[0].resource.attributes:
         if kv.key == "os.type":
             kv.value.string_value = os
-    accepted = validate(message, LIMITS)
+    accepted = validate(parsed(message), LIMITS)
     return ReportJob(installation, "a" * 64, tuple(accepted.reports), datetime(2025, 6, 9))
 
 

@@ -10,13 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import dashboards_fleet as fleet
 import pytest
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
 from dashboards import queries
+from dashboards import testing as fleet
 from dashboards._dialects import DIALECT_NAMES, dialect
 from dashboards._macros import expand
 from dashboards._panels import alert_sql, release_sql

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._dialects import dialect
 from ._macros import MacroError, expand
 from ._panels import PANELS, Panel
 
@@ -44,8 +45,8 @@ def run_panel(engine_or_url: Engine | str, panel: Panel, time_from: datetime,
 
     engine = sa.create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
-        sql = expand(panel.sql(engine.dialect.name), engine.dialect.name,  # type: ignore[arg-type]
-                     time_from, time_to)
+        name = dialect(engine.dialect.name).name  # the store's, if a panel has SQL for it
+        sql = expand(panel.sql(name), name, time_from, time_to)
         if engine.dialect.paramstyle in ("format", "pyformat"):  # psycopg: "%" starts a placeholder
             sql = sql.replace("%", "%%")
         with engine.connect() as conn:

@@ -71,9 +71,9 @@ def cells(reports: Iterable[Parsed], catalog: Catalog) -> dict[Key, Cell]:
 
     for index, (resource, points) in enumerate(reports):
         cell(ACTIVE).add(index)
-        for key, value in resource.items():
-            if key != INSTALLATION_KEY:
-                cell(("resource", "", key, value)).add(index)
+        for attribute, value in resource.items():
+            if attribute != INSTALLATION_KEY:
+                cell(("resource", "", attribute, value)).add(index)
         for key, amount in _groups(points, catalog).items():
             cell(key).add(index, amount)
     return found

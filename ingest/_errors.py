@@ -81,15 +81,13 @@ class MalformedBody(RequestError):
 
 
 class InvalidReport(RequestError):
-    """The report breaks the catalog's rules; `problems` lists every one found."""
+    """The report breaks the catalog's rules; `problems` lists every one found, and the first
+    names the reason."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
+        self.reason = problems[0].code if problems else "invalid"
         super().__init__(summary(problems))
-
-    @property
-    def reason(self) -> str:  # type: ignore[override]  # the first problem names the reason
-        return self.problems[0].code if self.problems else "invalid"
 
 
 class CredentialRejected(RequestError):

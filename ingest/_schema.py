@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql, postgresql, sqlite
+from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable, CreateView, DropView, ExecutableDDLElement
 from sqlalchemy.sql.base import Executable
@@ -24,7 +24,8 @@ from ._errors import SchemaTooNew
 from .views import VIEWS
 
 metadata = sa.MetaData()
-Timestamp = sa.DateTime().with_variant(mssql.DATETIME2(0), "mssql")
+# SQLAlchemy leaves DATETIME2.__init__ unannotated (its other types are annotated).
+Timestamp = sa.DateTime().with_variant(mssql.DATETIME2(0), "mssql")  # type: ignore[no-untyped-call]
 Document = sa.Text().with_variant(mssql.VARCHAR(None), "mssql")  # VARCHAR(max): TEXT is deprecated
 
 installations = sa.Table(
@@ -92,9 +93,9 @@ def _create_all() -> list[ExecutableDDLElement]:
 # whose statements go here, append only (a released migration never changes).
 MIGRATIONS: dict[int, Callable[[], Sequence[Executable]]] = {}
 SCHEMA_VERSION = 1
+# Each database as the driver the ingest connects with speaks it (pyodbc, psycopg, sqlite3).
 DIALECTS: dict[str, Dialect] = {
-    "mssql": mssql.dialect(), "postgresql": postgresql.dialect(), "sqlite": sqlite.dialect(),
-}
+    name: sa.make_url(f"{name}://").get_dialect()() for name in ("mssql", "postgresql", "sqlite")}
 
 
 def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:

@@ -157,10 +157,10 @@ class Store:
         """A week's stored reports (resource and points JSON) of the installations whose
         reports arrived in at least `established` distinct weeks, the first no later than
         that week (0: all), streamed, holding no lock."""
-        statement, params = sql.WEEK_REPORTS, {"week": week}
+        statement = sql.ESTABLISHED_WEEK_REPORTS if established > 0 else sql.WEEK_REPORTS
+        params: dict[str, object] = {"week": week}
         if established > 0:
-            statement = sql.ESTABLISHED_WEEK_REPORTS
-            params = {"week": week, "others": established - 1}
+            params["others"] = established - 1
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(**{_READ_ONLY: True}, stream_results=True,

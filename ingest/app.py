@@ -59,10 +59,12 @@ Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class IngestApp(FastAPI):
-    """FastAPI, with `POST {metrics_path}` handed to `export` directly."""
+    """FastAPI, with `POST {metrics_path}` handed to `export` directly, and documented in the
+    schema FastAPI makes of its own routes (no route of FastAPI's describes it)."""
 
     export: Asgi | None = None
     export_path = ""
+    export_header = ""  # the credential's header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (self.export is not None and scope["type"] == "http"
@@ -70,6 +72,13 @@ class IngestApp(FastAPI):
             await self.export(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        schema = super().openapi()
+        if self.export is not None:
+            schema["paths"].setdefault(self.export_path, {})["post"] = _export_operation(
+                self.export_header)
+        return schema
 
 
 class _Disconnected(Exception):
@@ -148,9 +157,9 @@ def _routes(app: IngestApp, service: Service) -> None:
     # The export: answered by `IngestApp` before routing (the route is there for the other
     # methods' 405 and for apps mounted in a larger one); documented in the schema by hand.
     app.export, app.export_path = _Export(service), service.protocol.metrics_path
+    app.export_header = header
     app.router.routes.append(Route(app.export_path, app.export, methods=["POST"],
                                    include_in_schema=False))
-    _document_export(app, service.protocol.metrics_path, header)
     app.add_api_route(service.protocol.installation_path, erase, methods=["DELETE"],
                       status_code=204, summary="Erase an installation",
                       responses=_responses(204, 400, 403, 429, 503))
@@ -163,23 +172,16 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"description": f"HTTP {code}"} for code in codes}
 
 
-def _document_export(app: FastAPI, path: str, header: str) -> None:
-    """Add the export to the schema FastAPI makes of its own routes."""
-    schema_of_routes = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = schema_of_routes()
-        schema["paths"].setdefault(path, {})["post"] = {
-            "summary": "OTLP/HTTP metrics export", "operationId": "export",
-            "parameters": [{"name": header, "in": "header", "required": True,
-                            "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {
-                "application/json": {"schema": {"type": "object"}},
-                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
-            }},
-            "responses": {str(code): {"description": f"HTTP {code}"}
-                          for code in (200, 400, 403, 410, 413, 415, 429, 503)},
-        }
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+def _export_operation(header: str) -> dict[str, Any]:
+    """The export as an OpenAPI operation."""
+    return {
+        "summary": "OTLP/HTTP metrics export", "operationId": "export",
+        "parameters": [{"name": header, "in": "header", "required": True,
+                        "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        }},
+        "responses": {str(code): {"description": f"HTTP {code}"}
+                      for code in (200, 400, 403, 410, 413, 415, 429, 503)},
+    }

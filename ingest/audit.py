@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 
 from otel_usage.weeks import Week
 
@@ -214,8 +217,8 @@ def send_fleet(base: str, clock: Clock, fleet: list[Member], weeks: int) -> Sent
     return sent
 
 
-def _post(base: str, credential: str, message: object) -> None:
-    body, headers = encode(message, "protobuf", True)  # type: ignore[arg-type]
+def _post(base: str, credential: str, message: ExportMetricsServiceRequest) -> None:
+    body, headers = encode(message, "protobuf", True)
     headers[CATALOG.protocol.credential_header] = credential
     sent = urllib.request.Request(base + CATALOG.protocol.metrics_path, body, headers)
     with urllib.request.urlopen(sent, timeout=30) as answer:

@@ -72,7 +72,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
         raise BodyTooLarge(f"body is over {limit} bytes after decompression")
     if not inflater.eof:
         raise MalformedBody("gzip body is truncated")
-    if inflater.unused_data:  # issue 14: nothing may hide after the one gzip member
+    if inflater.unused_data:  # nothing may hide after the one gzip member
         raise MalformedBody("data follows the gzip member")
     return data
 

@@ -1,4 +1,5 @@
-"""Every error the ingest raises, under one root.
+"""Every error the ingest raises while it runs, under one root (settings it cannot run with are
+a ValueError when the app is made).
 
     IngestError
     ├── RequestError            the request is wrong: the client must change it (4xx)
@@ -17,8 +18,9 @@
     │       └── WriteFailed             503: a statement failed (a constraint, a value)
     └── SchemaTooNew            the store was made by a later version of the ingest: left as is
 
-Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` where
-they are caught, with `raise ... from exc`, so no driver exception leaves the store.
+Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` or
+`WriteFailed` where they are caught, with `raise ... from exc`, so no driver exception leaves
+the store.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def shorten(text: str, limit: int = MESSAGE_CHARS) -> str:
 
 def summary(problems: list[Problem]) -> str:
     """The first problems and how many more: an answer stays well under a kilobyte, however
-    many problems a small request can cause (issue 14)."""
+    many problems a small request can cause (a few hundred bytes once got a 948 KB answer)."""
     text = "; ".join(shorten(p.message) for p in problems[:SHOWN_PROBLEMS])
     more = len(problems) - SHOWN_PROBLEMS
     return f"{text}; and {more} more" if more > 0 else text

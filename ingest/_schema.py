@@ -8,6 +8,7 @@
   late or replayed report cannot bring them back.
 - `published_weeks` / `published_cells`: what the publication step made of each closed week,
   frozen; the views read only these, and `daily_stats` (requests per day, no identifiers).
+- `schema_info`: the schema's version, which `migrate` brings the store to.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""What the routes do: take an export or an erasure apart, check it, hand it to the writer.
+"""What the routes do: take an export or an erasure apart, check it, hand it to the writer;
+and whether the service is ready.
 
-Every answer is in the request's format (OTLP/HTTP); every refusal is counted per day by
-outcome and reason, without any identifier, and logged without address or installation id.
+An export is answered in its request's format (OTLP/HTTP), an erasure by `DELETE` in JSON;
+each answered is counted per day by outcome and reason, without any identifier, and a refusal
+is logged without address or installation id.
 """
 
 from __future__ import annotations

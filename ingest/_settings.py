@@ -1,4 +1,5 @@
-"""The service's settings: defaults come from the catalog's policy and protocol."""
+"""The service's settings: what the catalog's policy and protocol say (k, retention, body limit,
+reporting window) defaults to the catalog; the service's own limits have their defaults here."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Every statement the store runs, built once with SQLAlchemy Core (compiled per dialect and
-cached by SQLAlchemy), with named parameters.
+"""Every statement the store runs on its tables, built once with SQLAlchemy Core (compiled per
+dialect and cached by SQLAlchemy), with named parameters; the schema's own DDL and version are
+`_schema`'s.
 
 Kept in one place so tests compile each of them for SQL Server, PostgreSQL and SQLite.
 """

@@ -1,7 +1,8 @@
-"""The database behind the ingest: the only module that opens transactions on it.
+"""The database behind the ingest: the only module of the service that connects to it.
 
-Writes come from one thread per process (the writer), a batch of reports per transaction.
-Across processes (several replicas on PostgreSQL or SQL Server) a conflicting insert rolls the
+Reports, erasures and request counts are written by one thread per process (the writer), a
+batch of reports per transaction; publications and pruning by the maintenance thread. Across
+processes (several replicas on PostgreSQL or SQL Server) a conflicting insert rolls the
 batch back, and it is retried once against what the other process committed. Database errors
 leave this module as `StoreUnavailable` (cannot answer now) or `WriteFailed` (this statement).
 """

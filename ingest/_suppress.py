@@ -2,8 +2,8 @@
 
 Hiding the groups of fewer than k installations (primary suppression) is not enough: a visible
 total minus the visible groups under it gives the hidden rest. So the cells of a week are
-checked against every way the views let one subtract one number from another (issue 14), and
-more cells are hidden (secondary suppression) until none gives a group under k:
+checked against every way the views let one subtract one number from another, and more
+cells are hidden (secondary suppression) until none gives a group under k:
 
 - Partitions: a parent cell and the cells that split it (the installations of a week by the
   value of a resource attribute, or by the bucket of a metric's weekly total; a metric's

@@ -1,39 +1,33 @@
-"""Benchmark of the dashboards (issue 6): every panel's query on a store of a year of a fleet.
+"""Benchmark of the dashboards: every panel's query on a store of a year of a fleet.
 
 Fills a store with 10,000 installations x 52 weeks of the simulated fleet the tests use
-(tests/dashboards_fleet.py: joins, churn, version rollouts, an error surge) through the ingest's
+(`dashboards.testing`: joins, churn, version rollouts, an error surge) through the ingest's
 own write path in bulk (`ingest.testing.store_weeks`: batches of 500 reports, the rows the
 service writes, minus HTTP and validation, which `benchmarks/ingest.py` measures), then
 publishes every week (`ingest.publish`). Then runs every panel's query with Grafana's macros
 expanded for the whole year, `--repeat` times, and prints per-panel times (best run, ms). The
 last line is one JSON object with `panel_ms_max`.
 
-    python benchmarks/dashboards.py                       # a temporary SQLite file
-    python benchmarks/dashboards.py --database postgresql+psycopg://user@127.0.0.1:5432/db
+Run it as a module from the checkout's root (the file is named like the package it measures):
+
+    python -m benchmarks.dashboards                       # a temporary SQLite file
+    python -m benchmarks.dashboards --database postgresql+psycopg://user@127.0.0.1:5432/db
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# This file is named like the package it measures: take its folder off the path first.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import dashboards_fleet as fleet  # noqa: E402  (the tests' simulated fleet)
-
-from dashboards import queries  # noqa: E402
-from ingest import Settings, publish  # noqa: E402
-from ingest.testing import StoredWeek, store_counts, store_weeks  # noqa: E402
-from otel_usage.clock import default_clock  # noqa: E402
+from dashboards import queries
+from dashboards import testing as fleet
+from ingest import Settings, publish
+from ingest.testing import StoredWeek, store_counts, store_weeks
+from otel_usage.clock import default_clock
 
 
 def _weeks(population: list[fleet.Installation], weeks: int) -> Iterator[StoredWeek]:

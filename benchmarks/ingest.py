@@ -1,4 +1,4 @@
-"""Benchmark of the ingest's write path (issue 12): throughput, latency, CPU, memory, overload
+"""Benchmark of the ingest's write path: throughput, latency, CPU, memory, overload
 and shutdown, for this tree's `otel-usage-ingest serve` and, with `--compare REV`, for the
 design at a git revision, started the same way and measured in the same run, round by round.
 

@@ -1,4 +1,5 @@
-"""Issue 14's figures, measured by attacking a running ingest (not timed tests):
+"""The figures of the attacks on the ingest, measured by attacking a running one (not timed
+tests):
 
 - `answer_request_ratio_max`: answer bytes / request bytes (headers included) over every kind
   of small refused request (target at most 8);

@@ -1,7 +1,8 @@
 """The maintainers' Grafana dashboards, built as code, and their provisioning.
 
-`queries` lists every panel with its SQL per dialect and runs it on a store; `build` writes the
-dashboards JSON and the provisioning files (`otel-usage-dashboards build`). Panels read the
+`queries` lists every panel with its SQL per dialect and runs it on a store; the `build`
+command writes the dashboards JSON and the provisioning files (`otel-usage-dashboards build`);
+`testing` is a testing API (a simulated fleet loaded through the ingest). Panels read the
 ingest's k-anonymous reporting views only.
 """
 

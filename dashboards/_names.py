@@ -10,7 +10,6 @@ from ingest.views import DISTRIBUTION_BUCKETS, VIEWS, WEEK_COLUMN
 from otel_usage.catalog import Catalog, load_catalog
 
 CATALOG: Catalog = load_catalog()
-K = CATALOG.policy.k_anonymity
 
 
 class CatalogMismatch(LookupError):
@@ -44,10 +43,8 @@ METRICS = view("usage_metrics", WEEK, "metric", "attribute", "value", "installat
 DISTRIBUTIONS = view("usage_distributions", WEEK, "metric", "bucket_min", "installations")
 SUBMISSIONS = view("usage_submissions", "day", "outcome", "reason", "requests")
 BUCKETS = DISTRIBUTION_BUCKETS
-SOURCES = view("usage_report_sources", WEEK, "source", "installations")
 
 JOBS = metric("printernizer.jobs", "job.status")
-JOB_STATUS = "job.status"
 PRINTERS = metric("printernizer.printers", "printer.type")
 PRINTER_TYPE = "printer.type"
 FEATURES_ENABLED = metric("printernizer.features.enabled", "feature.name")

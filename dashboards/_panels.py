@@ -132,12 +132,6 @@ def _active_latest(d: Dialect) -> str:
             f"WHERE $__timeFilter({n.WEEK}) ORDER BY {n.WEEK} DESC{d.limit(1)}")
 
 
-def _legacy(d: Dialect) -> str:
-    """Installations per report source (otlp, legacy) per closed week: the migration."""
-    return (f"SELECT $__time({n.WEEK}), source AS metric, installations "
-            f"FROM {n.SOURCES} WHERE $__timeFilter({n.WEEK}) ORDER BY 1, 2")
-
-
 def _submissions_weekly(d: Dialect) -> str:
     week = d.week("day")
     return (f"SELECT {week} AS {d.q('time')}, outcome AS metric, SUM(requests) AS requests "
@@ -382,18 +376,5 @@ def _catalog_panels() -> list[Panel]:
     return panels
 
 
-MIGRATION = "Migration from the legacy submission"
-
-
-def _migration() -> list[Panel]:
-    """The transition from Printernizer's old usage statistics (issue 16): its own row, last."""
-    return [Panel("legacy", "Installations reporting via legacy vs OTLP", MIGRATION,
-                  "timeseries", "time_series", _legacy, stacked=True, width=24,
-                  description="Installations per closed week by how they reported: the "
-                              "otel-usage client (otlp) or the old feature's legacy "
-                              "submission. Neither shows in a week where one has fewer "
-                              "than k.")]
-
-
-PANELS: tuple[Panel, ...] = (*_curated(), *_catalog_panels(), *_migration())
-ROWS: tuple[str, ...] = (FLEET, SUBMIT, PRINT, FEAT, ERR, PLAT, CAT, MIGRATION)
+PANELS: tuple[Panel, ...] = (*_curated(), *_catalog_panels())
+ROWS: tuple[str, ...] = (FLEET, SUBMIT, PRINT, FEAT, ERR, PLAT, CAT)

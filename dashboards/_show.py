@@ -1,6 +1,6 @@
 """What the dashboards would show, as text: every panel's own query, run on a store.
 
-Used by ``otel-usage-dashboards show`` (and so by ``otel-usage demo``): the same SQL, with
+Used by ``otel-usage-dashboards show`` (and so by ``otel-usage-demo``): the same SQL, with
 Grafana's macros expanded the same way, as the provisioned dashboards run in Grafana.
 """
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._dialects import dialect
 from ._macros import MacroError, expand
-from ._panels import PANELS, Panel, alert_sql, release_sql
+from ._panels import PANELS, Panel
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["MacroError", "Panel", "Result", "alert_sql", "expand", "panel", "panels",
-           "release_sql", "run_panel"]
+__all__ = ["MacroError", "Panel", "Result", "panels", "run_panel"]
 
 
 @dataclass(frozen=True)
@@ -31,32 +31,22 @@ class Result:
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
 
-    def column(self, name: str) -> list[Any]:
-        index = self.columns.index(name)
-        return [row[index] for row in self.rows]
-
 
 def panels() -> tuple[Panel, ...]:
     """Every panel, in dashboard order."""
     return PANELS
 
 
-def panel(key: str) -> Panel:
-    for candidate in PANELS:
-        if candidate.key == key:
-            return candidate
-    raise KeyError(f"no panel {key!r}")
-
-
 def run_panel(engine_or_url: Engine | str, panel: Panel, time_from: datetime,
               time_to: datetime) -> Result:
-    """Run `panel`'s query for the time range on a store, as Grafana would."""
+    """Run `panel`'s query for the time range on a store, as Grafana would; MacroError when
+    its SQL holds a macro Grafana would refuse."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
-        sql = expand(panel.sql(engine.dialect.name), engine.dialect.name,  # type: ignore[arg-type]
-                     time_from, time_to)
+        name = dialect(engine.dialect.name).name  # the store's, if a panel has SQL for it
+        sql = expand(panel.sql(name), name, time_from, time_to)
         if engine.dialect.paramstyle in ("format", "pyformat"):  # psycopg: "%" starts a placeholder
             sql = sql.replace("%", "%%")
         with engine.connect() as conn:

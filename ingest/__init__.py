@@ -2,8 +2,8 @@
 stores them with SQLAlchemy Core and publishes each closed week as k-anonymous cells.
 
 Public: `create_app`, `Settings`, `publish`, the view names in `ingest.views`, and the CLI in
-`ingest.cli`. Importing this package stays light (the dashboards import `ingest.views` without
-FastAPI).
+`ingest.cli`; `ingest.testing` and `ingest.audit` are testing APIs. Importing this package stays
+light (the dashboards import `ingest.views` without FastAPI).
 """
 
 from __future__ import annotations

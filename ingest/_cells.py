@@ -5,8 +5,7 @@ are in it (a bit each, so that groups can be compared as sets), how many, and th
 values. Kinds: `active` (every installation counted), `resource` (a value of a resource
 attribute), `metric` (a metric's installations with a positive weekly value and their total,
 as a whole or per value of one of its attributes), `distribution` (installations by the bucket
-of a metric's weekly total), `source` (how installations reported: `otlp` or `legacy`).
-`missing` cells are never published: the installations with
+of a metric's weekly total). `missing` cells are never published: the installations with
 positive points that lack an attribute key, which the suppression step needs.
 """
 
@@ -57,18 +56,11 @@ class Cell:
 
 
 Points = list[tuple[str, dict[str, str], int]]
-SOURCE = "source"
-Parsed = tuple[dict[str, str], Points] | tuple[dict[str, str], Points, bool]
-
-
-def source(legacy: bool) -> Key:
-    """The cell of the installations that reported as legacy submissions, or over OTLP."""
-    return (SOURCE, "", "", "legacy" if legacy else "otlp")
+Parsed = tuple[dict[str, str], Points]  # one installation's week: its resource, its points
 
 
 def cells(reports: Iterable[Parsed], catalog: Catalog) -> dict[Key, Cell]:
-    """Every group of the week, from its reports (resource, points, and whether it came as a
-    legacy submission: without it no `source` cells), one per installation."""
+    """Every group of the week, from its reports, one per installation."""
     found: dict[Key, Cell] = {}
 
     def cell(key: Key) -> Cell:
@@ -77,13 +69,11 @@ def cells(reports: Iterable[Parsed], catalog: Catalog) -> dict[Key, Cell]:
             got = found[key] = Cell()
         return got
 
-    for index, (resource, points, *legacy) in enumerate(reports):
+    for index, (resource, points) in enumerate(reports):
         cell(ACTIVE).add(index)
-        if legacy:
-            cell(source(legacy[0])).add(index)
-        for key, value in resource.items():
-            if key != INSTALLATION_KEY:
-                cell(("resource", "", key, value)).add(index)
+        for attribute, value in resource.items():
+            if attribute != INSTALLATION_KEY:
+                cell(("resource", "", attribute, value)).add(index)
         for key, amount in _groups(points, catalog).items():
             cell(key).add(index, amount)
     return found

@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
-from typing import Any, Literal
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Protocol
 
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
-from google.protobuf.message import DecodeError, Message
-from google.rpc.status_pb2 import Status
+# protobuf ships no type information, and googleapis-common-protos ships .pyi files without
+# the py.typed marker that lets a type checker read them: both import untyped, as in the client.
+from google.protobuf import (  # type: ignore[import-untyped]
+    descriptor_pb2,
+    descriptor_pool,
+    json_format,
+    message_factory,
+)
+from google.protobuf.message import DecodeError, Message  # type: ignore[import-untyped]
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -65,7 +72,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
         raise BodyTooLarge(f"body is over {limit} bytes after decompression")
     if not inflater.eof:
         raise MalformedBody("gzip body is truncated")
-    if inflater.unused_data:  # issue 14: nothing may hide after the one gzip member
+    if inflater.unused_data:  # nothing may hide after the one gzip member
         raise MalformedBody("data follows the gzip member")
     return data
 
@@ -90,6 +97,22 @@ def _with_raw_point_attributes() -> Any:
 Request = _with_raw_point_attributes()
 
 
+class RawPoint(Protocol):
+    """A `NumberDataPoint` of a request `parse` made: its attributes are the bytes of each
+    `KeyValue` (`attribute_pairs` reads them), the rest as in the OTLP schema."""
+
+    start_time_unix_nano: int
+    time_unix_nano: int
+    as_int: int
+
+    @property
+    def attributes(self) -> Sequence[bytes]: ...
+
+    def HasField(self, field_name: str) -> bool: ...
+
+    def WhichOneof(self, oneof_group: str) -> str | None: ...
+
+
 def parse(data: bytes, fmt: Format) -> Any:
     """Parse an ExportMetricsServiceRequest (as `Request`); 400 when it is not one."""
     try:
@@ -104,12 +127,6 @@ def parse(data: bytes, fmt: Format) -> Any:
     except (DecodeError, json_format.ParseError, UnicodeDecodeError, ValueError,
             TypeError, RecursionError) as exc:
         raise MalformedBody(f"body is not an ExportMetricsServiceRequest: {exc}") from exc
-
-
-def as_parsed(request: Message) -> Any:
-    """Any ExportMetricsServiceRequest as `parse` gives it."""
-    return request if isinstance(request, Request) else Request.FromString(
-        request.SerializeToString())
 
 
 _PAIRS: dict[bytes, tuple[str, str]] = {}
@@ -142,7 +159,8 @@ def attribute_pairs(raw: Iterable[bytes]) -> list[tuple[str, str]]:
 
 def encode(message: Message, fmt: Format) -> bytes:
     if fmt == "protobuf":
-        return message.SerializeToString()
+        encoded: bytes = message.SerializeToString()
+        return encoded
     as_dict = json_format.MessageToDict(message)
     return json.dumps(as_dict, separators=(",", ":")).encode()
 

@@ -10,14 +10,17 @@ travels in its header, as with a report.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
 from otel_usage.catalog import Catalog
 from otel_usage.weeks import WEEK_NS, Week
 
-from ._decode import as_parsed, attribute_pairs
+from ._decode import RawPoint, attribute_pairs
 from ._errors import InvalidReport, Problem
 from ._validate import INSTALLATION_KEY, _resource
 
@@ -26,9 +29,9 @@ _NAMED = ("service.name", INSTALLATION_KEY, "otel_usage.catalog.version")
 
 def erasure_of(request: ExportMetricsServiceRequest, catalog: Catalog) -> str | None:
     """The installation an erasure request names; None when the request asks for no erasure;
-    InvalidReport when it holds the erasure metric in another shape than the contract's."""
+    InvalidReport when it holds the erasure metric in another shape than the contract's (a
+    request as `_decode.parse` gives it)."""
     name = catalog.protocol.erasure_metric
-    request = as_parsed(request)
     metrics = [(rm, m) for rm in request.resource_metrics for sm in rm.scope_metrics
                for m in sm.metrics]
     if not any(m.name == name for _, m in metrics):
@@ -51,10 +54,10 @@ def erasure_of(request: ExportMetricsServiceRequest, catalog: Catalog) -> str | 
     return resource[INSTALLATION_KEY]
 
 
-def _one_point_of_one(metric: object) -> bool:
-    if metric.WhichOneof("data") != "gauge":  # type: ignore[attr-defined]
+def _one_point_of_one(metric: Metric) -> bool:
+    if metric.WhichOneof("data") != "gauge":
         return False
-    points = metric.gauge.data_points  # type: ignore[attr-defined]
+    points: Sequence[RawPoint] = metric.gauge.data_points
     if len(points) != 1:
         return False
     point = points[0]

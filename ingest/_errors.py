@@ -1,4 +1,5 @@
-"""Every error the ingest raises, under one root.
+"""Every error the ingest raises while it runs, under one root (settings it cannot run with are
+a ValueError when the app is made).
 
     IngestError
     ├── RequestError            the request is wrong: the client must change it (4xx)
@@ -6,19 +7,20 @@
     │   ├── BodyTooLarge            413: over the catalog's limit after decompression
     │   ├── MalformedBody           400: not an ExportMetricsServiceRequest
     │   ├── InvalidReport           400: decodes, but breaks the catalog's rules
-    │   ├── CredentialRejected      403: missing or wrong installation credential (or API key)
+    │   ├── CredentialRejected      403: missing or wrong installation credential
     │   ├── Erased                  410: the installation was erased; start over with a new id
-    │   ├── LimitRefused            403: over a limit, through a trusted proxy (which must not
-    │   │                                queue it for a retry)
-    │   └── LegacyEnded             410: the legacy submission's transition period is over
-    └── ServiceError            the service cannot take it now: try again later (429/503)
-        ├── Throttled               429: a rate limit was hit
-        ├── Overloaded              503: the write queue is full or too slow
-        └── StoreUnavailable        503: the database is unreachable, locked or timed out
-            └── WriteFailed             503: a statement failed (a constraint, a value)
+    │   └── LimitRefused            403: over a limit, through a trusted proxy (which must not
+    │                                    queue it for a retry)
+    ├── ServiceError            the service cannot take it now: try again later (429/503)
+    │   ├── Throttled               429: a rate limit was hit
+    │   ├── Overloaded              503: the write queue is full or too slow
+    │   └── StoreUnavailable        503: the database is unreachable, locked or timed out
+    │       └── WriteFailed             503: a statement failed (a constraint, a value)
+    └── SchemaTooNew            the store was made by a later version of the ingest: left as is
 
-Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` where
-they are caught, with `raise ... from exc`, so no driver exception leaves the store.
+Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` or
+`WriteFailed` where they are caught, with `raise ... from exc`, so no driver exception leaves
+the store.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def shorten(text: str, limit: int = MESSAGE_CHARS) -> str:
 
 def summary(problems: list[Problem]) -> str:
     """The first problems and how many more: an answer stays well under a kilobyte, however
-    many problems a small request can cause (issue 14)."""
+    many problems a small request can cause (a few hundred bytes once got a 948 KB answer)."""
     text = "; ".join(shorten(p.message) for p in problems[:SHOWN_PROBLEMS])
     more = len(problems) - SHOWN_PROBLEMS
     return f"{text}; and {more} more" if more > 0 else text
@@ -81,15 +83,13 @@ class MalformedBody(RequestError):
 
 
 class InvalidReport(RequestError):
-    """The report breaks the catalog's rules; `problems` lists every one found."""
+    """The report breaks the catalog's rules; `problems` lists every one found, and the first
+    names the reason."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
+        self.reason = problems[0].code if problems else "invalid"
         super().__init__(summary(problems))
-
-    @property
-    def reason(self) -> str:  # type: ignore[override]  # the first problem names the reason
-        return self.problems[0].code if self.problems else "invalid"
 
 
 class CredentialRejected(RequestError):
@@ -124,12 +124,10 @@ class LimitRefused(RequestError):
         self.reason = reason
 
 
-class LegacyEnded(RequestError):
-    """A legacy submission after the transition period the maintainers set."""
+class SchemaTooNew(IngestError):
+    """The store's schema version is later than this ingest knows: it is not touched."""
 
-    status = 410
-    reason = "ended"
-    grpc_code = 9  # FAILED_PRECONDITION
+    reason = "schema_too_new"
 
 
 class ServiceError(IngestError):

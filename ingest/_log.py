@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 from otel_usage.clock import Clock, default_clock
 
@@ -17,7 +17,7 @@ class _Timestamp:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
 
-    def __call__(self, _logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, _logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
         event["timestamp"] = self.clock.now().isoformat().replace("+00:00", "Z")
         return event
 

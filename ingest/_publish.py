@@ -30,23 +30,18 @@ class Publication:
     cells: dict[Key, Cell]
 
 
-Row = tuple[str, str] | tuple[str, str, bool]
-
-
-def publish_week(week: datetime, reports: Iterable[Row], catalog: Catalog,
+def publish_week(week: datetime, reports: Iterable[tuple[str, str]], catalog: Catalog,
                  k: int) -> Publication:
-    """Publish one week from its stored reports (resource JSON, points JSON, and whether it
-    came as a legacy submission)."""
+    """Publish one week from its stored reports (resource JSON, points JSON)."""
     found = cells(_parsed(reports), catalog)
     counted = found[ACTIVE].count if ACTIVE in found else 0
     shown = _suppress.visible(found, k, catalog)
     return Publication(week, counted, {key: found[key] for key in sorted(shown)})
 
 
-def _parsed(rows: Iterable[Row]) -> Iterator[Parsed]:
-    for resource, points, *legacy in rows:
-        parsed = json.loads(resource), [(m, a, int(v)) for m, a, v in json.loads(points)]
-        yield (*parsed, bool(legacy[0])) if legacy else parsed
+def _parsed(rows: Iterable[tuple[str, str]]) -> Iterator[Parsed]:
+    for resource, points in rows:
+        yield json.loads(resource), [(m, a, int(v)) for m, a, v in json.loads(points)]
 
 
 def due_range(now: datetime, after_days: int, retention_months: int) -> tuple[datetime, datetime]:

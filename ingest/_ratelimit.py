@@ -52,9 +52,6 @@ class RateLimiter:
         """Seconds until a drained bucket holds a token again."""
         return max(1, round(1 / self._rate)) if self._rate > 0 else 60
 
-    def __len__(self) -> int:
-        return len(self._buckets)
-
 
 class ClientAddress:
     """Finds the client's address of a request, trusting a pseudonym or `X-Forwarded-For` only

@@ -1,39 +1,32 @@
-"""The store's tables, its migrations and the reporting views, for every supported dialect.
+"""The store's tables, its schema version and the reporting views, for every supported dialect.
 
 - `installations`: one row per installation: its credential's hash, the week of its first
   report's data (`first_week`) and the week its first report arrived (`registered`).
 - `weekly_reports`: each installation-week as received (the last report of that week wins),
-  with the week it arrived (`received`) and whether it came as a legacy submission
-  (`legacy`): the input of the publication step.
+  with the week it arrived (`received`): the input of the publication step.
 - `erasures`: installations erased on request, as a hash of their id and the day, so that a
   late or replayed report cannot bring them back.
 - `published_weeks` / `published_cells`: what the publication step made of each closed week,
   frozen; the views read only these, and `daily_stats` (requests per day, no identifiers).
+- `schema_info`: the schema's version, which `migrate` brings the store to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql, postgresql, sqlite
+from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.schema import (
-    CreateIndex,
-    CreateTable,
-    CreateView,
-    DropTable,
-    DropView,
-    ExecutableDDLElement,
-)
-from sqlalchemy.sql.compiler import DDLCompiler
+from sqlalchemy.schema import CreateIndex, CreateTable, CreateView, DropView, ExecutableDDLElement
+from sqlalchemy.sql.base import Executable
 
+from ._errors import SchemaTooNew
 from .views import VIEWS
 
 metadata = sa.MetaData()
-Timestamp = sa.DateTime().with_variant(mssql.DATETIME2(0), "mssql")
+# SQLAlchemy leaves DATETIME2.__init__ unannotated (its other types are annotated).
+Timestamp = sa.DateTime().with_variant(mssql.DATETIME2(0), "mssql")  # type: ignore[no-untyped-call]
 Document = sa.Text().with_variant(mssql.VARCHAR(None), "mssql")  # VARCHAR(max): TEXT is deprecated
 
 installations = sa.Table(
@@ -50,8 +43,6 @@ weekly_reports = sa.Table(
     sa.Column("resource", Document, nullable=False),
     sa.Column("points", Document, nullable=False),
     sa.Column("received", Timestamp),  # Monday of the week this report arrived
-    # Sent as a legacy submission (POST /submit) rather than over OTLP (schema version 3).
-    sa.Column("legacy", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 erasures = sa.Table(
     "erasures", metadata,
@@ -93,59 +84,19 @@ TABLES = (installations, weekly_reports, erasures, published_weeks, published_ce
 INDEXES = (weekly_reports_by_week,)
 
 
-class AddColumn(ExecutableDDLElement):
-    """ALTER TABLE ... ADD [COLUMN] ...: SQLAlchemy Core has no construct for it."""
-
-    def __init__(self, table: sa.Table, column: sa.Column[Any]) -> None:
-        self.table = table
-        self.column = column
-
-
-@compiles(AddColumn)
-def _add_column(element: AddColumn, compiler: DDLCompiler, **_kw: Any) -> str:
-    keyword = "ADD" if compiler.dialect.name == "mssql" else "ADD COLUMN"
-    spec = compiler.get_column_specification(element.column)
-    return f"ALTER TABLE {compiler.preparer.format_table(element.table)} {keyword} {spec}"
-
-
 def _create_all() -> list[ExecutableDDLElement]:
     """An empty database straight to the current version."""
     return [*(CreateTable(t) for t in TABLES), *(CreateIndex(i) for i in INDEXES)]
 
 
-def _migration_2() -> list[ExecutableDDLElement | sa.Update | sa.Delete]:
-    """Version 1 to 2 (issue 12): reports are published per closed week instead of summed
-    into rollups per report; arrival weeks are kept; erased installations are remembered.
-    Rows stored before have their data week as arrival week (the closest the store knows)."""
-    ins, wr = installations.c, weekly_reports.c
-    old_rollups = sa.Table("events_summary", sa.MetaData())
-    return [
-        *(DropView(sa.table(name), if_exists=True) for name in VIEWS),  # type: ignore[arg-type]
-        DropTable(old_rollups),
-        AddColumn(installations, ins.registered),
-        AddColumn(weekly_reports, wr.received),
-        CreateTable(erasures), CreateTable(published_weeks), CreateTable(published_cells),
-        sa.update(installations).values(registered=ins.first_week),
-        sa.update(weekly_reports).values(received=wr.week_start),
-        sa.delete(schema_info).where(schema_info.c.name == "views_k"),  # k is per published week
-    ]
-
-
-def _migration_3() -> list[ExecutableDDLElement | sa.Update | sa.Delete]:
-    """Version 2 to 3 (issue 16): reports mark whether they came as legacy submissions; every
-    report stored before came over OTLP."""
-    return [AddColumn(weekly_reports, weekly_reports.c.legacy)]
-
-
-# Append only: a released migration never changes. Version 1 was the first release.
-MIGRATIONS: dict[int, Callable[[], Sequence[ExecutableDDLElement | sa.Update | sa.Delete]]] = {
-    2: _migration_2,
-    3: _migration_3,
-}
-SCHEMA_VERSION = 3
+# Version 1 is what a first install creates: the tables above, as they are. Until the first
+# release a schema change edits version 1 in place; after it, each change is a new version
+# whose statements go here, append only (a released migration never changes).
+MIGRATIONS: dict[int, Callable[[], Sequence[Executable]]] = {}
+SCHEMA_VERSION = 1
+# Each database as the driver the ingest connects with speaks it (pyodbc, psycopg, sqlite3).
 DIALECTS: dict[str, Dialect] = {
-    "mssql": mssql.dialect(), "postgresql": postgresql.dialect(), "sqlite": sqlite.dialect(),
-}
+    name: sa.make_url(f"{name}://").get_dialect()() for name in ("mssql", "postgresql", "sqlite")}
 
 
 def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
@@ -167,8 +118,6 @@ def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
             pc.week_start, pc.metric, pc.attribute, pc.value, pc.installations, pc.total),
         "usage_resource_attributes": kind("resource").add_columns(
             pc.week_start, pc.attribute, pc.value, pc.installations),
-        "usage_report_sources": kind("source").add_columns(
-            pc.week_start, pc.value.label("source"), pc.installations),
         "usage_submissions": sa.select(ds.day, ds.outcome, ds.reason, ds.requests),
     }
     assert list(selects) == list(VIEWS), "views.VIEWS and the view selects must agree"
@@ -180,7 +129,7 @@ def view_ddl() -> list[ExecutableDDLElement]:
 
 
 def drop_views_ddl() -> list[ExecutableDDLElement]:
-    return [DropView(sa.table(name), if_exists=True) for name in VIEWS]  # type: ignore[arg-type]
+    return [DropView(sa.Table(name, sa.MetaData()), if_exists=True) for name in VIEWS]
 
 
 def ddl(dialect_name: str) -> str:
@@ -196,13 +145,14 @@ def ddl(dialect_name: str) -> str:
 
 def migrate(conn: Connection) -> int:
     """Bring the store to the current version (an empty one is created whole) and (re)create
-    the views; the new version."""
+    the views; the new version. A store of a later version than this ingest knows is refused
+    unchanged (SchemaTooNew)."""
     current = _version(conn)
-    if current == 0:
-        steps: Sequence[ExecutableDDLElement | sa.Update | sa.Delete] = _create_all()
-    else:
-        steps = [s for number in range(current + 1, SCHEMA_VERSION + 1)
-                 for s in MIGRATIONS[number]()]
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNew(f"the store's schema is version {current}; this ingest knows "
+                           f"versions up to {SCHEMA_VERSION}: run a newer ingest")
+    steps: Sequence[Executable] = _create_all() if current == 0 else [
+        s for number in range(current + 1, SCHEMA_VERSION + 1) for s in MIGRATIONS[number]()]
     for statement in steps:
         conn.execute(statement)
     if current < SCHEMA_VERSION:

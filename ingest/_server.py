@@ -61,6 +61,8 @@ class GuardedHttp(HttpToolsProtocol):
 
     # The connection ---------------------------------------------------------------------
 
+    # uvicorn's protocol narrows asyncio.Protocol's BaseTransport to the Transport it gets (and
+    # ignores the override itself); this is its method, with its signature.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.connections:

@@ -1,39 +1,34 @@
-"""What the routes do: take an export or an erasure apart, check it, hand it to the writer.
+"""What the routes do: take an export or an erasure apart, check it, hand it to the writer;
+and whether the service is ready.
 
-Every answer is in the request's format (OTLP/HTTP); every refusal is counted per day by
-outcome and reason, without any identifier, and logged without address or installation id.
+An export is answered in its request's format (OTLP/HTTP), an erasure by `DELETE` in JSON;
+each answered is counted per day by outcome and reason, without any identifier, and a refusal
+is logged without address or installation id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
-import json
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC
 
 import structlog
 
-from otel_usage.weeks import Week
-
-from . import _decode, _legacy
+from . import _decode
 from ._erasure import erasure_of
 from ._errors import (
     MESSAGE_CHARS,
     BodyTooLarge,
     CredentialRejected,
     IngestError,
-    LegacyEnded,
     MalformedBody,
     ServiceError,
     StoreUnavailable,
-    UnsupportedMediaType,
     shorten,
 )
 from ._ratelimit import Admission, ClientAddress, RateLimiter, over_limit
 from ._settings import Settings
-from ._store import KEPT, ReportJob, Store, create_engine
+from ._store import ReportJob, Store, create_engine
 from ._validate import INSTALLATION_KEY, Accepted, Limits, validate
 from ._writer import EraseJob, Writer
 
@@ -205,73 +200,6 @@ class Service:
         log.info("erasure.done", weeks=weeks)
         return 204, {}, b""
 
-    # The legacy submission (`_legacy`), for the transition period ----------------------------
-
-    async def legacy_submit(self, headers: Mapping[str, str], peer: str,
-                            body: AsyncIterator[bytes]) -> Answer:
-        """`POST /submit`: the old feature's summary, stored as the week's report unless a
-        report of that week is there already; answered as the old server did, in JSON."""
-        try:
-            self._check_legacy_period()
-            address = self._address(headers, peer)
-            self._check_address(address, peer)
-            self._check_api_key(headers.get("x-api-key"))
-            if _decode.body_format(headers.get("content-type")) != "json":
-                raise UnsupportedMediaType("send application/json")
-            data = await self._body(headers, body)
-            accepted = _legacy.to_report(_legacy.parse(data), self.catalog, self._limits())
-            job = ReportJob(accepted.installation_id, _legacy.LEGACY_CREDENTIAL,
-                            tuple(accepted.reports), self._limits().this_week, address,
-                            self.client_address.through_proxy(peer))
-            outcome = await self._writer().submit(job)
-        except IngestError as exc:
-            return self._legacy_refusal(exc)
-        self._count("accepted", "legacy")
-        week = accepted.reports[0].week_start.replace(tzinfo=UTC)
-        message = ("a report of this week is stored already; it stays" if outcome == KEPT
-                   else "stored as the week's report")
-        return _json(200, {"status": "success", "submission_id": Week.of(week).label,
-                           "message": message})
-
-    async def legacy_erase(self, peer: str, forwarded_for: str | None, installation_id: str,
-                           api_key: str | None) -> Answer:
-        """`DELETE /installation/{id}` with the shared key: erases an installation known only
-        from legacy submissions (or never seen), honoured after the transition period too."""
-        try:
-            self._check_address(self.client_address(peer, forwarded_for), peer)
-            self._check_api_key(api_key)
-            if not self.catalog.resource[INSTALLATION_KEY].allows(installation_id):
-                raise MalformedBody("not an installation id")
-            weeks = await self._writer().submit(EraseJob(installation_id,
-                                                         _legacy.LEGACY_CREDENTIAL))
-        except IngestError as exc:
-            return self._legacy_refusal(exc)
-        self._count("accepted", "legacy_erasure")
-        log.info("erasure.done", weeks=weeks, legacy=True)
-        return _json(200, {"status": "success", "message": "the installation's data is erased"})
-
-    def _check_legacy_period(self) -> None:
-        until = self.settings.legacy_until
-        if until is not None and self.settings.now() >= until:
-            raise LegacyEnded(f"legacy submissions ended on {until.date().isoformat()}: "
-                              "update Printernizer to send its reports with otel-usage")
-
-    def _check_api_key(self, value: str | None) -> None:
-        given = (value or "").encode()
-        if not any(hmac.compare_digest(given, key.encode())
-                   for key in self.settings.legacy_api_keys):
-            raise CredentialRejected("header X-API-Key is missing or wrong")
-
-    def _legacy_refusal(self, exc: IngestError) -> Answer:
-        self._count("throttled" if isinstance(exc, ServiceError) else "rejected",
-                    f"legacy_{exc.reason}")
-        log.info("legacy.refused", status=exc.status, reason=exc.reason)
-        status, headers, body = _json(exc.status, {
-            "status": "error", "message": shorten(str(exc), 6 * MESSAGE_CHARS)})
-        if isinstance(exc, ServiceError):
-            headers["retry-after"] = str(exc.retry_after)
-        return status, headers, body
-
     async def ready(self) -> bool:
         """True when the writer runs and the database answers."""
         if self.store is None or self.writer is None or not self.writer.alive:
@@ -282,7 +210,3 @@ class Service:
             return False
         return True
 
-
-def _json(status: int, document: dict[str, object]) -> Answer:
-    body = json.dumps(document, separators=(",", ":")).encode()
-    return status, {"content-type": "application/json"}, body

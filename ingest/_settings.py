@@ -1,4 +1,5 @@
-"""The service's settings: defaults come from the catalog's policy and protocol."""
+"""The service's settings: what the catalog's policy and protocol say (k, retention, body limit,
+reporting window) defaults to the catalog; the service's own limits have their defaults here."""
 
 from __future__ import annotations
 
@@ -64,11 +65,6 @@ class Settings:
     # Distinct arrival weeks that make an installation count (default: the catalog's policy);
     # 0 counts every installation that reported (the demo, whose fleet reports all at once).
     established_weeks: int | None = None
-    # The legacy submission (`POST /submit` with `X-API-Key`, `DELETE /installation/{id}`):
-    # accepted until `legacy_until` (UTC, on `clock`), refused with 410 after it; not served
-    # at all (404) when None. `legacy_api_keys`: the shared keys the old feature sends.
-    legacy_until: datetime | None = None
-    legacy_api_keys: frozenset[str] = frozenset()
     clock: Callable[[], float] = field(default_factory=_clock)
 
     def now(self) -> datetime:

@@ -1,5 +1,6 @@
-"""Every statement the store runs, built once with SQLAlchemy Core (compiled per dialect and
-cached by SQLAlchemy), with named parameters.
+"""Every statement the store runs on its tables, built once with SQLAlchemy Core (compiled per
+dialect and cached by SQLAlchemy), with named parameters; the schema's own DDL and version are
+`_schema`'s.
 
 Kept in one place so tests compile each of them for SQL Server, PostgreSQL and SQLite.
 """
@@ -42,15 +43,6 @@ REGISTER = sa.insert(installations)
 DELETE_REPORT = sa.delete(weekly_reports).where(
     wr.installation_id == _param("b_installation_id"), wr.week_start == _param("b_week_start"))
 INSERT_REPORT = sa.insert(weekly_reports)
-# Legacy submissions: the weeks already stored (a legacy report never replaces one), and the
-# first OTLP report of an installation known only from legacy submissions claims it.
-STORED_WEEKS = sa.select(wr.installation_id, wr.week_start).where(
-    wr.installation_id.in_(_many("ids")))
-CLAIM = sa.update(installations).where(
-    ins.installation_id == _param("b_installation_id"),
-    ins.credential_hash == _param("b_legacy"),
-).values(credential_hash=_param("b_credential_hash"))
-
 # Erasure: every row naming the installation, then a record of it (a hash of its id).
 ERASE_REPORTS = sa.delete(weekly_reports).where(wr.installation_id == _param("installation_id"))
 ERASE_INSTALLATION = sa.delete(installations).where(
@@ -71,13 +63,13 @@ UNPUBLISHED_WEEKS = (
     .where(wr.week_start >= _param("oldest"), wr.week_start <= _param("newest"),
            ~sa.exists().where(pw.week_start == wr.week_start))
     .order_by(wr.week_start))
-WEEK_REPORTS = (sa.select(wr.installation_id, wr.resource, wr.points, wr.legacy)
+WEEK_REPORTS = (sa.select(wr.installation_id, wr.resource, wr.points)
                 .where(wr.week_start == _param("week")).order_by(wr.installation_id))
 # The reports of a week's established installations: registered no later than that week, and
 # reports arrived in at least `arrivals` distinct weeks (the registration's and `others` more).
 _other_arrivals = weekly_reports.alias("other_arrivals")
 ESTABLISHED_WEEK_REPORTS = (
-    sa.select(wr.installation_id, wr.resource, wr.points, wr.legacy)
+    sa.select(wr.installation_id, wr.resource, wr.points)
     .join(installations, ins.installation_id == wr.installation_id)
     .where(wr.week_start == _param("week"), ins.registered <= _param("week"),
            sa.select(sa.func.count(sa.distinct(_other_arrivals.c.received)))

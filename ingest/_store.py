@@ -1,7 +1,8 @@
-"""The database behind the ingest: the only module that opens transactions on it.
+"""The database behind the ingest: the only module of the service that connects to it.
 
-Writes come from one thread per process (the writer), a batch of reports per transaction.
-Across processes (several replicas on PostgreSQL or SQL Server) a conflicting insert rolls the
+Reports, erasures and request counts are written by one thread per process (the writer), a
+batch of reports per transaction; publications and pruning by the maintenance thread. Across
+processes (several replicas on PostgreSQL or SQL Server) a conflicting insert rolls the
 batch back, and it is retried once against what the other process committed. Database errors
 leave this module as `StoreUnavailable` (cannot answer now) or `WriteFailed` (this statement).
 """
@@ -22,7 +23,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import _statements as sql
 from ._errors import CredentialRejected, Erased, IngestError, StoreUnavailable, WriteFailed
-from ._legacy import LEGACY_CREDENTIAL
 from ._publish import Publication
 from ._ratelimit import Admission
 from ._schema import migrate
@@ -53,11 +53,6 @@ class ReportJob:
     received: datetime
     address: str = ""
     proxied: bool = False
-
-    @property
-    def legacy(self) -> bool:
-        """A legacy submission: it carries no credential of its own."""
-        return self.credential_hash == LEGACY_CREDENTIAL
 
 
 def id_hash(installation_id: str) -> str:
@@ -104,8 +99,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-KEPT = "kept"  # a legacy report of a week already stored: the stored one stays
-Outcome = IngestError | str | None  # None: stored
+Outcome = IngestError | None  # None: stored
 
 
 class Store:
@@ -160,23 +154,21 @@ class Store:
             weeks = conn.execute(sql.UNPUBLISHED_WEEKS, {"oldest": oldest, "newest": newest})
             return list(weeks.scalars())
 
-    def week_reports(self, week: datetime,
-                     established: int) -> Iterator[tuple[str, str, bool]]:
-        """A week's stored reports (resource and points JSON, legacy or not) of the
-        installations whose
+    def week_reports(self, week: datetime, established: int) -> Iterator[tuple[str, str]]:
+        """A week's stored reports (resource and points JSON) of the installations whose
         reports arrived in at least `established` distinct weeks, the first no later than
         that week (0: all), streamed, holding no lock."""
-        statement, params = sql.WEEK_REPORTS, {"week": week}
+        statement = sql.ESTABLISHED_WEEK_REPORTS if established > 0 else sql.WEEK_REPORTS
+        params: dict[str, object] = {"week": week}
         if established > 0:
-            statement = sql.ESTABLISHED_WEEK_REPORTS
-            params |= {"others": established - 1}
+            params["others"] = established - 1
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(**{_READ_ONLY: True}, stream_results=True,
                                        yield_per=_STREAM_ROWS)
                 rows = conn.execute(statement, params)
-                for _installation, resource, points, legacy in rows:
-                    yield resource, points, bool(legacy)
+                for _installation, resource, points in rows:
+                    yield resource, points
         except sa.exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
 
@@ -206,14 +198,11 @@ class Store:
     def erase(self, installation_id: str, credential_hash: str, today: datetime) -> int:
         """Remove every row naming the installation and remember it as erased; the number of
         weeks it had. An installation never stored is remembered too (a report of it may
-        still be on its way). An installation known only from legacy submissions has no
-        credential: the shared key (`LEGACY_CREDENTIAL`) or any credential erases it; one
-        with an OTLP credential is erased only with that credential."""
+        still be on its way); a stored one is erased only with its credential."""
         with self.transaction() as conn:
             known = dict(conn.execute(sql.CREDENTIALS, {"ids": [installation_id]}).all())
             stored = known.get(installation_id)
-            if stored not in (None, LEGACY_CREDENTIAL) and not hmac.compare_digest(
-                    stored, credential_hash):
+            if stored is not None and not hmac.compare_digest(stored, credential_hash):
                 raise CredentialRejected("credential does not match this installation")
             key = {"installation_id": installation_id}
             weeks = conn.execute(sql.ERASE_REPORTS, key).rowcount
@@ -246,33 +235,19 @@ def _write(conn: Connection, jobs: Sequence[ReportJob],
     known: dict[str, str] = dict(conn.execute(sql.CREDENTIALS, {"ids": ids}).all())
     hashes = {i: id_hash(i) for i in ids}
     erased = set(conn.execute(sql.ERASED, {"id_hashes": list(hashes.values())}).scalars())
-    legacy_ids = sorted({job.installation_id for job in jobs if job.legacy})
-    stored_weeks: set[tuple[str, datetime]] = set()
-    if legacy_ids:
-        stored_weeks = {(i, w) for i, w in conn.execute(sql.STORED_WEEKS, {"ids": legacy_ids})}
     outcomes: list[Outcome] = []
     new: dict[str, dict[str, Any]] = {}
-    claimed: list[dict[str, Any]] = []
     latest: dict[tuple[str, datetime], dict[str, Any]] = {}
     for job in jobs:
-        outcome = _admit(job, known, hashes[job.installation_id] in erased, new, claimed,
-                         admission)
+        outcome = _admit(job, known, hashes[job.installation_id] in erased, new, admission)
         if outcome is None:  # a later report of the same week wins, as if it came second
             for report in job.reports:
-                key = (job.installation_id, report.week_start)
-                if job.legacy and (key in stored_weeks or key in latest):
-                    outcome = KEPT  # a legacy report never replaces a week already there
-                    continue
-                latest[key] = _row(report, job.received, job.legacy)
+                latest[(job.installation_id, report.week_start)] = _row(report, job.received)
         outcomes.append(outcome)
     if new:
         conn.execute(sql.REGISTER, list(new.values()))
-    if claimed:
-        conn.execute(sql.CLAIM, claimed)
     # An installation registered in this batch has no stored week to replace.
-    registered = set(new)
-    replaced = [{"b_installation_id": i, "b_week_start": w} for i, w in latest
-                if i not in registered]
+    replaced = [{"b_installation_id": i, "b_week_start": w} for i, w in latest if i not in new]
     if replaced:
         conn.execute(sql.DELETE_REPORT, replaced)
     if latest:
@@ -281,24 +256,14 @@ def _write(conn: Connection, jobs: Sequence[ReportJob],
 
 
 def _admit(job: ReportJob, known: dict[str, str], erased: bool, new: dict[str, dict[str, Any]],
-           claimed: list[dict[str, Any]], admission: Admission | None) -> Outcome:
+           admission: Admission | None) -> Outcome:
     """May this job be stored? The first report of an installation registers its credential
     (within the limit of new installations per address); a later one must carry it, and only
-    then is the installation's own limit charged.
-
-    Legacy submissions carry no credential of their own (their API key is shared by every
-    installation): an installation they register has `LEGACY_CREDENTIAL`, the first OTLP
-    report of it claims it (registers its credential), and from then on legacy submissions
-    for it are refused."""
+    then is the installation's own limit charged."""
     if erased:
         return Erased()
     stored = known.get(job.installation_id)
-    claim = stored == LEGACY_CREDENTIAL and not job.legacy
-    if job.legacy and stored not in (None, LEGACY_CREDENTIAL):
-        return CredentialRejected("this installation reports over OTLP: legacy submissions "
-                                  "for it are refused")
-    if stored is not None and not claim and not hmac.compare_digest(stored,
-                                                                     job.credential_hash):
+    if stored is not None and not hmac.compare_digest(stored, job.credential_hash):
         return CredentialRejected("credential does not match this installation")
     if admission is not None:
         refused = (admission.register(job.address, job.proxied) if stored is None else None) or (
@@ -311,18 +276,10 @@ def _admit(job: ReportJob, known: dict[str, str], erased: bool, new: dict[str, d
                                     "credential_hash": job.credential_hash,
                                     "first_week": min(r.week_start for r in job.reports),
                                     "registered": job.received}
-    elif claim:
-        known[job.installation_id] = job.credential_hash
-        if job.installation_id in new:  # registered by a legacy report of this batch
-            new[job.installation_id]["credential_hash"] = job.credential_hash
-        else:
-            claimed.append({"b_installation_id": job.installation_id,
-                            "b_legacy": LEGACY_CREDENTIAL,
-                            "b_credential_hash": job.credential_hash})
     return None
 
 
-def _row(report: Report, received: datetime, legacy: bool = False) -> dict[str, Any]:
+def _row(report: Report, received: datetime) -> dict[str, Any]:
     return {"installation_id": report.installation_id, "week_start": report.week_start,
             "resource": report.resource_json(), "points": report.points_json(),
-            "received": received, "legacy": legacy}
+            "received": received}

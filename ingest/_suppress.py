@@ -2,8 +2,8 @@
 
 Hiding the groups of fewer than k installations (primary suppression) is not enough: a visible
 total minus the visible groups under it gives the hidden rest. So the cells of a week are
-checked against every way the views let one subtract one number from another (issue 14), and
-more cells are hidden (secondary suppression) until none gives a group under k:
+checked against every way the views let one subtract one number from another, and more
+cells are hidden (secondary suppression) until none gives a group under k:
 
 - Partitions: a parent cell and the cells that split it (the installations of a week by the
   value of a resource attribute, or by the bucket of a metric's weekly total; a metric's
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from otel_usage.catalog import Catalog
 
-from ._cells import ACTIVE, MISSING, SOURCE, Cell, Key
+from ._cells import ACTIVE, MISSING, Cell, Key
 from ._validate import INSTALLATION_KEY
 
 
@@ -63,9 +63,6 @@ def _families(found: dict[Key, Cell], bits: dict[Key, int],
         if key != INSTALLATION_KEY:
             children = [c for c in found if c[0] == "resource" and c[2] == key]
             yield Family(ACTIVE, children, everyone & ~_union(bits, children))
-    sources = [c for c in found if c[0] == SOURCE]  # legacy and OTLP split the week
-    if sources:
-        yield Family(ACTIVE, sources, everyone & ~_union(bits, sources))
     for name, metric in catalog.metrics.items():
         whole = ("metric", name, "", "")
         buckets = [c for c in found if c[0] == "distribution" and c[1] == name]

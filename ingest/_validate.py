@@ -20,7 +20,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     AggregationTemporality,
-    NumberDataPoint,
     ResourceMetrics,
 )
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
@@ -30,7 +29,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from otel_usage.catalog import Attribute, Catalog, Metric
 from otel_usage.weeks import WEEK_NS, Week, retention_cutoff
 
-from ._decode import MAX_KEPT_BYTES, as_parsed, attribute_pairs
+from ._decode import MAX_KEPT_BYTES, RawPoint, attribute_pairs
 from ._errors import InvalidReport, Problem, summary
 
 # The OpenTelemetry semantic convention that carries the random installation id (DESIGN.md).
@@ -126,8 +125,7 @@ class Limits:
 
 def validate(request: ExportMetricsServiceRequest, limits: Limits) -> Accepted:
     """The request's reports, or InvalidReport listing every problem (a request as
-    `_decode.parse` gives it, or any ExportMetricsServiceRequest)."""
-    request = as_parsed(request)
+    `_decode.parse` gives it: its points are `RawPoint`s)."""
     problems: list[Problem] = []
     if not request.resource_metrics:
         raise InvalidReport([Problem("empty", "request holds no resource_metrics")])
@@ -192,8 +190,8 @@ def _resource(attributes: Iterable[KeyValue],
         elif key in resource:
             problems.append(Problem("duplicate_attribute",
                                     f"resource attribute {key!r} appears twice"))
-        elif not text or not (text in rule if rule.__class__ is frozenset
-                              else rule.allows(text)):  # type: ignore[union-attr]
+        elif not text or not (text in rule if isinstance(rule, frozenset)
+                              else rule.allows(text)):
             problems.append(_value_problem("resource attribute", key, catalog.resource[key]))
         else:
             resource[key] = text
@@ -287,8 +285,8 @@ def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: l
         problems.extend(Problem("wrong_kind", f"metric {metric.name!r} sends {kind} points, "
                                 "which the catalog has none of") for _ in range(refused))
         return refused
-    data: Sequence[NumberDataPoint] = (metric.sum.data_points if kind == "sum"
-                                       else metric.gauge.data_points)
+    data: Sequence[RawPoint] = (metric.sum.data_points if kind == "sum"
+                                else metric.gauge.data_points)
     rule = rules.get(metric.name)
     problem = (Problem("unknown_metric", f"metric {metric.name!r} is not in the catalog")
                if rule is None else _kind_problem(metric, kind, rule.spec))
@@ -315,11 +313,11 @@ def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: l
             points.append(_new_point(Point, (name, attributes, value)))
             continue
         checked = _point(point, rule)
-        if checked.__class__ is Problem:
-            problems.append(checked)  # type: ignore[arg-type]
+        if isinstance(checked, Problem):
+            problems.append(checked)
             refused += 1
         else:
-            points.append(checked)  # type: ignore[arg-type]
+            points.append(checked)
     return refused
 
 
@@ -333,7 +331,7 @@ def _other_points(metric: OtlpMetric, kind: str | None) -> int:
     return len(getattr(metric, kind).data_points)
 
 
-def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
+def _point(point: RawPoint, rule: _MetricRules) -> Point | Problem:
     name = rule.spec.name
     encoded = tuple(point.attributes)
     pairs = attribute_pairs(encoded)  # first: a body that does not parse is refused whole
@@ -348,8 +346,8 @@ def _point(point: NumberDataPoint, rule: _MetricRules) -> Point | Problem:
         allowed = rule.values.get(key)
         if allowed is None:
             return Problem("unknown_attribute", f"metric {name!r} has no attribute {key!r}")
-        if not text or not (text in allowed if allowed.__class__ is frozenset
-                            else allowed.allows(text)):  # type: ignore[union-attr]
+        if not text or not (text in allowed if isinstance(allowed, frozenset)
+                            else allowed.allows(text)):
             return _value_problem(f"metric {name!r} attribute", key, rule.spec.attributes[key])
     if len(pairs) > 1:
         pairs.sort()

@@ -1,11 +1,11 @@
 """The writer: one thread that owns the store's report writes, committing them in groups.
 
-Requests put a job on a bounded queue and await its future; the thread takes whatever is
-waiting (up to `batch_max`) and commits it in one transaction, so a commit's cost is shared by
-every request that arrived meanwhile (group commit). A full queue or a slow commit is answered
-503 with Retry-After instead of letting requests pile up; an erasure is its own transaction.
-Stopping drains the queue first, so requests in flight are finished. Request counts are kept
-in memory and added to `daily_stats` once a second.
+Requests hand a job over and await its future (at most `max_pending` wait); the thread takes
+whatever is waiting (up to about `batch_max`) and commits it in one transaction, so a commit's
+cost is shared by every request that arrived meanwhile (group commit). A full queue or a slow
+commit is answered 503 with Retry-After instead of letting requests pile up; an erasure is its
+own transaction. Stopping drains the queue first, so requests in flight are finished. Request
+counts are kept in memory and added to `daily_stats` once a second.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The ingest's HTTP face: OTLP/HTTP metrics in, erasure, health (FastAPI).
 
-`create_app(settings)` builds the app; the lifespan opens the store, applies migrations and
-starts the writer and the scheduled publication, and on shutdown (after uvicorn has finished
-the requests in flight) drains the writer and closes the store.
+`create_app(settings)` builds the app; the lifespan opens the store, creates (or migrates) its
+schema, starts the writer and the scheduled publication, and on shutdown (after uvicorn has
+finished the requests in flight) drains the writer and closes the store.
 
 The export, the one route under load, is answered as plain ASGI before FastAPI's middleware
 and routing: they cost more CPU per report than decompressing and parsing it together
@@ -20,7 +20,6 @@ from typing import Any
 from fastapi import FastAPI, Header, Request, Response
 from starlette.routing import Route
 
-from . import _legacy
 from ._maintenance import Maintenance
 from ._service import Service
 from ._settings import Settings
@@ -60,10 +59,12 @@ Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class IngestApp(FastAPI):
-    """FastAPI, with `POST {metrics_path}` handed to `export` directly."""
+    """FastAPI, with `POST {metrics_path}` handed to `export` directly, and documented in the
+    schema FastAPI makes of its own routes (no route of FastAPI's describes it)."""
 
     export: Asgi | None = None
     export_path = ""
+    export_header = ""  # the credential's header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (self.export is not None and scope["type"] == "http"
@@ -71,6 +72,13 @@ class IngestApp(FastAPI):
             await self.export(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        schema = super().openapi()
+        if self.export is not None:
+            schema["paths"].setdefault(self.export_path, {})["post"] = _export_operation(
+                self.export_header)
+        return schema
 
 
 class _Disconnected(Exception):
@@ -121,13 +129,6 @@ def _check_catalog(service: Service) -> None:
     attribute = service.catalog.resource.get(INSTALLATION_KEY)
     if attribute is None or not attribute.required:
         raise ValueError(f"the catalog must require the resource attribute {INSTALLATION_KEY}")
-    settings = service.settings
-    if settings.legacy_until is not None:
-        if settings.legacy_until.tzinfo is None:
-            raise ValueError("legacy_until must be an aware (UTC) time")
-        if not settings.legacy_api_keys or not all(settings.legacy_api_keys):
-            raise ValueError("the legacy submission needs the API key the old feature sends")
-        _legacy.check_catalog(service.catalog)
 
 
 def _peer(request: Request) -> str:
@@ -143,18 +144,6 @@ def _routes(app: IngestApp, service: Service) -> None:
             _peer(request), request.headers.get("x-forwarded-for"), installation_id, credential)
         return Response(body or None, status_code=status, headers=headers)
 
-    async def legacy_submit(request: Request) -> Response:
-        received = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
-        status, headers, body = await service.legacy_submit(received, _peer(request),
-                                                            request.stream())
-        return Response(body, status_code=status, headers=headers)
-
-    async def legacy_erase(request: Request, installation_id: str,
-                           api_key: str | None = Header(None, alias="X-API-Key")) -> Response:
-        status, headers, body = await service.legacy_erase(
-            _peer(request), request.headers.get("x-forwarded-for"), installation_id, api_key)
-        return Response(body, status_code=status, headers=headers)
-
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -168,67 +157,31 @@ def _routes(app: IngestApp, service: Service) -> None:
     # The export: answered by `IngestApp` before routing (the route is there for the other
     # methods' 405 and for apps mounted in a larger one); documented in the schema by hand.
     app.export, app.export_path = _Export(service), service.protocol.metrics_path
+    app.export_header = header
     app.router.routes.append(Route(app.export_path, app.export, methods=["POST"],
                                    include_in_schema=False))
-    _document_export(app, service.protocol.metrics_path, header)
     app.add_api_route(service.protocol.installation_path, erase, methods=["DELETE"],
                       status_code=204, summary="Erase an installation",
                       responses=_responses(204, 400, 403, 429, 503))
-    if service.settings.legacy_until is not None:  # the transition period: see `_legacy`
-        app.add_route(LEGACY_SUBMIT, legacy_submit, methods=["POST"], include_in_schema=False)
-        _document_legacy(app)
-        app.add_api_route(LEGACY_INSTALLATION, legacy_erase, methods=["DELETE"],
-                          summary="Erase an installation (legacy submission)",
-                          responses=_responses(200, 400, 403, 429, 503))
     app.add_api_route("/healthz", healthz, methods=["GET"], summary="The process is up")
     app.add_api_route("/readyz", readyz, methods=["GET"], summary="The database answers",
                       responses=_responses(200, 503))
-
-
-LEGACY_SUBMIT = "/submit"
-LEGACY_INSTALLATION = "/installation/{installation_id}"
-
-
-def _document_legacy(app: FastAPI) -> None:
-    schema_of_routes = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = schema_of_routes()
-        schema["paths"].setdefault(LEGACY_SUBMIT, {})["post"] = {
-            "summary": "Legacy usage summary (transition period)", "operationId": "legacy_submit",
-            "parameters": [{"name": "X-API-Key", "in": "header", "required": True,
-                            "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {
-                "application/json": {"schema": {"type": "object"}}}},
-            "responses": {str(code): {"description": f"HTTP {code}"}
-                          for code in (200, 400, 403, 410, 413, 415, 429, 503)},
-        }
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"description": f"HTTP {code}"} for code in codes}
 
 
-def _document_export(app: FastAPI, path: str, header: str) -> None:
-    """Add the export to the schema FastAPI makes of its own routes."""
-    schema_of_routes = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = schema_of_routes()
-        schema["paths"].setdefault(path, {})["post"] = {
-            "summary": "OTLP/HTTP metrics export", "operationId": "export",
-            "parameters": [{"name": header, "in": "header", "required": True,
-                            "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {
-                "application/json": {"schema": {"type": "object"}},
-                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
-            }},
-            "responses": {str(code): {"description": f"HTTP {code}"}
-                          for code in (200, 400, 403, 410, 413, 415, 429, 503)},
-        }
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+def _export_operation(header: str) -> dict[str, Any]:
+    """The export as an OpenAPI operation."""
+    return {
+        "summary": "OTLP/HTTP metrics export", "operationId": "export",
+        "parameters": [{"name": header, "in": "header", "required": True,
+                        "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        }},
+        "responses": {str(code): {"description": f"HTTP {code}"}
+                      for code in (200, 400, 403, 410, 413, 415, 429, 503)},
+    }

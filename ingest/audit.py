@@ -4,9 +4,7 @@ attacker's arithmetic on what gets published (the attacks module and `benchmarks
 The fleet has what subtraction feeds on: a majority with a rare remainder (an OS, a country,
 an architecture some installations do not send), a metric almost everyone uses, features whose
 users are nested in those who enabled them, points without an attribute, rare error types,
-small buckets; members made with `legacy` report as the old feature's legacy submission (what
-it can say, mapped by the server), so the report source is a partition too.
-`derivable_cells` is the attacker: from the published rows of a week and the
+small buckets. `derivable_cells` is the attacker: from the published rows of a week and the
 truth behind them, every group it can compute by subtraction. It restates the view's grouping
 on purpose (`members`): a check written apart from what it checks.
 """
@@ -14,15 +12,16 @@ on purpose (`members`): a check written apart from what it checks.
 from __future__ import annotations
 
 import bisect
-import json
 import random
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 
 from otel_usage.weeks import Week
 
@@ -31,9 +30,6 @@ from .views import DISTRIBUTION_BUCKETS
 
 Points = dict[str, list[tuple[dict[str, str], int]]]
 FIRST = date(2025, 5, 5)  # the fleet's first week
-# How a member reported, in the truth's resource (never a catalog key): "otlp" or "legacy".
-SOURCE = "report source"
-_PLATFORM_ARCH = {"arm64": "aarch64", "amd64": "x86_64", "arm32": "armv7l"}
 
 
 @dataclass
@@ -45,11 +41,8 @@ class Member:
     enabled: dict[str, int]
     installation_id: str = field(default_factory=new_installation)
     credential: str = field(default_factory=new_credential)
-    legacy: bool = False
 
     def points(self) -> Points:
-        if self.legacy:
-            return self._legacy_points()
         rng, data = self.rng, {}
         status = [({"job.status": "completed", "printer.type": "prusa_core"}, rng.randint(1, 9))]
         if rng.random() < 0.3:
@@ -73,53 +66,9 @@ class Member:
         data["printernizer.uptime"] = [({}, rng.choice((7, 7, 7, 7, 6, 3)))]
         return data
 
-    def _legacy_points(self) -> Points:
-        """What a legacy summary can say, as the server maps it (jobs created; an error's
-        category is its type's)."""
-        rng, data = self.rng, {}
-        data["printernizer.jobs"] = [({"job.status": "created"}, rng.randint(1, 9))]
-        data["printernizer.features.enabled"] = [({"feature.name": f}, on)
-                                                 for f, on in self.enabled.items()]
-        data["printernizer.printers"] = [({"printer.type": "prusa_core"}, rng.choice(
-            (1, 1, 1, 2, 2, 3, 7)))]
-        if rng.random() < 0.12:
-            kind = rng.choice(("connection_timeout", "dns_resolution_failed"))
-            data["printernizer.errors"] = [({"error.category": "network", "error.type": kind},
-                                            1)]
-        data["printernizer.uptime"] = [({}, rng.choice((7, 7, 7, 7, 6, 3)))]
-        return data
 
-    def summary(self, week: date, points: Points) -> dict[str, Any]:
-        """The legacy submission that the server maps onto `points` for `week`."""
-        res = self.resource
-        platform = res["os.type"].capitalize()
-        if "host.arch" in res:
-            platform += "-" + _PLATFORM_ARCH[res["host.arch"]]
-        start = Week.of(week).start
-        single = {metric: {attrs.get("error.type", next(iter(attrs.values()), "")): value
-                           for attrs, value in series} for metric, series in points.items()}
-        return {
-            "schema_version": "1.0",
-            "installation": {
-                "installation_id": self.installation_id, "app_version": res["service.version"],
-                "python_version": res["process.runtime.version"], "platform": platform,
-                "deployment_mode": res["printernizer.deployment.mode"],
-                "country_code": res.get("geo.country.iso_code")},
-            "period": {"start": start.isoformat(),
-                       "end": (start + timedelta(days=7)).isoformat(), "duration_days": 7},
-            "printer_fleet": {"printer_type_counts": single["printernizer.printers"]},
-            "usage_stats": {
-                "job_count": single["printernizer.jobs"]["created"],
-                "uptime_hours": 24 * single["printernizer.uptime"][""],
-                "feature_usage": {f"{name}_enabled": bool(on) for name, on in
-                                  single["printernizer.features.enabled"].items()}},
-            "error_summary": single.get("printernizer.errors", {}),
-        }
-
-
-def make_fleet(size: int = 64, seed: int = 14, legacy_every: int = 0) -> list[Member]:
-    """The fleet; with `legacy_every`, every so many members (from the third on) report as
-    legacy submissions."""
+def make_fleet(size: int = 64, seed: int = 14) -> list[Member]:
+    """The fleet: `size` members drawn from `seed`."""
     rng = random.Random(seed)
     fleet = []
     for index in range(size):
@@ -134,10 +83,7 @@ def make_fleet(size: int = 64, seed: int = 14, legacy_every: int = 0) -> list[Me
         if index % 31:  # two installations do not send their architecture
             resource["host.arch"] = "arm32" if index == 5 else "arm64" if index % 3 else "amd64"
         enabled = {"library": int(index % 8 != 0), "timelapse": int(index % 9 == 0)}
-        legacy = legacy_every > 0 and index % legacy_every == 2
-        if legacy:  # what the summary says: its catalog's version 1
-            resource["otel_usage.catalog.version"] = "1"
-        fleet.append(Member(random.Random(rng.random()), resource, enabled, legacy=legacy))
+        fleet.append(Member(random.Random(rng.random()), resource, enabled))
     return fleet
 
 
@@ -163,8 +109,7 @@ def members(row: Row, truth: Truth) -> tuple[frozenset[str], int]:
     kind, metric, attribute, value, _, _ = row
     chosen: dict[str, int] = {}
     for installation, (resource, points) in truth.items():
-        if kind == "active" or (kind == "resource" and resource.get(attribute) == value) or (
-                kind == "source" and resource.get(SOURCE) == value):
+        if kind == "active" or (kind == "resource" and resource.get(attribute) == value):
             chosen[installation] = 0
         elif kind == "metric":
             amount = _sums(points, metric, attribute, value)
@@ -198,7 +143,6 @@ def derivable_cells(rows: list[Row], truth: Truth) -> Iterator[tuple[str, frozen
 
 def _partitions(rows: list[Row]) -> Iterator[tuple[str, Row, list[Row]]]:
     active = next(row for row in rows if row[0] == "active")
-    yield "report source", active, [r for r in rows if r[0] == "source"]
     for key in CATALOG.resource:
         if key != "service.instance.id":
             yield key, active, [r for r in rows if r[0] == "resource" and r[2] == key]
@@ -253,10 +197,9 @@ class Sent:
                 if len(set(self.arrivals[i])) >= 2 and min(self.arrivals[i]) <= week}
 
 
-def send_fleet(base: str, clock: Clock, fleet: list[Member], weeks: int,
-               api_key: str = "") -> Sent:
+def send_fleet(base: str, clock: Clock, fleet: list[Member], weeks: int) -> Sent:
     """Each member's weeks to the server at `base`, each week's in the week after it (some
-    join late, one reports once), moving `clock` along; legacy members with `api_key`."""
+    join late, one reports once), moving `clock` along."""
     sent = Sent({}, {m.installation_id: [] for m in fleet})
     for offset in range(weeks):
         week = FIRST + timedelta(weeks=offset)
@@ -267,28 +210,17 @@ def send_fleet(base: str, clock: Clock, fleet: list[Member], weeks: int,
                 continue
             resource = member.resource | {"service.instance.id": member.installation_id}
             points = member.points()
-            if member.legacy:
-                _post_legacy(base, api_key, member.summary(week, points))
-            else:
-                _post(base, member.credential, request(member.installation_id, week,
-                                                       data=points, res=resource))
-            source = "legacy" if member.legacy else "otlp"
-            sent.weeks[week][member.installation_id] = (resource | {SOURCE: source}, points)
+            _post(base, member.credential, request(member.installation_id, week, data=points,
+                                                   res=resource))
+            sent.weeks[week][member.installation_id] = (resource, points)
             sent.arrivals[member.installation_id].append(week + timedelta(weeks=1))
     return sent
 
 
-def _post(base: str, credential: str, message: object) -> None:
-    body, headers = encode(message, "protobuf", True)  # type: ignore[arg-type]
+def _post(base: str, credential: str, message: ExportMetricsServiceRequest) -> None:
+    body, headers = encode(message, "protobuf", True)
     headers[CATALOG.protocol.credential_header] = credential
     sent = urllib.request.Request(base + CATALOG.protocol.metrics_path, body, headers)
-    with urllib.request.urlopen(sent, timeout=30) as answer:
-        assert answer.status == 200, answer.read()
-
-
-def _post_legacy(base: str, api_key: str, summary: dict[str, Any]) -> None:
-    sent = urllib.request.Request(base + "/submit", json.dumps(summary).encode(), {
-        "content-type": "application/json", "x-api-key": api_key})
     with urllib.request.urlopen(sent, timeout=30) as answer:
         assert answer.status == 200, answer.read()
 
@@ -301,8 +233,6 @@ _VIEWS = {
               "FROM usage_metrics",
     "distribution": "SELECT week_start, metric, '', bucket_min, installations, total "
                     "FROM usage_distributions",
-    "source": "SELECT week_start, '', 'source', source, installations, 0 "
-              "FROM usage_report_sources",
 }
 
 

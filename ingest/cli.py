@@ -8,7 +8,6 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 from otel_usage.clock import default_clock
@@ -49,15 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=int, default=None,
                        help="connections open at once before new ones get 503 (default 4096, "
                             "and always below the limit of open files)")
-    serve.add_argument("--legacy-until", type=_day, default=None, metavar="YYYY-MM-DD",
-                       help="accept the old feature's legacy submissions (POST /submit, "
-                            "DELETE /installation/{id}) until this day (00:00 UTC); refused "
-                            "with 410 from then on; not served without this option")
-    serve.add_argument("--legacy-api-key-file", default=None, metavar="PATH",
-                       help="the shared X-API-Key(s) the old feature sends, one a line "
-                            "(needed with --legacy-until)")
     serve.add_argument("--log-level", default="info")
-    migrate = commands.add_parser("migrate", help="apply schema migrations and (re)create views")
+    migrate = commands.add_parser("migrate", help="create the schema (or migrate it to this "
+                                                  "version) and the views")
     _database(migrate)
     schema = commands.add_parser("schema", help="print the DDL for a DBA to review")
     schema.add_argument("--dialect", choices=("mssql", "postgresql", "sqlite"), required=True)
@@ -89,23 +82,8 @@ def _database(parser: argparse.ArgumentParser) -> None:
                              "mssql+pyodbc://...)")
 
 
-def _day(text: str) -> datetime:
-    try:
-        return datetime.combine(date.fromisoformat(text), time(), UTC)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD): {text!r}") from None
-
-
-def _api_keys(path: str) -> frozenset[str]:
-    with open(path, encoding="utf-8") as lines:
-        return frozenset(line.strip() for line in lines if line.strip())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "legacy_until", None) is not None and not args.legacy_api_key_file:
-        parser.error("--legacy-until needs --legacy-api-key-file")
+    args = _parser().parse_args(argv)
     try:
         default_clock()  # a malformed OTEL_USAGE_NOW is refused here, with its reason
     except ValueError as exc:
@@ -137,9 +115,6 @@ def _serve(args: argparse.Namespace) -> int:
     options |= {"trusted_proxies": tuple(args.trusted_proxy),
                 "unlimited_addresses": frozenset(args.unlimited_address),
                 "registrations_per_day": args.registrations_per_day}
-    if args.legacy_until is not None:
-        options |= {"legacy_until": args.legacy_until,
-                    "legacy_api_keys": _api_keys(args.legacy_api_key_file)}
     capacity = _server.raise_open_files_limit()
     limits = _server.Limits()
     limits = replace(limits, connections=min(args.max_connections or limits.connections,

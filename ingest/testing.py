@@ -22,9 +22,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from google.protobuf import json_format
+from google.protobuf import json_format  # type: ignore[import-untyped]  # untyped: see _decode
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -33,6 +33,9 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from otel_usage.catalog import Attribute, Catalog, load_catalog
 from otel_usage.weeks import Week
+
+if TYPE_CHECKING:  # the store and SQLAlchemy are imported only by the functions that seed one
+    from ._store import ReportJob, Store
 
 __all__ = ["CATALOG", "Data", "StoredWeek", "add_week", "encode", "erasure_request",
            "free_port", "new_credential",
@@ -197,8 +200,8 @@ def store_weeks(database_url: str, weeks: Iterable[StoredWeek], batch: int = 500
     return stored
 
 
-def _write(store: object, jobs: list[object]) -> int:
-    outcomes = store.write_reports(jobs)  # type: ignore[attr-defined]
+def _write(store: Store, jobs: list[ReportJob]) -> int:
+    outcomes = store.write_reports(jobs)
     jobs.clear()
     return sum(outcome is None for outcome in outcomes)
 

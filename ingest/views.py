@@ -24,15 +24,10 @@ published", never as zero, and do not expect the rows of a partition to add up t
   gauge), jobs, feature adoption (features enabled / used), error types come from here.
 - `usage_distributions`: per metric, installations by their weekly total, in buckets that start
   at `bucket_min` (0, 1, 2, 3, 6, 11, 21, 51, ...): fleet sizes, jobs per installation, uptime.
-- `usage_report_sources`: how the week's installations reported: `source` 'otlp' (the
-  otel-usage client) or 'legacy' (the old feature's `POST /submit`, accepted for the
-  transition period); the migration's progress. When one side has some installations but
-  fewer than k, neither row shows (the other would give it away); a week with only 'otlp'
-  has no 'legacy' row.
 - `usage_submissions`: per UTC `day`, requests by `outcome` (accepted, rejected, throttled) and
   `reason` ('' when accepted in full, 'partial' when some points were refused, 'erasure' for an
-  erasure, 'legacy' and 'legacy_erasure' for the legacy submission's); no identifiers, so no
-  suppression, and today's counts grow during the day.
+  erasure, the refusal's reason otherwise); no identifiers, so no suppression, and today's
+  counts grow during the day.
 """
 
 from __future__ import annotations
@@ -49,7 +44,6 @@ VIEWS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "usage_distributions": ("week_start", "metric", "bucket_min", "installations", "total"),
     "usage_metrics": ("week_start", "metric", "attribute", "value", "installations", "total"),
     "usage_resource_attributes": ("week_start", "attribute", "value", "installations"),
-    "usage_report_sources": ("week_start", "source", "installations"),
     "usage_submissions": ("day", "outcome", "reason", "requests"),
 })
 

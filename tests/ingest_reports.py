@@ -1,14 +1,16 @@
-"""Valid weekly reports for the ingest's tests (`ingest.testing`), and the tests' fixed "now"."""
+"""Valid weekly reports for the ingest's tests (`ingest.testing`), parsed as the ingest parses
+them, and the tests' fixed "now"."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
-from ingest import testing
+from ingest import _decode, testing
 from ingest.testing import (  # noqa: F401  (re-exported for the tests)
     CATALOG,
     Data,
@@ -41,6 +43,11 @@ def request(installation_id: str, week: date = WEEK, *, res: dict[str, str] | No
             catalog: Catalog = CATALOG) -> ExportMetricsServiceRequest:
     """`ingest.testing.request`, for the tests' week unless told otherwise."""
     return testing.request(installation_id, week, res=res, data=data, seed=seed, catalog=catalog)
+
+
+def parsed(message: ExportMetricsServiceRequest) -> Any:
+    """`message` as the ingest has it once it came off the wire (`_decode.parse`)."""
+    return _decode.parse(message.SerializeToString(), "protobuf")
 
 
 def varint(value: int) -> bytes:

@@ -1,7 +1,9 @@
-"""The ingest's benchmark is a program a reader runs from a fresh checkout: it must run.
+"""The ingest's and the dashboards' benchmarks are programs a reader runs from a fresh
+checkout: they must run.
 
-Run here at a tiny size, its figures are not looked at; what it reports must be whole: every
-report answered, nothing lost on SIGTERM, the core's reference speed measured twice.
+Run here at a tiny size, their figures are not looked at; what they report must be whole: every
+report answered, nothing lost on SIGTERM, the core's reference speed measured twice; every
+report stored and every panel timed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from dashboards import queries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,3 +39,16 @@ def test_the_ingest_benchmark_runs_and_reports_every_figure() -> None:
     assert all(ms > 0 for ms in result["reference_ms"])
     assert set(result["summary"]["simple"]) >= {
         "reports_per_s", "p50_ms", "p99_ms", "cpu_per_report_ms", "rss_mb"}
+
+
+def test_the_dashboards_benchmark_runs_and_times_every_panel() -> None:
+    """Its fleet comes from the dashboards' testing API, not from the tests' folder."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.dashboards", "--installations", "100", "--weeks", "14",
+         "--repeat", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["database"], result["installations"], result["weeks"], result["reports"]) == (
+        "sqlite", 100, 14, 1400)
+    assert list(result["panel_ms"]) == [panel.key for panel in queries.panels()]
+    assert result["panel_ms_max"] == max(result["panel_ms"].values()) > 0

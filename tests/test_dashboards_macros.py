@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dashboards.queries import MacroError, expand
+from dashboards._macros import MacroError, expand
 
 FROM = datetime(2017, 4, 21, 5, 1, 17, tzinfo=UTC)
 TO = datetime(2017, 4, 21, 5, 6, 17, 500000, tzinfo=UTC)

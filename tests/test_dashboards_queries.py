@@ -10,14 +10,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import dashboards_fleet as fleet
 import pytest
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
 from dashboards import queries
+from dashboards import testing as fleet
 from dashboards._dialects import DIALECT_NAMES, dialect
+from dashboards._macros import expand
+from dashboards._panels import alert_sql, release_sql
 from ingest.views import VIEWS
 from otel_usage.catalog import load_catalog
 
@@ -60,6 +62,16 @@ def store(request: pytest.FixtureRequest) -> sa.Engine:
     return engine
 
 
+def _panel(key: str) -> queries.Panel:
+    (found,) = [p for p in PANELS if p.key == key]
+    return found
+
+
+def _column(result: queries.Result, name: str) -> list[Any]:
+    index = result.columns.index(name)
+    return [row[index] for row in result.rows]
+
+
 def _as_time(value: Any) -> datetime:
     """A `time` value as Grafana reads it: a SQL timestamp, or Unix seconds."""
     if isinstance(value, NUMERIC):
@@ -73,7 +85,7 @@ def _as_time(value: Any) -> datetime:
 def _check_shape(panel: queries.Panel, result: queries.Result) -> None:
     if panel.format == "time_series":
         assert result.columns[0] == "time"
-        times = [_as_time(v) for v in result.column("time")]
+        times = [_as_time(v) for v in _column(result, "time")]
         assert times == sorted(times), "time must ascend"
         values = [c for c in result.columns if c not in ("time", "metric")]
         assert values and all(isinstance(r[result.columns.index(c)], NUMERIC)
@@ -92,7 +104,7 @@ def test_every_panel_answers_with_the_columns_its_type_needs(store: sa.Engine,
     assert result.rows, f"{panel.key} returned no rows"
     _check_shape(panel, result)
     if "installations" in result.columns:
-        assert min(result.column("installations")) >= K
+        assert min(_column(result, "installations")) >= K
 
 
 def test_small_groups_never_reach_a_panel(store: sa.Engine) -> None:
@@ -105,18 +117,18 @@ def test_small_groups_never_reach_a_panel(store: sa.Engine) -> None:
 
 def test_the_timeout_surge_is_flagged_as_an_anomaly(store: sa.Engine) -> None:
     """The injected surge is the only error type flagged, with all errors, in its first week."""
-    result = queries.run_panel(store, queries.panel("anomalies"), *fleet.time_range())
+    result = queries.run_panel(store, _panel("anomalies"), *fleet.time_range())
     flagged = {(_as_time(row[0]), row[1]) for row in result.rows}
     surge = fleet.week_start(fleet.WEEKS - fleet.SURGE_WEEKS)
     assert flagged == {(surge, "connection_timeout"), (surge, "all errors")}
-    counts = queries.run_panel(store, queries.panel("anomaly_count"), *fleet.time_range())
-    assert dict(zip(map(_as_time, counts.column("time")), counts.column("anomalies"),
+    counts = queries.run_panel(store, _panel("anomaly_count"), *fleet.time_range())
+    assert dict(zip(map(_as_time, _column(counts, "time")), _column(counts, "anomalies"),
                     strict=True))[surge] == 2
 
 
 def _alert(store: sa.Engine, week: str | None = None) -> dict[str, Any]:
     with store.connect() as conn:
-        rows = conn.exec_driver_sql(queries.alert_sql(dialect(store.dialect.name), week)).all()
+        rows = conn.exec_driver_sql(alert_sql(dialect(store.dialect.name), week)).all()
     assert [type(value) for row in rows for value in row] == [str, int] * len(rows)
     return dict(rows)  # type: ignore[arg-type]
 
@@ -172,7 +184,7 @@ def _published_error_series(store: sa.Engine) -> set[str]:
 
 def test_release_annotations_mark_each_new_version(store: sa.Engine) -> None:
     """The first published week of 2.6.0 and 2.7.0 (2.5.0 was there from the start)."""
-    sql = queries.expand(queries.release_sql(dialect(store.dialect.name)),
+    sql = expand(release_sql(dialect(store.dialect.name)),
                          store.dialect.name, *fleet.time_range())  # type: ignore[arg-type]
     with store.connect() as conn:
         rows = conn.exec_driver_sql(sql).all()
@@ -185,8 +197,8 @@ def test_release_annotations_mark_each_new_version(store: sa.Engine) -> None:
 
 def test_distributions_show_true_ranges(store: sa.Engine) -> None:
     """Buckets are labelled with the range they hold ("3-5"), never "3+" for 3 to 5."""
-    result = queries.run_panel(store, queries.panel("fleet_sizes"), *fleet.time_range())
-    labels = result.column("printers")
+    result = queries.run_panel(store, _panel("fleet_sizes"), *fleet.time_range())
+    labels = _column(result, "printers")
     assert labels and set(labels) <= {"0", "1", "2", "3-5", "6-10", "11-20", "21-50", "51-100",
                                       "101-500", "501-1000", "1001-10000", "10001+"}
     assert "3-5" in labels
@@ -195,13 +207,13 @@ def test_distributions_show_true_ranges(store: sa.Engine) -> None:
 def test_a_time_range_before_any_data_returns_nothing(store: sa.Engine) -> None:
     """$__timeFilter really filters: the year before the fleet has no rows."""
     before = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 12, 1, tzinfo=UTC))
-    assert not queries.run_panel(store, queries.panel("active_installations"), *before).rows
+    assert not queries.run_panel(store, _panel("active_installations"), *before).rows
 
 
 def test_run_panel_accepts_a_url(sqlite_store: sa.Engine) -> None:
     """The demo passes a URL; the engine is made and disposed of inside."""
     url = sqlite_store.url.render_as_string(hide_password=False)
-    result = queries.run_panel(url, queries.panel("active_latest"), *fleet.time_range())
+    result = queries.run_panel(url, _panel("active_latest"), *fleet.time_range())
     assert result.columns == ("active installations",) and result.rows[0][0] >= K
 
 
@@ -214,7 +226,7 @@ def _tables(sql: str, read: str) -> set[str]:
 @pytest.mark.parametrize("panel", PANELS, ids=[p.key for p in PANELS])
 def test_tsql_variant_is_valid_tsql_without_limit_or_concat_bars(panel: queries.Panel) -> None:
     """Each panel's SQL Server query parses as T-SQL, reads only views, has no LIMIT or ||."""
-    sql = queries.expand(panel.sql("mssql"), "mssql", *fleet.time_range())
+    sql = expand(panel.sql("mssql"), "mssql", *fleet.time_range())
     sqlglot.parse_one(sql, read="tsql")  # raises on anything T-SQL cannot parse
     assert re.search(r"\bLIMIT\b", sql, re.IGNORECASE) is None
     assert "||" not in sql
@@ -225,18 +237,18 @@ def test_tsql_variant_is_valid_tsql_without_limit_or_concat_bars(panel: queries.
 def test_every_dialect_reads_views_only(name: str) -> None:
     """No panel, nor the alert, names a raw table in any dialect."""
     read = {"mssql": "tsql", "postgresql": "postgres", "sqlite": "sqlite"}[name]
-    sqls = [queries.expand(p.sql(name), name, *fleet.time_range()) for p in PANELS]
-    sqls.append(queries.alert_sql(dialect(name)))
-    sqls.append(queries.expand(queries.release_sql(dialect(name)), name, *fleet.time_range()))
+    sqls = [expand(p.sql(name), name, *fleet.time_range()) for p in PANELS]
+    sqls.append(alert_sql(dialect(name)))
+    sqls.append(expand(release_sql(dialect(name)), name, *fleet.time_range()))
     for sql in sqls:
         assert _tables(sql, read) <= set(VIEWS), sql
 
 
 def test_top_n_panels_use_top_on_sql_server_and_limit_elsewhere() -> None:
     """The dialect differences are real: TOP on SQL Server, LIMIT on the others."""
-    panel = queries.panel("top_errors")
+    panel = _panel("top_errors")
     assert "SELECT TOP 10 " in panel.sql("mssql")
     assert panel.sql("postgresql").endswith("LIMIT 10") and "TOP" not in panel.sql("sqlite")
-    assert "WHEN 3 THEN '3-5'" in queries.panel("fleet_sizes").sql("mssql")
-    assert " + value + " in queries.release_sql(dialect("mssql"))
-    assert " || value || " in queries.release_sql(dialect("postgresql"))
+    assert "WHEN 3 THEN '3-5'" in _panel("fleet_sizes").sql("mssql")
+    assert " + value + " in release_sql(dialect("mssql"))
+    assert " || value || " in release_sql(dialect("postgresql"))

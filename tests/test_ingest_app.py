@@ -15,10 +15,14 @@ from ingest_reports import (
     encode,
     new_credential,
     new_installation,
+    parsed,
     request,
     resource,
 )
 from ingest_support import app_client, database_url, query, settings  # noqa: F401  (fixture)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 
 from ingest.testing import erasure_request
 
@@ -381,11 +385,10 @@ async def test_behind_a_trusted_proxy_the_rate_limits_refuse_for_good(
         code=7, message="too many reports from this installation: refused, not to be retried")
 
 
-def _with_broken_attribute(message: object, metric: int) -> bytes:
+def _with_broken_attribute(message: ExportMetricsServiceRequest, metric: int) -> bytes:
     """The body with bytes that are no KeyValue among a point's attributes (the ingest reads
     a point's attributes only when it checks them)."""
-    from ingest import _decode
-    lazy = _decode.as_parsed(message)  # type: ignore[arg-type]
+    lazy = parsed(message)
     data = lazy.resource_metrics[0].scope_metrics[0].metrics[metric]
     points = data.sum.data_points if data.WhichOneof("data") == "sum" else data.gauge.data_points
     points[0].attributes.append(b"\x0a\x02\xc3\x28")  # a key that is not UTF-8

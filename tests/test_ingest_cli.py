@@ -29,8 +29,8 @@ def test_schema_prints_the_ddl_for_a_dialect(dialect: str, capsys: pytest.Captur
 
 def test_migrate_prepares_an_empty_database(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     assert cli.main(["migrate", "--database", database_url]) == 0
-    assert capsys.readouterr().out == "schema version 3\n"
-    assert query(database_url, "SELECT name, value FROM schema_info") == [("schema_version", "3")]
+    assert capsys.readouterr().out == "schema version 1\n"
+    assert query(database_url, "SELECT name, value FROM schema_info") == [("schema_version", "1")]
 
 
 def test_prune_deletes_weeks_older_than_the_retention(database_url: str, now: datetime, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811

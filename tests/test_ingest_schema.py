@@ -1,15 +1,16 @@
-"""The schema: DDL a DBA can review per dialect, migrations the service applies itself, views."""
+"""The schema: DDL a DBA can review per dialect, version 1 on a fresh database, the views."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
+import pytest
 import sqlalchemy as sa
 import sqlglot
 from ingest_support import database_url, query  # noqa: F401  (fixture)
 
 from ingest import _schema
+from ingest._errors import SchemaTooNew
 from ingest._store import Store, create_engine
 from ingest.views import VIEWS
 
@@ -35,28 +36,7 @@ def test_sql_server_ddl_is_batches_separated_by_go_that_parse_as_tsql() -> None:
     assert all(sqlglot.parse_one(b, read="tsql") is not None for b in batches)
     views = [b for b in batches if b.startswith("CREATE VIEW")]
     assert [b.split()[2] for b in views] == list(VIEWS)
-    assert batches[-1] == "INSERT INTO schema_info (name, value) VALUES ('schema_version', '3')"
-
-
-def test_the_migration_from_version_1_compiles_for_sql_server() -> None:
-    """ALTER TABLE ... ADD without COLUMN, as T-SQL has it."""
-    dialect = _schema.DIALECTS["mssql"]
-    compiled = [str(s.compile(dialect=dialect)) for s in _schema.MIGRATIONS[2]()]
-    assert "ALTER TABLE installations ADD registered DATETIME2(0) NULL" in compiled
-    assert "ALTER TABLE weekly_reports ADD received DATETIME2(0) NULL" in compiled
-    assert all(sqlglot.parse_one(c, read="tsql") is not None for c in compiled)
-
-
-def test_the_migration_to_version_3_compiles_for_every_dialect() -> None:
-    """Reports gain the legacy mark, false for every report stored before."""
-    compiled = {name: [str(s.compile(dialect=dialect)) for s in _schema.MIGRATIONS[3]()]
-                for name, dialect in _schema.DIALECTS.items()}
-    assert compiled == {
-        "mssql": ["ALTER TABLE weekly_reports ADD legacy BIT NOT NULL DEFAULT 0"],
-        "postgresql": ["ALTER TABLE weekly_reports ADD COLUMN legacy BOOLEAN DEFAULT false "
-                       "NOT NULL"],
-        "sqlite": ["ALTER TABLE weekly_reports ADD COLUMN legacy BOOLEAN DEFAULT 0 NOT NULL"]}
-    assert sqlglot.parse_one(compiled["mssql"][0], read="tsql") is not None
+    assert batches[-1] == "INSERT INTO schema_info (name, value) VALUES ('schema_version', '1')"
 
 
 def test_each_view_select_has_the_columns_views_declares() -> None:
@@ -64,84 +44,64 @@ def test_each_view_select_has_the_columns_views_declares() -> None:
     assert {name: tuple(s.selected_columns.keys()) for name, s in selects.items()} == dict(VIEWS)
 
 
-TABLES = {"installations", "weekly_reports", "erasures", "published_weeks", "published_cells",
-          "daily_stats", "schema_info"}
+# Version 1, as a first install creates it: every table with its columns in order, the index,
+# and the views (stated here apart from the schema module it checks).
+VERSION_1 = {
+    "daily_stats": ["day", "outcome", "reason", "requests"],
+    "erasures": ["id_hash", "erased_on"],
+    "installations": ["installation_id", "credential_hash", "first_week", "registered"],
+    "published_cells": ["week_start", "kind", "metric", "attribute", "value", "installations",
+                        "total"],
+    "published_weeks": ["week_start", "published_on", "k", "installations"],
+    "schema_info": ["name", "value"],
+    "weekly_reports": ["installation_id", "week_start", "resource", "points", "received"],
+}
+VERSION_1_VIEWS = {"usage_active_installations", "usage_distributions", "usage_metrics",
+                   "usage_resource_attributes", "usage_submissions"}
 
 
-def test_migrate_creates_the_schema_once_and_is_idempotent(database_url: str) -> None:  # noqa: F811
+def _layout(url: str) -> tuple[dict[str, list[str]], set[str], list[str]]:
+    """The tables with their columns, the views, and the indexes of a store."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        inspector = sa.inspect(engine)
+        tables = {t: [c["name"] for c in inspector.get_columns(t)]
+                  for t in inspector.get_table_names()}
+        indexes = sorted(str(i["name"]) for t in tables for i in inspector.get_indexes(t))
+        return tables, set(inspector.get_view_names()), indexes
+    finally:
+        engine.dispose()
+
+
+def test_a_fresh_database_gets_exactly_version_1(database_url: str) -> None:  # noqa: F811
+    """A first install creates version 1's tables, columns, index and views, empty, stamped
+    version 1; migrating again changes nothing."""
     store = Store(create_engine(database_url))
-    assert store.migrate() == _schema.SCHEMA_VERSION == 3
-    assert store.migrate() == 3
+    assert store.migrate() == _schema.SCHEMA_VERSION == 1
+    assert store.migrate() == 1
     store.dispose()
-    engine = sa.create_engine(database_url)
-    inspector = sa.inspect(engine)
-    names, views = set(inspector.get_table_names()), set(inspector.get_view_names())
-    engine.dispose()
-    assert (names, views) == (TABLES, set(VIEWS))
+    assert _layout(database_url) == (VERSION_1, VERSION_1_VIEWS, ["ix_weekly_reports_week_start"])
     assert query(database_url, "SELECT name, value FROM schema_info ORDER BY name") == [
-        ("schema_version", "3")]
-    for view in VIEWS:
+        ("schema_version", "1")]
+    for view in VERSION_1_VIEWS:
         assert query(database_url, f"SELECT * FROM {view}") == []
 
 
-def test_a_version_1_store_is_migrated_keeping_its_reports(database_url: str) -> None:  # noqa: F811
-    """The first release's tables, views and rows become version 3: the rollups go, the arrival
-    weeks are filled from what the store knows, the reports stay (and came over OTLP)."""
-    engine = sa.create_engine(database_url)
-    with engine.begin() as conn:
-        version_1(conn)
-    engine.dispose()
+def test_until_the_first_release_there_is_no_migration() -> None:
+    assert (_schema.SCHEMA_VERSION, _schema.MIGRATIONS) == (1, {})
+
+
+def test_a_store_of_a_later_version_is_refused_and_left_as_it_is(database_url: str) -> None:  # noqa: F811
+    """A store a later ingest made: this one neither reads nor changes it."""
     store = Store(create_engine(database_url))
-    assert store.migrate() == 3
-    store.dispose()
-    engine = sa.create_engine(database_url)
-    inspector = sa.inspect(engine)
-    names, views = set(inspector.get_table_names()), set(inspector.get_view_names())
+    store.migrate()
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE schema_info SET value = '2' WHERE name = 'schema_version'"))
     engine.dispose()
-    assert (names, views) == (TABLES, set(VIEWS))
-    assert [(i, str(f)[:10], str(r)[:10]) for i, f, r in query(
-        database_url, "SELECT installation_id, first_week, registered FROM installations")] == [
-        (V1_ID, "2025-06-02", "2025-06-02")]
-    assert [(str(w)[:10], str(r)[:10], bool(legacy)) for w, r, legacy in query(
-        database_url, "SELECT week_start, received, legacy FROM weekly_reports "
-                      "ORDER BY week_start")] == [
-        ("2025-06-02", "2025-06-02", False), ("2025-06-09", "2025-06-09", False)]
-    assert query(database_url, "SELECT name, value FROM schema_info") == [("schema_version", "3")]
-
-
-V1_ID = "12345678-1234-4234-8234-123456789abc"
-
-
-def version_1(conn: sa.Connection) -> None:
-    """The schema of the first release (migration 1), with one installation of two weeks."""
-    meta = sa.MetaData()
-    ts, doc = _schema.Timestamp, _schema.Document
-    tables = [
-        sa.Table("installations", meta, sa.Column("installation_id", sa.String(36), primary_key=True),
-                 sa.Column("credential_hash", sa.String(64), nullable=False),
-                 sa.Column("first_week", ts, nullable=False)),
-        sa.Table("weekly_reports", meta, sa.Column("installation_id", sa.String(36), primary_key=True),
-                 sa.Column("week_start", ts, primary_key=True),
-                 sa.Column("resource", doc, nullable=False), sa.Column("points", doc, nullable=False)),
-        sa.Table("events_summary", meta, *(sa.Column(n, sa.String(100), primary_key=True) for n in (
-            "kind", "metric", "attribute", "value")), sa.Column("week_start", ts, primary_key=True),
-                 sa.Column("installations", sa.Integer, nullable=False),
-                 sa.Column("total", sa.BigInteger, nullable=False)),
-        sa.Table("daily_stats", meta, sa.Column("day", ts, primary_key=True),
-                 sa.Column("outcome", sa.String(16), primary_key=True),
-                 sa.Column("reason", sa.String(64), primary_key=True),
-                 sa.Column("requests", sa.BigInteger, nullable=False)),
-        sa.Table("schema_info", meta, sa.Column("name", sa.String(64), primary_key=True),
-                 sa.Column("value", sa.String(64), nullable=False)),
-    ]
-    meta.create_all(conn)
-    summary = tables[2]
-    conn.execute(sa.schema.CreateView(sa.select(summary.c.week_start, summary.c.installations).where(
-        summary.c.kind == "active"), "usage_active_installations"))
-    conn.execute(tables[0].insert().values(installation_id=V1_ID, credential_hash="a" * 64,
-                                           first_week=datetime(2025, 6, 2)))
-    for week in (datetime(2025, 6, 2), datetime(2025, 6, 9)):
-        conn.execute(tables[1].insert().values(installation_id=V1_ID, week_start=week,
-                                               resource="{}", points="[]"))
-    conn.execute(tables[4].insert(), [{"name": "schema_version", "value": "1"},
-                                      {"name": "views_k", "value": "5"}])
+    with pytest.raises(SchemaTooNew, match="the store's schema is version 2; this ingest knows "
+                                           "versions up to 1: run a newer ingest"):
+        store.migrate()
+    store.dispose()
+    assert _layout(database_url)[:2] == (VERSION_1, VERSION_1_VIEWS)
+    assert query(database_url, "SELECT name, value FROM schema_info") == [("schema_version", "2")]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
-from ingest_reports import CATALOG, NOW, new_installation, request
+from ingest_reports import CATALOG, NOW, new_installation, parsed, request
 from ingest_support import database_url, query  # noqa: F401  (fixture)
 
 from ingest._errors import CredentialRejected, Erased, StoreUnavailable
@@ -23,7 +23,7 @@ RECEIVED = datetime(2025, 6, 16)
 def _job(installation: str, week: date = date(2025, 6, 9), credential: str = HASH, seed: int = 0,
          data: dict[str, list[tuple[dict[str, str], int]]] | None = None,
          received: datetime = RECEIVED) -> ReportJob:
-    accepted = validate(request(installation, week, seed=seed, data=data), LIMITS)
+    accepted = validate(parsed(request(installation, week, seed=seed, data=data)), LIMITS)
     return ReportJob(installation, credential, tuple(accepted.reports), received)
 
 

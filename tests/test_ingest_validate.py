@@ -11,6 +11,7 @@ from ingest_reports import (
     WEEK,
     add_week,
     new_installation,
+    parsed,
     request,
     resource,
     varint,
@@ -30,7 +31,7 @@ JOBS = {"job.status": "completed", "printer.type": "bambu_lab"}
 
 def _codes(message: ExportMetricsServiceRequest) -> list[str]:
     with pytest.raises(InvalidReport) as caught:
-        validate(message, LIMITS)
+        validate(parsed(message), LIMITS)
     return [p.code for p in caught.value.problems]
 
 
@@ -38,7 +39,7 @@ def test_a_valid_report_becomes_one_installation_week() -> None:
     """Resource and points come through unchanged, attributes in key order."""
     installation = new_installation()
     data = {"printernizer.jobs": [(JOBS, 4)], "printernizer.uptime": [({}, 6)]}
-    accepted = validate(request(installation, data=data), LIMITS)
+    accepted = validate(parsed(request(installation, data=data)), LIMITS)
     assert accepted.installation_id == installation
     assert accepted.rejected_points == 0
     [report] = accepted.reports
@@ -53,7 +54,7 @@ def test_a_valid_report_becomes_one_installation_week() -> None:
 def test_other_is_allowed_for_every_enum() -> None:
     """The client sends "other" for a value outside an enum; it is kept."""
     data = {"printernizer.jobs": [({"job.status": "other", "printer.type": "other"}, 1)]}
-    accepted = validate(request(new_installation(), data=data), LIMITS)
+    accepted = validate(parsed(request(new_installation(), data=data)), LIMITS)
     assert accepted.reports[0].points == (
         Point("printernizer.jobs", (("job.status", "other"), ("printer.type", "other")), 1),)
 
@@ -65,7 +66,7 @@ def test_unknown_metric_key_and_value_are_refused_point_by_point() -> None:
         "printernizer.secret": [({}, 1)],
         "printernizer.app.starts": [({"hostname": "kitchen"}, 1)],
     }
-    accepted = validate(request(new_installation(), data=data), LIMITS)
+    accepted = validate(parsed(request(new_installation(), data=data)), LIMITS)
     assert accepted.rejected_points == 3
     assert [p.code for p in accepted.problems] == [
         "value_not_allowed", "unknown_metric", "unknown_attribute"]
@@ -99,7 +100,7 @@ def test_weeks_outside_the_window_are_refused(week: date, code: str) -> None:
 
 def test_the_current_week_and_the_oldest_kept_week_are_accepted() -> None:
     for week in (date(2025, 6, 16), date(2023, 6, 12)):
-        assert validate(request(new_installation(), week), LIMITS).reports[0].week_start.date() == week
+        assert validate(parsed(request(new_installation(), week)), LIMITS).reports[0].week_start.date() == week
 
 
 def test_points_must_span_exactly_one_aligned_week() -> None:
@@ -128,13 +129,13 @@ def test_values_out_of_bounds_are_refused(metric: str, value: int) -> None:
     """Counters are non-negative and at most the catalog's max; days at most 7."""
     attrs = JOBS if metric == "printernizer.jobs" else {}
     with pytest.raises(InvalidReport) as caught:
-        validate(request(new_installation(), data={metric: [(attrs, value)]}), LIMITS)
+        validate(parsed(request(new_installation(), data={metric: [(attrs, value)]})), LIMITS)
     assert [p.code for p in caught.value.problems] == ["value_out_of_range"]
 
 
 def test_largest_counter_value_is_accepted() -> None:
     top = CATALOG.protocol.max_counter_value
-    accepted = validate(request(new_installation(), data={"printernizer.jobs": [(JOBS, top)]}), LIMITS)
+    accepted = validate(parsed(request(new_installation(), data={"printernizer.jobs": [(JOBS, top)]})), LIMITS)
     assert accepted.reports[0].points[0].value == top
 
 
@@ -143,7 +144,7 @@ def test_a_counter_sent_as_a_cumulative_sum_is_the_wrong_kind() -> None:
                                                 "printernizer.uptime": [({}, 1)]})
     metric = message.resource_metrics[0].scope_metrics[0].metrics[0]
     metric.sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
-    accepted = validate(message, LIMITS)
+    accepted = validate(parsed(message), LIMITS)
     assert accepted.problems == [Problem("wrong_kind",
                                          "metric 'printernizer.app.starts' must be a monotonic delta Sum")]
 
@@ -155,13 +156,13 @@ def test_double_values_and_non_string_attributes_are_refused() -> None:
     metrics = message.resource_metrics[0].scope_metrics[0].metrics
     metrics[0].sum.data_points[0].as_double = 1.5
     metrics[1].sum.data_points[0].attributes[0].value.int_value = 3
-    accepted = validate(message, LIMITS)
+    accepted = validate(parsed(message), LIMITS)
     assert [p.code for p in accepted.problems] == ["not_an_integer", "value_not_allowed"]
     assert accepted.rejected_points == 2
 
 
 def test_a_repeated_point_is_refused() -> None:
-    accepted = validate(request(new_installation(), data={"printernizer.jobs": [(JOBS, 1), (JOBS, 2)]}),
+    accepted = validate(parsed(request(new_installation(), data={"printernizer.jobs": [(JOBS, 1), (JOBS, 2)]})),
                         LIMITS)
     assert [p.code for p in accepted.problems] == ["duplicate_point"]
     assert accepted.reports[0].points[0].value == 1
@@ -188,19 +189,19 @@ def test_several_weeks_of_one_installation_are_accepted_but_not_twice_the_same()
     installation = new_installation()
     message = request(installation, WEEK)
     add_week(message, resource(installation), {"printernizer.uptime": [({}, 1)]}, date(2025, 6, 2))
-    assert [r.week_start.date() for r in validate(message, LIMITS).reports] == [WEEK, date(2025, 6, 2)]
+    assert [r.week_start.date() for r in validate(parsed(message), LIMITS).reports] == [WEEK, date(2025, 6, 2)]
     add_week(message, resource(installation), {"printernizer.uptime": [({}, 1)]}, WEEK)
     assert _codes(message) == ["duplicate_week"]
 
 
 def test_attributes_seen_valid_do_not_let_a_bad_value_through() -> None:
     """Valid attribute sets are remembered by their bytes; the value is checked every time."""
-    validate(request(new_installation(), data={"printernizer.jobs": [(JOBS, 1)]}), LIMITS)
+    validate(parsed(request(new_installation(), data={"printernizer.jobs": [(JOBS, 1)]})), LIMITS)
     message = request(new_installation(), data={"printernizer.jobs": [(JOBS, 1)],
                                                 "printernizer.app.starts": [({}, 1)]})
     metrics = message.resource_metrics[0].scope_metrics[0].metrics
     metrics[0].sum.data_points[0].as_double = 2.0
-    assert [p.code for p in validate(message, LIMITS).problems] == ["not_an_integer"]
+    assert [p.code for p in validate(parsed(message), LIMITS).problems] == ["not_an_integer"]
     too_big = request(new_installation(), data={
         "printernizer.jobs": [(JOBS, CATALOG.protocol.max_counter_value + 1)]})
     assert _codes(too_big) == ["value_out_of_range"]
@@ -213,7 +214,7 @@ def test_any_encoding_and_order_of_an_allowed_attribute_set_is_stored_alike() ->
     del attributes[:]
     attributes.add().ParseFromString(second + b"\x78\x01")  # a field the schema does not know
     attributes.add().ParseFromString(first)
-    assert validate(message, LIMITS).reports[0].points == (
+    assert validate(parsed(message), LIMITS).reports[0].points == (
         Point("printernizer.jobs", (("job.status", "completed"), ("printer.type", "bambu_lab")), 3),)
 
 
@@ -225,7 +226,7 @@ def test_remembered_attribute_sets_are_bounded_whatever_the_client_sends() -> No
         point = message.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0]
         unknown = str(index).encode()  # field 15, bytes: a parser skips it
         point.attributes[0].MergeFromString(b"\x7a" + bytes([len(unknown)]) + unknown)
-        assert validate(message, LIMITS).reports[0].points == (
+        assert validate(parsed(message), LIMITS).reports[0].points == (
             Point("printernizer.jobs", tuple(sorted(JOBS.items())), 1),)
         assert len(rule.valid) <= _MAX_VALID_SETS
 
@@ -241,7 +242,7 @@ def test_remembered_attribute_sets_keep_no_long_encoding() -> None:
         unknown = b"p" * 3000 + str(index).encode()  # field 15, bytes: a parser skips it
         point.attributes[0].MergeFromString(b"\x7a" + varint(len(unknown)) + unknown)
         padded.append(point.attributes[0].SerializeToString())
-        assert validate(message, LIMITS).reports[0].points == (
+        assert validate(parsed(message), LIMITS).reports[0].points == (
             Point("printernizer.jobs", tuple(sorted(JOBS.items())), 1),)
     kept = {one for key in rule.valid for one in key}
     assert (kept & set(padded), max(map(len, kept), default=0) <= MAX_KEPT_BYTES) == (set(), True)

@@ -21,7 +21,6 @@ def test_views_are_named_with_their_columns() -> None:
         "usage_distributions": ("week_start", "metric", "bucket_min", "installations", "total"),
         "usage_metrics": ("week_start", "metric", "attribute", "value", "installations", "total"),
         "usage_resource_attributes": ("week_start", "attribute", "value", "installations"),
-        "usage_report_sources": ("week_start", "source", "installations"),
         "usage_submissions": ("day", "outcome", "reason", "requests"),
     }
     assert all(WEEK_COLUMN in columns for name, columns in VIEWS.items() if name != "usage_submissions")

@@ -245,6 +245,18 @@ def test_the_demo_and_the_client_benchmark_use_only_the_public_api() -> None:
     assert "sys.path" not in (ROOT / "benchmarks" / "client.py").read_text(encoding="utf-8")
 
 
+def test_no_benchmark_edits_the_import_path_or_imports_the_tests() -> None:
+    """Benchmarks run as modules from the checkout's root and take what they need from the
+    packages' testing APIs (`ingest.testing`, `dashboards.testing`, `otel_usage.testing`)."""
+    test_modules = {p.stem for p in (ROOT / "tests").glob("*.py")} | {"tests"}
+    found = sorted(
+        f"{path.relative_to(ROOT)}: {what}" for path in sorted((ROOT / "benchmarks").glob("*.py"))
+        for what in [*(f"imports {m}" for m in imported_modules(path)
+                       if m.split(".")[0] in test_modules),
+                     *(["edits sys.path"] if "sys.path" in path.read_text("utf-8") else [])])
+    assert found == []
+
+
 @pytest.mark.dateless
 def test_the_wheel_ships_the_type_information_the_catalog_and_the_page(tmp_path: Path) -> None:
     """Built from a copy of the sources, so the checkout gains no build folders."""

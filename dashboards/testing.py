@@ -1,9 +1,18 @@
-"""A simulated Printernizer fleet, loaded week by week through the real ingest (tests only).
+"""A testing API for the dashboards: a simulated Printernizer fleet whose weeks every panel
+must show, for the dashboards' tests and `benchmarks/dashboards.py`.
 
 Installations join over the weeks and some leave; versions roll out; a few send invalid
 reports or retry too fast (rejected, throttled). In the last weeks `connection_timeout` errors
 surge: the anomaly the dashboards must flag. Two installations in a rare country and one on a
 rare version form groups under k that no panel may show.
+
+    fleet = make_fleet()                       # INSTALLATIONS over WEEKS, from a seed
+    outcomes = load("sqlite:///store.db")      # sent week by week to the real ingest, published
+    start, end = time_range()                  # the dashboard range that covers it
+
+`load` and `load_open_week` send the reports through the ingest's app in this process (OTLP
+protobuf over ASGI, with httpx), so they need the ingest's extra and httpx; building the fleet
+needs neither. No other module of `dashboards/` imports the ingest beyond its view names.
 """
 
 from __future__ import annotations
@@ -15,17 +24,22 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
 
-import httpx
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-from ingest import Settings, create_app, publish
+from ingest.testing import add_week
 from otel_usage.catalog import load_catalog
 from otel_usage.weeks import Week
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["CATALOG", "INSTALLATIONS", "RARE_COUNTRY", "RARE_VERSION", "SURGE_TYPE",
+           "SURGE_WEEKS", "WEEKS", "Installation", "Outcomes", "load", "load_open_week",
+           "make_fleet", "points", "time_range", "version", "week_start"]
 
 CATALOG = load_catalog()
 PROTOCOL = CATALOG.protocol
@@ -40,6 +54,7 @@ Points = dict[str, dict[tuple[tuple[str, str], ...], int]]
 
 
 def week_start(index: int) -> datetime:
+    """Monday 00:00 UTC of the fleet's week `index` (0: its first)."""
     return Week.of(FIRST_WEEK).plus(index).start
 
 
@@ -65,6 +80,7 @@ def _pick(rng: random.Random, weights: dict[str, float]) -> str:
 
 
 def make_fleet(size: int = INSTALLATIONS, weeks: int = WEEKS, seed: int = 6) -> list[Installation]:
+    """`size` installations over `weeks`, drawn from `seed`: the same fleet every time."""
     rng = random.Random(seed)
     features = CATALOG.metrics["printernizer.features.enabled"].attributes["feature.name"].values
     types = CATALOG.metrics["printernizer.printers"].attributes["printer.type"].values
@@ -103,6 +119,8 @@ def version(inst: Installation, week: int) -> str:
 
 
 def points(inst: Installation, week: int, weeks: int) -> Points:
+    """What the installation counted in its week `week` of `weeks`, per metric and attributes
+    (drawn from its random stream: call once per week, in order)."""
     rng = inst.rng
     data: Points = {name: {} for name in CATALOG.metrics}
     fleet_types = [t for t, count in inst.printers.items() if count] or ["unknown"]
@@ -138,39 +156,18 @@ def _errors(errors: dict[tuple[tuple[str, str], ...], int], rng: random.Random,
             rng.randint(15, 40)
 
 
-def report(inst: Installation, week: int, weeks: int = WEEKS) -> ExportMetricsServiceRequest:
-    """One ResourceMetrics for one installation-week, per the catalog's [protocol] notes."""
+def _report(inst: Installation, week: int, weeks: int = WEEKS) -> ExportMetricsServiceRequest:
+    """The installation's report of its week `week`, as the client sends it."""
     message = ExportMetricsServiceRequest()
-    rm = message.resource_metrics.add()
     resource = inst.resource | {"service.instance.id": inst.installation_id,
                                 "service.version": version(inst, week)}
-    rm.resource.attributes.extend(_kvs(resource.items()))
-    scope = rm.scope_metrics.add()
-    scope.scope.name = "otel_usage"
-    start = int(week_start(week).timestamp()) * 10**9
-    end = int(week_start(week + 1).timestamp()) * 10**9
-    for name, series in points(inst, week, weeks).items():
-        spec = CATALOG.metrics[name]
-        metric = scope.metrics.add()
-        metric.name = name
-        if spec.is_sum:
-            metric.sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
-            metric.sum.is_monotonic = True
-            container = metric.sum.data_points
-        else:
-            container = metric.gauge.data_points
-        for attributes, value in series.items():
-            point = container.add()
-            point.start_time_unix_nano, point.time_unix_nano, point.as_int = start, end, value
-            point.attributes.extend(_kvs(attributes))
+    data = {name: [(dict(attributes), value) for attributes, value in series.items()]
+            for name, series in points(inst, week, weeks).items()}
+    add_week(message, resource, data, week_start(week).date(), CATALOG)
     return message
 
 
-def _kvs(pairs: object) -> list[KeyValue]:
-    return [KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in pairs]  # type: ignore[attr-defined]
-
-
-class Clock:
+class _Clock:
     """The ingest's injected clock: moved to the Wednesday after each simulated week."""
 
     def __init__(self) -> None:
@@ -180,11 +177,19 @@ class Clock:
         return self.now
 
 
+Outcome = Literal["accepted", "rejected", "throttled"]
+
+
 @dataclass
 class Outcomes:
+    """How many of the fleet's requests the ingest accepted, rejected and throttled."""
+
     accepted: int = 0
     rejected: int = 0
     throttled: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
 
 
 def load(database_url: str, fleet: list[Installation] | None = None, weeks: int = WEEKS,
@@ -194,7 +199,11 @@ def load(database_url: str, fleet: list[Installation] | None = None, weeks: int 
 
 
 async def _load(database_url: str, fleet: list[Installation], weeks: int) -> Outcomes:
-    clock = Clock()
+    import httpx
+
+    from ingest import Settings, create_app, publish
+
+    clock = _Clock()
     # One test process sends for the whole fleet: its address is exempt from the limits per
     # client address (new installations per day, requests per second).
     settings = Settings(database_url=database_url, clock=clock, installation_burst=1,
@@ -222,7 +231,11 @@ def load_open_week(database_url: str, size: int = 40) -> None:
 
 
 async def _load_open_week(database_url: str, fleet: list[Installation]) -> None:
-    clock = Clock()
+    import httpx
+
+    from ingest import Settings, create_app, publish
+
+    clock = _Clock()
     clock.now = (week_start(WEEKS + 1) + timedelta(days=2)).timestamp()
     settings = Settings(database_url=database_url, clock=clock, write_timeout_s=30.0,
                         unlimited_addresses=frozenset({"127.0.0.1"}))
@@ -231,7 +244,7 @@ async def _load_open_week(database_url: str, fleet: list[Installation]) -> None:
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=transport, base_url="http://ingest") as client:
         for inst in fleet:
-            body = gzip.compress(report(inst, WEEKS, WEEKS + 1).SerializeToString())
+            body = gzip.compress(_report(inst, WEEKS, WEEKS + 1).SerializeToString())
             assert await _post(client, inst.credential, body) == "accepted"
     publish(settings)
 
@@ -239,14 +252,13 @@ async def _load_open_week(database_url: str, fleet: list[Installation]) -> None:
 async def _round(client: httpx.AsyncClient, fleet: list[Installation], week: int, weeks: int,
                  outcomes: Outcomes) -> None:
     active = [inst for inst in fleet if inst.active(week)]
-    bodies = {inst.installation_id: gzip.compress(report(inst, week, weeks).SerializeToString())
+    bodies = {inst.installation_id: gzip.compress(_report(inst, week, weeks).SerializeToString())
               for inst in active}
     gate = asyncio.Semaphore(32)
 
     async def send(inst: Installation, body: bytes) -> None:
         async with gate:
-            outcome = await _post(client, inst.credential, body)
-            setattr(outcomes, outcome, getattr(outcomes, outcome) + 1)
+            outcomes.add(await _post(client, inst.credential, body))
 
     await asyncio.gather(*(send(i, bodies[i.installation_id]) for i in active))
     retries = active[week % 7::25]  # retried too fast: throttled
@@ -256,14 +268,14 @@ async def _round(client: httpx.AsyncClient, fleet: list[Installation], week: int
 
 
 def _broken(inst: Installation, week: int, weeks: int) -> bytes:
-    message = report(inst, week, weeks)
+    message = _report(inst, week, weeks)
     for kv in message.resource_metrics[0].resource.attributes:
         if kv.key == "service.version":
             kv.value.string_value = "latest"
     return gzip.compress(message.SerializeToString())
 
 
-async def _post(client: httpx.AsyncClient, credential: str, body: bytes) -> str:
+async def _post(client: httpx.AsyncClient, credential: str, body: bytes) -> Outcome:
     headers = {"content-type": "application/x-protobuf", "content-encoding": "gzip",
                PROTOCOL.credential_header: credential}
     response = await client.post(PROTOCOL.metrics_path, content=body, headers=headers)

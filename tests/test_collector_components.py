@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from collector_harness import CONFIG_DIR, build_collector
 
-pytestmark = [pytest.mark.collector, pytest.mark.dateless]
+pytestmark = pytest.mark.collector
 
 COMPONENTS = CONFIG_DIR / "components"
 PACKAGES = ["credentialheadersextension", "credentialprocessor", "scrubprocessor"]

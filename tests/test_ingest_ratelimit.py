@@ -47,7 +47,6 @@ def test_a_burst_of_zero_disables_the_limit() -> None:
     assert len(limiter) == 0
 
 
-@pytest.mark.dateless
 def test_a_flood_of_keys_keeps_the_limiter_at_its_bound() -> None:
     """200,000 distinct keys (addresses an attacker controls, say) hold 1,000 buckets."""
     import tracemalloc

@@ -10,8 +10,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "otel_usage"
 
@@ -134,7 +132,6 @@ def test_the_demo_and_the_client_benchmark_use_only_the_public_api() -> None:
     assert "sys.path" not in (ROOT / "benchmarks" / "client.py").read_text(encoding="utf-8")
 
 
-@pytest.mark.dateless
 def test_the_wheel_ships_the_type_information_the_catalog_and_the_page(tmp_path: Path) -> None:
     """Built from a copy of the sources, so the checkout gains no build folders."""
     source = tmp_path / "source"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ from dashboards import queries
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.dateless
-def test_the_ingest_benchmark_runs_and_reports_every_figure() -> None:
+@pytest.mark.end_to_end
+def test_the_ingest_benchmark_runs_and_reports_every_figure(now: datetime) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.ingest", "--rounds", "1", "--reports", "60",
          "--warmup", "20", "--overload", "40"],

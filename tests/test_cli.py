@@ -29,7 +29,7 @@ def record(data_dir: Path, at: datetime) -> None:
     usage.shutdown()
 
 
-def test_status_of_a_new_data_dir(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+def test_status_of_a_new_data_dir(now: datetime, capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
     code, out, err = run(capsys, "--data-dir", str(data_dir), "status", "--json")
     assert (code, err) == (0, "")
     assert json.loads(out) == {
@@ -79,7 +79,7 @@ def test_an_unusable_store_exits_1_with_the_reason(capsys: pytest.CaptureFixture
         "otel-usage: the local usage database cannot be used: unable to open database file\n")
 
 
-def test_the_installed_command_runs(data_dir: Path) -> None:
+def test_the_installed_command_runs(now: datetime, data_dir: Path) -> None:
     command = shutil.which("otel-usage", path=str(Path(sys.executable).parent))
     assert command is not None
     done = subprocess.run([command, "--data-dir", str(data_dir), "mode", "off"],

@@ -25,7 +25,7 @@ def test_an_anchored_instant_moves_the_clock_by_a_fixed_offset() -> None:
     assert clock.offset == INSTANT - datetime.fromtimestamp(anchor, UTC)
 
 
-def test_a_bare_instant_starts_now_and_is_written_back_anchored() -> None:
+def test_a_bare_instant_starts_now_and_is_written_back_anchored(now: datetime) -> None:
     """The first read anchors it, so a later read (or a child process) continues, not restarts."""
     environ = {NOW_ENV: "2027-06-16T00:00:00+00:00"}
     first = default_clock(environ)
@@ -35,7 +35,7 @@ def test_a_bare_instant_starts_now_and_is_written_back_anchored() -> None:
     assert timedelta(0) <= first.now() - INSTANT < timedelta(seconds=5)
 
 
-def test_a_child_process_continues_the_moved_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_child_process_continues_the_moved_time(now: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(NOW_ENV, "2031-01-01T00:00:00Z")
     parent = default_clock()
     code = "from otel_usage.clock import default_clock; print(default_clock().now().isoformat())"

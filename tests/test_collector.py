@@ -11,6 +11,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -150,7 +151,7 @@ def test_validate_rejects_a_broken_allowlist(gateway: Gateway, tmp_path: Path) -
 
 
 @pytest.mark.collector
-def test_metric_and_attributes_outside_the_catalog_are_dropped(
+def test_metric_and_attributes_outside_the_catalog_are_dropped(now: datetime,
     gateway: Gateway, receiver: RecordingReceiver,
 ) -> None:
     """A raw OTLP client's unknown metric, resource, scope and point attributes never pass."""
@@ -182,7 +183,7 @@ def test_metric_and_attributes_outside_the_catalog_are_dropped(
 
 
 @pytest.mark.collector
-def test_a_catalog_name_with_the_wrong_kind_is_dropped(
+def test_a_catalog_name_with_the_wrong_kind_is_dropped(now: datetime,
     gateway: Gateway, receiver: RecordingReceiver,
 ) -> None:
     """printernizer.jobs is a Sum in the catalog; sent as a Gauge it is not forwarded."""
@@ -201,7 +202,7 @@ def test_a_catalog_name_with_the_wrong_kind_is_dropped(
 
 
 @pytest.mark.collector
-def test_request_without_credential_is_refused(
+def test_request_without_credential_is_refused(now: datetime,
     gateway: Gateway, receiver: RecordingReceiver,
 ) -> None:
     """No credential header: 401 to the client, and nothing reaches the downstream."""
@@ -239,7 +240,7 @@ def test_plain_http_is_refused(gateway: Gateway) -> None:
 
 
 @pytest.mark.collector
-def test_reports_survive_a_downstream_outage_and_a_gateway_restart(
+def test_reports_survive_a_downstream_outage_and_a_gateway_restart(now: datetime,
     gateway: Gateway, receiver: RecordingReceiver,
 ) -> None:
     """With the downstream down, reports are acknowledged and queued on disk; after a gateway
@@ -312,7 +313,7 @@ def _found_markers(data: bytes) -> list[str]:
 
 
 @pytest.mark.collector
-def test_exemplars_descriptions_and_units_never_reach_the_queue_or_the_downstream(
+def test_exemplars_descriptions_and_units_never_reach_the_queue_or_the_downstream(now: datetime,
     gateway: Gateway, receiver: RecordingReceiver,
 ) -> None:
     """Exemplars (filtered attributes, trace and span ids), descriptions, foreign units,
@@ -340,7 +341,7 @@ def test_exemplars_descriptions_and_units_never_reach_the_queue_or_the_downstrea
 
 
 @pytest.mark.collector
-def test_the_queue_file_forgets_a_delivered_report_and_its_credential(
+def test_the_queue_file_forgets_a_delivered_report_and_its_credential(now: datetime,
     gateway: Gateway, receiver: RecordingReceiver,
 ) -> None:
     """The queue is compacted as it drains: once a report queued during an outage is
@@ -377,7 +378,7 @@ def test_the_gateway_refuses_to_start_without_an_ingest_url(
 
 
 @pytest.mark.collector
-def test_the_start_log_has_no_warnings(gateway: Gateway, receiver: RecordingReceiver) -> None:
+def test_the_start_log_has_no_warnings(now: datetime, gateway: Gateway, receiver: RecordingReceiver) -> None:
     """No deprecated component name, no context-prefix notice from the OTTL statements, no
     warning or error at all while the gateway starts and forwards a report."""
     gateway.start()
@@ -389,41 +390,3 @@ def test_the_start_log_has_no_warnings(gateway: Gateway, receiver: RecordingRece
     assert "Everything is ready" in log
     assert sorted(set(levels)) == ["info"], log
     assert [word for word in ("context prefix", "deprecated", "otlphttp") if word in log] == []
-
-
-@pytest.mark.collector
-def test_a_report_queued_under_the_old_exporter_name_is_delivered_after_the_rename(
-    gateway: Gateway, receiver: RecordingReceiver, tmp_path: Path,
-) -> None:
-    """A gateway on the former configuration (exporter `otlphttp/ingest`, the deprecated type
-    name) queues a report while the downstream is down; restarted on the current configuration
-    (`otlp_http/ingest`), it carries the queue file over to the new name and delivers it."""
-    old_config = tmp_path / "gateway-old.yaml"
-    edits = {"\n  otlp_http/ingest:\n": "\n  otlphttp/ingest:\n",
-             "exporters: [otlp_http/ingest]": "exporters: [otlphttp/ingest]",
-             "extensions: [health_check, queue_carryover, ": "extensions: [health_check, "}
-    old = GATEWAY_CONFIG.read_text()
-    for current, former in edits.items():
-        assert old.count(current) == 1, current
-        old = old.replace(current, former)
-    old_config.write_text(old)
-    receiver.stop()
-    gateway.config = old_config
-    gateway.start()
-    installation = str(uuid.uuid4())
-    with gateway.client() as client:
-        assert send(client, weekly_report(installation), "credential-renamed").status_code == 200
-    wait_until(lambda: gateway.queue_size() == 1, 10, "the report in the queue")
-    gateway.stop()
-    assert list(gateway.queue_files()) == ["exporter_otlphttp_ingest_metrics"]
-
-    gateway.config = GATEWAY_CONFIG
-    gateway.start()
-    receiver.start()
-    wait_until(lambda: len(receiver.snapshot()) == 1, 20, f"the carried-over report\n{gateway.log_tail()}")
-    gateway.stop()
-    (received,) = receiver.snapshot()
-    assert (received.installation_ids, received.headers[CREDENTIAL_HEADER.lower()]) == (
-        [installation], "credential-renamed",
-    )
-    assert list(gateway.queue_files()) == ["exporter_otlp_http_ingest_metrics"]

@@ -14,11 +14,10 @@ import subprocess
 import pytest
 from collector_harness import CONFIG_DIR, build_collector
 
-pytestmark = [pytest.mark.collector, pytest.mark.dateless]
+pytestmark = pytest.mark.collector
 
 COMPONENTS = CONFIG_DIR / "components"
-PACKAGES = ["credentialheadersextension", "credentialprocessor", "queuecarryoverextension",
-            "scrubprocessor"]
+PACKAGES = ["credentialheadersextension", "credentialprocessor", "scrubprocessor"]
 
 
 def test_every_component_has_go_unit_tests() -> None:

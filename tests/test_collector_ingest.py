@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,11 @@ from otel_usage.catalog import load_catalog
 from otel_usage.weeks import Week
 
 pytestmark = pytest.mark.collector
+
+
+@pytest.fixture(autouse=True)
+def _dated(now: datetime) -> None:
+    """Every test here sends reports of a week before "now": each runs at the end-to-end date."""
 
 
 @pytest.fixture(scope="module")

@@ -448,7 +448,7 @@ def test_10_a_corrupt_store_is_moved_aside_and_a_fresh_one_started(
     assert _jobs_in(usage) == 2
 
 
-def test_10_the_cli_prints_one_line_on_a_damaged_store(
+def test_10_the_cli_prints_one_line_on_a_damaged_store(now: datetime,
         data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (data_dir / "usage.sqlite3").mkdir()  # a store that cannot be opened
     for command in (["mode", "on"], ["preview"], ["history"], ["delete", "--yes"],

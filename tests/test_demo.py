@@ -8,8 +8,10 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from dashboards import queries
 from dashboards._show import EMPTY
@@ -21,7 +23,8 @@ def _titles() -> list[str]:
     return [p.title for p in queries.panels() if not p.key.startswith("catalog:")]
 
 
-def test_the_demo_simulates_a_fleet_stores_its_reports_and_shows_every_panel(
+@pytest.mark.end_to_end
+def test_the_demo_simulates_a_fleet_stores_its_reports_and_shows_every_panel(now: datetime,
     tmp_path: Path,
 ) -> None:
     """Every panel the demo prints has rows: the fleet is large enough for k and for the

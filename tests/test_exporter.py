@@ -236,7 +236,7 @@ def test_two_processes_writing_one_database_add_up(data_dir: Path) -> None:
     assert job_total(data_dir) == 40 * 1 + 40 * 3
 
 
-def test_a_process_killed_mid_export_never_double_counts(data_dir: Path) -> None:
+def test_a_process_killed_mid_export_never_double_counts(now: datetime, data_dir: Path) -> None:
     step = 7
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD_WRITER, str(data_dir), str(step), "100000"],

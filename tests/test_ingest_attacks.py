@@ -282,8 +282,8 @@ def test_every_refusal_is_at_most_eight_times_the_request(sqlite_url: str) -> No
     assert len(answers["many problems"].body) < 1200
 
 
-@pytest.mark.dateless
-def test_clients_that_pipeline_and_never_read_cost_bounded_memory(sqlite_url: str,
+@pytest.mark.end_to_end
+def test_clients_that_pipeline_and_never_read_cost_bounded_memory(now: datetime, sqlite_url: str,
                                                                   tmp_path: Path) -> None:
     """Once, 300 connections pipelining such requests without reading took the server
     from 77 to 901 MiB and /healthz timed out. Now its RSS grows by at most 50 MB and
@@ -354,7 +354,6 @@ async def _closed_after(port: int, sends: list[bytes], pause: float) -> tuple[fl
     return closed, left
 
 
-@pytest.mark.dateless
 def test_idle_slow_header_and_slow_body_connections_are_closed(sqlite_url: str) -> None:
     """Once, 150 such connections were all still open after 46 s. With 0.5 s limits: a
     silent connection, a head sent a byte at a time, a body that stalls, each closed soon."""
@@ -374,7 +373,6 @@ def test_idle_slow_header_and_slow_body_connections_are_closed(sqlite_url: str) 
     assert (idle[1], slow_head[1] > 0, slow_body[1] > 0) == (0, True, True)
 
 
-@pytest.mark.dateless
 def test_beyond_the_connection_cap_new_connections_get_503_and_health_recovers(sqlite_url: str) -> None:
     """A flood of idle connections: those beyond the cap get 503 with Retry-After at once and
     are closed; once the idle ones time out, /healthz answers."""
@@ -405,8 +403,8 @@ async def _flood(port: int, connections: int) -> list[bytes]:
     return refused
 
 
-@pytest.mark.dateless
-def test_a_flood_of_idle_connections_does_not_exhaust_file_descriptors(sqlite_url: str,
+@pytest.mark.end_to_end
+def test_a_flood_of_idle_connections_does_not_exhaust_file_descriptors(now: datetime, sqlite_url: str,
                                                                        tmp_path: Path) -> None:
     """Once, with a 1,024 file limit, 1,100 idle connections took the service down.
     `serve` raises the soft limit to the hard one (here 8,192): all are held, and /healthz

@@ -54,7 +54,8 @@ def test_prune_deletes_weeks_older_than_the_retention(database_url: str, now: da
         this_week.monday.isoformat()]
 
 
-def test_serve_answers_reports_and_logs_json_without_addresses(database_url: str) -> None:  # noqa: F811
+@pytest.mark.end_to_end
+def test_serve_answers_reports_and_logs_json_without_addresses(now: datetime, database_url: str) -> None:  # noqa: F811
     """The interface other parts rely on: serve --database --host --port, poll /readyz."""
     body, headers = encode(request(new_installation(), last_week()), "protobuf", True)
     with server_process(database_url, "--host", "127.0.0.1") as (base, process):
@@ -77,8 +78,8 @@ def test_serve_answers_reports_and_logs_json_without_addresses(database_url: str
     assert [line for line in lines if "127.0.0.1" in line and "Uvicorn running" not in line] == []
 
 
-@pytest.mark.dateless
-def test_sigterm_finishes_the_request_in_flight(database_url: str) -> None:  # noqa: F811
+@pytest.mark.end_to_end
+def test_sigterm_finishes_the_request_in_flight(now: datetime, database_url: str) -> None:  # noqa: F811
     """Graceful shutdown: a report waiting for a locked database still gets its 200."""
     body, headers = encode(request(new_installation(), last_week()), "protobuf", True)
     with server_process(database_url) as (base, process):

@@ -26,8 +26,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from schemathesis import checks
 
-pytestmark = pytest.mark.dateless
-
 HEADER = CATALOG.protocol.credential_header
 PATH = CATALOG.protocol.metrics_path
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,

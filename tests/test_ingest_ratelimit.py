@@ -53,7 +53,6 @@ def test_a_burst_of_zero_disables_the_limit() -> None:
     assert (allowed, grown < 10_000) == (True, True)
 
 
-@pytest.mark.dateless
 def test_a_flood_of_keys_keeps_the_limiter_at_its_bound() -> None:
     """200,000 distinct keys (addresses an attacker controls, say) hold 1,000 buckets: the
     memory they take does not grow with the keys beyond that."""

@@ -6,7 +6,7 @@ import asyncio
 import gzip
 import socket
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import httpx
@@ -41,7 +41,6 @@ async def _post_all(base: str, bodies: list[dict[str, object]]) -> list[int]:
     return [a.status_code for a in answers]
 
 
-@pytest.mark.dateless
 def test_256_concurrent_clients_all_get_stored(database_url: str) -> None:  # noqa: F811
     bodies = [_args(new_installation(), new_credential(), seed=i) for i in range(256)]
     with running_server(settings(database_url, unlimited_addresses=LOOPBACK)) as base:
@@ -74,8 +73,8 @@ def _lock(url: str) -> tuple[sa.engine.Engine, sa.engine.Connection]:
     return engine, conn
 
 
-@pytest.mark.dateless
-def test_a_saturated_database_gets_503s_fast_and_the_server_keeps_answering(database_url: str) -> None:  # noqa: F811
+@pytest.mark.end_to_end
+def test_a_saturated_database_gets_503s_fast_and_the_server_keeps_answering(now: datetime, database_url: str) -> None:  # noqa: F811
     """With the database stuck, 256 clients at once each get 503 + Retry-After while it is
     still stuck (every answer arrives before the lock is released: none waits for the
     database), the health check answers meanwhile, and writes resume once the database does.

@@ -10,8 +10,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "otel_usage"
 
@@ -257,7 +255,6 @@ def test_no_benchmark_edits_the_import_path_or_imports_the_tests() -> None:
     assert found == []
 
 
-@pytest.mark.dateless
 def test_the_wheel_ships_the_type_information_the_catalog_and_the_page(tmp_path: Path) -> None:
     """Built from a copy of the sources, so the checkout gains no build folders."""
     source = tmp_path / "source"

@@ -60,7 +60,7 @@ def test_the_difference_lists_changed_added_and_removed_points() -> None:
     }
 
 
-def test_the_cli_previews_and_lists_history(data_dir: Path, capsys: pytest.CaptureFixture[str],
+def test_the_cli_previews_and_lists_history(now: datetime, data_dir: Path, capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI takes "now" from the clock hook: here, the time the counts were recorded."""
     clock = ManualClock(OPT_IN + timedelta(days=1))
@@ -96,7 +96,7 @@ async def test_there_is_no_report_to_preview_before_first_use_or_after_delete_al
     assert usage.preview() == {"report": None, "last_sent": None, "difference": None}
 
 
-def test_the_cli_preview_names_the_version_the_host_started_with(
+def test_the_cli_preview_names_the_version_the_host_started_with(now: datetime,
     data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The CLI does not know Printernizer's version: it uses the one kept at the host's start."""

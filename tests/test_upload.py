@@ -414,7 +414,7 @@ def test_other_endpoints_are_refused(url: str) -> None:
         check_endpoint(url)
 
 
-def test_the_exporter_is_not_imported_in_mode_local(tmp_path: Path) -> None:
+def test_the_exporter_is_not_imported_in_mode_local(now: datetime, tmp_path: Path) -> None:
     """Start, record and preview in mode local load nothing of the OTLP exporter."""
     code = (
         "import sys\n"

@@ -67,11 +67,6 @@ _T: dict[str, dict[str, str]] = {
             "installation is remembered (a hash of its ID, for {months} months) so that a late "
             "or repeated report cannot bring it back; numbers already published stay as they "
             "are, since they describe no single installation."),
-        "legacy_server": (
-            "Summaries sent by Printernizer's earlier usage-statistics feature, accepted by the "
-            "server for a transition period, are cut down on arrival to the values of this list "
-            "(version 1) and count as that week's report; nothing else they contain is kept, "
-            "and the address they come from is never stored."),
         "address_server": (
             "Your IP address is seen only by the public gateway (and the load balancer in "
             "front of it), which never stores it. To "
@@ -186,11 +181,6 @@ _T: dict[str, dict[str, str]] = {
             "ihrer ID, {months} Monate lang), damit ein verspäteter oder wiederholter Bericht "
             "sie nicht zurückbringt; bereits veröffentlichte Zahlen bleiben, wie sie sind, da "
             "sie keine einzelne Installation beschreiben."),
-        "legacy_server": (
-            "Zusammenfassungen der früheren Nutzungsstatistik von Printernizer, die der Server "
-            "für eine Übergangszeit annimmt, werden beim Eintreffen auf die Werte dieser Liste "
-            "(Version 1) reduziert und gelten als Bericht jener Woche; sonst wird nichts daraus "
-            "aufbewahrt, und die Adresse, von der sie kommen, wird nie gespeichert."),
         "address_server": (
             "Ihre IP-Adresse sieht nur das öffentliche Gateway (und der Lastverteiler davor), "
             "das sie nie speichert. Um zu "
@@ -293,7 +283,6 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
                                                established=policy.established_weeks,
                                                k=policy.k_anonymity,
                                                months=policy.retention_months),
-                  t["legacy_server"],
                   t["address_server"],
                   t["retention_outbox"].format(weeks=policy.outbox_max_age_weeks),
                   t["retention_local"]]),

@@ -7,9 +7,9 @@ that the test crosses Monday 00:00 UTC, the middle of 2027, a 29 February and a 
 ahead), with the hook moved there (OTEL_USAGE_NOW, which the processes the test starts
 inherit). An end-to-end test (marked `end_to_end`, `collector` or `browser`) runs at one date,
 the Sunday-to-Monday one. A test that does not ask for `now` runs once, and the hook is closed
-to it: reading the clock in the test's process fails the test, and a process it starts refuses
-to start (its OTEL_USAGE_NOW names the missing fixture). So no test can read a date and escape
-the dates.
+to it: reading the clock in the test's process fails the test, and a command it starts refuses
+to run (its OTEL_USAGE_NOW names the missing fixture). So no test reads a date, in its own
+process or through our commands, and escapes the dates.
 
     OTEL_USAGE_TEST_DATES="2030-12-30T23:59:00Z real" pytest ...   other dates ("real": the
                                                                     machine's), one run each

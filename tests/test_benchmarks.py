@@ -42,7 +42,8 @@ def test_the_ingest_benchmark_runs_and_reports_every_figure(now: datetime) -> No
         "reports_per_s", "p50_ms", "p99_ms", "cpu_per_report_ms", "rss_mb"}
 
 
-def test_the_dashboards_benchmark_runs_and_times_every_panel() -> None:
+@pytest.mark.end_to_end
+def test_the_dashboards_benchmark_runs_and_times_every_panel(now: datetime) -> None:
     """Its fleet comes from the dashboards' testing API, not from the tests' folder."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.dashboards", "--installations", "100", "--weeks", "14",

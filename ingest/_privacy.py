@@ -128,13 +128,15 @@ class Release:
         rows = frame.filter(pl.col(GROUP) == self.group)
         if self.values:
             rows = rows.filter(pl.int_range(pl.len()).over(ID, VALUE) < 1)
+        else:
+            rows = rows.filter(pl.int_range(pl.len()).over(ID) < 1)
+        if self.values and self.keys is not None and self.values < len(self.keys):
             # Dense ranks of (amount, value), distinct per value: the `values` largest are kept.
             # The library recognises a rank of a struct holding the grouping column as a bound
             # on groups per identifier (of a plain number it would not, and charge every key).
+            # Where every value may count, the public keys are the bound, and no rank is needed.
             largest = pl.struct(AMOUNT, VALUE).rank("dense", descending=True).over(ID)
             rows = rows.filter(largest <= self.values)
-        else:
-            rows = rows.filter(pl.int_range(pl.len()).over(ID) < 1)
         if self.clamp:
             # `pl.col(AMOUNT).dp.sum(...)`, spelt so that mypy sees it: OpenDP's is untyped.
             summed = DPExpr(pl.col(AMOUNT)).sum((0, self.clamp))  # type: ignore[no-untyped-call]

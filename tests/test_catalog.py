@@ -240,8 +240,8 @@ def test_the_privacy_policy_is_read_with_its_budget_and_bounds() -> None:
     assert (privacy.weekly_epsilon, privacy.delta, privacy.selection_delta) == (2.0, 1e-7, 1e-9)
     assert privacy.resource["process.runtime.version"] == ResourceRelease(1.5, None, "minor")
     assert privacy.metrics["printernizer.errors"] == MetricRelease(
-        distribution=2.0, total=3.0, clamp=50,
-        by={"error.category": Breakdown(2.0, 3), "error.type": Breakdown(3.0, 3)})
+        distribution=2.0, total=4.0, clamp=50,
+        by={"error.category": Breakdown(3.0, 3), "error.type": Breakdown(5.0, 3)})
 
 
 def test_every_catalog_version_is_a_published_value() -> None:

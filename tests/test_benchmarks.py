@@ -35,3 +35,23 @@ def test_the_ingest_benchmark_runs_and_reports_every_figure() -> None:
     assert all(ms > 0 for ms in result["reference_ms"])
     assert set(result["summary"]["simple"]) >= {
         "reports_per_s", "p50_ms", "p99_ms", "cpu_per_report_ms", "rss_mb"}
+
+
+@pytest.mark.dateless
+def test_the_privacy_benchmark_runs_and_reports_every_panel_and_the_loss() -> None:
+    """At a tiny size its figures are not looked at: every release of the mechanism has its
+    panel with a median and a 95th percentile, and the week's loss and timing are there."""
+    from ingest._privacy import mechanism
+    from otel_usage.catalog import load_catalog
+
+    done = subprocess.run(
+        [sys.executable, "benchmarks/privacy_accuracy.py", "--runs", "2", "--sizes", "50",
+         "--timing-size", "50", "--repeat", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    releases = mechanism(load_catalog()).releases
+    assert len(result["panels"]["50"]) == len(releases)
+    assert all(set(figures) == {"median", "p95"} for figures in result["panels"]["50"].values())
+    assert result["weekly_epsilon"] <= 2.0 < result["yearly_epsilon"]
+    assert result["delta"] == 1e-7
+    assert result["publish_wall_s_best"] > 0 and result["parse_cpu_s_median"] > 0

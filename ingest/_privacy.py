@@ -183,8 +183,15 @@ def releases(catalog: Catalog) -> list[Release]:
             attribute = metric.attributes[key]
             out.append(("metric", name, key, by.weight, (*(attribute.values or ()),
                                                          attribute.other), 0, by.values))
-    kept = [item for item in out if item[3] > 0]
-    return [Release(*item[:4], group, *item[4:]) for group, item in enumerate(kept)]
+    groups: dict[tuple[str, str], int] = {}  # a metric's distribution and total share rows
+    found = []
+    for kind, name, key, weight, keys, clamp, values in out:
+        if weight > 0:
+            rows = ("weekly total", name) if kind == "distribution" or clamp else (
+                f"{kind} {key}", name)
+            group = groups.setdefault(rows, len(groups))
+            found.append(Release(kind, name, key, weight, group, keys, clamp, values))
+    return found
 
 
 # The week's frame: what the releases read. --------------------------------------------------
@@ -202,19 +209,23 @@ def domain() -> Any:
 
 
 class _Layout:
-    """How installation-weeks become the frame's rows: (installation, group, value, amount),
-    a row per installation and release it counts in (a row per value for a breakdown), the
-    values as their index in the release's keys (or, for partition selection, in the week's
-    own list of values, which only decodes what the selection lets through)."""
+    """How installation-weeks become the frame's rows: (installation, group, value, amount).
+    An installation has a row in each group it counts in: the active installations, each
+    resource attribute, each metric's weekly total (its bucket as value, itself as amount: the
+    distribution and the total read the same rows), and a row per value with a positive weekly
+    amount in each breakdown. Values are their index in the release's keys (or, for partition
+    selection, in the week's own list of values, which decodes only what it lets through)."""
 
     def __init__(self, catalog: Catalog, found: list[Release]) -> None:
         by = {(r.kind, r.metric, r.attribute): r for r in found}
         self.active = by[("active", "", "")].group if ("active", "", "") in by else None
         self.resource = [(r.attribute, r.group, _mapper(catalog, r.attribute), _codes(r.keys))
                          for r in found if r.kind == "resource"]
-        self.buckets = [(r.metric, r.group, tuple(int(k) for k in r.keys or ()))
-                        for r in found if r.kind == "distribution"]
-        self.totals = [(r.metric, r.group) for r in found if r.clamp]
+        # A metric's weekly total per installation: its bucket as the value, itself as amount.
+        bounds = {r.metric: tuple(int(k) for k in r.keys or ()) for r in found
+                  if r.kind == "distribution"}
+        self.totals = {r.metric: (r.group, bounds.get(r.metric, ())) for r in found
+                       if r.kind == "distribution" or r.clamp}
         self.by: dict[str, list[tuple[str, int, dict[str, int]]]] = {}
         for r in found:
             if r.values:
@@ -242,10 +253,10 @@ class _Layout:
             if value is not None:
                 known = codes if codes is not None else selected.setdefault(group, {})
                 rows.append((index, group, known.setdefault(value, len(known)), 0))
-        for name, group, bounds in self.buckets:
-            bucket = bisect.bisect_right(bounds, totals.get(name, 0)) - 1
-            rows.append((index, group, max(0, bucket), 0))
-        rows += [(index, group, 0, totals.get(name, 0)) for name, group in self.totals]
+        for name, (group, limits) in self.totals.items():
+            total = totals.get(name, 0)
+            bucket = max(0, bisect.bisect_right(limits, total) - 1) if limits else 0
+            rows.append((index, group, bucket, total))
         rows += [(index, group, code, amount) for (group, code), amount in amounts.items()
                  if amount > 0]
 

@@ -6,11 +6,12 @@ publishes, each drawn once with noise from OpenDP, beside the scale of that nois
 `Mechanism.loss` states what the week costs each installation in privacy, by the library's own
 accounting.
 
-- The unit of privacy is one installation-week. The records become one Polars frame: a row
-  per installation (its resource attributes mapped onto the published partitions, each
-  metric's weekly total and its bucket) and a row per installation, attribute and value with a
-  positive weekly amount (for the breakdowns). Every row carries the installation's number,
-  the identifier by which OpenDP bounds what one installation contributes.
+- The unit of privacy is one installation-week. The records become one Polars frame of
+  (installation, group, value, amount) rows: an installation has a row among the active ones,
+  one per resource attribute (its value mapped onto the published partitions), one per
+  metric's weekly total (its bucket and itself), and one per value with a positive weekly
+  amount in each breakdown. The installation's number is the identifier by which OpenDP
+  bounds what one installation contributes.
 - Each release of the catalog's `[policy.privacy]` is a private LazyFrame measurement with
   discrete Gaussian noise under zero-concentrated DP. The library's own truncation keeps one
   row per installation and group, and at most the policy's number of values per breakdown (its

@@ -19,11 +19,15 @@ from typing import Any, Literal
 __all__ = [
     "Addition",
     "Attribute",
+    "Breakdown",
     "Catalog",
     "CatalogError",
     "Metric",
+    "MetricRelease",
     "Policy",
+    "Privacy",
     "Protocol",
+    "ResourceRelease",
     "Role",
     "Text",
     "load_catalog",
@@ -138,6 +142,56 @@ class Role:
 
 
 @dataclass(frozen=True)
+class ResourceRelease:
+    """How the installations per value of a resource attribute are published: the release's
+    `weight` (its share of the week's privacy budget, relative to the other releases), and its
+    values: an enum's own (and "other"), the `values` listed for a pattern attribute (anything
+    else counts as "other"), or, with `select`, the values the mechanism's own partition
+    selection lets through ("minor": a version cut to its first two parts, 3.11.7 as 3.11)."""
+
+    weight: float
+    values: tuple[str, ...] | None = None
+    select: Literal["exact", "minor"] | None = None
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Installations per value of one attribute of a metric: the release's weight, and the
+    most values one installation counts in per week (its largest ones)."""
+
+    weight: float
+    values: int
+
+
+@dataclass(frozen=True)
+class MetricRelease:
+    """What is published of a metric, each with its weight (0: not published): installations
+    by the bucket of their weekly total (`distribution`), the sum of the weekly totals with each
+    installation's clamped to `clamp` (`total`), and installations per attribute value (`by`)."""
+
+    distribution: float = 0.0
+    total: float = 0.0
+    clamp: int = 0
+    by: Mapping[str, Breakdown] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """The differentially private publication's budget and contribution bounds.
+
+    One installation's report of one week is the unit of privacy. The week's whole
+    publication may lose at most `weekly_epsilon` at `delta` (of which the partition selection
+    of `select` releases may use `selection_delta`); each release gets a share of it by weight."""
+
+    weekly_epsilon: float
+    delta: float
+    selection_delta: float
+    active: float
+    resource: Mapping[str, ResourceRelease] = field(default_factory=dict)
+    metrics: Mapping[str, MetricRelease] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Policy:
     retention_months: int
     k_anonymity: int
@@ -145,6 +199,7 @@ class Policy:
     other_value: str
     publish_after_days: int = 14
     established_weeks: int = 2
+    privacy: Privacy = field(default_factory=lambda: Privacy(0.0, 0.0, 0.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -368,6 +423,7 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         )
     never = tuple(Text(n["en"], n["de"]) for n in raw.get("never", []))
     roles = _roles(raw.get("roles", {}), metrics, problems)
+    privacy = _privacy(policy_raw.get("privacy"), metrics, resource, problems)
     if problems:
         raise CatalogError("invalid catalog:\n- " + "\n- ".join(problems))
     policy = Policy(
@@ -377,6 +433,7 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         other_value=other,
         publish_after_days=int(policy_raw.get("publish_after_days", 14)),
         established_weeks=int(policy_raw.get("established_weeks", 2)),
+        privacy=privacy,
     )
     proto = raw.get("protocol", {})
     protocol = Protocol(
@@ -415,3 +472,79 @@ def _roles(raw: Mapping[str, Any], metrics: Mapping[str, Metric],
                 problems.append(f"role {name!r}: {v!r} is not a value of {k!r}")
         roles[name] = Role(name, metric, key, where)
     return roles
+
+
+def _privacy(raw: Any, metrics: Mapping[str, Metric], resource: Mapping[str, Attribute],
+             problems: list[str]) -> Privacy:
+    """`[policy.privacy]`: the budget, and a release per resource attribute and metric, each
+    naming only what the catalog has."""
+    if not isinstance(raw, dict):
+        problems.append("policy: privacy (the publication's budget and bounds) is missing")
+        return Privacy(0.0, 0.0, 0.0, 0.0)
+    epsilon, delta = _number(raw, "weekly_epsilon", "policy.privacy", problems), _number(
+        raw, "delta", "policy.privacy", problems)
+    selection = _number(raw, "selection_delta", "policy.privacy", problems)
+    if epsilon <= 0 or not 0 < delta < 1 or not 0 <= selection * 52 < delta:
+        problems.append("policy.privacy: needs weekly_epsilon > 0, 0 < delta < 1 and "
+                        "selection_delta below delta for a year of weeks (52)")
+    releases = {key: _resource_release(spec, resource.get(key), f"policy.privacy.resource {key!r}",
+                                       problems)
+                for key, spec in dict(raw.get("resource", {})).items()}
+    published = {name: _metric_release(spec, metrics.get(name),
+                                       f"policy.privacy.metrics {name!r}", problems)
+                 for name, spec in dict(raw.get("metrics", {})).items()}
+    return Privacy(epsilon, delta, selection, _number(raw, "active", "policy.privacy", problems),
+                   releases, published)
+
+
+def _number(spec: Mapping[str, Any], key: str, where: str, problems: list[str]) -> float:
+    """A weight or budget figure: a number of at least 0 (absent: 0)."""
+    value = spec.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        problems.append(f"{where}: {key} must be a number of at least 0")
+        return 0.0
+    return float(value)
+
+
+def _resource_release(spec: Any, attribute: Attribute | None, where: str,
+                      problems: list[str]) -> ResourceRelease:
+    if attribute is None or not isinstance(spec, dict):
+        problems.append(f"{where}: not a resource attribute of the catalog")
+        return ResourceRelease(0.0)
+    values, select = spec.get("values"), spec.get("select")
+    if select not in (None, "exact", "minor"):
+        problems.append(f"{where}: select must be exact or minor")
+        select = None
+    if attribute.values is not None and (values is not None or select is not None):
+        problems.append(f"{where}: an enum is published by its own values")
+    if attribute.values is None and (values is None) == (select is None):
+        problems.append(f"{where}: a pattern attribute needs either values or select")
+    listed = tuple(values) if isinstance(values, list) else None
+    if listed is not None and (len(set(listed)) != len(listed)
+                               or not all(attribute.allows(v) for v in listed)):
+        problems.append(f"{where}: values must be distinct values of {attribute.key}")
+    return ResourceRelease(_number(spec, "weight", where, problems), listed, select)
+
+
+def _metric_release(spec: Any, metric: Metric | None, where: str,
+                    problems: list[str]) -> MetricRelease:
+    if metric is None or not isinstance(spec, dict):
+        problems.append(f"{where}: not a metric of the catalog")
+        return MetricRelease()
+    total = dict(spec.get("total", {}))
+    clamp = total.get("clamp", 0)
+    weight = _number(total, "weight", where + " total", problems)
+    if weight and not (isinstance(clamp, int) and 1 <= clamp <= metric.max):
+        problems.append(f"{where}: a total needs a clamp from 1 to the metric's max")
+    by = {}
+    for key, item in dict(spec.get("by", {})).items():
+        attribute = metric.attributes.get(key)
+        values = dict(item).get("values") if isinstance(item, dict) else None
+        if attribute is None or attribute.values is None:
+            problems.append(f"{where}: {key!r} is not an enum attribute of the metric")
+        elif not isinstance(values, int) or not 1 <= values <= len(attribute.values) + 1:
+            problems.append(f"{where}: {key!r} needs values from 1 to its number of values")
+        else:
+            by[key] = Breakdown(_number(item, "weight", f"{where} {key!r}", problems), values)
+    return MetricRelease(_number(spec, "distribution", where, problems), weight,
+                         clamp if isinstance(clamp, int) else 0, by)

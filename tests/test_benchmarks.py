@@ -54,3 +54,22 @@ def test_the_dashboards_benchmark_runs_and_times_every_panel(now: datetime) -> N
         "sqlite", 100, 14, 1400)
     assert list(result["panel_ms"]) == [panel.key for panel in queries.panels()]
     assert result["panel_ms_max"] == max(result["panel_ms"].values()) > 0
+
+
+def test_the_privacy_benchmark_runs_and_reports_every_panel_and_the_loss() -> None:
+    """At a tiny size its figures are not looked at: every release of the mechanism has its
+    panel with a median and a 95th percentile, and the week's loss and timing are there."""
+    from ingest._privacy import mechanism
+    from otel_usage.catalog import load_catalog
+
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.privacy_accuracy", "--runs", "2", "--sizes", "50",
+         "--timing-size", "50", "--repeat", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    releases = mechanism(load_catalog()).releases
+    assert len(result["panels"]["50"]) == len(releases)
+    assert all(set(figures) == {"median", "p95"} for figures in result["panels"]["50"].values())
+    assert result["weekly_epsilon"] <= 2.0 < result["yearly_epsilon"]
+    assert result["delta"] == 1e-7
+    assert result["publish_wall_s_best"] > 0 and result["parse_cpu_s_median"] > 0

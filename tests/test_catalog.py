@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from catalog_support import grown_raw, to_toml, write_catalog
 
-from otel_usage.catalog import CATALOG_PATH, CatalogError, load_catalog
+from otel_usage.catalog import (
+    CATALOG_PATH,
+    Breakdown,
+    CatalogError,
+    MetricRelease,
+    ResourceRelease,
+    load_catalog,
+)
 from otel_usage.printernizer.vocabulary import ERROR_CODES
 
 
@@ -225,3 +232,71 @@ def test_a_since_beyond_the_version_is_refused_wherever_it_stands(tmp_path: Path
         "between 1 and the catalog version",
         "- metric 'printernizer.slicer.uses': since must be between 1 and the catalog version",
     ]
+
+
+def test_the_privacy_policy_is_read_with_its_budget_and_bounds() -> None:
+    """The publication's budget and contribution bounds come from `[policy.privacy]`."""
+    privacy = load_catalog().policy.privacy
+    assert (privacy.weekly_epsilon, privacy.delta, privacy.selection_delta) == (2.0, 1e-7, 1e-9)
+    assert privacy.resource["process.runtime.version"] == ResourceRelease(1.5, None, "minor")
+    assert privacy.metrics["printernizer.errors"] == MetricRelease(
+        distribution=2.0, total=4.0, clamp=50,
+        by={"error.category": Breakdown(3.0, 3), "error.type": Breakdown(5.0, 3)})
+
+
+def test_every_catalog_version_is_a_published_value() -> None:
+    """A new catalog version must add its number to the published values, or its
+    installations would count as "other"."""
+    catalog = load_catalog()
+    listed = catalog.policy.privacy.resource["otel_usage.catalog.version"].values
+    assert listed == tuple(str(v) for v in range(1, catalog.version + 1))
+
+
+def test_a_privacy_policy_naming_what_the_catalog_lacks_is_refused_with_every_problem(
+        tmp_path: Path) -> None:
+    raw = tomllib.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    privacy = raw["policy"]["privacy"]
+    privacy["selection_delta"] = privacy["delta"]
+    privacy["resource"]["host.name"] = {"weight": 1}
+    privacy["resource"]["os.type"] = {"weight": 1, "values": ["linux"]}
+    privacy["resource"]["service.version"] = {"weight": 1}
+    privacy["resource"]["geo.country.iso_code"] = {"weight": 1, "values": ["DE", "Germany"]}
+    privacy["metrics"]["printernizer.files"] = {"distribution": 1}
+    privacy["metrics"]["printernizer.printers"] = {
+        "total": {"weight": 1, "clamp": 5000}, "by": {"job.status": {"weight": 1, "values": 1}}}
+    privacy["metrics"]["printernizer.jobs"]["by"]["job.status"]["values"] = 12
+    privacy["active"] = -1
+    path = tmp_path / "catalog.toml"
+    path.write_text(to_toml(raw), encoding="utf-8")
+    with pytest.raises(CatalogError) as info:
+        load_catalog(path)
+    problems = str(info.value).splitlines()[1:]
+    assert problems == [
+        "- policy.privacy: needs weekly_epsilon > 0, 0 < delta < 1 and selection_delta below "
+        "delta for a year of weeks (52)",
+        "- policy.privacy.resource 'service.version': a pattern attribute needs either values "
+        "or select",
+        "- policy.privacy.resource 'os.type': an enum is published by its own values",
+        "- policy.privacy.resource 'geo.country.iso_code': values must be distinct values of "
+        "geo.country.iso_code",
+        "- policy.privacy.resource 'host.name': not a resource attribute of the catalog",
+        "- policy.privacy.metrics 'printernizer.printers': a total needs a clamp from 1 to the "
+        "metric's max",
+        "- policy.privacy.metrics 'printernizer.printers': 'job.status' is not an enum attribute "
+        "of the metric",
+        "- policy.privacy.metrics 'printernizer.jobs': 'job.status' needs values from 1 to its "
+        "number of values",
+        "- policy.privacy.metrics 'printernizer.files': not a metric of the catalog",
+        "- policy.privacy: active must be a number of at least 0",
+    ]
+
+
+def test_a_catalog_without_a_privacy_policy_is_refused(tmp_path: Path) -> None:
+    raw = tomllib.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    del raw["policy"]["privacy"]
+    path = tmp_path / "catalog.toml"
+    path.write_text(to_toml(raw), encoding="utf-8")
+    with pytest.raises(CatalogError) as info:
+        load_catalog(path)
+    assert str(info.value) == (
+        "invalid catalog:\n- policy: privacy (the publication's budget and bounds) is missing")

@@ -201,6 +201,12 @@ def _ts(when: datetime) -> str:
     return when.isoformat(timespec="seconds")
 
 
+def _instant(when: datetime) -> str:
+    """An instant kept exactly (to the microsecond): a consent's start or agreement is a cut,
+    and one cut to whole seconds at a week's first second would be the week's start."""
+    return when.isoformat()
+
+
 @dataclass(frozen=True)
 class ModeChange:
     changed_at: datetime
@@ -502,7 +508,7 @@ class Tx:
     def record_mode(self, mode: str, now: datetime, catalog_version: int, source: str) -> None:
         self._conn.execute(
             "INSERT INTO mode_changes (changed_at, mode, catalog_version, source) "
-            "VALUES (?, ?, ?, ?)", (_ts(now), mode, catalog_version, source))
+            "VALUES (?, ?, ?, ?)", (_instant(now), mode, catalog_version, source))
 
     # What the exporter records.
 

@@ -176,6 +176,28 @@ def test_damaged_rows_are_skipped_and_deleted_with_the_rest(
     assert legacy_rows(db) == ([], [("migrated_to", "otel-usage")])
 
 
+def test_rows_that_are_not_utf8_are_skipped_counted_and_deleted(
+    tmp_path: Path, data_dir: Path, midweek: datetime,
+) -> None:
+    """An event type, a metadata value or a setting that is not UTF-8 made every start's
+    migration fail, and the old rows stayed on disk: such rows are skipped, counted, deleted."""
+    db = printernizer_db(tmp_path / "printernizer.db", midweek, "enabled")
+    with sqlite3.connect(db) as conn:
+        when = sql_time(midweek - timedelta(days=8))
+        conn.executemany(
+            "INSERT INTO usage_events (id, event_type, timestamp, metadata) "
+            "VALUES (?, CAST(? AS TEXT), ?, CAST(? AS TEXT))",
+            [("a", b"job_completed\xff", when, b"{}"),
+             ("b", b"job_completed", when, b'{"printer_type": "bambu\xfe"}')])
+        conn.execute("INSERT INTO usage_settings VALUES ('note', CAST(? AS TEXT), ?)",
+                     (b"caf\xe9", when))
+    usage = telemetry(data_dir, midweek)
+    assert migrate(db, usage) == MigrationResult("done", "enabled", 6, 3)
+    assert sum(migrated(usage).values()) == 6
+    assert legacy_rows(db) == ([], [("migrated_to", "otel-usage")])
+    assert migrate(db, usage) == MigrationResult("already")
+
+
 def test_a_crash_after_the_copy_resumes_without_counting_twice(
     tmp_path: Path, data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

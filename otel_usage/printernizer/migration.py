@@ -18,7 +18,9 @@ redone: (1) the copy into the local store, with a marker, in one transaction; (2
 deleted, leaving ``usage_settings.migrated_to``, in one transaction; (3) the marker set to
 done. A crash in a step rolls it back; a crash between steps resumes after the last one done,
 so nothing is counted twice. A row that cannot be read (a damaged timestamp, metadata that is
-not JSON, an unknown event type) is counted as skipped and deleted with the others.
+not JSON, an unknown event type, text that is not UTF-8, in either table) is counted as skipped
+and deleted with the others: the old database's text is read as bytes and decoded here, so one
+such row never stops the move.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 @dataclass(frozen=True)
 class MigrationResult:
     """What a migration did: ``status`` is ``absent`` (no old tables), ``done`` (migrated now),
-    ``resumed`` (a copy made before a crash, finished now) or ``already``."""
+    ``resumed`` (a copy made before a crash, finished now) or ``already``; ``events`` the old
+    events counted, ``skipped`` the rows of either table that could not be read."""
 
     status: str
     opt_in_status: str | None = None
@@ -87,7 +90,8 @@ class MigrationResult:
 class _Legacy:
     tables: frozenset[str]
     settings: Mapping[str, tuple[str | None, str | None]]
-    events: list[tuple[Any, ...]]  # grouped: see _GROUPED_EVENTS
+    events: list[tuple[Any, ...]]  # grouped: see _GROUPED_EVENTS, text decoded
+    unreadable_settings: int = 0
 
 
 def migrate_printernizer_database(database_path: str | Path,
@@ -129,24 +133,61 @@ def migrate_printernizer_database(database_path: str | Path,
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+    conn.text_factory = bytes  # decoded here: text that is not UTF-8 is a row to skip
     conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 
+class _NotUtf8(ValueError):
+    """A value of the old tables that is not UTF-8 text."""
+
+
+def _decoded(value: object) -> Any:
+    """A value read as bytes, as text (None and numbers as they are); _NotUtf8 otherwise."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _NotUtf8(str(exc)) from exc
+
+
 def _read(conn: sqlite3.Connection) -> _Legacy | None:
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {str(_decoded(r[0])) for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'") if _utf8(r[0])}
     if not {"usage_events", "usage_settings"} & tables:
         return None
     settings: dict[str, tuple[str | None, str | None]] = {}
+    unreadable = 0
     if "usage_settings" in tables:
-        for key, value, updated_at in conn.execute(
-                "SELECT key, value, updated_at FROM usage_settings"):
+        for row in conn.execute("SELECT key, value, updated_at FROM usage_settings"):
+            if not all(_utf8(v) for v in row):
+                unreadable += 1
+                continue
+            key, value, updated_at = (_decoded(v) for v in row)
             settings[str(key)] = (None if value is None else str(value),
                                   None if updated_at is None else str(updated_at))
     events: list[tuple[Any, ...]] = []
     if "usage_events" in tables:
-        events = list(conn.execute(_GROUPED_EVENTS))
-    return _Legacy(frozenset(tables), settings, events)
+        events = [_event_group(row) for row in conn.execute(_GROUPED_EVENTS)]
+    return _Legacy(frozenset(tables), settings, events, unreadable)
+
+
+def _utf8(value: object) -> bool:
+    try:
+        _decoded(value)
+    except _NotUtf8:
+        return False
+    return True
+
+
+def _event_group(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A group of old events with its text decoded; a group holding text that is not UTF-8
+    is marked unreadable (its type and values are not used)."""
+    if all(_utf8(v) for v in row):
+        return tuple(_decoded(v) for v in row)
+    event_type, day, _readable, *values, count = row
+    return (None, None, 0, *(None for _ in values), count)
 
 
 def _copy(tx: Tx, usage: UsageTelemetry, legacy: _Legacy) -> tuple[int, int]:
@@ -168,7 +209,8 @@ def _copy(tx: Tx, usage: UsageTelemetry, legacy: _Legacy) -> tuple[int, int]:
     tx.add_daily(
         (day, tx.series_id(metric, attributes, "sum", unit, True), total, None, None)
         for (day, metric, attributes, unit), total in sums.items())
-    return sum(row[-1] for row in legacy.events) - skipped, skipped
+    return (sum(row[-1] for row in legacy.events) - skipped,
+            skipped + legacy.unreadable_settings)
 
 
 def _sums(catalog: Catalog, events: Iterable[tuple[Any, ...]]

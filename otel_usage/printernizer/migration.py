@@ -186,8 +186,7 @@ def _event_group(row: tuple[Any, ...]) -> tuple[Any, ...]:
     is marked unreadable (its type and values are not used)."""
     if all(_utf8(v) for v in row):
         return tuple(_decoded(v) for v in row)
-    event_type, day, _readable, *values, count = row
-    return (None, None, 0, *(None for _ in values), count)
+    return (None, None, 0, *(None for _ in _METADATA_KEYS), row[-1])
 
 
 def _copy(tx: Tx, usage: UsageTelemetry, legacy: _Legacy) -> tuple[int, int]:

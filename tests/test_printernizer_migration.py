@@ -268,6 +268,31 @@ async def test_the_service_migrates_at_initialize(
     await service.usage.ashutdown()
 
 
+async def test_do_not_track_makes_no_store_records_nothing_and_deletes_the_old_rows(
+    tmp_path: Path, data_dir: Path, midweek: datetime,
+) -> None:
+    """DO_NOT_TRACK with the drop-in: no usage.sqlite3 is made and nothing is recorded, while
+    the old raw rows are deleted (removing data is not recording it); a later start without
+    it finds the move made and starts fresh, in mode local."""
+    db = printernizer_db(tmp_path / "printernizer.db", midweek, "enabled")
+    usage = UsageTelemetry(data_dir, service_version="2.42.0", export_interval_s=math.inf,
+                           clock=ManualClock(midweek), environ={"DO_NOT_TRACK": "1"})
+    service = UsageStatisticsService(usage, database_path=db)
+    await service.initialize()
+    assert service.migration == MigrationResult("deleted", "enabled", 6, 0)
+    await service.record_event("job_completed", {"printer_type": "bambu_lab"})
+    usage.flush()
+    assert (await service.is_opted_in(), await service.total_events()) == (False, 0)
+    await usage.ashutdown()
+    assert list(data_dir.iterdir()) == []
+    assert legacy_rows(db) == ([], [("migrated_to", "otel-usage")])
+    later = UsageStatisticsService(telemetry(data_dir, midweek), database_path=db)
+    await later.initialize()
+    assert later.migration == MigrationResult("already", None)
+    assert (later.usage.mode_state().stored, await later.total_events()) == (None, 0)
+    await later.usage.ashutdown()
+
+
 async def test_a_store_that_cannot_be_written_leaves_the_old_rows_and_the_host_starts(
     tmp_path: Path, midweek: datetime,
 ) -> None:

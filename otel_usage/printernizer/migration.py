@@ -13,6 +13,9 @@ SQLite database. At the first start with otel-usage, once:
   ``migrated``: they are never sent: they predate this consent's reports), then deleted with
   ``usage_settings``, with ``secure_delete`` on, so no raw event stays on disk.
 
+Under ``DO_NOT_TRACK`` (the mode forced ``off``) nothing is copied and no local store is made:
+the old rows are only deleted, since removing data is not recording it.
+
 Two databases cannot commit together, so the move is made of steps that each commit and can be
 redone: (1) the copy into the local store, with a marker, in one transaction; (2) the old rows
 deleted, leaving ``usage_settings.migrated_to``, in one transaction; (3) the marker set to
@@ -94,20 +97,23 @@ class _Legacy:
     unreadable_settings: int = 0
 
 
-def migrate_printernizer_database(database_path: str | Path,
-                                  usage: UsageTelemetry) -> MigrationResult:
-    """Migrate Printernizer's old usage tables at `database_path` into `usage`'s store, once.
-    Raises StoreUnavailableError when the local store cannot be written (nothing is deleted
-    then); an unreadable Printernizer database is logged and left as it is."""
+def migrate_printernizer_database(database_path: str | Path, usage: UsageTelemetry, *,
+                                  busy_timeout_s: float = 10.0) -> MigrationResult:
+    """Migrate Printernizer's old usage tables at `database_path` into `usage`'s store, once
+    (``deleted``: only deleted, under DO_NOT_TRACK). Raises StoreUnavailableError when the
+    local store cannot be written (nothing is deleted then); a Printernizer database that
+    cannot be read, or stays locked for `busy_timeout_s`, is logged and left as it is."""
     path = Path(database_path)
     if not path.exists():
         return MigrationResult("absent")
+    if consent.environment_mode(usage.environ) == "off":
+        return _delete_only(path, usage, busy_timeout_s)
     with usage.store.read() as tx:
         marker = tx.meta(MARKER)
     if marker == "done":
         return MigrationResult("already")
     try:
-        with closing(_connect(path)) as conn:
+        with closing(_connect(path, busy_timeout_s)) as conn:
             legacy = _read(conn)
             if legacy is None:
                 return MigrationResult("absent")
@@ -131,8 +137,29 @@ def migrate_printernizer_database(database_path: str | Path,
     return MigrationResult("done" if marker is None else "resumed", status, events, skipped)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+def _delete_only(path: Path, usage: UsageTelemetry, busy_timeout_s: float) -> MigrationResult:
+    """DO_NOT_TRACK: the old rows deleted, nothing copied, no local store made."""
+    try:
+        with closing(_connect(path, busy_timeout_s)) as conn:
+            legacy = _read(conn)
+            if legacy is None:
+                return MigrationResult("absent")
+            status = legacy.settings.get("opt_in_status", (None, None))[0]
+            if DONE_SETTING in legacy.settings:
+                return MigrationResult("already", status)
+            _clear(conn, legacy.tables, usage.clock.now())
+    except sqlite3.Error as exc:
+        logger.warning("Printernizer's old usage statistics could not be deleted",
+                       path=str(path), error=str(exc))
+        return MigrationResult("failed")
+    skipped = sum(row[-1] for row in legacy.events if not _readable(row))
+    logger.info("Printernizer's old usage statistics deleted (DO_NOT_TRACK)")
+    return MigrationResult("deleted", status, sum(row[-1] for row in legacy.events) - skipped,
+                           skipped + legacy.unreadable_settings)
+
+
+def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
     conn.text_factory = bytes  # decoded here: text that is not UTF-8 is a row to skip
     conn.execute("PRAGMA secure_delete=ON")
     return conn
@@ -203,8 +230,6 @@ def _copy(tx: Tx, usage: UsageTelemetry, legacy: _Legacy) -> tuple[int, int]:
         first = _when(legacy.settings.get("first_run_date", (None, None))[0])
         tx.set_meta("first_used", min(first or now, now).date().isoformat())
     sums, skipped = _sums(usage.catalog, legacy.events)
-    if consent.environment_mode(usage.environ) == "off":  # DO_NOT_TRACK: deleted, not kept
-        sums = {}
     tx.add_daily(
         (day, tx.series_id(metric, attributes, "sum", unit, True), total, None, None)
         for (day, metric, attributes, unit), total in sums.items())
@@ -218,9 +243,10 @@ def _sums(catalog: Catalog, events: Iterable[tuple[Any, ...]]
     from the events grouped by SQLite (:data:`_GROUPED_EVENTS`)."""
     sums: dict[tuple[int, str, str, str], int] = {}
     skipped = 0
-    for event_type, day, readable, *values, count in events:
+    for row in events:
+        event_type, day, _, *values, count = row
         name = known_event(event_type)
-        if name is None or day is None or not readable:
+        if name is None or not _readable(row):
             skipped += count
             continue
         meta = {k: v for k, v in zip(_METADATA_KEYS, values, strict=True) if v is not None}
@@ -233,6 +259,12 @@ def _sums(catalog: Catalog, events: Iterable[tuple[Any, ...]]
         key = (epoch_day(when), point.metric, attributes, point.unit)
         sums[key] = sums.get(key, 0) + count
     return sums, skipped
+
+
+def _readable(group: tuple[Any, ...]) -> bool:
+    """A group of old events has a known type, a day and metadata that is an object."""
+    event_type, day, readable = group[:3]
+    return known_event(event_type) is not None and day is not None and bool(readable)
 
 
 def _when(value: object) -> datetime | None:

@@ -5,9 +5,13 @@ and ``usage_settings`` (``opt_in_status``, ``installation_id``, ``first_run_date
 SQLite database. At the first start with otel-usage, once:
 
 - ``opt_in_status`` ``enabled``: mode ``on`` with consent to catalog version 1 only (what the
-  old feature sent), dated when the user opted in (the setting's ``updated_at``); anything
-  newer waits for the user's word on the privacy page. ``disabled``: mode ``local``, as the
-  user's choice. Absent (never asked): nothing is chosen, the default (``local``) holds;
+  old feature sent), from the moment of the migration: a consent never starts before it is
+  recorded in this store (a first start whose migration failed recorded weeks under
+  ``local``, which an older date would let out). When the user opted in (the setting's
+  ``updated_at``) is kept as ``printernizer_opted_in_at``, to be shown, never as a cut.
+  Anything newer waits for the user's word on the privacy page. ``disabled``: mode
+  ``local``, as the user's choice. Absent (never asked): nothing is chosen, the default
+  (``local``) holds;
 - the installation id carries over (a valid UUID4 only), with the first-run date;
 - ``usage_events`` are summed into the local per-day history, as local-only series (attribute
   ``migrated``: they are never sent: they predate this consent's reports), then deleted with
@@ -55,6 +59,8 @@ MARKER = "printernizer_migration"
 MIGRATED_ATTRIBUTE = "migrated"
 MIGRATED_FROM = "printernizer_usage_events"
 DONE_SETTING = "migrated_to"
+# When the user opted in through the old switch: shown in the export, never a consent's cut.
+OPTED_IN_AT = "printernizer_opted_in_at"
 # What the old feature already sent is catalog version 1: an opt-in through the old switch (or
 # migrated from it) consents to that; newer items wait for the user's word on the privacy page.
 LEGACY_CATALOG_VERSION = 1
@@ -221,9 +227,11 @@ def _copy(tx: Tx, usage: UsageTelemetry, legacy: _Legacy) -> tuple[int, int]:
     now = usage.clock.now()
     status, opted_at = legacy.settings.get("opt_in_status", (None, None))
     if tx.latest_mode() is None and status in ("enabled", "disabled"):
-        when = min(_when(opted_at) or now, now)
         mode = "on" if status == "enabled" else "local"
-        tx.record_mode(mode, when, LEGACY_CATALOG_VERSION, "printernizer")
+        tx.record_mode(mode, now, LEGACY_CATALOG_VERSION, "printernizer")
+        opted = _when(opted_at)
+        if mode == "on" and opted is not None:
+            tx.set_meta(OPTED_IN_AT, min(opted, now).isoformat())
     old_id = (legacy.settings.get("installation_id", (None, None))[0] or "").strip().lower()
     if _UUID4.fullmatch(old_id) and tx.meta("installation_id") is None:
         tx.set_meta("installation_id", old_id)

@@ -90,7 +90,7 @@ def _state_machine(server: CaptureServer, root: Path, start: datetime,
             usage.start()
             # A stalled request is given up quickly (start makes the sender anew).
             usage.uploads.settings = dataclasses.replace(usage.uploads.settings,
-                                                         timeout_s=0.2)
+                                                         deadline_s=0.2)
             with usage.store.transaction() as tx:  # due the moment a week closes
                 tx.set_meta("report_weekday", "0")
                 tx.set_meta("report_hour", "0")

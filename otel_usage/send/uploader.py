@@ -69,7 +69,8 @@ class UploadSettings:
     service_name: str
     service_version: str
     environ: Mapping[str, str]
-    timeout_s: float = 10.0
+    # One deadline for each request's whole exchange (connect, send, read the answer).
+    deadline_s: float = 10.0
     rotate_yearly: bool = False
     environment: Environment | None = None
 
@@ -164,7 +165,7 @@ class Uploader:
         try:
             return post_report(erasure.endpoint, protocol.metrics_path,
                                {protocol.credential_header: erasure.credential}, body, now,
-                               self.settings.timeout_s)
+                               self.settings.deadline_s)
         except TransportError as exc:
             return Answer(None, f"refused: {exc}")
 
@@ -280,7 +281,7 @@ class Uploader:
         protocol = self._catalog.protocol
         return post_report(self.settings.endpoint, protocol.metrics_path,
                            {protocol.credential_header: secret}, body, self._clock.now(),
-                           self.settings.timeout_s)
+                           self.settings.deadline_s)
 
     def _log_attempt(self, week: str, attempt: retry.Attempt) -> None:
         # The credential and the body are never logged; the status and state are.

@@ -627,9 +627,11 @@ class Tx:
             "AND next_attempt_at <= ? ORDER BY week", (_ts(now),))
         return [DueReport(w, bytes(b), int(a), i) for w, b, a, i in rows]
 
-    def forget_report(self, week: str) -> None:
-        """Drop `week`'s report so that it is built again (under a new identity)."""
-        self._conn.execute("DELETE FROM outbox WHERE week = ?", (week,))
+    def fail_begun_reports(self) -> None:
+        """Pending reports whose sending began fail for good (they went out under an identity
+        the server erased; sent again under a new one, they would link the two)."""
+        self._conn.execute("UPDATE outbox SET state = 'failed', next_attempt_at = NULL "
+                           "WHERE state = 'pending' AND attempts > 0")
 
     def next_due(self) -> datetime | None:
         """The earliest time a pending report or erasure is due."""

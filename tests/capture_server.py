@@ -77,13 +77,15 @@ class CaptureServer:
     # Each answer: a status and headers, and optionally a body.
     answers: list[tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]] = field(
         default_factory=list)
+    # The answer once the scripted ones are used up (None: 200).
+    always: tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes] | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
     _release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
-            answer = self.answers.pop(0) if self.answers else (200, {})
+            answer = self.answers.pop(0) if self.answers else (self.always or (200, {}))
         return (answer[0], answer[1], answer[2] if len(answer) == 3 else b"")
 
     def release(self) -> None:

@@ -527,12 +527,52 @@ def test_an_erased_installation_starts_over_with_a_new_id_and_credential(
     clock.set(next_week(opt_in).end + HOUR)
     server.answers = [answer]
     assert usage.send_now()["failed"] == [next_week(opt_in).label]
-    assert usage.send_now()["sent"] == [next_week(opt_in).label]  # rebuilt under the new id
+    # The week that went out under the erased identity is never sent again under another.
+    assert usage.send_now()["sent"] == []
+    later_week = next_week(next_week(opt_in).start)
+    clock.set(later_week.start + HOUR)
+    count(usage, 2)
+    usage.flush()
+    clock.set(later_week.end + HOUR)
+    assert usage.send_now()["sent"] == [later_week.label]
     usage.shutdown()
-    first, again = server.reports()
-    assert first.resource()["service.instance.id"] != again.resource()["service.instance.id"]
-    assert first.credential != again.credential
-    assert first.points() == again.points()
+    first, later = server.reports()
+    assert first.resource()["service.instance.id"] != later.resource()["service.instance.id"]
+    assert first.credential != later.credential
+    assert (sent_points(server)[0], sent_points(server)[1]) == (jobs_point(1), jobs_point(2))
+
+
+def test_a_server_answering_erased_to_everything_cannot_churn_identities(
+        data_dir: Path, server: CaptureServer, opt_in: datetime) -> None:
+    """Three weeks of hourly runs against a server that answers 410 to everything: a new
+    identity at most once a week, each week sent once (never again under a new identity),
+    `destinations` holds only the identities that sent, and the opt-out erases each of them
+    (it minted one identity per report, re-sent the same week under each, and owed an erasure
+    per minted id)."""
+    clock = ManualClock(opt_in)
+    usage = make(data_dir, clock, server.url)
+    usage.set_mode("on")
+    pin_slot(usage)
+    usage.start()
+    server.always = ERASED_ANSWERS["ingest"]
+    while clock.now() < opt_in + timedelta(weeks=3):
+        clock.advance(HOUR)
+        count(usage, 1)
+        usage.flush()
+        usage.send_now()
+    first, second = next_week(opt_in), next_week(next_week(opt_in).start)
+    sent = [(Week.of(datetime.fromtimestamp(r.week_start_nanos() / 1e9, tz=opt_in.tzinfo))
+             .label, r.installation_id, r.credential) for r in server.reports()]
+    assert [week for week, _, _ in sent] == [first.label, second.label]
+    assert len({(i, c) for _, i, c in sent}) == 2
+    with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
+        assert sorted(conn.execute("SELECT installation_id, credential FROM destinations")) == (
+            sorted((i, c) for _, i, c in sent))
+    usage.set_mode("local")
+    assert usage.send_now()["erasures_acknowledged"] == 2
+    usage.shutdown()
+    assert sorted((r.installation_id, r.credential) for r in server.erasures()) == sorted(
+        (i, c) for _, i, c in sent)
 
 
 OTHER_REFUSALS = {

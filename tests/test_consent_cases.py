@@ -658,7 +658,12 @@ def test_the_page_api_shows_what_is_new_and_agrees_in_one_action(
     assert before["additions"][1] == {
         "version": 2, "kind": "attribute", "metric": "printernizer.jobs",
         "key": "job.origin", "value": None, "text": "printernizer.jobs: now also by job.origin"}
-    after = client.put(PAGE + "api/mode", json={"mode": "on"}).json()
+    # An agreement names the version the page showed; a page opened before an upgrade (it
+    # showed version 2) is refused, and agrees once it has shown version 3.
+    stale = client.put(PAGE + "api/mode", json={"mode": "on", "catalog_version": 2})
+    assert (stale.status_code, stale.json()["error"]) == (409, "catalog_changed")
+    assert client.get(PAGE + "api/mode").json()["consented_version"] == 1
+    after = client.put(PAGE + "api/mode", json={"mode": "on", "catalog_version": 3}).json()
     assert (after["mode"], after["consented_version"], after["additions"]) == ("on", 3, [])
     usage.shutdown()
 

@@ -10,18 +10,30 @@ Its front end keeps calling what it calls today, with the same JSON shapes:
   ``export_version``, and the whole local store under ``usage``)
 - ``DELETE`` on the prefix itself -> ``{success, deleted_events, message}``
 
-The switch behind ``opt-in`` / ``opt-out`` is the privacy page's mode (``on`` / ``local``).
+The switch behind ``opt-in`` / ``opt-out`` is the privacy page's mode (``on`` / ``local``);
+``opt-in`` consents to catalog version 1, what the old switch described. What a newer catalog
+adds is offered as the privacy page offers it, for the old privacy tab to show with one small
+change (``?lang=de`` for German):
+
+- ``GET /consent`` -> ``{opted_in, consented_version, catalog_version, additions}``
+- ``POST /consent`` with ``{"catalog_version": N}``, the version shown -> the same shape; mode
+  ``on`` agreeing to it (409 ``catalog_changed`` when it is no longer the one in force).
+
 Only this module and :mod:`otel_usage.web` import FastAPI (the ``web`` extra).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..errors import UsageError
+from ..web._guard import ApiError, agreed_version, error_response, json_object
 from .service import UsageStatisticsService
 
 __all__ = ["PREFIX", "usage_stats_router"]
@@ -63,6 +75,14 @@ def usage_stats_router(service: UsageStatisticsService, *, prefix: str = PREFIX)
             **NO_STORE,
             "Content-Disposition": f'attachment; filename="usage-statistics-{day}.json"'})
 
+    @router.get("/consent")
+    async def consent(lang: str = "en") -> JSONResponse:
+        return _json(await _offer(service, lang))
+
+    @router.post("/consent")
+    async def agree(request: Request) -> Response:
+        return await _answered(lambda: _agree(service, request))
+
     @router.delete("")
     async def delete_all() -> JSONResponse:
         deleted = await service.total_events()
@@ -77,3 +97,32 @@ def usage_stats_router(service: UsageStatisticsService, *, prefix: str = PREFIX)
 
 def _json(data: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status, headers=NO_STORE)
+
+
+async def _offer(service: UsageStatisticsService, language: str) -> dict[str, Any]:
+    """The consent in force and what this catalog adds to it, in `language` (en or de)."""
+    usage = service.usage
+    info = await asyncio.to_thread(usage.catalog_additions)
+    agreed = info["consented_version"]
+    additions = usage.catalog.additions(agreed) if agreed is not None else ()
+    return {"opted_in": agreed is not None, "consented_version": agreed,
+            "catalog_version": info["catalog_version"],
+            "additions": [{**a.as_json(), "text": a.describe(language)} for a in additions]}
+
+
+async def _agree(service: UsageStatisticsService, request: Request) -> Response:
+    """Mode ``on``, agreeing to the catalog version the request names (the one in force)."""
+    body = await json_object(request)
+    agreed_version(service.usage, body, '{"catalog_version": N}')
+    await service.usage.aset_mode("on", source="printernizer")
+    return _json(await _offer(service, request.query_params.get("lang", "en")))
+
+
+async def _answered(handler: Callable[[], Awaitable[Response]]) -> Response:
+    """A refusal or the library's error as JSON ``{"error", "detail"}``, never a bare 500."""
+    try:
+        return await handler()
+    except ApiError as exc:
+        return error_response(exc)
+    except UsageError as exc:
+        return error_response(ApiError(503, "store_unavailable", str(exc)))

@@ -10,6 +10,10 @@ Its front end keeps calling what it calls today, with the same JSON shapes:
   ``export_version``, and the whole local store under ``usage``)
 - ``DELETE`` on the prefix itself -> ``{success, deleted_events, message}``
 
+What changes something (``opt-in``, ``opt-out``, ``DELETE``, ``POST /consent``) takes no body
+or a JSON one, and only from Printernizer's own pages: a request another site's page makes is
+refused with 403 ``cross_site`` (:mod:`otel_usage.web._guard`), as by the privacy page's API.
+
 The switch behind ``opt-in`` / ``opt-out`` is the privacy page's mode (``on`` / ``local``);
 ``opt-in`` consents to catalog version 1, what the old switch described. What a newer catalog
 adds is offered as the privacy page offers it, for the old privacy tab to show with one small
@@ -33,8 +37,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import UsageError
-from ..web._guard import ApiError, agreed_version, error_response, json_object
-from .service import UsageStatisticsService
+from ..web._guard import (
+    ApiError,
+    agreed_version,
+    empty_or_json,
+    error_response,
+    json_object,
+    same_origin_only,
+)
+from .service import OptInResponse, UsageStatisticsService
 
 __all__ = ["PREFIX", "usage_stats_router"]
 
@@ -58,14 +69,12 @@ def usage_stats_router(service: UsageStatisticsService, *, prefix: str = PREFIX)
         return _json(asdict(await service.get_local_stats()))
 
     @router.post("/opt-in")
-    async def opt_in() -> JSONResponse:
-        answer = await service.opt_in()
-        return _json(asdict(answer), status=200 if answer.success else 500)
+    async def opt_in(request: Request) -> Response:
+        return await _answered(request, lambda: _switched(service.opt_in()))
 
     @router.post("/opt-out")
-    async def opt_out() -> JSONResponse:
-        answer = await service.opt_out()
-        return _json(asdict(answer), status=200 if answer.success else 500)
+    async def opt_out(request: Request) -> Response:
+        return await _answered(request, lambda: _switched(service.opt_out()))
 
     @router.get("/export")
     async def export() -> Response:
@@ -81,18 +90,27 @@ def usage_stats_router(service: UsageStatisticsService, *, prefix: str = PREFIX)
 
     @router.post("/consent")
     async def agree(request: Request) -> Response:
-        return await _answered(lambda: _agree(service, request))
+        return await _answered(request, lambda: _agree(service, request), body="json")
 
     @router.delete("")
-    async def delete_all() -> JSONResponse:
-        deleted = await service.total_events()
-        if not await service.delete_all_stats():
-            return _json({"success": False, "deleted_events": 0,
-                          "message": "Failed to delete usage statistics."}, status=500)
-        return _json({"success": True, "deleted_events": deleted,
-                      "message": f"Deleted {deleted} usage statistics events."})
+    async def delete_all(request: Request) -> Response:
+        return await _answered(request, lambda: _delete_all(service))
 
     return router
+
+
+async def _switched(answer: Awaitable[OptInResponse]) -> JSONResponse:
+    done = await answer
+    return _json(asdict(done), status=200 if done.success else 500)
+
+
+async def _delete_all(service: UsageStatisticsService) -> JSONResponse:
+    deleted = await service.total_events()
+    if not await service.delete_all_stats():
+        return _json({"success": False, "deleted_events": 0,
+                      "message": "Failed to delete usage statistics."}, status=500)
+    return _json({"success": True, "deleted_events": deleted,
+                  "message": f"Deleted {deleted} usage statistics events."})
 
 
 def _json(data: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -118,9 +136,15 @@ async def _agree(service: UsageStatisticsService, request: Request) -> Response:
     return _json(await _offer(service, request.query_params.get("lang", "en")))
 
 
-async def _answered(handler: Callable[[], Awaitable[Response]]) -> Response:
-    """A refusal or the library's error as JSON ``{"error", "detail"}``, never a bare 500."""
+async def _answered(request: Request, handler: Callable[[], Awaitable[Response]],
+                    body: str = "none or json") -> Response:
+    """`handler`'s answer to a change the page's own origin asks for, with no body or a JSON
+    one (`body` ``"json"``: a JSON object, read by the handler); a refusal or the library's
+    error as JSON ``{"error", "detail"}``, never a bare 500."""
     try:
+        same_origin_only(request)
+        if body != "json":
+            await empty_or_json(request)
         return await handler()
     except ApiError as exc:
         return error_response(exc)

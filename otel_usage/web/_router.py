@@ -6,7 +6,8 @@ before the request reaches Printernizer and reports in ``X-Ingress-Path``).
 
 Errors are JSON ``{"error": <code>, "detail": <sentence>}`` with a 4xx status, answered by the
 router itself (a router cannot install exception handlers on the host's app). State-changing
-requests must be JSON, which a cross-site form cannot send without the browser's consent.
+requests must come from the page's own origin (403 ``cross_site`` otherwise, :mod:`._guard`)
+and be JSON, which a cross-site form cannot send without the browser's consent.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from ..consent import MODES
 from ..errors import InvalidModeError, UsageError
 from ..telemetry import UsageTelemetry
 from ..user.privacy import render_privacy_markdown
-from ._guard import NO_STORE, ApiError, agreed_version, error_response, json_object
+from ._guard import (
+    NO_STORE,
+    ApiError,
+    agreed_version,
+    error_response,
+    json_object,
+    same_origin_only,
+)
 from ._language import LANGUAGES, negotiate, texts
 from ._markdown import markdown_to_html
 
@@ -74,10 +82,12 @@ def privacy_router(usage: UsageTelemetry, *, prefix: str = "/usage") -> APIRoute
 
 
 def _guarded(handler: Handler) -> Handler:
-    """Map refusals and the library's errors to JSON answers; never a bare 500 page."""
+    """Refuse what another site's page asks to change; map refusals and the library's errors
+    to JSON answers, never a bare 500 page."""
 
     async def endpoint(request: Request) -> Response:
         try:
+            same_origin_only(request)
             return await handler(request)
         except ApiError as exc:
             return error_response(exc)

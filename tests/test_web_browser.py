@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from browser_support import chromium
 from catalog_support import grown_raw, write_catalog
 from web_support import (
     MONDAY,
@@ -35,10 +36,6 @@ from otel_usage.catalog import load_catalog
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 
 
@@ -76,15 +73,8 @@ def server() -> Iterator[tuple[str, _Swappable]]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module; a missing Chromium fails the tests, with why."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is missing at {CHROMIUM}: install Debian's chromium package "
-                    "(the browser tests never download a browser)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as running:
+        yield running
 
 
 @pytest.fixture

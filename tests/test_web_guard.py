@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from browser_support import (
+    INGRESS_PATH,
+    RESOLVE_TEST_NAMES,
+    Recorder,
+    chromium,
+    ingress_proxy,
+    served,
+    static_site,
+)
 from fastapi import FastAPI
 
 from otel_usage import ManualClock, UsageTelemetry
@@ -164,3 +176,141 @@ async def test_the_old_switch_takes_no_body_or_json_only(
         assert response.json() == {"error": "json_required",
                                    "detail": "send no body, or the request body as "
                                              "application/json"}
+
+
+# In Chromium: pages of another origin, and Printernizer's own front end, directly on loopback
+# (Chromium sends Sec-Fetch-Site there) and through a real ingress proxy under a name Chromium
+# does not trust (it sends Origin only, and the proxy rewrites Host).
+
+EVIL_PAGE = """<!doctype html><html><head><title>cat pictures</title></head><body>
+<form id="form" method="post" action="{base}/api/v1/usage-stats/opt-in">
+  <input name="opt_in" value="1"></form>
+<script>
+const base = "{base}";
+const old = base + "/api/v1/usage-stats/opt-in";
+Promise.allSettled([
+  fetch(old, {{method: "POST", mode: "no-cors"}}),
+  fetch(old, {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
+              body: "x"}}),
+  fetch(old, {{method: "POST", mode: "no-cors", body: new FormData(document.forms[0])}}),
+  fetch(base + "/usage/api/data/delete", {{method: "POST", mode: "no-cors",
+        headers: {{"Content-Type": "text/plain"}}, body: '{{"confirm": true}}'}}),
+]).then(() => {{ document.title = "sent"; }});
+</script></body></html>"""
+
+
+@dataclass(frozen=True)
+class Site:
+    """Printernizer (the example app) as a browser reaches it, and a page of another origin."""
+
+    recorder: Recorder
+    service: UsageStatisticsService
+    front_end: str  # its front end's URL, ending in "/"
+    elsewhere: str  # the other origin's page
+    proxied: bool
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium(RESOLVE_TEST_NAMES) as running:
+        yield running
+
+
+@pytest.fixture(params=["direct", "ingress"])
+def site(request: pytest.FixtureRequest, tmp_path: Path, midweek: datetime) -> Iterator[Site]:
+    """direct: the app on one loopback port, the other page on another (same site, another
+    origin). ingress: the app behind the ingress proxy at homeassistant.test, the other page
+    at evil.test."""
+    from examples.printernizer_app import Settings, create_application
+
+    app = create_application(Settings(database_path=str(tmp_path / "data" / "printernizer.db")))
+    recorder = Recorder(app)
+    proxied = request.param == "ingress"
+    with ExitStack() as stack:
+        port = stack.enter_context(served(recorder, lifespan="on"))
+        if proxied:
+            proxy = stack.enter_context(ingress_proxy(port))
+            base = f"http://homeassistant.test:{proxy}{INGRESS_PATH}"
+            host = "evil.test"
+        else:
+            base, host = f"http://127.0.0.1:{port}", "127.0.0.1"
+        evil = stack.enter_context(static_site({"/": EVIL_PAGE.format(base=base)}))
+        yield Site(recorder, app.state.usage_statistics_service, base + "/",
+                   f"http://{host}:{evil}/", proxied)
+
+
+@pytest.mark.browser
+def test_pages_of_another_origin_cannot_switch_or_delete_in_chromium(
+    browser: Any, site: Site,
+) -> None:
+    """A page of another origin makes Chromium post to the old switch (no body, text, a form
+    as multipart, then a form submitted by navigation) and to the page's delete: each arrives
+    and is refused, and the mode and the data stay as they were."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(site.elsewhere)
+    page.wait_for_function("document.title === 'sent'")
+    with page.expect_navigation():
+        page.evaluate("document.forms[0].submit()")
+    context.close()
+    opt_in = ("POST", "/api/v1/usage-stats/opt-in", 403)
+    assert sorted(site.recorder.changes()) == sorted(
+        [opt_in] * 4 + [("POST", "/usage/api/data/delete", 403)])
+    assert site.service.usage.mode == "local"
+    origin = site.elsewhere.rstrip("/")
+    seen = {(a.headers.get("origin"), a.headers.get("sec-fetch-site"))
+            for a in site.recorder.arrivals if a.method == "POST"}
+    assert seen == {(origin, None if site.proxied else "same-site")}
+
+
+@pytest.mark.browser
+def test_printernizers_front_end_makes_its_six_calls_in_chromium(
+    browser: Any, site: Site,
+) -> None:
+    """Its front end's calls (status, local, opt-in, opt-out, export, delete, all without a
+    body), and the offer of what is new, work from its own origin."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(site.front_end)
+    page.wait_for_selector("body[data-ready]")
+    expect(page.locator("#usage-status")).to_have_text("off")
+    page.locator("#opt-in").click()
+    expect(page.locator("#usage-message")).to_have_text(
+        "Usage statistics enabled. Thank you for helping improve Printernizer!")
+    expect(page.locator("#usage-status")).to_have_text("on")
+    expect(page.locator("#usage-consent-title")).to_have_text(
+        f"Version {VERSION} of what is sent adds (you agreed to version 1):")
+    page.locator("#usage-consent-agree").click()
+    expect(page.locator("#usage-message")).to_have_text(f"You now agree to version {VERSION}.")
+    expect(page.locator("#usage-consent")).to_be_hidden()
+    page.locator("#opt-out").click()
+    expect(page.locator("#usage-message")).to_have_text(
+        "Usage statistics disabled. Your data will remain local.")
+    expect(page.locator("#usage-status")).to_have_text("off")
+    with page.expect_download() as download:
+        page.locator("#export").click()
+    exported = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert (download.value.suggested_filename, sorted(exported)) == (
+        "usage-statistics-export.json",
+        ["events", "export_version", "exported_at", "settings", "usage"])
+    page.locator("#delete").click()
+    expect(page.locator("#usage-message")).to_have_text(
+        re.compile(r"^Deleted [0-9]+ usage statistics events\.$"))
+    context.close()
+    old = "/api/v1/usage-stats"
+    assert [a for a in site.recorder.arrivals if a.status >= 400] == []
+    assert {(a.method, a.path) for a in site.recorder.arrivals if a.path.startswith(old)} == {
+        ("GET", f"{old}/status"), ("GET", f"{old}/local"), ("POST", f"{old}/opt-in"),
+        ("POST", f"{old}/opt-out"), ("GET", f"{old}/export"), ("DELETE", old),
+        ("GET", f"{old}/consent"), ("POST", f"{old}/consent")}
+    opted = next(a for a in site.recorder.arrivals if a.path == f"{old}/opt-in")
+    if site.proxied:  # the Origin is the browser's host, which only X-Forwarded-Host names
+        front = site.front_end.split(INGRESS_PATH)[0]
+        assert (opted.headers["origin"], opted.headers["x-forwarded-host"],
+                opted.headers["host"].startswith("127.0.0.1:"), "sec-fetch-site" in
+                opted.headers) == (front, front.removeprefix("http://"), True, False)
+    else:
+        assert opted.headers["sec-fetch-site"] == "same-origin"

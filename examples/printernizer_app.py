@@ -13,7 +13,9 @@ It has Printernizer's shape, so that what works here works there:
 - its SQLite database at ``DATABASE_PATH`` (no ``data_dir`` setting), made by its migrations,
   with the old ``usage_events`` / ``usage_settings`` tables of its usage-statistics feature;
 - ``app.state.usage_statistics_service`` is the drop-in service its code and its front end's
-  ``/api/v1/usage-stats`` calls use; its modules count with ``metrics.get_meter(...)`` at import;
+  ``/api/v1/usage-stats`` calls use (the six of its privacy tab: status, local, opt-in,
+  opt-out, export, delete; and the offer of what a newer catalog adds); its modules count with
+  ``metrics.get_meter(...)`` at import;
 - errors are counted once, in the central exception handler, by category and code;
 - printers are observed through its async printer service, features from its settings.
 """

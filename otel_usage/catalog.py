@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import re
 import tomllib
 from collections.abc import Mapping
@@ -73,14 +74,24 @@ class Attribute:
     # The catalog version that added the key, and that added each value (absent: 1).
     since: int = 1
     value_since: Mapping[str, int] = field(default_factory=dict)
+    # A pattern's forms, oldest first, each with the catalog version that brought it in (a
+    # pattern widened later keeps its older form for the users who agreed to an older
+    # version); `pattern` is the newest. Empty for an enum.
+    pattern_forms: tuple[tuple[int, re.Pattern[str]], ...] = ()
 
     def value_version(self, value: str) -> int:
         """The catalog version that added `value` to the enum."""
         return self.value_since.get(value, 1)
 
     def as_of(self, version: int) -> Attribute:
-        """The attribute as catalog `version` has it: the values added later left out."""
-        if self.values is None or all(v <= version for v in self.value_since.values()):
+        """The attribute as catalog `version` has it: the values added later left out, the
+        pattern in the form it had then."""
+        if self.values is None:
+            forms = tuple(f for f in self.pattern_forms if f[0] <= version)
+            if forms == self.pattern_forms or not forms:
+                return self
+            return dataclasses.replace(self, pattern=forms[-1][1], pattern_forms=forms)
+        if all(v <= version for v in self.value_since.values()):
             return self
         values = tuple(v for v in self.values if self.value_version(v) <= version)
         since = {k: v for k, v in self.value_since.items() if v <= version}
@@ -277,12 +288,14 @@ class Catalog:
         return tuple(k for k, a in self.resource.items() if a.required)
 
 
-AdditionKind = Literal["metric", "attribute", "value", "resource"]
+AdditionKind = Literal["metric", "attribute", "value", "pattern", "resource"]
 
 _ADDITION_TEXT = {
     "metric": Text("New metric {metric}: {text}", "Neuer Messwert {metric}: {text}"),
     "attribute": Text("{metric}: now also by {key}", "{metric}: jetzt auch nach {key}"),
     "value": Text("{where}: new value {value!r}", "{where}: neuer Wert {value!r}"),
+    "pattern": Text("{where}: now also values of the form {value}",
+                    "{where}: jetzt auch Werte der Form {value}"),
     "resource": Text("New report detail {key}: {text}", "Neue Berichtsangabe {key}: {text}"),
 }
 
@@ -290,8 +303,8 @@ _ADDITION_TEXT = {
 @dataclass(frozen=True)
 class Addition:
     """One thing a catalog version added: a metric, an attribute key of an older metric, a
-    value of an older key (of a metric, or of a resource attribute when `metric` is None), or
-    a resource attribute."""
+    value of an older key (of a metric, or of a resource attribute when `metric` is None), a
+    wider form of an older key's pattern (`value` holds it), or a resource attribute."""
 
     version: int
     kind: AdditionKind
@@ -314,8 +327,12 @@ class Addition:
 
 def _new_values(attribute: Attribute, metric: str | None,
                 since_version: int) -> list[Addition]:
+    """The values, and the wider forms of a pattern, added to an older key after
+    `since_version`."""
     return [Addition(attribute.value_version(v), "value", metric, attribute.key, v, None)
-            for v in attribute.values or () if attribute.value_version(v) > since_version]
+            for v in attribute.values or () if attribute.value_version(v) > since_version] + [
+        Addition(since, "pattern", metric, attribute.key, form.pattern, None)
+        for since, form in attribute.pattern_forms if since > since_version]
 
 
 @functools.cache
@@ -358,10 +375,29 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
 
     enums = {k: value_list(v, f"enum {k!r}") for k, v in raw.get("enums", {}).items()}
 
+    def pattern_list(items: Any, where: str) -> tuple[tuple[int, re.Pattern[str]], ...]:
+        """A pattern's forms: one string (as old as version 1), or a list of a string and
+        {pattern = "...", since = N} tables, each wider than the last, in version order."""
+        out: list[tuple[int, re.Pattern[str]]] = []
+        for item in items if isinstance(items, list) else [items]:
+            if isinstance(item, str):
+                out.append((1, re.compile(item)))
+            elif isinstance(item, dict) and isinstance(item.get("pattern"), str):
+                out.append((since(item, f"{where} pattern {item['pattern']!r}"),
+                            re.compile(item["pattern"])))
+            else:
+                problems.append(f"{where}: {item!r} is neither a pattern nor "
+                                "{ pattern = ..., since = N }")
+        if not out or any(a[0] >= b[0] for a, b in itertools.pairwise(out)):
+            problems.append(f"{where}: a pattern's forms must be listed oldest first, "
+                            "each of a later version")
+        return tuple(out)
+
     def attribute(key: str, spec: Mapping[str, Any], where: str) -> Attribute:
         values: tuple[str, ...] | None = None
         listed: tuple[tuple[str, int], ...] = ()
         pattern = None
+        forms: tuple[tuple[int, re.Pattern[str]], ...] = ()
         if "enum" in spec:
             if spec["enum"] not in enums:
                 problems.append(f"{where}: unknown enum {spec['enum']!r}")
@@ -371,7 +407,8 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
             listed = value_list(spec["values"], f"{where} attribute {key!r}")
             values = tuple(v for v, _ in listed)
         elif "pattern" in spec:
-            pattern = re.compile(spec["pattern"])
+            forms = pattern_list(spec["pattern"], f"{where} attribute {key!r}")
+            pattern = forms[-1][1] if forms else re.compile("(?!)")
         else:
             problems.append(f"{where}: attribute {key!r} needs values, enum or pattern")
             values = ()
@@ -380,7 +417,7 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         text = Text(spec["en"], spec["de"]) if "en" in spec else None
         return Attribute(key, values, pattern, bool(spec.get("required", False)), text, other,
                          since(spec, f"{where} attribute {key!r}"),
-                         {v: n for v, n in listed if n > 1})
+                         {v: n for v, n in listed if n > 1}, forms)
 
     resource = {}
     for item in raw.get("resource", []):

@@ -174,6 +174,12 @@ def _ts(when: datetime) -> str:
     return when.isoformat(timespec="seconds")
 
 
+def _instant(when: datetime) -> str:
+    """An instant kept exactly (to the microsecond): a consent's start or agreement is a cut,
+    and one cut to whole seconds at a week's first second would be the week's start."""
+    return when.isoformat()
+
+
 @dataclass(frozen=True)
 class ModeChange:
     changed_at: datetime
@@ -477,7 +483,7 @@ class Tx:
     def record_mode(self, mode: str, now: datetime, catalog_version: int, source: str) -> None:
         self._conn.execute(
             "INSERT INTO mode_changes (changed_at, mode, catalog_version, source) "
-            "VALUES (?, ?, ?, ?)", (_ts(now), mode, catalog_version, source))
+            "VALUES (?, ?, ?, ?)", (_instant(now), mode, catalog_version, source))
 
     # What the exporter records.
 
@@ -596,9 +602,11 @@ class Tx:
             "AND next_attempt_at <= ? ORDER BY week", (_ts(now),))
         return [DueReport(w, bytes(b), int(a), i) for w, b, a, i in rows]
 
-    def forget_report(self, week: str) -> None:
-        """Drop `week`'s report so that it is built again (under a new identity)."""
-        self._conn.execute("DELETE FROM outbox WHERE week = ?", (week,))
+    def fail_begun_reports(self) -> None:
+        """Pending reports whose sending began fail for good (they went out under an identity
+        the server erased; sent again under a new one, they would link the two)."""
+        self._conn.execute("UPDATE outbox SET state = 'failed', next_attempt_at = NULL "
+                           "WHERE state = 'pending' AND attempts > 0")
 
     def next_due(self) -> datetime | None:
         """The earliest time a pending report or erasure is due."""

@@ -1,6 +1,9 @@
 """A loopback OTLP/HTTP server for the consent tests: it records every request, decodes every
 report body (gzip, then protobuf) into points, and answers from a script: a status with
-headers (and a body), or a stall (the request is held until released, or the client gives up)."""
+headers (and a body), a stall (the request is held until released, or the client gives up), or
+a drip (200 with a 100 MB length declared, the body a byte at a time until the client hangs
+up); while `always` is set, it answers everything (a hostile server: 410 to everything,
+drips, redirects)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from otel_usage.catalog import load_catalog
 
 STALL = -1  # an answer: hold the request until `release()`
+DRIP = -2  # an answer: 200, a 100 MB Content-Length, then a byte every 20 ms (at most 2 s)
 ERASURE_METRIC = load_catalog().protocol.erasure_metric
 
 
@@ -77,13 +81,18 @@ class CaptureServer:
     # Each answer: a status and headers, and optionally a body.
     answers: list[tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]] = field(
         default_factory=list)
+    # The answer to every request while set, before any scripted one (a hostile server).
+    always: tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes] | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
     _release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
-            answer = self.answers.pop(0) if self.answers else (200, {})
+            if self.always is not None:
+                answer = self.always
+            else:
+                answer = self.answers.pop(0) if self.answers else (200, {})
         return (answer[0], answer[1], answer[2] if len(answer) == 3 else b"")
 
     def release(self) -> None:
@@ -116,6 +125,9 @@ def capture_server() -> Iterator[CaptureServer]:
                 state.requests.append(request)
             state.arrived.set()
             status, headers, answer_body = state.answer()
+            if status == DRIP:
+                self._drip()
+                return
             if status == STALL:
                 state._release.wait(30)
                 status = 200
@@ -125,6 +137,19 @@ def capture_server() -> Iterator[CaptureServer]:
             self.send_header("Content-Length", str(len(answer_body)))
             self.end_headers()
             self.wfile.write(answer_body)
+
+        def _drip(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100000000")
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b"x")
+                    if state._release.wait(0.02):
+                        break
+            except OSError:
+                pass  # the client hung up
+            self.close_connection = True
 
         do_POST = _handle
 

@@ -60,6 +60,8 @@ def raw_catalog_v1() -> dict[str, Any]:
     def values(spec: dict[str, Any]) -> None:
         if isinstance(spec.get("values"), list):
             spec["values"] = [v for v in spec["values"] if old(v)]
+        if isinstance(spec.get("pattern"), list):
+            spec["pattern"] = [p for p in spec["pattern"] if old(p)]
 
     raw["version"] = 1
     raw["enums"] = {k: [v for v in vs if old(v)] for k, vs in raw["enums"].items()}

@@ -216,9 +216,44 @@ def test_additions_list_what_is_new_after_a_version(tmp_path: Path) -> None:
             for a in load_catalog().additions(1)] == [
         *[(2, "value", "printernizer.jobs", "job.status", s)
           for s in ("pending", "running", "printing", "paused", "unknown")],
-        *[(2, "value", "printernizer.errors", "error.type", c) for c in codes]]
+        *[(2, "value", "printernizer.errors", "error.type", c) for c in codes],
+        (2, "pattern", None, "service.version", DEV_VERSION)]
+    assert load_catalog().additions(1)[-1].describe("en") == (
+        f"service.version: now also values of the form {DEV_VERSION}")
     assert len(codes) == 20
     assert load_catalog().additions(2) == ()
+
+
+DEV_VERSION = r"^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}(-dev)?$"
+
+
+def test_a_widened_pattern_keeps_its_older_form_for_an_older_version() -> None:
+    """service.version took builds from source (-dev) only in version 2: version 1's view
+    allows releases only, so a version-1 consent never covers a -dev version."""
+    catalog = load_catalog()
+    versions = ("2.7.0", "2.7.0-dev", "2.7")
+    allowed = {v: [catalog.as_of(v).resource["service.version"].allows(x) for x in versions]
+               for v in (1, 2)}
+    assert allowed == {1: [True, False, False], 2: [True, True, False]}
+    assert catalog.as_of(1).resource["service.version"].scrub("2.7.0-dev") == "other"
+    assert catalog.resource["service.version"].pattern.pattern == DEV_VERSION
+
+
+def test_pattern_forms_out_of_order_are_refused(tmp_path: Path) -> None:
+    raw = grown_raw()
+    version = next(r for r in raw["resource"] if r["key"] == "service.version")
+    version["pattern"] = [{"pattern": "^[0-9]+(-dev)?$", "since": 2}, "^[0-9]+$", 7]
+    with pytest.raises(CatalogError) as info:
+        load_catalog(write_catalog(raw, tmp_path))
+    assert str(info.value).splitlines()[1:] == [
+        "- resource service.version attribute 'service.version': 7 is neither a pattern nor "
+        "{ pattern = ..., since = N }",
+        "- resource service.version attribute 'service.version': a pattern's forms must be "
+        "listed oldest first, each of a later version",
+        # The released versions the privacy policy lists no longer match a pattern so broken.
+        "- policy.privacy.resource 'service.version': values must be distinct values of "
+        "service.version",
+    ]
 
 
 def test_a_since_beyond_the_version_is_refused_wherever_it_stands(tmp_path: Path) -> None:

@@ -174,7 +174,8 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
     (acknowledged once queued) and is refused by the ingest (410), which teaches the gateway;
     the report after that is refused by the gateway itself (403 with the catalog's erased
     message in a protobuf google.rpc.Status), and the client starts over under a new id and
-    credential, whose report is stored."""
+    credential: that week is not sent again under it (it would link the two), the next week's
+    report is, and is stored."""
     from google.protobuf.json_format import MessageToJson
     from google.rpc.status_pb2 import Status
 
@@ -186,7 +187,8 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
     ingest.start()
     gateway.start()
-    third = last_week()
+    fourth = last_week()
+    third = fourth.previous()
     second = third.previous()
     first = second.previous()
     clock = ManualClock(first.start - timedelta(hours=12))
@@ -230,7 +232,8 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
     assert usage.history()[-1]["status"] == 403
     new_id, new_credential = identity()
     assert new_id != old_id and new_credential != old_credential
-    assert usage.send_now()["sent"] == [third.label]
+    assert usage.send_now()["sent"] == []
+    assert send_week(fourth)["sent"] == [fourth.label]
     wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
                f"the report under the new id\n{gateway.log_tail()}")
     usage.shutdown()

@@ -1,5 +1,6 @@
-"""The eleven ways the consent rules broke at their edges (issue 13), each as it was reproduced:
-every test here failed before the state machine of `otel_usage.consent` and passes now."""
+"""The ways the consent rules broke at their edges, each as it was reproduced: the eleven the
+state machine of `otel_usage.consent` answered (numbered), and those found after it (exact
+instants); every test here failed before its fix and passes now."""
 
 from __future__ import annotations
 
@@ -526,12 +527,52 @@ def test_an_erased_installation_starts_over_with_a_new_id_and_credential(
     clock.set(next_week(opt_in).end + HOUR)
     server.answers = [answer]
     assert usage.send_now()["failed"] == [next_week(opt_in).label]
-    assert usage.send_now()["sent"] == [next_week(opt_in).label]  # rebuilt under the new id
+    # The week that went out under the erased identity is never sent again under another.
+    assert usage.send_now()["sent"] == []
+    later_week = next_week(next_week(opt_in).start)
+    clock.set(later_week.start + HOUR)
+    count(usage, 2)
+    usage.flush()
+    clock.set(later_week.end + HOUR)
+    assert usage.send_now()["sent"] == [later_week.label]
     usage.shutdown()
-    first, again = server.reports()
-    assert first.resource()["service.instance.id"] != again.resource()["service.instance.id"]
-    assert first.credential != again.credential
-    assert first.points() == again.points()
+    first, later = server.reports()
+    assert first.resource()["service.instance.id"] != later.resource()["service.instance.id"]
+    assert first.credential != later.credential
+    assert (sent_points(server)[0], sent_points(server)[1]) == (jobs_point(1), jobs_point(2))
+
+
+def test_a_server_answering_erased_to_everything_cannot_churn_identities(
+        data_dir: Path, server: CaptureServer, opt_in: datetime) -> None:
+    """Three weeks of hourly runs against a server that answers 410 to everything: a new
+    identity at most once a week, each week sent once (never again under a new identity),
+    `destinations` holds only the identities that sent, and the opt-out erases each of them
+    (it minted one identity per report, re-sent the same week under each, and owed an erasure
+    per minted id)."""
+    clock = ManualClock(opt_in)
+    usage = make(data_dir, clock, server.url)
+    usage.set_mode("on")
+    pin_slot(usage)
+    usage.start()
+    server.always = ERASED_ANSWERS["ingest"]
+    while clock.now() < opt_in + timedelta(weeks=3):
+        clock.advance(HOUR)
+        count(usage, 1)
+        usage.flush()
+        usage.send_now()
+    first, second = next_week(opt_in), next_week(next_week(opt_in).start)
+    sent = [(Week.of(datetime.fromtimestamp(r.week_start_nanos() / 1e9, tz=opt_in.tzinfo))
+             .label, r.installation_id, r.credential) for r in server.reports()]
+    assert [week for week, _, _ in sent] == [first.label, second.label]
+    assert len({(i, c) for _, i, c in sent}) == 2
+    with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
+        assert sorted(conn.execute("SELECT installation_id, credential FROM destinations")) == (
+            sorted((i, c) for _, i, c in sent))
+    usage.set_mode("local")
+    assert usage.send_now()["erasures_acknowledged"] == 2
+    usage.shutdown()
+    assert sorted((r.installation_id, r.credential) for r in server.erasures()) == sorted(
+        (i, c) for _, i, c in sent)
 
 
 OTHER_REFUSALS = {
@@ -617,6 +658,68 @@ def test_the_page_api_shows_what_is_new_and_agrees_in_one_action(
     assert before["additions"][1] == {
         "version": 2, "kind": "attribute", "metric": "printernizer.jobs",
         "key": "job.origin", "value": None, "text": "printernizer.jobs: now also by job.origin"}
-    after = client.put(PAGE + "api/mode", json={"mode": "on"}).json()
+    # An agreement names the version the page showed; a page opened before an upgrade (it
+    # showed version 2) is refused, and agrees once it has shown version 3.
+    stale = client.put(PAGE + "api/mode", json={"mode": "on", "catalog_version": 2})
+    assert (stale.status_code, stale.json()["error"]) == (409, "catalog_changed")
+    assert client.get(PAGE + "api/mode").json()["consented_version"] == 1
+    after = client.put(PAGE + "api/mode", json={"mode": "on", "catalog_version": 3}).json()
     assert (after["mode"], after["consented_version"], after["additions"]) == ("on", 3, [])
+    usage.shutdown()
+
+
+# Instants are exact: a cut in the first second of a week is not the week's start.
+
+def test_a_count_in_a_weeks_first_second_before_the_opt_in_is_never_sent(
+        data_dir: Path, server: CaptureServer, now: datetime) -> None:
+    """Counted at Monday 00:00:00.3 under local, opted in at 00:00:00.6: the week began
+    before the consent, so it is never sent (a consent instant cut to whole seconds was the
+    week's start, and the count went out)."""
+    first = next_week(now)
+    clock = ManualClock(first.start + timedelta(milliseconds=300))
+    usage = make(data_dir, clock, server.url)
+    usage.start()
+    pin_slot(usage)
+    count(usage, 2)
+    usage.flush()
+    clock.set(first.start + timedelta(milliseconds=600))
+    usage.set_mode("on")
+    second = next_week(first.start)
+    clock.set(second.start + HOUR)
+    count(usage, 5)
+    usage.flush()
+    clock.set(second.end + HOUR)
+    assert usage.send_now()["sent"] == [second.label]
+    assert [Week.of(datetime.fromtimestamp(r.week_start_nanos() / 1e9, tz=now.tzinfo)).label
+            for r in server.reports()] == [second.label]
+    assert sent_points(server) == [jobs_point(5)]
+    usage.shutdown()
+
+
+def test_an_agreement_in_a_weeks_first_second_does_not_cover_that_week(
+        data_dir: Path, server: CaptureServer, opt_in: datetime, tmp_path: Path) -> None:
+    """Consent to version 1; a new printer type counted at Monday 00:00:00.2, version 3
+    agreed to at 00:00:00.7: that week is scrubbed with version 1 (the type is "other"),
+    the next one with version 3."""
+    grown = load_catalog(write_catalog(grown_raw(), tmp_path))
+    clock = ManualClock(opt_in)
+    make(data_dir, clock, catalog=grown.as_of(1)).set_mode("on")
+    usage = make(data_dir, clock, server.url, catalog=grown)
+    usage.start()
+    pin_slot(usage)
+    first = next_week(opt_in)
+    creality = {**JOB, "printer.type": "creality"}
+    clock.set(first.start + timedelta(milliseconds=200))
+    count(usage, 2, creality)
+    usage.flush()
+    clock.set(first.start + timedelta(milliseconds=700))
+    usage.set_mode("on")  # agrees to version 3
+    second = next_week(first.start)
+    clock.set(second.start + HOUR)
+    count(usage, 1, creality)
+    usage.flush()
+    clock.set(second.end + HOUR)
+    assert usage.send_now()["sent"] == [first.label, second.label]
+    assert sent_points(server) == [jobs_point(2, **{"printer.type": "other"}),
+                                   jobs_point(1, **{"printer.type": "creality"})]
     usage.shutdown()

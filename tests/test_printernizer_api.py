@@ -14,9 +14,12 @@ import pytest
 from fastapi import FastAPI
 
 from otel_usage import ManualClock, UsageTelemetry
+from otel_usage.catalog import load_catalog
 from otel_usage.printernizer import UsageStatisticsService
 from otel_usage.printernizer.api import usage_stats_router
 from otel_usage.web import privacy_router
+
+VERSION = load_catalog().version
 
 
 @pytest.fixture
@@ -100,3 +103,29 @@ async def test_delete_counts_what_it_deleted(
     assert (before, deleted) == (4, {"success": True, "deleted_events": 4,
                                      "message": "Deleted 4 usage statistics events."})
     assert (await client.get("/api/v1/usage-stats/status")).json()["total_events"] == 0
+
+
+async def test_the_old_privacy_tab_is_offered_what_is_new_and_agrees_naming_its_version(
+    client: httpx.AsyncClient,
+) -> None:
+    """Opted in through the old switch (version 1): what the catalog added since is offered,
+    and an agreement names the version it was shown; another version is refused, as is an
+    agreement with no version."""
+    await client.post("/api/v1/usage-stats/opt-in")
+    offer = (await client.get("/api/v1/usage-stats/consent")).json()
+    additions = [a.as_json() for a in load_catalog().additions(1)]
+    assert offer == {"opted_in": True, "consented_version": 1, "catalog_version": VERSION,
+                     "additions": additions}
+    german = (await client.get("/api/v1/usage-stats/consent?lang=de")).json()
+    assert german["additions"][0]["text"] == load_catalog().additions(1)[0].describe("de")
+    for body, status, error in [({}, 422, "catalog_version_required"),
+                                ({"catalog_version": VERSION - 1}, 409, "catalog_changed")]:
+        refused = await client.post("/api/v1/usage-stats/consent", json=body)
+        assert (refused.status_code, refused.json()["error"]) == (status, error)
+    assert (await client.get("/api/v1/usage-stats/consent")).json() == offer
+    agreed = await client.post("/api/v1/usage-stats/consent",
+                               json={"catalog_version": VERSION})
+    assert (agreed.status_code, agreed.json()) == (200, {
+        "opted_in": True, "consented_version": VERSION, "catalog_version": VERSION,
+        "additions": []})
+    assert (await client.get("/usage/api/mode")).json()["consented_version"] == VERSION

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from capture_server import capture_server
 
 from otel_usage import ManualClock, StoreUnavailableError, UsageTelemetry
 from otel_usage.printernizer import MigrationResult, UsageStatisticsService, migration
@@ -102,9 +103,10 @@ def day(when: datetime) -> str:
     return when.date().isoformat()
 
 
-def test_an_opted_in_user_consents_to_version_1_at_the_old_time_and_events_become_days(
+def test_an_opted_in_user_consents_to_version_1_from_the_migration_on_and_events_become_days(
     tmp_path: Path, data_dir: Path, midweek: datetime,
 ) -> None:
+    """The consent starts when it is recorded here; the old opt-in's date is kept to show."""
     db = printernizer_db(tmp_path / "printernizer.db", midweek, "enabled")
     usage = telemetry(data_dir, midweek)
     assert migrate(db, usage) == MigrationResult("done", "enabled", 6, 0)
@@ -112,8 +114,10 @@ def test_an_opted_in_user_consents_to_version_1_at_the_old_time_and_events_becom
         history = [(c.changed_at, c.mode, c.catalog_version, c.source)
                    for c in tx.mode_history()]
         identity = (tx.meta("installation_id"), tx.meta("first_used"))
+        opted_in_at = tx.meta(migration.OPTED_IN_AT)
+    assert history == [(midweek, "on", 1, "printernizer")]
     old_opt_in = (midweek - timedelta(days=30)).replace(microsecond=0)
-    assert history == [(old_opt_in, "on", 1, "printernizer")]
+    assert opted_in_at == old_opt_in.isoformat()
     assert identity == (OLD_ID, day(midweek - timedelta(days=60)))
     tag = '"migrated":"printernizer_usage_events"'
     assert migrated(usage) == {
@@ -136,6 +140,54 @@ def test_an_opted_in_user_consents_to_version_1_at_the_old_time_and_events_becom
     assert usage.mode == "on"
     assert week_report(usage, Week.of(midweek - timedelta(days=8)), 1).points == 0
     usage.shutdown()
+
+
+def test_weeks_recorded_in_local_while_the_migration_failed_are_never_sent(
+    tmp_path: Path, data_dir: Path, midweek: datetime,
+) -> None:
+    """Printernizer's database (opted in a month ago) is locked at the first start: the
+    migration fails, mode local records two weeks; the next start migrates. The consent
+    starts then, not at the old opt-in: the two local weeks are never sent."""
+    db = printernizer_db(tmp_path / "printernizer.db", midweek, "enabled")
+    clock = ManualClock(midweek)
+    with capture_server() as server:
+        def start() -> tuple[UsageTelemetry, MigrationResult]:
+            usage = UsageTelemetry(data_dir, service_version="2.42.0", clock=clock,
+                                   export_interval_s=math.inf, endpoint=server.url,
+                                   background_uploads=False, environ={})
+            result = migrate(db, usage, busy_timeout_s=0.05)
+            usage.start()
+            return usage, result
+
+        holder = sqlite3.connect(db, isolation_level=None)  # Printernizer holds it, alone
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        usage, result = start()
+        assert (result, usage.mode) == (MigrationResult("failed"), "local")
+        weeks = [Week.of(midweek + timedelta(weeks=n)) for n in (1, 2, 3)]
+        for week in weeks[:2]:
+            clock.set(week.start + timedelta(hours=8))
+            usage.meter().create_counter("printernizer.jobs").add(
+                2, {"job.status": "completed", "printer.type": "bambu_lab"})
+            usage.flush()
+        usage.shutdown()
+        holder.rollback()
+        holder.close()
+        usage, result = start()
+        assert (result, usage.mode) == (MigrationResult("done", "enabled", 6, 0), "on")
+        with usage.store.transaction() as tx:  # due the moment a week closes
+            tx.set_meta("report_weekday", "0")
+            tx.set_meta("report_hour", "0")
+        clock.set(weeks[2].start + timedelta(hours=8))
+        usage.meter().create_counter("printernizer.jobs").add(
+            3, {"job.status": "completed", "printer.type": "bambu_lab"})
+        usage.flush()
+        clock.set(weeks[2].end + timedelta(hours=1))
+        assert usage.send_now()["sent"] == [weeks[2].label]
+        usage.shutdown()
+        (report,) = server.reports()
+        assert report.points()[("printernizer.jobs", (("job.status", "completed"),
+                                                      ("printer.type", "bambu_lab")))] == 3
 
 
 @pytest.mark.parametrize(("opt_in", "history"), [
@@ -188,6 +240,28 @@ def test_damaged_rows_are_skipped_and_deleted_with_the_rest(
     assert migrate(db, usage) == MigrationResult("done", "enabled", 6, 4)
     assert sum(migrated(usage).values()) == 6
     assert legacy_rows(db) == ([], [("migrated_to", "otel-usage")])
+
+
+def test_rows_that_are_not_utf8_are_skipped_counted_and_deleted(
+    tmp_path: Path, data_dir: Path, midweek: datetime,
+) -> None:
+    """An event type, a metadata value or a setting that is not UTF-8 made every start's
+    migration fail, and the old rows stayed on disk: such rows are skipped, counted, deleted."""
+    db = printernizer_db(tmp_path / "printernizer.db", midweek, "enabled")
+    with sqlite3.connect(db) as conn:
+        when = sql_time(midweek - timedelta(days=8))
+        conn.executemany(
+            "INSERT INTO usage_events (id, event_type, timestamp, metadata) "
+            "VALUES (?, CAST(? AS TEXT), ?, CAST(? AS TEXT))",
+            [("a", b"job_completed\xff", when, b"{}"),
+             ("b", b"job_completed", when, b'{"printer_type": "bambu\xfe"}')])
+        conn.execute("INSERT INTO usage_settings VALUES ('note', CAST(? AS TEXT), ?)",
+                     (b"caf\xe9", when))
+    usage = telemetry(data_dir, midweek)
+    assert migrate(db, usage) == MigrationResult("done", "enabled", 6, 3)
+    assert sum(migrated(usage).values()) == 6
+    assert legacy_rows(db) == ([], [("migrated_to", "otel-usage")])
+    assert migrate(db, usage) == MigrationResult("already")
 
 
 def test_a_crash_after_the_copy_resumes_without_counting_twice(
@@ -258,6 +332,31 @@ async def test_the_service_migrates_at_initialize(
     stats = await service.get_local_stats()
     assert (stats.installation_id, stats.total_events) == (OLD_ID, 7)  # and this start
     await service.usage.ashutdown()
+
+
+async def test_do_not_track_makes_no_store_records_nothing_and_deletes_the_old_rows(
+    tmp_path: Path, data_dir: Path, midweek: datetime,
+) -> None:
+    """DO_NOT_TRACK with the drop-in: no usage.sqlite3 is made and nothing is recorded, while
+    the old raw rows are deleted (removing data is not recording it); a later start without
+    it finds the move made and starts fresh, in mode local."""
+    db = printernizer_db(tmp_path / "printernizer.db", midweek, "enabled")
+    usage = UsageTelemetry(data_dir, service_version="2.42.0", export_interval_s=math.inf,
+                           clock=ManualClock(midweek), environ={"DO_NOT_TRACK": "1"})
+    service = UsageStatisticsService(usage, database_path=db)
+    await service.initialize()
+    assert service.migration == MigrationResult("deleted", "enabled", 6, 0)
+    await service.record_event("job_completed", {"printer_type": "bambu_lab"})
+    usage.flush()
+    assert (await service.is_opted_in(), await service.total_events()) == (False, 0)
+    await usage.ashutdown()
+    assert list(data_dir.iterdir()) == []
+    assert legacy_rows(db) == ([], [("migrated_to", "otel-usage")])
+    later = UsageStatisticsService(telemetry(data_dir, midweek), database_path=db)
+    await later.initialize()
+    assert later.migration == MigrationResult("already", None)
+    assert (later.usage.mode_state().stored, await later.total_events()) == (None, 0)
+    await later.usage.ashutdown()
 
 
 async def test_a_store_that_cannot_be_written_leaves_the_old_rows_and_the_host_starts(

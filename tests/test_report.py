@@ -173,6 +173,19 @@ def test_resource_values_outside_the_catalog_become_other_or_are_left_out() -> N
     }
 
 
+
+def test_a_version_1_consent_sends_a_build_from_source_as_other(conn: sqlite3.Connection) -> None:
+    """Catalog version 2 widened service.version to builds from source (2.7.0-dev); a user who
+    agreed to version 1 sends exactly what version 1 allowed: such a version as "other"."""
+    put(conn, "printernizer.app.starts", {}, MONDAY, total=1)
+    dev = {**RESOURCE, "service.version": "2.7.0-dev"}
+    sent = {version: build_report(Tx(conn), CATALOG, WEEK, version, dev).rendering["resource"]
+            for version in (1, 2)}
+    assert sent == {1: {**RESOURCE, "service.version": "other",
+                        "otel_usage.catalog.version": "1"},
+                    2: {**RESOURCE, "service.version": "2.7.0-dev",
+                        "otel_usage.catalog.version": "2"}}
+
 # Property: nothing personal built into names or values ever reaches the bytes that leave.
 
 _word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=8)

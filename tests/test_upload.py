@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import socket
 import sqlite3
@@ -399,6 +400,79 @@ def test_an_answer_without_end_is_read_only_so_far(extra_headers: str, now: date
     assert (answer.status, answer.text, answer.status_message) == (400, "x" * 200, None)
     # What the socket buffers took beyond the client's 64 KB, never the declared gigabyte.
     assert endpoint.written < 16 * 1024 * 1024
+
+
+class DripFedAnswer:
+    """A loopback endpoint that reads one request, answers 200 with a 100 MB Content-Length
+    and drips the body a byte every 20 ms, at most `BYTES` of them, until the client hangs up
+    (a write then fails): `hung_up` says whether the client left before the drip ended."""
+
+    BYTES = 200  # four seconds of dripping
+
+    def __init__(self, status_line: bool = False) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.status_line = status_line  # drip the status line too
+        self.requests = 0
+        self.hung_up = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with self.listener:
+            conn, _ = self.listener.accept()
+        with conn:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += conn.recv(65536)
+            self.requests += 1
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n"
+            drip = (head if self.status_line else b"") + b"x" * self.BYTES
+            if not self.status_line:
+                conn.sendall(head)
+            stop = threading.Event()
+            try:
+                for byte in drip:
+                    conn.sendall(bytes([byte]))
+                    if stop.wait(0.02):
+                        break
+            except OSError:
+                self.hung_up = True
+
+
+@pytest.mark.parametrize("status_line", [False, True])
+def test_a_drip_fed_answer_ends_at_the_exchanges_deadline(status_line: bool,
+                                                         now: datetime) -> None:
+    """The whole exchange has one deadline (here 0.3 s): an answer dripped a byte at a time
+    with a huge declared length is cut off when it passes, however slow each byte."""
+    endpoint = DripFedAnswer(status_line)
+    answer = post_report(endpoint.url, "/v1/metrics", {"X-Otel-Usage-Credential": "c" * 43},
+                         gzip.compress(b"report"), now, deadline_s=0.3)
+    endpoint.thread.join(30)
+    assert (endpoint.requests, endpoint.hung_up) == (1, True)
+    expected = (None, "no answer within 0.3 s") if status_line else (200, "OK")
+    assert (answer.status, answer.text) == expected
+
+
+def test_a_drip_fed_answer_does_not_hold_the_sender(data_dir: Path, now: datetime) -> None:
+    """send_now returns once the exchange's deadline has passed (it held the run lock, and so
+    erasures and the page's send-now, for as long as the server dripped)."""
+    endpoint = DripFedAnswer()
+    clock = ManualClock(OPT_IN)
+    usage = make(data_dir, clock, endpoint.url)
+    usage.set_mode("on")
+    pin_report_slot(data_dir)
+    usage.start()
+    usage.uploads.settings = dataclasses.replace(usage.uploads.settings, deadline_s=0.3)
+    clock.set(W48_MONDAY)
+    usage.meter().create_counter("printernizer.jobs").add(2, JOB)
+    usage.flush()
+    clock.set(AFTER_W48)
+    assert usage.send_now()["sent"] == ["2026-W48"]
+    endpoint.thread.join(30)
+    assert (endpoint.requests, endpoint.hung_up) == (1, True)
+    assert [(h["kind"], h["status"]) for h in usage.history()] == [("report", 200)]
+    usage.shutdown()
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:4318", "http://localhost:4318/",

@@ -150,7 +150,7 @@ def test_mode_defaults_to_local(client: Client) -> None:
 def test_opting_in_is_stored_and_makes_an_installation_id(
     client: Client, usage: UsageTelemetry
 ) -> None:
-    response = client.put(API + "mode", json={"mode": "on"})
+    response = client.put(API + "mode", json={"mode": "on", "catalog_version": VERSION})
     assert (response.status_code, response.json()) == (
         200, {"mode": "on", "forced_by_environment": False, "modes": ["off", "local", "on"],
               "stored": "on", "consented_version": VERSION, "catalog_version": VERSION,
@@ -163,7 +163,7 @@ def test_opting_in_is_stored_and_makes_an_installation_id(
 def test_mode_forced_by_the_environment_is_reported(data_dir: Path, clock: ManualClock) -> None:
     usage = make_usage(data_dir, clock, environ={"DO_NOT_TRACK": "1"})
     client = client_for(usage)
-    response = client.put(API + "mode", json={"mode": "on"})
+    response = client.put(API + "mode", json={"mode": "on", "catalog_version": VERSION})
     assert response.json() == {
         "mode": "off", "forced_by_environment": True, "modes": ["off", "local", "on"],
         "stored": "on", "consented_version": VERSION, "catalog_version": VERSION,
@@ -185,6 +185,15 @@ BAD_MODE_REQUESTS = [
            "detail": "the body is not valid JSON: Expecting value: line 1 column 10 (char 9)"}),
     ("PUT", "mode", {"json": ["on"]}, 400,
      {"error": "invalid_json", "detail": "the body must be a JSON object"}),
+    ("PUT", "mode", {"json": {"mode": "on"}}, 422,
+     {"error": "catalog_version_required", "detail": 'agreeing names the catalog version you '
+      'were shown: send {"mode": "on", "catalog_version": N}'}),
+    ("PUT", "mode", {"json": {"mode": "on", "catalog_version": True}}, 422,
+     {"error": "catalog_version_required", "detail": 'agreeing names the catalog version you '
+      'were shown: send {"mode": "on", "catalog_version": N}'}),
+    ("PUT", "mode", {"json": {"mode": "on", "catalog_version": VERSION - 1}}, 409,
+     {"error": "catalog_changed", "detail": f"what may be sent has changed since version "
+      f"{VERSION - 1} was shown: it is version {VERSION} now; look at it again"}),
     ("POST", "mode", {"json": {"mode": "on"}}, 405,
      {"error": "method_not_allowed", "detail": "POST is not allowed here: use GET or PUT"}),
     ("DELETE", "statistics", {}, 405,
@@ -351,7 +360,8 @@ def test_send_now_sends_a_closed_week(data_dir: Path, clock: ManualClock) -> Non
     with collector() as (endpoint, received):
         usage = make_usage(data_dir, clock, endpoint=endpoint)
         client = client_for(usage)
-        assert client.put(API + "mode", json={"mode": "on"}).status_code == 200
+        assert client.put(API + "mode", json={"mode": "on", "catalog_version": VERSION}
+                          ).status_code == 200
         record(usage, 1)
         clock.set(MONDAY.replace(day=30))
         record(usage, 2)
@@ -394,7 +404,7 @@ def test_delete_needs_an_explicit_confirmation(
 def test_delete_all_empties_the_viewer(
     client: Client, usage: UsageTelemetry, method: str, path: str
 ) -> None:
-    client.put(API + "mode", json={"mode": "on"})
+    client.put(API + "mode", json={"mode": "on", "catalog_version": VERSION})
     record(usage, 2)
     response = client.request(method, API + path, json={"confirm": True})
     assert (response.status_code, response.json()) == (200, {"deleted": True,

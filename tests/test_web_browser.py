@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import uvicorn
+from browser_support import chromium
+from catalog_support import grown_raw, write_catalog
 from web_support import (
     MONDAY,
     PAGE,
@@ -34,10 +36,6 @@ from otel_usage.catalog import load_catalog
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 
 
@@ -75,15 +73,8 @@ def server() -> Iterator[tuple[str, _Swappable]]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module; a missing Chromium fails the tests, with why."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium is missing at {CHROMIUM}: install Debian's chromium package "
-                    "(the browser tests never download a browser)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as running:
+        yield running
 
 
 @pytest.fixture
@@ -110,17 +101,22 @@ def open_page(
     problems: list[str] = []
     contexts: list[Any] = []
 
-    def open_(usage: UsageTelemetry, locale: str = "en-US", query: str = "") -> Any:
+    def open_(usage: UsageTelemetry, locale: str = "en-US", query: str = "",
+              refused: int | None = None) -> Any:
+        """`refused`: a status the test expects the API to answer (not a problem then)."""
         holder.app = build_app(usage)
         context = browser.new_context(locale=locale, accept_downloads=True,
                                       viewport={"width": 1100, "height": 900})
         contexts.append(context)
         page = context.new_page()
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        expected = f"the server responded with a status of {refused} "
+        page.on("console", lambda m: problems.append(m.text)
+                if m.type == "error" and expected not in m.text else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
         page.on("response", lambda r: problems.append(f"{r.status}: {r.url}")
-                if r.status >= 400 or not r.url.startswith(base + PAGE) else None)
+                if (r.status >= 400 and r.status != refused)
+                or not r.url.startswith(base + PAGE) else None)
         page.goto(base + PAGE + query)
         page.wait_for_selector("body[data-ready]")
         return page
@@ -278,3 +274,35 @@ def test_german_browser_gets_german(open_page: Open, usage: UsageTelemetry) -> N
     page = open_page(usage, locale="de-DE")
     assert (page.locator("h1").inner_text(), texts(page, "#stats-body h3")[0]) == (
         "Datenschutz & Nutzungsstatistik", "Diese Woche (ab 2026-11-23)")
+
+
+def test_agreeing_on_a_page_opened_before_an_upgrade_shows_what_is_new_first(
+    open_page: Open, server: tuple[str, _Swappable], data_dir: Path, tmp_path: Path,
+) -> None:
+    """The page listed what version 2 adds; the app is upgraded to version 3 before the user
+    agrees: the agreement names version 2 and is refused, the page shows version 3's
+    additions and says why, and the next click agrees to version 3."""
+    from playwright.sync_api import expect
+
+    grown = load_catalog(write_catalog(grown_raw(), tmp_path))
+    clock = _clock()
+    make_usage(data_dir, clock, catalog=grown.as_of(1)).set_mode("on")
+    page = open_page(make_usage(data_dir, clock, catalog=grown.as_of(2)), refused=409)
+    expect(page.locator("#consent-new-title")).to_have_text(
+        "You agreed to version 1 of the list; version 2 adds the following. Nothing of it is "
+        "sent until you agree:")
+    upgraded = make_usage(data_dir, clock, catalog=grown)
+    server[1].app = build_app(upgraded)
+    page.locator("#consent-agree").click()
+    expect(page.locator("#status")).to_have_text(
+        "What may be sent has changed since this page was opened: the lists on this page are "
+        "new. Look at them again, then choose.")
+    expect(page.locator("#consent-new-title")).to_contain_text("version 3 adds")
+    assert "New metric printernizer.slicer.uses: Slicer runs in the week." in texts(
+        page, "#consent-new-list li")
+    assert upgraded.catalog_additions()["consented_version"] == 1
+    page.locator("#consent-agree").click()
+    expect(page.locator("#status")).to_have_text(
+        "Thank you: the new items are sent from the next week on.")
+    expect(page.locator("#consent-new")).to_be_hidden()
+    assert upgraded.catalog_additions()["consented_version"] == 3

@@ -17,6 +17,7 @@ import httpx
 from fastapi import FastAPI
 
 from otel_usage import ManualClock, UsageTelemetry
+from otel_usage.catalog import Catalog
 from otel_usage.web import privacy_router
 
 MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)  # 2026-W48
@@ -29,10 +30,11 @@ Scope = dict[str, Any]
 
 
 def make_usage(data_dir: Path, clock: ManualClock, endpoint: str = "http://127.0.0.1:9",
-               environ: dict[str, str] | None = None) -> UsageTelemetry:
+               environ: dict[str, str] | None = None,
+               catalog: Catalog | None = None) -> UsageTelemetry:
     return UsageTelemetry(data_dir, service_version="2.7.0", export_interval_s=math.inf,
                           clock=clock, endpoint=endpoint, background_uploads=False,
-                          environ={} if environ is None else environ)
+                          environ={} if environ is None else environ, catalog=catalog)
 
 
 def record(usage: UsageTelemetry, jobs: int, downloads: int = 0) -> None:

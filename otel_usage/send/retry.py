@@ -10,7 +10,9 @@ or the gateway's erased answer).
 An answer is "erased" (:func:`is_erased`) when the ingest answers ``[protocol] erased_status``
 (410) or the public gateway answers 403 with an OTLP status whose message is exactly
 ``[protocol] erased_message``: the installation was erased on the server, and the client starts
-over with a new id and credential. Any other 403 is a refusal like any other 4xx.
+over with a new id and credential, at most once a week, never sending again under the new one
+what went out under the erased one (:meth:`.uploader.Uploader`). Any other 403 is a refusal like
+any other 4xx.
 """
 
 from __future__ import annotations

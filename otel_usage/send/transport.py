@@ -6,12 +6,22 @@ request: retries are the outbox's business, persisted across restarts.
 
 Endpoints must be HTTPS with certificate verification; plain ``http://`` is accepted only for a
 loopback host (tests and the demo).
+
+One request has one deadline (``deadline_s``) for the whole exchange: connecting, sending and
+reading the answer. A socket timeout bounds each read alone, so a server that drips its answer
+a byte at a time would hold the sender (and the run lock, so erasures and the page's send-now)
+for as long as it liked: when the deadline passes, every socket the request opened is shut down.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -26,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["Answer", "check_endpoint", "post_report",
            "retry_after_seconds", "status_message"]
 
-DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_DEADLINE_S = 10.0
 # Longest server answer kept in the outbox and the history.
 _ANSWER_CHARS = 200
 # Longest refusal body decoded as an OTLP status (the gateway's are a few dozen bytes).
@@ -99,9 +109,10 @@ def _is_loopback(host: str) -> bool:
 
 def post_report(
     endpoint: str, metrics_path: str, headers: dict[str, str], body: bytes, now: datetime,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> Answer:
-    """POST the gzipped protobuf `body`, exactly as stored in the outbox, once.
+    """POST the gzipped protobuf `body`, exactly as stored in the outbox, once, within
+    `deadline_s` seconds from connecting to the last byte read.
 
     The exporter configures the session it sends with (certificate verification on, its
     endpoint and headers). We then send through that same ``requests`` session ourselves: the
@@ -115,27 +126,125 @@ def post_report(
 
     url = check_endpoint(endpoint) + metrics_path
     session = requests.Session()
-    exporter = OTLPMetricExporter(endpoint=url, headers=headers, timeout=timeout_s,
+    exporter = OTLPMetricExporter(endpoint=url, headers=headers, timeout=deadline_s,
                                   compression=Compression.Gzip, session=session)
+    adapter = _watched_adapter()
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
     try:
         request_headers = {"Content-Type": "application/x-protobuf",
                            "Content-Encoding": "gzip", **headers}
-        return _request(session, "POST", url, request_headers, body, now, timeout_s)
+        with _deadline(deadline_s) as deadline:
+            return _request(session, "POST", url, request_headers, body, now, deadline)
     finally:
         exporter.shutdown()
 
 
+class _Deadline:
+    """One deadline for a whole exchange: when it passes, every socket the exchange opened is
+    shut down, so a blocked connect, send or read ends at once (a duplicate of each socket is
+    kept: TLS takes the original over, and shutting down either ends the connection)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.passed = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock.dup())
+            if self.passed:
+                _shut(self._sockets[-1])
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.passed = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+
+def _shut(sock: socket.socket) -> None:
+    with suppress(OSError):  # already closed by its side
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+# The deadline of the exchange this thread is in, for the connections it opens.
+_CURRENT: ContextVar[_Deadline | None] = ContextVar("otel_usage_deadline", default=None)
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[_Deadline]:
+    deadline = _Deadline(seconds)
+    token = _CURRENT.set(deadline)
+    deadline.start()
+    try:
+        yield deadline
+    finally:
+        _CURRENT.reset(token)
+        deadline.close()
+
+
+def _watched_adapter() -> requests.adapters.HTTPAdapter:
+    """A requests adapter whose connections put their sockets under the current deadline
+    (urllib3 makes every socket in its connection's ``_new_conn``); no retries."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    def watched(sock: socket.socket) -> socket.socket:
+        deadline = _CURRENT.get()
+        if deadline is not None:
+            deadline.watch(sock)
+        return sock
+
+    class Connection(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return watched(super()._new_conn())
+
+    class SecureConnection(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return watched(super()._new_conn())
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    adapter = HTTPAdapter(max_retries=0)
+    adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
+    return adapter
+
+
 def _request(session: requests.Session, method: str, url: str, headers: dict[str, str],
-             body: bytes | None, now: datetime, timeout_s: float) -> Answer:
+             body: bytes | None, now: datetime, deadline: _Deadline) -> Answer:
     try:
         # verify and cert are passed explicitly: requests would otherwise let REQUESTS_CA_BUNDLE
         # from the environment override the CA the exporter configured (its certificate_file or
         # OTEL_EXPORTER_OTLP_CERTIFICATE).
         response = session.request(method, url, headers=headers, data=body,
-                                   timeout=timeout_s, allow_redirects=False,
+                                   timeout=deadline.seconds, allow_redirects=False,
                                    verify=session.verify, cert=session.cert, stream=True)
     except Exception as exc:  # any failure is an unanswered attempt
+        if deadline.passed:
+            return _too_late(deadline)
         return Answer(None, f"no answer: {type(exc).__name__}")
+    if deadline.passed:  # cut off in the status line or the headers: nothing to believe
+        response.close()
+        return _too_late(deadline)
     with response:
         retry_after = retry_after_seconds(response.headers.get("Retry-After"), now)
         content = _body_start(response)
@@ -148,6 +257,10 @@ def _request(session: requests.Session, method: str, url: str, headers: dict[str
             text = _text(content[:4 * _ANSWER_CHARS], response.encoding)[:_ANSWER_CHARS]
         return Answer(response.status_code, text.strip() or (response.reason or ""), retry_after,
                       message)
+
+
+def _too_late(deadline: _Deadline) -> Answer:
+    return Answer(None, f"no answer within {deadline.seconds:g} s")
 
 
 def _text(content: bytes, encoding: str | None) -> str:

@@ -6,7 +6,8 @@ One run (:meth:`Uploader.run_once`), like Go telemetry's upload phases:
 2. expire: unsent reports of weeks that closed more than ``outbox_max_age_weeks`` ago are dropped;
 3. build (mode ``on`` only): every closed week since the opt-in that has no outbox row yet is
    built, scrubbed and stored, due at this installation's slot after the week closed;
-4. send (mode ``on`` only): every pending report whose time has come is sent once.
+4. send (mode ``on`` only): every pending report whose time has come is sent once; an answer
+   that the installation was erased starts it over under a new identity, at most once a week.
 
 A run holds no database lock while it talks to the server, and never raises into the host. It
 runs at start-up (catching up on weeks the app was not running for), when the mode changes, at
@@ -41,6 +42,9 @@ __all__ = ["ReportSlot", "RunSummary", "UploadSettings", "Uploader", "report_slo
 # The background thread checks at least this often (and never more than once a minute).
 _WAKE_MAX_S = 3600.0
 _WAKE_MIN_S = 60.0
+# An installation the server says it erased starts over at most this often.
+_START_OVER_EVERY = timedelta(weeks=1)
+_STARTED_OVER = "started_over_at"
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,8 @@ class UploadSettings:
     service_name: str
     service_version: str
     environ: Mapping[str, str]
-    timeout_s: float = 10.0
+    # One deadline for each request's whole exchange (connect, send, read the answer).
+    deadline_s: float = 10.0
     rotate_yearly: bool = False
     environment: Environment | None = None
 
@@ -165,7 +170,7 @@ class Uploader:
         try:
             return post_report(erasure.endpoint, protocol.metrics_path,
                                {protocol.credential_header: erasure.credential}, body, now,
-                               self.settings.timeout_s)
+                               self.settings.deadline_s)
         except TransportError as exc:
             return Answer(None, f"refused: {exc}")
 
@@ -251,12 +256,24 @@ class Uploader:
                 retry.record_report(tx, item.week, attempt, self._clock.now(),
                                     self.settings.endpoint, len(item.body))
                 if retry.is_erased(answer, self._catalog.protocol):
-                    # This installation was erased on the server: start over as a new one.
-                    tx.rotate_identity(self._clock.now())
-                    tx.forget_report(item.week)
+                    self._start_over(tx)
             {"sent": summary.sent, "failed": summary.failed}.get(
                 attempt.state, summary.retry).append(item.week)
             self._log_attempt(item.week, attempt)
+
+    def _start_over(self, tx: Tx) -> None:
+        """The server says this installation was erased: start over as a new one, at most
+        once a week (a server that answers "erased" to everything cannot mint an identity per
+        report, nor grow ``destinations`` and the erasures an opt-out owes). What went out
+        under the erased identity is never sent again under another, which would link the
+        two: its week stays failed, and so does every pending report whose sending began."""
+        now = self._clock.now()
+        tx.fail_begun_reports()
+        last = tx.meta(_STARTED_OVER)
+        if last is not None and now - datetime.fromisoformat(last) < _START_OVER_EVERY:
+            return
+        tx.rotate_identity(now)
+        tx.set_meta(_STARTED_OVER, now.isoformat())
 
     def _still_sendable(self, tx: Tx, week: str) -> bool:
         """The report is still pending and this process may still send it (the mode may have
@@ -281,7 +298,7 @@ class Uploader:
         protocol = self._catalog.protocol
         return post_report(self.settings.endpoint, protocol.metrics_path,
                            {protocol.credential_header: secret}, body, self._clock.now(),
-                           self.settings.timeout_s)
+                           self.settings.deadline_s)
 
     def _log_attempt(self, week: str, attempt: retry.Attempt) -> None:
         # The credential and the body are never logged; the status and state are.

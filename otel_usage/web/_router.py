@@ -6,8 +6,9 @@ before the request reaches Printernizer and reports in ``X-Ingress-Path``).
 
 Errors are JSON ``{"error": <code>, "detail": <sentence>}`` with a 4xx status (503 when the
 local store cannot be used), answered by the router itself (a router cannot install exception
-handlers on the host's app). State-changing requests must be JSON, which a cross-site form
-cannot send without the browser's consent.
+handlers on the host's app). State-changing requests must come from the page's own origin (403
+``cross_site`` otherwise, :mod:`._guard`) and be JSON, which a cross-site form cannot send
+without the browser's consent.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from ..consent import MODES
 from ..errors import InvalidModeError, UsageError
 from ..telemetry import UsageTelemetry
 from ..user.privacy import render_privacy_markdown
+from ._guard import (
+    NO_STORE,
+    ApiError,
+    agreed_version,
+    error_response,
+    json_object,
+    same_origin_only,
+)
 from ._language import LANGUAGES, negotiate, texts
 from ._markdown import markdown_to_html
 
@@ -39,23 +48,8 @@ ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
                            "img-src 'self'; connect-src 'self'; base-uri 'none'; "
                            "form-action 'self'; frame-ancestors 'self'")
-NO_STORE = {"Cache-Control": "no-store"}
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class ApiError(Exception):
-    """A request the API refuses: an HTTP status, a short code and a sentence for people."""
-
-    def __init__(self, status: int, code: str, detail: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.headers = status, code, detail, headers
-
-
-def error_response(exc: ApiError) -> JSONResponse:
-    return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status,
-                        headers={**NO_STORE, **(exc.headers or {})})
 
 
 def privacy_router(usage: UsageTelemetry, *, prefix: str = "/usage") -> APIRouter:
@@ -89,10 +83,12 @@ def privacy_router(usage: UsageTelemetry, *, prefix: str = "/usage") -> APIRoute
 
 
 def _guarded(handler: Handler) -> Handler:
-    """Map refusals and the library's errors to JSON answers; never a bare 500 page."""
+    """Refuse what another site's page asks to change; map refusals and the library's errors
+    to JSON answers, never a bare 500 page."""
 
     async def endpoint(request: Request) -> Response:
         try:
+            same_origin_only(request)
             return await handler(request)
         except ApiError as exc:
             return error_response(exc)
@@ -196,11 +192,15 @@ class _Api:
     # Changing.
 
     async def put_mode(self, request: Request) -> Response:
-        body = await _json_object(request)
+        """Store the user's choice; ``on`` is an agreement, and names the catalog version the
+        page showed (``{"mode": "on", "catalog_version": N}``)."""
+        body = await json_object(request)
         mode = body.get("mode")
         if not isinstance(mode, str):
             raise ApiError(422, "mode_required",
                            'send {"mode": "off" | "local" | "on"}')
+        if mode.strip().lower() == "on":
+            agreed_version(self.usage, body, '{"mode": "on", "catalog_version": N}')
         try:
             await self.usage.aset_mode(mode)
         except InvalidModeError as exc:
@@ -209,32 +209,17 @@ class _Api:
 
     async def send_now(self, request: Request) -> Response:
         """Send what is due now (erasure requests in any mode, reports only in mode on)."""
-        await _json_object(request)
+        await json_object(request)
         return _json(await asyncio.to_thread(self.usage.send_now))
 
     async def delete_all(self, request: Request) -> Response:
         """Delete every statistic on this machine; needs ``{"confirm": true}``."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if body.get("confirm") is not True:
             raise ApiError(400, "confirmation_required",
                            'deleting every statistic on this machine needs {"confirm": true}')
         kept = await asyncio.to_thread(self.usage.delete_all_now)
         return _json({"deleted": True, "mode_kept": kept})
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    """The request's JSON object body; 415 unless it is JSON, 400 unless it is an object."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise ApiError(415, "json_required", "send the request body as application/json")
-    raw = await request.body()
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return body
 
 
 def _language(request: Request) -> str:

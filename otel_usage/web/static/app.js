@@ -8,7 +8,9 @@
   const LANG = document.documentElement.lang || "en";
   const SVG = "http://www.w3.org/2000/svg";
   const number = new Intl.NumberFormat(LANG);
-  const state = { mode: null };
+  // shown: the catalog version "what we collect" lists; offered: the one the additions lead to.
+  // An agreement names the version the user saw (the server refuses any other).
+  const state = { mode: null, shown: null, offered: null };
 
   const $ = (id) => document.getElementById(id);
 
@@ -53,7 +55,9 @@
       data = null;
     }
     if (!response.ok) {
-      throw new Error((data && data.detail) || response.status + " " + response.statusText);
+      const err = new Error((data && data.detail) || response.status + " " + response.statusText);
+      err.code = data && data.error;
+      throw err;
     }
     return data;
   }
@@ -91,6 +95,7 @@
 
   function showMode(info) {
     state.mode = info.mode;
+    state.offered = info.catalog_version;
     for (const input of document.querySelectorAll("input[name=mode]")) {
       input.checked = input.value === info.mode;
     }
@@ -107,12 +112,20 @@
     fill($("consent-new-list"), additions.map((a) => el("li", {}, a.text)));
   }
 
+  // What may be sent changed since the page was opened (an upgrade): show it again.
+  async function catalogChanged() {
+    say(t("catalog_changed"), true);
+    await Promise.all([loadCatalog(), loadMode()]).catch(() => {});
+  }
+
   async function agreeToNew() {
     try {
-      showMode(await api("api/mode", { method: "PUT", json: { mode: "on" } }));
+      showMode(await api("api/mode", {
+        method: "PUT", json: { mode: "on", catalog_version: state.offered } }));
       say(t("consent_agreed"));
     } catch (err) {
-      say(t("error", { detail: err.message }), true);
+      if (err.code === "catalog_changed") await catalogChanged();
+      else say(t("error", { detail: err.message }), true);
     }
     await loadReport();
   }
@@ -136,18 +149,23 @@
     event.preventDefault();
     const mode = selectedMode();
     if (!mode || mode === state.mode) return;
+    const choice = mode === "on" ? { mode: mode, catalog_version: state.shown } : { mode: mode };
     try {
-      showMode(await api("api/mode", { method: "PUT", json: { mode: mode } }));
+      showMode(await api("api/mode", { method: "PUT", json: choice }));
       say(t("mode_saved", { mode: modeName(mode) }));
     } catch (err) {
-      say(t("error", { detail: err.message }), true);
-      await loadMode().catch(() => {});
+      if (err.code === "catalog_changed") await catalogChanged();
+      else {
+        say(t("error", { detail: err.message }), true);
+        await loadMode().catch(() => {});
+      }
     }
     await Promise.all([loadStatistics(), loadReport(), loadHistory()]);
   }
 
   async function loadCatalog() {
     const data = await api("api/catalog?lang=" + encodeURIComponent(LANG));
+    state.shown = data.catalog_version;
     $("collect-intro").textContent = t("collect_intro", { version: data.catalog_version });
     fill($("collect"), ...data.collect.map((m) => {
       const keys = Object.keys(m.attributes);
@@ -396,11 +414,11 @@
     $("delete-dialog").addEventListener("close", deleteClosed);
     $("send-now").addEventListener("click", sendNow);
     $("consent-agree").addEventListener("click", agreeToNew);
-    loadCatalog().catch((err) => say(t("error", { detail: err.message }), true));
+    const catalog = loadCatalog().catch((err) => say(t("error", { detail: err.message }), true));
     loadPolicy();
     loadMode()
       .catch((err) => say(t("error", { detail: err.message }), true))
-      .then(() => Promise.all([loadStatistics(), loadReport(), loadHistory()]))
+      .then(() => Promise.all([loadStatistics(), loadReport(), loadHistory(), catalog]))
       .then(() => document.body.setAttribute("data-ready", "true"));
   }
 

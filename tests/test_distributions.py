@@ -107,6 +107,21 @@ def test_the_server_wheel_holds_the_ingest_the_dashboards_and_the_demo_and_no_cl
         "ingest", "dashboards", "demo")
 
 
+def test_each_wheel_built_straight_from_the_checkout_is_the_one_built_from_its_sdist(
+        built: Built, tmp_path: Path) -> None:
+    """An install from the repository at a tag builds the wheel without an sdist: the server's
+    build then takes its packages from the checkout's top-level folders, not the sdist's."""
+    for project in (ROOT, ROOT / "server"):
+        subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir",
+                        str(tmp_path), str(project)], check=True, capture_output=True,
+                       timeout=300)
+    for wheel in built.wheels.values():
+        straight = zipfile.ZipFile(tmp_path / wheel.name)
+        from_sdist = zipfile.ZipFile(wheel)
+        assert {n: straight.read(n) for n in straight.namelist()} == {
+            n: from_sdist.read(n) for n in from_sdist.namelist()}
+
+
 def test_each_sdist_holds_its_wheels_sources_the_licence_and_its_readme(built: Built) -> None:
     def members(sdist: Path) -> set[str]:
         with tarfile.open(sdist) as archive:

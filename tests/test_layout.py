@@ -284,7 +284,8 @@ def test_the_ingest_readme_names_every_module_of_the_ingest() -> None:
 
 
 def test_every_module_opens_with_a_comment_on_its_one_job() -> None:
-    modules = [p for folder in ("otel_usage", "ingest", "dashboards", "demo", "benchmarks")
+    modules = [p for folder in ("otel_usage", "ingest", "dashboards", "demo", "benchmarks",
+                                "server")
                for p in sorted((ROOT / folder).rglob("*.py"))]
     silent = [str(p.relative_to(ROOT)) for p in modules
               if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))]

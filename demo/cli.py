@@ -112,7 +112,7 @@ def _command(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if found is None:
         raise SystemExit(f"{PROG}: {name} is not installed "
-                         "(pip install 'otel-usage[ingest,dashboards]')")
+                         "(pip install otel-usage-server)")
     return found
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -56,7 +55,10 @@ def _listening() -> socket.socket:
 
 @contextmanager
 def served(app: Any, *, lifespan: str = "off") -> Iterator[int]:
-    """`app` served by uvicorn on a loopback port (yielded), in a thread."""
+    """`app` served by uvicorn on a loopback port (yielded), in a thread. (uvicorn is the
+    server's: imported here, so the client's own tests import this module without it.)"""
+    import uvicorn
+
     sock = _listening()
     config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="none")
     server = uvicorn.Server(config)

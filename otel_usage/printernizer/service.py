@@ -258,7 +258,8 @@ class UsageStatisticsService:
         return True
 
     async def submit_stats(self) -> bool:
-        """Send what is due now when opted in; True when nothing failed (or nothing was due)."""
+        """Send what is due now when opted in; True when nothing failed (or nothing was due),
+        False when a send failed (it is retried later) or the server refused this installation."""
         if not await self.is_opted_in():
             return True
         try:
@@ -266,7 +267,8 @@ class UsageStatisticsService:
         except Exception as exc:
             logger.warning("usage statistics could not be sent", error=repr(exc))
             return False
-        return not summary.get("failed") and summary.get("refused") is None
+        failed = summary.get("failed") or summary.get("retry")
+        return not failed and summary.get("refused") is None
 
 
 def _sum_metrics(usage: UsageTelemetry) -> list[str]:

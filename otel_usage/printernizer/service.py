@@ -173,18 +173,14 @@ class UsageStatisticsService:
             return tx.installation_id(self.usage.clock.now())
 
     async def opt_out(self) -> OptInResponse:
-        """Mode ``local``: statistics stay on this machine; what was sent is erased."""
+        """Mode ``local``: statistics stay on this machine; what was sent is erased. The answer
+        names no installation id, as the old one did (``get_local_stats`` shows the one kept)."""
         try:
             await self.usage.aset_mode("local", source="printernizer")
-            installation_id = await asyncio.to_thread(self._installation_id)
         except UsageError as exc:
             return OptInResponse(False, None, f"Failed to disable usage statistics: {exc}")
-        return OptInResponse(True, installation_id,
+        return OptInResponse(True, None,
                              "Usage statistics disabled. Your data will remain local.")
-
-    def _installation_id(self) -> str | None:
-        with self.usage.store.read() as tx:
-            return tx.meta("installation_id")
 
     # What the user sees and does.
 

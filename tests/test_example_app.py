@@ -98,8 +98,12 @@ def test_each_mismatch_the_guide_once_had_fails_on_the_standin(
     database = printernizer_of_today(tmp_path / "data" / "p.db", midweek, "enabled")
     with pytest.raises(error, match=message):
         apply_guide(root, guide)
-        with printernizer_main(root, database) as main, TestClient(main.app):
-            pass
+        with printernizer_main(root, database) as main:
+            try:
+                with TestClient(main.app):
+                    pass
+            finally:  # a start that failed half-way leaves the statistics' reader running
+                main.app.state.usage_statistics_service.usage.shutdown()
 
 
 def run_its_tests(root: Path) -> subprocess.CompletedProcess[str]:

@@ -7,6 +7,7 @@ serves its old front end beside the privacy page, and runs its lifespan twice in
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
@@ -225,3 +226,53 @@ def test_two_lifespans_in_one_process_count_into_the_live_store(
         'printernizer.jobs {"job.status":"failed","printer.type":"prusa_core"}': 2,
         'printernizer.errors {"error.category":"printer","error.type":"printer_busy"}': 2,
     }
+
+
+def what_users_see(client: TestClient) -> dict[str, Any]:
+    """The old tab's answers where the guide says they differ: the id before opting in, the
+    opt-out's id, the export's version and events, and whether delete kept the id."""
+    id_before = client.get(f"{OLD}/local").json()["installation_id"]
+    opted = client.post(f"{OLD}/opt-in").json()["installation_id"]
+    client.post("/api/v1/printers", json={"name": "MK4", "type": "prusa_core"})
+    out = client.post(f"{OLD}/opt-out").json()["installation_id"]
+    exported = json.loads(client.get(f"{OLD}/export").text)
+    client.delete(OLD)
+    after_delete = client.get(f"{OLD}/local").json()["installation_id"]
+    return {"id before opting in": id_before is not None, "opt-out's id": out,
+            "export_version": exported["export_version"],
+            "exported events": len(exported["events"]),
+            "delete keeps the id": after_delete == opted}
+
+
+def test_what_users_see_differently_is_what_the_guide_says(
+    tmp_path: Path, midweek: datetime,
+) -> None:
+    """The README's "What users see" list, checked against the stand-in before and after."""
+    seen = {}
+    for name, root in (("before", before(tmp_path)),
+                       ("after", switched_over(tmp_path / "after"))):
+        with printernizer_main(root, tmp_path / f"{name}-data" / "p.db") as main, TestClient(
+                main.app) as client:
+            seen[name] = what_users_see(client)
+    assert seen == {
+        "before": {"id before opting in": False, "opt-out's id": None, "export_version": "1.0",
+                   "exported events": 2, "delete keeps the id": True},
+        "after": {"id before opting in": True, "opt-out's id": None, "export_version": "2.0",
+                  "exported events": 0, "delete keeps the id": False},
+    }
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ("```sh\nrm -rf src\n```", "a command the guide may not use"),
+    ("```diff\n-import asyncio\n```", "a diff block without its file"),
+    ("```diff\n--- a/src/main.py\n+++ b/src/main.py\n@@ x @@\n+\n```", "nothing to find"),
+    ("```diff\n--- a/src/main.py\n+++ b/src/main.py\n@@ x @@\n-from src.utils.errors import (\n```",
+     "occur 2 times"),
+])
+def test_a_guide_block_the_applier_cannot_apply_exactly_is_refused(
+    block: str, message: str, tmp_path: Path,
+) -> None:
+    root = before(tmp_path)
+    with pytest.raises(GuideError, match=message):
+        apply_guide(root, f"## Switching Printernizer over\n\n{block}\n")
+    assert (root / "src" / "main.py").read_text() == (STANDIN / "src" / "main.py").read_text()

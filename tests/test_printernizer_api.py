@@ -67,7 +67,7 @@ async def test_the_old_endpoints_answer_the_old_shapes(
     assert (sorted(exported), exported["settings"]["opt_in_status"]) == (
         ["events", "export_version", "exported_at", "settings", "usage"], "enabled")
     out = await client.post("/api/v1/usage-stats/opt-out")
-    assert out.json() == {"success": True, "installation_id": installation_id,
+    assert out.json() == {"success": True, "installation_id": None,
                           "message": "Usage statistics disabled. Your data will remain local."}
     deleted = await client.delete("/api/v1/usage-stats")
     # The app's start, exported when the mode changed (counts are stored under the mode they

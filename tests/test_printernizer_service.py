@@ -94,7 +94,7 @@ async def test_the_switch_is_the_privacy_pages_mode_and_opt_in_consents_to_versi
     assert (await service.is_opted_in(), service.usage.mode) == (True, "on")
     assert history == [("on", 1, "printernizer")]
     answer = await service.opt_out()
-    assert asdict(answer) == {"success": True, "installation_id": installation_id,
+    assert asdict(answer) == {"success": True, "installation_id": None,
                               "message": "Usage statistics disabled. Your data will remain "
                                          "local."}
     assert (await service.is_opted_in(), service.usage.mode) == (False, "local")

@@ -7,6 +7,9 @@ import socket
 import sqlite3
 
 import pytest
+from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from otel_usage.catalog import load_catalog
 from otel_usage.printernizer import (
@@ -86,6 +89,23 @@ def test_an_explicit_error_code_wins_over_the_class_name() -> None:
 def test_errors_below_the_hierarchy_map_from_pythons_classes(
     exc: BaseException, expected: tuple[str, str],
 ) -> None:
+    assert error_attributes(exc) == {"error.category": expected[0], "error.type": expected[1]}
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (HTTPException(404, "Job not found"), ("api", "not_found")),
+    (StarletteHTTPException(401), ("authentication", "authentication_failed")),
+    (HTTPException(403), ("authorization", "authorization_failed")),
+    (HTTPException(429), ("api", "rate_limited")),
+    (HTTPException(503), ("system", "service_unavailable")),
+    (HTTPException(418, "a detail that must never leave"), ("api", "http_error")),
+    (RequestValidationError([{"loc": ("body", "name"), "msg": "missing"}]),
+     ("validation", "invalid_input")),
+])
+def test_http_errors_by_status_and_failed_validation_as_invalid_input(
+    exc: BaseException, expected: tuple[str, str],
+) -> None:
+    """What its http_exception_handler and validation handler answer is counted too."""
     assert error_attributes(exc) == {"error.category": expected[0], "error.type": expected[1]}
 
 

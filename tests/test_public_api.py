@@ -29,7 +29,9 @@ def test_all_is_exactly_the_public_api() -> None:
 
 def test_the_page_and_the_testing_api_export_exactly_these_names() -> None:
     assert otel_usage.web.__all__ == ["privacy_router"]
-    assert otel_usage.testing.__all__ == ["ManualClock", "WeekReport", "wait_for_uploads", "week_report"]
+    assert otel_usage.testing.__all__ == [
+        "LoopbackEndpoint", "ManualClock", "Received", "WeekReport", "loopback_endpoint",
+        "report_when_week_closes", "wait_for_uploads", "week_report"]
     for module in (otel_usage.web, otel_usage.testing):
         assert [n for n in module.__all__ if not hasattr(module, n)] == []
 

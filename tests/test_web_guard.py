@@ -29,7 +29,9 @@ from browser_support import (
     static_site,
 )
 from fastapi import FastAPI
+from standin_support import printernizer_main
 
+from examples.switch_over import switched_over
 from otel_usage import ManualClock, UsageTelemetry
 from otel_usage.catalog import load_catalog
 from otel_usage.printernizer import UsageStatisticsService
@@ -218,15 +220,15 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(params=["direct", "ingress"])
 def site(request: pytest.FixtureRequest, tmp_path: Path, midweek: datetime) -> Iterator[Site]:
-    """direct: the app on one loopback port, the other page on another (same site, another
-    origin). ingress: the app behind the ingress proxy at homeassistant.test, the other page
-    at evil.test."""
-    from examples.printernizer_app import Settings, create_application
-
-    app = create_application(Settings(database_path=str(tmp_path / "data" / "printernizer.db")))
-    recorder = Recorder(app)
-    proxied = request.param == "ingress"
+    """Printernizer's stand-in, switched over as the README says. direct: the app on one
+    loopback port, the other page on another (same site, another origin). ingress: the app
+    behind the ingress proxy at homeassistant.test, the other page at evil.test."""
+    root = switched_over(tmp_path / "printernizer")
     with ExitStack() as stack:
+        main = stack.enter_context(printernizer_main(root, tmp_path / "data" / "p.db"))
+        app = main.app
+        recorder = Recorder(app)
+        proxied = request.param == "ingress"
         port = stack.enter_context(served(recorder, lifespan="on"))
         if proxied:
             proxy = stack.enter_context(ingress_proxy(port))

@@ -173,18 +173,14 @@ class UsageStatisticsService:
             return tx.installation_id(self.usage.clock.now())
 
     async def opt_out(self) -> OptInResponse:
-        """Mode ``local``: statistics stay on this machine; what was sent is erased."""
+        """Mode ``local``: statistics stay on this machine; what was sent is erased. The answer
+        names no installation id, as the old one did (``get_local_stats`` shows the one kept)."""
         try:
             await self.usage.aset_mode("local", source="printernizer")
-            installation_id = await asyncio.to_thread(self._installation_id)
         except UsageError as exc:
             return OptInResponse(False, None, f"Failed to disable usage statistics: {exc}")
-        return OptInResponse(True, installation_id,
+        return OptInResponse(True, None,
                              "Usage statistics disabled. Your data will remain local.")
-
-    def _installation_id(self) -> str | None:
-        with self.usage.store.read() as tx:
-            return tx.meta("installation_id")
 
     # What the user sees and does.
 
@@ -258,7 +254,8 @@ class UsageStatisticsService:
         return True
 
     async def submit_stats(self) -> bool:
-        """Send what is due now when opted in; True when nothing failed (or nothing was due)."""
+        """Send what is due now when opted in; True when nothing failed (or nothing was due),
+        False when a send failed (it is retried later) or the server refused this installation."""
         if not await self.is_opted_in():
             return True
         try:
@@ -266,7 +263,8 @@ class UsageStatisticsService:
         except Exception as exc:
             logger.warning("usage statistics could not be sent", error=repr(exc))
             return False
-        return not summary.get("failed") and summary.get("refused") is None
+        failed = summary.get("failed") or summary.get("retry")
+        return not failed and summary.get("refused") is None
 
 
 def _sum_metrics(usage: UsageTelemetry) -> list[str]:

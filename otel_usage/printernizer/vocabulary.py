@@ -112,6 +112,22 @@ BUILTIN_ERRORS: Mapping[str, tuple[str, str]] = {
     "HTTPError": ("network", "http_error"),
     "OperationalError": ("database", "database_error"),  # sqlite3, aiosqlite
     "DatabaseError": ("database", "database_error"),
+    "RequestValidationError": ("validation", "invalid_input"),  # FastAPI's, answered 422
+}
+
+# An ``HTTPException`` (FastAPI's or Starlette's, answered by its ``http_exception_handler``)
+# by its status code; any other status is an ``http_error`` of the API.
+HTTP_STATUS_ERRORS: Mapping[int, tuple[str, str]] = {
+    400: ("validation", "invalid_input"),
+    401: ("authentication", "authentication_failed"),
+    403: ("authorization", "authorization_failed"),
+    404: ("api", "not_found"),
+    409: ("api", "resource_conflict"),
+    413: ("validation", "file_too_large"),
+    422: ("validation", "invalid_input"),
+    429: ("api", "rate_limited"),
+    503: ("system", "service_unavailable"),
+    504: ("network", "timeout"),
 }
 
 # Its job statuses (``JobStatus``), as the catalog's ``job.status`` values.
@@ -154,7 +170,9 @@ def _code_of_class_name(name: str) -> str:
 
 def error_attributes(exc: BaseException | str) -> dict[str, str]:
     """The catalog attributes of an error: ``error.category`` and ``error.type``. Takes an
-    exception or an error code (``"PRINTER_BUSY"``, ``"printer_busy"``)."""
+    exception or an error code (``"PRINTER_BUSY"``, ``"printer_busy"``): Printernizer's errors
+    by their code, Python's and its drivers' by class, an ``HTTPException`` by its status, a
+    request that failed validation as ``invalid_input``, anything else as ``unknown``."""
     if isinstance(exc, str):
         text = exc.strip().lower()
         if text.upper() in ERROR_CODES:
@@ -170,6 +188,11 @@ def error_attributes(exc: BaseException | str) -> dict[str, str]:
     for klass in type(exc).__mro__:
         if klass.__name__ in BUILTIN_ERRORS:
             category, type_ = BUILTIN_ERRORS[klass.__name__]
+            return {"error.category": category, "error.type": type_}
+        if klass.__name__ == "HTTPException":
+            status = getattr(exc, "status_code", None)
+            category, type_ = HTTP_STATUS_ERRORS.get(
+                status if isinstance(status, int) else 0, ("api", "http_error"))
             return {"error.category": category, "error.type": type_}
     printernizer = any(k.__name__ == "PrinternizerError" for k in type(exc).__mro__)
     return {"error.category": "system" if printernizer else "unknown", "error.type": "unknown"}

@@ -1,0 +1,1 @@
+"""Printernizer's package of the same name (a stand-in)."""

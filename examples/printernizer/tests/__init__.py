@@ -1,0 +1,1 @@
+"""Its tests (a stand-in)."""

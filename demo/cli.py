@@ -261,10 +261,9 @@ class _Progress:
 
 def _publish(database: str) -> None:
     """The whole simulated fleet has reported, within seconds: publish every week that has
-    ended, counting every installation (real ones count once they have reported in two weeks,
-    and a week is published two weeks after it ends)."""
+    ended (a real week is published two weeks after it ends)."""
     command = [_command("otel-usage-ingest"), "publish", "--database", database,
-               "--after-days", "0", "--established-weeks", "0"]
+               "--after-days", "0"]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 

@@ -7,7 +7,8 @@
 - `erasures`: installations erased on request, as a hash of their id and the day, so that a
   late or replayed report cannot bring them back.
 - `published_weeks` / `published_cells`: what the publication step made of each closed week,
-  frozen; the views read only these, and `daily_stats` (requests per day, no identifiers).
+  frozen: the week's privacy loss, and its noisy cells with their noise scales and 95 %
+  margins; the views read only these, and `daily_stats` (requests per day, no identifiers).
 - `schema_info`: the schema's version, which `migrate` brings the store to.
 """
 
@@ -53,8 +54,12 @@ published_weeks = sa.Table(
     "published_weeks", metadata,
     sa.Column("week_start", Timestamp, primary_key=True),
     sa.Column("published_on", Timestamp, nullable=False),
-    sa.Column("k", sa.Integer, nullable=False),
-    sa.Column("installations", sa.Integer, nullable=False),  # counted, before suppression
+    # What the week's one draw cost each installation, by the mechanism's own accounting:
+    # rho (zCDP), (epsilon, delta) of the week, and epsilon of a year of weeks composed.
+    sa.Column("rho", sa.Float, nullable=False),
+    sa.Column("epsilon", sa.Float, nullable=False),
+    sa.Column("delta", sa.Float, nullable=False),
+    sa.Column("yearly_epsilon", sa.Float, nullable=False),
 )
 published_cells = sa.Table(
     "published_cells", metadata,
@@ -63,8 +68,14 @@ published_cells = sa.Table(
     sa.Column("metric", sa.String(100), primary_key=True),
     sa.Column("attribute", sa.String(100), primary_key=True),
     sa.Column("value", sa.String(64), primary_key=True),
-    sa.Column("installations", sa.Integer, nullable=False),
-    sa.Column("total", sa.BigInteger, nullable=False),
+    # Each noisy number with the standard deviation of its noise and the half-width of its
+    # 95 % interval; NULL where the cell's release publishes no such number.
+    sa.Column("installations", sa.Integer),
+    sa.Column("installations_scale", sa.Float),
+    sa.Column("installations_margin", sa.Float),
+    sa.Column("total", sa.BigInteger),
+    sa.Column("total_scale", sa.Float),
+    sa.Column("total_margin", sa.Float),
 )
 daily_stats = sa.Table(
     "daily_stats", metadata,
@@ -100,24 +111,27 @@ DIALECTS: dict[str, Dialect] = {
 
 
 def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
-    """The SELECT behind each view in `views.VIEWS`: published cells only (the publication
-    step has already left out every group it must not show)."""
+    """The SELECT behind each view in `views.VIEWS`: published cells only, each number with
+    the 95 % margin of its noise."""
     pc = published_cells.c
     ds = daily_stats.c
+    counted = (pc.installations, pc.installations_margin)
+    summed = (pc.total, pc.total_margin)
 
     def kind(name: str) -> sa.Select[tuple[object, ...]]:
         return sa.select().select_from(published_cells).where(
             pc.kind == sa.literal_column(f"'{name}'"))
 
     selects = {
-        "usage_active_installations": kind("active").add_columns(pc.week_start, pc.installations),
+        "usage_active_installations": kind("active").add_columns(
+            pc.week_start, *counted),
         "usage_distributions": kind("distribution").add_columns(
             pc.week_start, pc.metric, sa.cast(pc.value, sa.Integer).label("bucket_min"),
-            pc.installations, pc.total),
+            *counted),
         "usage_metrics": kind("metric").add_columns(
-            pc.week_start, pc.metric, pc.attribute, pc.value, pc.installations, pc.total),
+            pc.week_start, pc.metric, pc.attribute, pc.value, *counted, *summed),
         "usage_resource_attributes": kind("resource").add_columns(
-            pc.week_start, pc.attribute, pc.value, pc.installations),
+            pc.week_start, pc.attribute, pc.value, *counted),
         "usage_submissions": sa.select(ds.day, ds.outcome, ds.reason, ds.requests),
     }
     assert list(selects) == list(VIEWS), "views.VIEWS and the view selects must agree"

@@ -1,7 +1,7 @@
 """The store's tables, its schema version and the reporting views, for every supported dialect.
 
-- `installations`: one row per installation: its credential's hash, the week of its first
-  report's data (`first_week`) and the week its first report arrived (`registered`).
+- `installations`: one row per installation: its credential's hash (what authentication
+  needs, nothing else).
 - `weekly_reports`: each installation-week as received (the last report of that week wins),
   with the week it arrived (`received`): the input of the publication step.
 - `erasures`: installations erased on request, as a hash of their id and the day, so that a
@@ -34,8 +34,6 @@ installations = sa.Table(
     "installations", metadata,
     sa.Column("installation_id", sa.String(36), primary_key=True),
     sa.Column("credential_hash", sa.String(64), nullable=False),
-    sa.Column("first_week", Timestamp, nullable=False),
-    sa.Column("registered", Timestamp),  # Monday of the week the first report arrived
 )
 weekly_reports = sa.Table(
     "weekly_reports", metadata,

@@ -264,9 +264,7 @@ def _admit(job: ReportJob, known: dict[str, str], erased: bool, new: dict[str, d
     if stored is None:
         known[job.installation_id] = job.credential_hash
         new[job.installation_id] = {"installation_id": job.installation_id,
-                                    "credential_hash": job.credential_hash,
-                                    "first_week": min(r.week_start for r in job.reports),
-                                    "registered": job.received}
+                                    "credential_hash": job.credential_hash}
     return None
 
 

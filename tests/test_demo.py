@@ -66,6 +66,16 @@ def test_the_demo_simulates_a_fleet_stores_its_reports_and_shows_every_panel(now
     assert len(days) > 20 and first < date.fromisoformat(days[0])
     assert date.fromisoformat(days[-1]) == first + timedelta(weeks=9, days=-1)
     assert blocks["Error anomalies"].startswith("Error anomalies\n===============\n")
+    with sqlite3.connect(work / "ingest.sqlite3") as db:
+        week, active, margin = db.execute(
+            "SELECT week_start, installations, installations_margin FROM published_cells "
+            "WHERE kind = 'active' ORDER BY week_start DESC").fetchone()
+        true = db.execute("SELECT count(*) FROM weekly_reports WHERE week_start = ?",
+                          (week,)).fetchone()[0]
+    cost = next(b for b in out.split("\n\n") if b.startswith("What privacy costs:"))
+    assert f"the week of {week[:10]} as published" in cost
+    assert re.search(rf"^active installations +{active} ± {margin:.0f} +{true}$", cost, re.M), cost
+    assert re.search(r"^deployment mode docker +-?\d+ ± \d+ +\d+$", cost, re.M), cost
     exported = json.loads((work / "installation-0000-export.json").read_text())
     assert exported["format"] == "otel-usage-export/1"
     assert "credential" not in json.dumps(exported)

@@ -52,10 +52,10 @@ def _at(day: date, hour: int = 12) -> float:
     return datetime(day.year, day.month, day.day, hour, tzinfo=UTC).timestamp()
 
 
-def _jobs(k: int = 5) -> list[ReportJob]:
-    """k installations on linux with 2 jobs each, 2 on darwin with 7 uptime days."""
+def _jobs() -> list[ReportJob]:
+    """5 installations on linux with 2 jobs each, 2 on darwin with 7 uptime days."""
     linux = [_job(new_installation(), {"printernizer.jobs": [(
-        {"job.status": "completed", "printer.type": "prusa_core"}, 2)]}) for _ in range(k)]
+        {"job.status": "completed", "printer.type": "prusa_core"}, 2)]}) for _ in range(5)]
     darwin = [_job(new_installation(), {"printernizer.uptime": [({}, 7)]}, os="darwin")
               for _ in range(2)]
     return linux + darwin

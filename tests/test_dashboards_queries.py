@@ -101,10 +101,10 @@ def _check_shape(panel: queries.Panel, result: queries.Result) -> None:
 
 
 # Panels that may rightly be empty for the test fleet of 240 installations: its error surge is
-# within the noise at that size (the rule against noise is tested on a larger fleet below), and
+# within the noise at that size (the rule against noise is tested on a larger fleet below),
 # Python's minor versions show only once the library's partition selection lets them through
-# (about 140 installations on one version).
-MAY_BE_EMPTY = frozenset({"anomalies", "python_versions"})
+# (about 140 installations on one version), and a country only above twice its margin (84).
+MAY_BE_EMPTY = frozenset({"anomalies", "python_versions", "countries"})
 
 
 @pytest.mark.parametrize("panel", PANELS, ids=[p.key for p in PANELS])
@@ -120,6 +120,19 @@ def test_every_panel_answers_with_the_columns_its_type_needs(store: sa.Engine,
     if "installations" in result.columns and panel.format == "table":
         assert min(_column(result, "installations")) >= 0
         assert MARGIN in result.columns or panel.key == "top_errors"
+
+
+def test_countries_show_only_those_above_twice_their_margin(store: sa.Engine) -> None:
+    """Of the latest week's countries, the panel shows exactly those whose noisy count is
+    above twice its 95 % margin (at most 20, largest first)."""
+    result = queries.run_panel(store, _panel("countries"), *fleet.time_range())
+    sql = ("SELECT value, installations, installations_margin FROM usage_resource_attributes "
+           "WHERE attribute = 'geo.country.iso_code' AND week_start = "
+           "(SELECT MAX(week_start) FROM usage_active_installations)")
+    with store.connect() as conn:
+        latest = conn.exec_driver_sql(sql).all()
+    above = sorted(((-count, value) for value, count, margin in latest if count > 2 * margin))
+    assert [(row[0], row[1]) for row in result.rows] == [(v, -c) for c, v in above[:20]]
 
 
 def _alert(store: sa.Engine, week: str | None = None) -> dict[str, Any]:

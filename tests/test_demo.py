@@ -18,9 +18,11 @@ from dashboards._show import EMPTY
 from otel_usage.clock import default_clock
 from otel_usage.weeks import Week
 
-# What a fleet of 80 may rightly leave empty: no error rise above the noise, and no Python
-# version with the 140 or so installations that partition selection needs.
-MAY_BE_EMPTY = frozenset({"Error anomalies", "Python versions (latest week)"})
+# What a fleet of 80 may rightly leave empty: no error rise above the noise, no Python version
+# with the 140 or so installations that partition selection needs, no country above twice
+# its margin.
+MAY_BE_EMPTY = frozenset({"Error anomalies", "Python versions (latest week)",
+                          "Countries (latest week, top 20)"})
 
 
 def _titles() -> list[str]:

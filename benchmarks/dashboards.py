@@ -64,6 +64,12 @@ def fill(database: str, installations: int, weeks: int) -> dict[str, float]:
             "publish_s": round(time.perf_counter() - filled, 1), "reports": reports}
 
 
+# Panels a small fleet (the test's) may rightly leave empty: its error surge within the noise,
+# no Python version with the installations partition selection needs, no country above twice
+# its margin.
+MAY_BE_EMPTY = frozenset({"anomalies", "python_versions", "countries"})
+
+
 def time_panels(database: str, weeks: int, repeat: int) -> dict[str, float]:
     import sqlalchemy as sa
 
@@ -76,7 +82,7 @@ def time_panels(database: str, weeks: int, repeat: int) -> dict[str, float]:
             began = time.perf_counter()
             result = queries.run_panel(engine, panel, start, end)
             runs.append((time.perf_counter() - began) * 1000)
-        assert result.rows, f"{panel.key} returned no rows"
+        assert result.rows or panel.key in MAY_BE_EMPTY, f"{panel.key} returned no rows"
         timings[panel.key] = round(min(runs), 1)
     engine.dispose()
     return timings

@@ -37,10 +37,13 @@ def resource(key: str) -> str:
 
 
 WEEK = WEEK_COLUMN
-ACTIVE = view("usage_active_installations", WEEK, "installations")
-RESOURCE = view("usage_resource_attributes", WEEK, "attribute", "value", "installations")
-METRICS = view("usage_metrics", WEEK, "metric", "attribute", "value", "installations", "total")
-DISTRIBUTIONS = view("usage_distributions", WEEK, "metric", "bucket_min", "installations")
+ACTIVE = view("usage_active_installations", WEEK, "installations", "installations_margin")
+RESOURCE = view("usage_resource_attributes", WEEK, "attribute", "value", "installations",
+                "installations_margin")
+METRICS = view("usage_metrics", WEEK, "metric", "attribute", "value", "installations",
+               "installations_margin", "total", "total_margin")
+DISTRIBUTIONS = view("usage_distributions", WEEK, "metric", "bucket_min", "installations",
+                     "installations_margin")
 SUBMISSIONS = view("usage_submissions", "day", "outcome", "reason", "requests")
 BUCKETS = DISTRIBUTION_BUCKETS
 

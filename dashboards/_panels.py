@@ -1,8 +1,12 @@
 """Every panel of the maintainers' dashboard: what it shows and its SQL per dialect.
 
-Panels read the ingest's k-anonymous reporting views only (names from `_names`). Time series
-use Grafana's time macros and return a `time` column in ascending order (long format: `time`,
-`metric`, value); "latest week" panels show the last week inside the dashboard's time range.
+Panels read the ingest's reporting views only (names from `_names`): every weekly number in
+them is differentially private, the true number plus noise drawn once, with its 95 % margin.
+Panels show a number's interval where it matters (counts, rates and shares of the latest
+week, the anomaly rule); a noisy count below zero shows as 0 (post-processing, which costs no
+privacy). Time series use Grafana's time macros and return a `time` column in ascending order
+(long format: `time`, `metric`, value; or one column per line); "latest week" panels show the
+last week inside the dashboard's time range.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ Format = Literal["time_series", "table"]
 Thresholds = tuple[tuple[float | None, str], ...]
 SQL = Callable[[Dialect], str]
 
+MARGIN = "± 95 %"  # the column of a number's 95 % margin
 GREEN_ABOVE_95: Thresholds = ((None, "red"), (95.0, "yellow"), (99.0, "green"))
 RED_ABOVE_0: Thresholds = ((None, "green"), (1.0, "red"))
 
@@ -58,25 +63,47 @@ def _latest(column: str = n.WEEK) -> str:
 
 # SQL shapes shared by several panels ------------------------------------------------------
 
-def _per_installation(metric: str, attribute: str, label: str) -> SQL:
-    """A metric's weekly total divided by the week's active installations, per value."""
+def _per_installation(metric: str, label: str) -> SQL:
+    """A metric's clamped weekly total divided by the week's active installations, with the
+    95 % interval of the total's noise divided likewise (the count's noise is far smaller)."""
     def sql(d: Dialect) -> str:
-        series = f"CASE WHEN m.attribute = '' THEN {_s('all')} ELSE m.value END"
-        return (f"SELECT $__time(m.{n.WEEK}), {series} AS metric, "
-                f"CAST(m.total AS FLOAT) / a.installations AS {d.q(label)} "
+        rate = "CAST(m.total AS FLOAT) / a.installations"
+        spread = "CAST(m.total_margin AS FLOAT) / a.installations"
+        return (f"SELECT $__time(m.{n.WEEK}), {rate} AS {d.q(label)}, "
+                f"{rate} - {spread} AS {d.q('95 % low')}, {rate} + {spread} AS {d.q('95 % high')} "
                 f"FROM {n.METRICS} m JOIN {n.ACTIVE} a ON a.{n.WEEK} = m.{n.WEEK} "
-                f"WHERE m.metric = {_s(metric)} AND m.attribute IN ('', {_s(attribute)}) "
-                f"AND $__timeFilter(m.{n.WEEK}) ORDER BY 1, 2")
+                f"WHERE m.metric = {_s(metric)} AND m.attribute = '' AND m.total IS NOT NULL "
+                f"AND a.installations > 0 AND $__timeFilter(m.{n.WEEK}) ORDER BY 1")
     return sql
+
+
+def _positive(column: str) -> str:
+    """A noisy count as shown: below zero shows as 0 (post-processing)."""
+    return f"CASE WHEN {column} < 0 THEN 0 ELSE {column} END"
 
 
 def _share_over_time(table: str, where: str) -> SQL:
     """Percent of the week's active installations in each value, as series."""
     def sql(d: Dialect) -> str:
         return (f"SELECT $__time(r.{n.WEEK}), r.value AS metric, "
-                f"100.0 * r.installations / a.installations AS {d.q('installations %')} "
+                f"100.0 * {_positive('r.installations')} / a.installations "
+                f"AS {d.q('installations %')} "
                 f"FROM {table} r JOIN {n.ACTIVE} a ON a.{n.WEEK} = r.{n.WEEK} "
-                f"WHERE {where} AND $__timeFilter(r.{n.WEEK}) ORDER BY 1, 2")
+                f"WHERE {where} AND a.installations > 0 AND $__timeFilter(r.{n.WEEK}) "
+                f"ORDER BY 1, 2")
+    return sql
+
+
+def _positive_share(metric: str) -> SQL:
+    """Percent of the week's active installations whose weekly total is above 0 (all but the
+    distribution's bucket 0)."""
+    def sql(d: Dialect) -> str:
+        return (f"SELECT $__time(z.{n.WEEK}), "
+                f"100.0 * (a.installations - z.installations) / a.installations "
+                f"AS {d.q('installations %')} "
+                f"FROM {n.DISTRIBUTIONS} z JOIN {n.ACTIVE} a ON a.{n.WEEK} = z.{n.WEEK} "
+                f"WHERE z.metric = {_s(metric)} AND z.bucket_min = 0 AND a.installations > 0 "
+                f"AND $__timeFilter(z.{n.WEEK}) ORDER BY 1")
     return sql
 
 
@@ -88,11 +115,16 @@ def _metric_share(metric: str, attribute: str) -> SQL:
     return _share_over_time(n.METRICS, f"r.metric = {_s(metric)} AND r.attribute = {_s(attribute)}")
 
 
-def _resource_latest(key: str, label: str, top: int = 20) -> SQL:
-    """Installations per value in the latest week, largest first."""
+def _resource_latest(key: str, label: str, top: int = 20, margins: int = 0) -> SQL:
+    """Installations per value in the latest week, largest first; with `margins`, only the
+    values whose count is above that many of its 95 % margins (post-processing: for an
+    attribute of many values, most of them held by nobody, so that noise alone rarely shows)."""
     def sql(d: Dialect) -> str:
-        return (f"SELECT {d.top(top)}value AS {d.q(label)}, installations FROM {n.RESOURCE} "
-                f"WHERE attribute = {_s(key)} AND {_latest()} "
+        shown = f" AND installations > {margins} * installations_margin" if margins else ""
+        return (f"SELECT {d.top(top)}value AS {d.q(label)}, "
+                f"{_positive('installations')} AS installations, "
+                f"installations_margin AS {d.q(MARGIN)} FROM {n.RESOURCE} "
+                f"WHERE attribute = {_s(key)} AND {_latest()}{shown} "
                 f"ORDER BY installations DESC, value{d.limit(top)}")
     return sql
 
@@ -114,7 +146,9 @@ def _range(low: int, high: int | None) -> str:
 def _distribution(metric: str, label: str) -> SQL:
     """Installations per bucket of a metric's weekly total, latest week."""
     def sql(d: Dialect) -> str:
-        return (f"SELECT {bucket_label(d)} AS {d.q(label)}, installations "
+        return (f"SELECT {bucket_label(d)} AS {d.q(label)}, "
+                f"{_positive('installations')} AS installations, "
+                f"installations_margin AS {d.q(MARGIN)} "
                 f"FROM {n.DISTRIBUTIONS} WHERE metric = {_s(metric)} AND {_latest()} "
                 f"ORDER BY bucket_min")
     return sql
@@ -123,12 +157,15 @@ def _distribution(metric: str, label: str) -> SQL:
 # Panels with their own SQL ----------------------------------------------------------------
 
 def _active(d: Dialect) -> str:
-    return (f"SELECT $__time({n.WEEK}), installations AS {d.q('active installations')} "
+    return (f"SELECT $__time({n.WEEK}), installations AS {d.q('active installations')}, "
+            f"installations - installations_margin AS {d.q('95 % low')}, "
+            f"installations + installations_margin AS {d.q('95 % high')} "
             f"FROM {n.ACTIVE} WHERE $__timeFilter({n.WEEK}) ORDER BY {n.WEEK}")
 
 
 def _active_latest(d: Dialect) -> str:
-    return (f"SELECT {d.top(1)}installations AS {d.q('active installations')} FROM {n.ACTIVE} "
+    return (f"SELECT {d.top(1)}installations AS {d.q('active installations')}, "
+            f"installations_margin AS {d.q(MARGIN)} FROM {n.ACTIVE} "
             f"WHERE $__timeFilter({n.WEEK}) ORDER BY {n.WEEK} DESC{d.limit(1)}")
 
 
@@ -161,49 +198,66 @@ def _refusals(d: Dialect) -> str:
 
 
 def _printer_types(d: Dialect) -> str:
-    return (f"SELECT value AS {d.q('printer type')}, installations, total AS printers "
+    return (f"SELECT value AS {d.q('printer type')}, {_positive('installations')} "
+            f"AS installations, installations_margin AS {d.q(MARGIN)} "
             f"FROM {n.METRICS} WHERE metric = {_s(n.PRINTERS)} "
-            f"AND attribute = {_s(n.PRINTER_TYPE)} AND {_latest()} ORDER BY printers DESC")
+            f"AND attribute = {_s(n.PRINTER_TYPE)} AND {_latest()} "
+            f"ORDER BY installations DESC, value")
 
 
 def _top_errors(d: Dialect) -> str:
-    return (f"SELECT {d.top(10)}value AS {d.q('error type')}, SUM(total) AS errors "
+    weeks = f"SUM({_positive('installations')})"
+    return (f"SELECT {d.top(10)}value AS {d.q('error type')}, {weeks} "
+            f"AS {d.q('installation-weeks')} "
             f"FROM {n.METRICS} WHERE metric = {_s(n.ERRORS)} AND attribute = {_s(n.ERROR_TYPE)} "
-            f"AND $__timeFilter({n.WEEK}) GROUP BY value ORDER BY SUM(total) DESC, value"
+            f"AND $__timeFilter({n.WEEK}) GROUP BY value ORDER BY {weeks} DESC, value"
             f"{d.limit(10)}")
 
 
 def _feature_adoption(d: Dialect) -> str:
-    return (f"SELECT m.value AS feature, 100.0 * m.installations / a.installations AS "
-            f"{d.q('installations %')} FROM {n.METRICS} m "
+    return (f"SELECT m.value AS feature, 100.0 * {_positive('m.installations')} / a.installations "
+            f"AS {d.q('installations %')}, 100.0 * m.installations_margin / a.installations "
+            f"AS {d.q(MARGIN + ' points')} FROM {n.METRICS} m "
             f"JOIN {n.ACTIVE} a ON a.{n.WEEK} = m.{n.WEEK} "
             f"WHERE m.metric = {_s(n.FEATURES_ENABLED)} AND m.attribute = {_s(n.FEATURE)} "
-            f"AND {_latest('m.' + n.WEEK)} ORDER BY 2 DESC")
+            f"AND a.installations > 0 AND {_latest('m.' + n.WEEK)} ORDER BY 2 DESC, 1")
 
 
-# Anomalies: an error type's (or all errors') rate per installation against its trailing weeks.
+# Anomalies: each week's errors against its trailing weeks. All errors: the week's clamped
+# total of errors; per error type: the installations that had it (what is published).
 TRAILING_WEEKS = 8
 _MIN_WEEKS = 4
+# A week is flagged when it is above its trailing mean by more than 3 of its noise's 95 %
+# margins: a margin is at least 1.96 standard deviations of the noise, and the trailing mean
+# adds its own noise (a variance of sd²/weeks), so the rise must exceed 5.88 standard
+# deviations of the difference, which noise alone does with probability below 2.1e-9 a week
+# and series. The rise must also exceed three standard deviations of the trailing weeks
+# themselves, so that a series that moves a lot does not fire on its own spread.
+NOISE_MARGINS = 3
 
 
 def _scored(d: Dialect) -> str:
-    """CTEs `rates` and `scored`: each week's rate with the mean and mean square before it."""
+    """CTEs `counts` and `scored`: each week's count and margin with the mean and mean square
+    of the weeks before it."""
     window = (f"OVER (PARTITION BY series ORDER BY {n.WEEK} "
               f"ROWS BETWEEN {TRAILING_WEEKS} PRECEDING AND 1 PRECEDING)")
-    series = f"CASE WHEN m.attribute = '' THEN {_s('all errors')} ELSE m.value END"
-    return (f"WITH rates AS (SELECT m.{n.WEEK}, {series} AS series, "
-            f"CAST(m.total AS FLOAT) / a.installations AS rate "
-            f"FROM {n.METRICS} m JOIN {n.ACTIVE} a ON a.{n.WEEK} = m.{n.WEEK} "
-            f"WHERE m.metric = {_s(n.ERRORS)} AND m.attribute IN ('', {_s(n.ERROR_TYPE)}) "
-            f"AND m.{n.WEEK} <= $__timeTo()), "
-            f"scored AS (SELECT {n.WEEK}, series, rate, AVG(rate) {window} AS baseline, "
-            f"AVG(rate * rate) {window} AS mean_square, COUNT(*) {window} AS weeks FROM rates) ")
+    series = f"CASE WHEN attribute = '' THEN {_s('all errors')} ELSE value END"
+    return (f"WITH counts AS (SELECT {n.WEEK}, {series} AS series, "
+            f"CAST(COALESCE(total, installations) AS FLOAT) AS errors, "
+            f"CAST(COALESCE(total_margin, installations_margin) AS FLOAT) AS margin "
+            f"FROM {n.METRICS} WHERE metric = {_s(n.ERRORS)} "
+            f"AND ((attribute = '' AND total IS NOT NULL) OR attribute = {_s(n.ERROR_TYPE)}) "
+            f"AND {n.WEEK} <= $__timeTo()), "
+            f"scored AS (SELECT {n.WEEK}, series, errors, margin, "
+            f"AVG(errors) {window} AS baseline, AVG(errors * errors) {window} AS mean_square, "
+            f"COUNT(*) {window} AS weeks FROM counts) ")
 
 
-# Far outside: at least twice the trailing mean and more than three standard deviations above
-# it (squared, so no SQRT is needed: SQLite lacks it).
-ANOMALOUS = (f"weeks >= {_MIN_WEEKS} AND rate > 2 * baseline AND "
-             f"(rate - baseline) * (rate - baseline) > 9 * (mean_square - baseline * baseline)")
+# Squared, so no SQRT is needed (SQLite lacks it).
+ANOMALOUS = (f"weeks >= {_MIN_WEEKS} AND errors > baseline AND "
+             f"(errors - baseline) * (errors - baseline) > "
+             f"{NOISE_MARGINS * NOISE_MARGINS} * margin * margin * (1.0 + 1.0 / weeks) AND "
+             f"(errors - baseline) * (errors - baseline) > 9 * (mean_square - baseline * baseline)")
 
 
 def _anomaly_count(d: Dialect) -> str:
@@ -214,9 +268,10 @@ def _anomaly_count(d: Dialect) -> str:
 
 def _anomaly_list(d: Dialect) -> str:
     return (_scored(d) + f"SELECT {n.WEEK} AS week, series AS {d.q('error type')}, "
-            f"rate AS {d.q('errors per installation')}, baseline AS {d.q('trailing mean')} "
+            f"errors AS {d.q('errors or installations')}, margin AS {d.q(MARGIN)}, "
+            f"baseline AS {d.q('trailing mean')} "
             f"FROM scored WHERE {ANOMALOUS} AND $__timeFilter({n.WEEK}) "
-            f"ORDER BY {n.WEEK} DESC, rate DESC")
+            f"ORDER BY {n.WEEK} DESC, errors DESC")
 
 
 def alert_sql(d: Dialect, week: str | None = None) -> str:
@@ -232,11 +287,12 @@ def alert_sql(d: Dialect, week: str | None = None) -> str:
 
 
 def release_sql(d: Dialect) -> str:
-    """Release annotations: each version's first published week, except the versions of the
-    first week any version was published (those were there before). A version shows once
-    enough installations run it (k, and no smaller group derivable by subtraction), so the
-    marker is when it visibly reached the fleet, not its release date."""
-    version = f"attribute = {_s(n.VERSION)}"
+    """Release annotations: the first week each version's noisy count is above 3 of its 95 %
+    margins (noise alone gets there with probability below 1e-9), except the versions there
+    in the first such week (they were there before). So the marker is when a version
+    visibly reached the fleet, not its release date."""
+    version = (f"attribute = {_s(n.VERSION)} AND installations > "
+               f"{NOISE_MARGINS} * installations_margin")
     first = (f"SELECT value, MIN({n.WEEK}) AS first_week FROM {n.RESOURCE} "
              f"WHERE {version} GROUP BY value")
     text = d.concat(_s("Printernizer "), "value", _s(" reaches the fleet"))
@@ -251,8 +307,9 @@ def release_sql(d: Dialect) -> str:
 FLEET, SUBMIT, PRINT, FEAT, ERR, PLAT, CAT = (
     "Fleet", "Submissions", "Printers and jobs", "Features", "Errors and anomalies",
     "Platforms and countries", "Every metric in the catalog")
-_PUBLISHED = (" Published weeks only: a week appears once its reporting window has ended, and a "
-              "group of fewer than k installations never shows.")
+_PUBLISHED = (" Published weeks only: a week appears once its reporting window has ended. "
+              "Each number is differentially private: the true one plus noise, within its "
+              "95 % margin of it.")
 _LATEST = " The last published week inside the dashboard's time range."
 
 
@@ -260,16 +317,17 @@ def _curated() -> list[Panel]:
     return [
         Panel("active_installations", "Active installations per week", FLEET, "timeseries",
               "time_series", _active, width=18,
-              description="Established installations that sent a report for the week."
-                          + _PUBLISHED),
+              description="Installations that sent a report for the week, with the 95 % "
+                          "interval of the noise." + _PUBLISHED),
         Panel("active_latest", "Active installations (latest week)", FLEET, "stat", "table",
               _active_latest, width=6,
-              description="Established installations that reported in the last published "
-                          "week inside the time range."),
+              description="Installations that reported in the last published week inside "
+                          "the time range, and the 95 % margin of the noise."),
         Panel("version_adoption", "Version adoption", FLEET, "timeseries", "time_series",
               _resource_share(n.VERSION), unit="percent", stacked=True, max=100.0,
               description="Share of active installations on each Printernizer version; the "
-                          "release annotations mark the first week a version shows."
+                          "release annotations mark the first week a version stands out of "
+                          "the noise."
                           + _PUBLISHED),
         Panel("deployment_modes", "Deployment modes", FLEET, "timeseries", "time_series",
               _resource_share(n.DEPLOYMENT), unit="percent", stacked=True, max=100.0,
@@ -294,45 +352,52 @@ def _curated() -> list[Panel]:
                           "reason (invalid reports are rejected, too many requests throttled)."),
         Panel("printer_types", "Printer types (latest week)", PRINT, "barchart", "table",
               _printer_types,
-              description="Installations with at least one printer of each type, and the "
-                          "printers of that type they have." + _LATEST),
+              description="Installations with at least one printer of each type, with the "
+                          "95 % margin of the noise." + _LATEST),
         Panel("fleet_sizes", "Printers per installation (latest week)", PRINT, "barchart",
               "table", _distribution(n.PRINTERS, "printers"),
               description="Installations by how many printers they have set up, in ranges."
                           + _LATEST),
         Panel("jobs_per_installation", "Jobs per installation", PRINT, "timeseries",
-              "time_series", _per_installation(n.JOBS, "", "jobs per installation"),
-              description="Print job events (created, completed, failed, cancelled) in the "
-                          "week divided by the week's active installations." + _PUBLISHED),
+              "time_series", _per_installation(n.JOBS, "jobs per installation"),
+              description="Print job events in the week (each installation's counted up to "
+                          "the policy's bound) divided by the week's active installations, "
+                          "with the 95 % interval." + _PUBLISHED),
         Panel("jobs_distribution", "Jobs per installation (latest week)", PRINT, "barchart",
               "table", _distribution(n.JOBS, "jobs"),
               description="Installations by their print job events in the week, in ranges."
                           + _LATEST),
         Panel("feature_adoption", "Feature adoption (latest week)", FEAT, "bargauge", "table",
               _feature_adoption, unit="percent", max=100.0,
-              description="Share of active installations with the feature switched on."
-                          + _LATEST),
+              description="Share of active installations with the feature switched on, "
+                          "with its 95 % margin in points." + _LATEST),
         Panel("feature_adoption_trend", "Feature adoption over time", FEAT, "timeseries",
               "time_series", _metric_share(n.FEATURES_ENABLED, n.FEATURE), unit="percent",
               max=100.0,
               description="Share of active installations with each feature switched on, per "
                           "week." + _PUBLISHED),
         Panel("top_errors", "Top error types", ERR, "bargauge", "table", _top_errors,
-              description="The ten error types with the most errors over the time range "
-                          "(counts only: no messages ever leave a machine)."),
-        Panel("error_rate", "Errors per installation by category", ERR, "timeseries",
-              "time_series", _per_installation(n.ERRORS, n.ERROR_CATEGORY,
-                                               "errors per installation"),
-              description="Errors in the week divided by the week's active installations, per "
-                          "error category and in all." + _PUBLISHED),
+              description="The ten error types most installations had, summed over the weeks "
+                          "of the time range (counts only: no messages ever leave a machine)."),
+        Panel("error_rate", "Errors per installation", ERR, "timeseries",
+              "time_series", _per_installation(n.ERRORS, "errors per installation"),
+              description="Errors in the week (each installation's counted up to the "
+                          "policy's bound) divided by the week's active installations, with "
+                          "the 95 % interval." + _PUBLISHED),
+        Panel("error_categories", "Installations with errors by category", ERR, "timeseries",
+              "time_series", _metric_share(n.ERRORS, n.ERROR_CATEGORY), unit="percent",
+              description="Share of active installations with errors of each category."
+                          + _PUBLISHED),
         Panel("anomaly_count", "Error anomalies per week", ERR, "timeseries", "time_series",
               _anomaly_count, thresholds=RED_ABOVE_0,
-              description=f"Error types whose rate per installation is far above its "
-                          f"trailing {TRAILING_WEEKS} weeks (also an alert rule)."),
+              description=f"Error types (and all errors) far above their trailing "
+                          f"{TRAILING_WEEKS} weeks, by more than the noise (also an alert "
+                          f"rule)."),
         Panel("anomalies", "Error anomalies", ERR, "table", "table", _anomaly_list,
-              description=f"Each week and error type (or all errors) whose rate per "
-                          f"installation is at least twice its trailing {TRAILING_WEEKS}-week "
-                          f"mean and three standard deviations above it, with that mean."),
+              description=f"Each week and error type (installations with it) or all errors "
+                          f"(their clamped total) above its trailing {TRAILING_WEEKS}-week "
+                          f"mean by more than {NOISE_MARGINS} of its 95 % noise margins and "
+                          f"three standard deviations of those weeks, with that mean."),
         Panel("os_types", "Operating systems (latest week)", PLAT, "piechart", "table",
               _resource_latest(n.OS, "operating system"), width=8,
               description="Active installations per operating system." + _LATEST),
@@ -343,9 +408,12 @@ def _curated() -> list[Panel]:
               _resource_latest(n.PYTHON, "Python"), width=8,
               description="Active installations per Python version." + _LATEST),
         Panel("countries", "Countries (latest week, top 20)", PLAT, "bargauge", "table",
-              _resource_latest(n.COUNTRY, "country"), width=24,
+              _resource_latest(n.COUNTRY, "country", margins=2), width=24,
               description="Active installations per country, derived on the machine from its "
-                          "time zone (never from an address)." + _LATEST),
+                          "time zone (never from an address). Of some 250 countries most have "
+                          "no installation, so only those above twice their 95 % margin show "
+                          "(noise alone gets there with probability about 3e-5 a country): "
+                          "a small fleet may show none." + _LATEST),
     ]
 
 
@@ -363,16 +431,27 @@ def grafana_unit(catalog_unit: str) -> str:
 
 
 def _catalog_panels() -> list[Panel]:
-    """One panel per catalog metric: its weekly total per installation, by its first attribute."""
+    """One panel per catalog metric, from what the privacy policy publishes of it: its weekly
+    total per installation where a total is published, else the share of installations with
+    a weekly total above 0, else the share per value of its first breakdown."""
     panels = []
     for metric in n.CATALOG.metrics.values():
-        attribute = next(iter(metric.attributes), "")
-        title = f"{metric.name} per installation" + (f" by {attribute}" if attribute else "")
+        release = n.CATALOG.policy.privacy.metrics[metric.name]
+        if release.total:
+            title, unit = f"{metric.name} per installation", grafana_unit(metric.unit)
+            query, what = (_per_installation(metric.name, "per installation"),
+                           "Its weekly total divided by the week's active installations.")
+        elif release.distribution:
+            title, unit = f"{metric.name}: installations with any", "percent"
+            query, what = (_positive_share(metric.name),
+                           "Share of active installations whose weekly total is above 0.")
+        else:
+            attribute = next(iter(release.by))
+            title, unit = f"{metric.name} by {attribute}", "percent"
+            query, what = (_metric_share(metric.name, attribute),
+                           f"Share of active installations per {attribute}.")
         panels.append(Panel(f"catalog:{metric.name}", title, CAT, "timeseries", "time_series",
-                            _per_installation(metric.name, attribute, "per installation"),
-                            unit=grafana_unit(metric.unit),
-                            description=f"{metric.text.en} Its weekly total divided by the "
-                                        f"week's active installations.", width=8))
+                            query, unit=unit, description=f"{metric.text.en} {what}", width=8))
     return panels
 
 

@@ -28,7 +28,7 @@ from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
 from ._build import DATA_SOURCES, FOLDER, DataSource, build_dashboard, dashboard_uid, to_plain
 from ._dialects import DialectName, dialect
-from ._panels import TRAILING_WEEKS, alert_sql
+from ._panels import NOISE_MARGINS, TRAILING_WEEKS, alert_sql
 from ._sqlquery import SQLQueryBuilder
 
 PROVISIONING_DIR = Path(__file__).with_name("provisioning")
@@ -147,13 +147,16 @@ def _alert_rules(ds: DataSource) -> dict[str, Any]:
 
 _SUMMARY = 'Error type {{ index .Labels "error_type" }} far above its trailing weeks'
 _DESCRIPTION = (
-    "In the last published week, the rate per installation of error type "
-    '{{ index .Labels "error_type" }} is at least twice its mean over the trailing '
-    f"{TRAILING_WEEKS} published weeks and more than three standard deviations above it. "
+    "In the last published week, error type "
+    '{{ index .Labels "error_type" }} (the installations that had it; for all errors, their '
+    f"clamped total) is above its mean over the trailing {TRAILING_WEEKS} published weeks by "
+    f"more than {NOISE_MARGINS} of its 95 % noise margins (noise alone gets there with "
+    "probability below 2.1e-9 a week) and more than three standard deviations of those weeks. "
     "Only closed weeks are judged: a week is published once its reporting window has ended, "
     "so this alert changes at most once a week. What to do: open the dashboard's 'Error "
-    "anomalies' panel for the rate and the trailing mean; see in 'Version adoption' whether a "
-    "release went out that week and in 'Errors per installation by category' which area "
+    "anomalies' panel for the count, its margin and the trailing mean; see in 'Version "
+    "adoption' whether a release went out that week and in 'Installations with errors by "
+    "category' which area "
     "moved; look for an issue about that error type; the alert resolves when the next week is "
     "published without the anomaly.")
 

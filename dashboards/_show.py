@@ -15,7 +15,7 @@ from .queries import Panel, Result, panels, run_panel
 __all__ = ["EMPTY", "render_panel", "show"]
 
 MAX_ROWS = 12
-EMPTY = "(nothing to show: no rows, or only groups smaller than k)"
+EMPTY = "(nothing to show: no rows)"
 MAX_SERIES = 7
 
 
@@ -46,17 +46,22 @@ def render_panel(panel: Panel, result: Result) -> str:
 
 
 def _pivot(result: Result, unit: str) -> tuple[list[str], list[list[str]]]:
-    """Weeks down, series across (the 'metric' column), the value column in the cells."""
+    """Weeks down, series across (the 'metric' column, the value column in the cells; or,
+    without one, each value column, such as a number and its 95 % interval)."""
     time_index = result.columns.index("time")
     value_index = len(result.columns) - 1
     series_index = result.columns.index("metric") if "metric" in result.columns else None
     table: dict[str, dict[str, Any]] = {}
     names: list[str] = []
     for row in result.rows:
-        name = str(row[series_index]) if series_index is not None else result.columns[-1]
-        if name not in names:
-            names.append(name)
-        table.setdefault(_day(row[time_index]), {})[name] = row[value_index]
+        if series_index is not None:
+            found = {str(row[series_index]): row[value_index]}
+        else:
+            found = {c: v for c, v in zip(result.columns, row, strict=True) if c != "time"}
+        for name in found:
+            if name not in names:
+                names.append(name)
+        table.setdefault(_day(row[time_index]), {}).update(found)
     names = names[:MAX_SERIES]
     times = sorted(table)[-MAX_ROWS:]
     rows = [[time] + [_cell(table[time].get(n), unit) for n in names] for time in times]

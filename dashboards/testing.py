@@ -3,8 +3,9 @@ must show, for the dashboards' tests and `benchmarks/dashboards.py`.
 
 Installations join over the weeks and some leave; versions roll out; a few send invalid
 reports or retry too fast (rejected, throttled). In the last weeks `connection_timeout` errors
-surge: the anomaly the dashboards must flag. Two installations in a rare country and one on a
-rare version form groups under k that no panel may show.
+surge: the anomaly the dashboards must flag where the fleet is large enough for it to stand
+out of the noise. Two installations in a rare country and one on a rare version are small
+groups, which the published numbers' noise hides.
 
     fleet = make_fleet()                       # INSTALLATIONS over WEEKS, from a seed
     outcomes = load("sqlite:///store.db")      # sent week by week to the real ingest, published
@@ -144,8 +145,7 @@ def points(inst: Installation, week: int, weeks: int) -> Points:
 
 def _errors(errors: dict[tuple[tuple[str, str], ...], int], rng: random.Random,
             surge: bool) -> None:
-    """About a quarter of installation-weeks have no error at all, surge or not (so the
-    error-free group stays well above k and the whole-metric row is published)."""
+    """About a quarter of installation-weeks have no error at all, surge or not."""
     quiet = rng.random() < 0.25
     for category, kind in (("printer", "printer_offline"), ("network", "connection_refused"),
                            ("file_operation", "download_failed"), SURGE_TYPE):

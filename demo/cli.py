@@ -8,8 +8,9 @@
    that opt in send their real weekly reports over OTLP/HTTP; one machine's clock runs ahead,
    and its reports are rejected.
 3. What the maintainers' dashboards would show is printed, computed with the dashboards' own
-   queries (``otel-usage-dashboards show``), and one installation's local JSON export is
-   written.
+   queries (``otel-usage-dashboards show``); then what privacy costs, the last published
+   week's noisy numbers with their 95 % margins beside the simulated fleet's true ones
+   (``demo.truth``); and one installation's local JSON export is written.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from typing import Any, TextIO
 from otel_usage import UsageTelemetry
 from otel_usage.clock import default_clock
 from otel_usage.weeks import Week
+
+from .truth import privacy_cost
 
 __all__ = ["main"]
 
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{sent} weekly reports sent over OTLP/HTTP, in {elapsed:.1f} s.\n")
     _publish(database)
     shown = _show_dashboards(database, first, _last_request_day(start, args.weeks))
+    print(f"\n{privacy_cost(work / 'ingest.sqlite3')}")
     export = _export_one(work / "fleet" / "installation-0000", work)
     print(f"\nThe local JSON export of one installation: {export}")
     print(f"The ingest's store: {work / 'ingest.sqlite3'}")
@@ -261,10 +265,9 @@ class _Progress:
 
 def _publish(database: str) -> None:
     """The whole simulated fleet has reported, within seconds: publish every week that has
-    ended, counting every installation (real ones count once they have reported in two weeks,
-    and a week is published two weeks after it ends)."""
+    ended (a real week is published two weeks after it ends)."""
     command = [_command("otel-usage-ingest"), "publish", "--database", database,
-               "--after-days", "0", "--established-weeks", "0"]
+               "--after-days", "0"]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 

@@ -137,8 +137,7 @@ def _draw(rng: random.Random, data_dir: Path, number: int, weeks: int,
         opt_in_day=first_day + rng.randrange(0, 21) if opted else None,
         upgrade_day=days // 2 + rng.randrange(0, 14 if mode == "homeassistant" else 35),
         seed=rng.randrange(2**32), restart_every=rng.choice((3, 7, 14)),
-        # About a fifth never see an error: with them, "all errors" is not almost the whole
-        # fleet, so its row is published (no group under k can be had by subtraction).
+        # About a fifth never see an error, as in a real fleet.
         errors_scale=rng.choice((0.0, 0.3, 1.0, 1.0, 2.5)),
         first_day=first_day, last_day=last_day,
     )

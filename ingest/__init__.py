@@ -1,5 +1,6 @@
 """The otel-usage ingest: receives weekly OTLP reports, checks them against the catalog,
-stores them with SQLAlchemy Core and publishes each closed week as k-anonymous cells.
+stores them with SQLAlchemy Core and publishes each closed week through one differentially
+private mechanism (noise drawn once, stored with its scale and the week's privacy loss).
 
 Public: `create_app`, `Settings`, `publish`, the view names in `ingest.views`, and the CLI in
 `ingest.cli`; `ingest.testing` and `ingest.audit` are testing APIs. Importing this package stays

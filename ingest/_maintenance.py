@@ -8,6 +8,7 @@ never holds up the writer or the event loop. `publish_due` and `prune` are also 
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 import structlog
 
@@ -22,18 +23,38 @@ log = structlog.get_logger("ingest.maintenance")
 _PRUNE_S = 86_400.0
 
 
+# Weeks drawn but not yet stored (their transaction failed), per store: the retry stores the
+# same sample rather than drawing a second one. A sample that was never stored was never
+# published, so a restart that forgets it costs nothing.
+_DRAWN: dict[tuple[str, datetime], Publication] = {}
+_PUBLISHING = threading.Lock()  # one publication step at a time in a process
+
+
 def publish_due(store: Store, settings: Settings) -> list[Publication]:
-    """Publish every week whose reporting window has ended and that is not yet published."""
+    """Publish every week whose reporting window has ended and that is not yet published: its
+    mechanism is invoked once, its cells and loss stored in one transaction. A week published
+    already (by this process before, or another replica meanwhile) is never drawn again."""
     now = settings.now()
     oldest, newest = due_range(now, settings.publish_after, settings.retention)
+    today = day_start(now).replace(tzinfo=None)
     published = []
-    for week in store.unpublished_weeks(oldest, newest):
-        reports = store.week_reports(week, settings.established)
-        publication = publish_week(week, reports, settings.catalog, settings.k)
-        today = day_start(now).replace(tzinfo=None)
-        if store.save_publication(publication, today, settings.k):
-            log.info("week.published", week=week.date().isoformat(), cells=len(publication.cells))
-            published.append(publication)
+    with _PUBLISHING:
+        weeks = store.unpublished_weeks(oldest, newest)
+        for gone in [key for key in _DRAWN if key[0] == store.name and key[1] not in weeks]:
+            del _DRAWN[gone]  # published meanwhile (by another replica), or out of range
+        for week in weeks:
+            key = (store.name, week)
+            publication = _DRAWN.get(key)
+            if publication is None:
+                publication = _DRAWN[key] = publish_week(week, store.week_reports(week),
+                                                         settings.catalog)
+            if store.save_publication(publication, today):  # raises: kept for the retry
+                del _DRAWN[key]
+                loss = publication.loss
+                log.info("week.published", week=week.date().isoformat(),
+                         cells=len(publication.cells), epsilon=loss.epsilon, delta=loss.delta,
+                         yearly_epsilon=loss.yearly_epsilon)
+                published.append(publication)
     return published
 
 

@@ -1,13 +1,14 @@
 """The store's tables, its schema version and the reporting views, for every supported dialect.
 
-- `installations`: one row per installation: its credential's hash, the week of its first
-  report's data (`first_week`) and the week its first report arrived (`registered`).
+- `installations`: one row per installation: its credential's hash (what authentication
+  needs, nothing else).
 - `weekly_reports`: each installation-week as received (the last report of that week wins),
   with the week it arrived (`received`): the input of the publication step.
 - `erasures`: installations erased on request, as a hash of their id and the day, so that a
   late or replayed report cannot bring them back.
 - `published_weeks` / `published_cells`: what the publication step made of each closed week,
-  frozen; the views read only these, and `daily_stats` (requests per day, no identifiers).
+  frozen: the week's privacy loss, and its noisy cells with their noise scales and 95 %
+  margins; the views read only these, and `daily_stats` (requests per day, no identifiers).
 - `schema_info`: the schema's version, which `migrate` brings the store to.
 """
 
@@ -33,8 +34,6 @@ installations = sa.Table(
     "installations", metadata,
     sa.Column("installation_id", sa.String(36), primary_key=True),
     sa.Column("credential_hash", sa.String(64), nullable=False),
-    sa.Column("first_week", Timestamp, nullable=False),
-    sa.Column("registered", Timestamp),  # Monday of the week the first report arrived
 )
 weekly_reports = sa.Table(
     "weekly_reports", metadata,
@@ -53,8 +52,12 @@ published_weeks = sa.Table(
     "published_weeks", metadata,
     sa.Column("week_start", Timestamp, primary_key=True),
     sa.Column("published_on", Timestamp, nullable=False),
-    sa.Column("k", sa.Integer, nullable=False),
-    sa.Column("installations", sa.Integer, nullable=False),  # counted, before suppression
+    # What the week's one draw cost each installation, by the mechanism's own accounting:
+    # rho (zCDP), (epsilon, delta) of the week, and epsilon of a year of weeks composed.
+    sa.Column("rho", sa.Float, nullable=False),
+    sa.Column("epsilon", sa.Float, nullable=False),
+    sa.Column("delta", sa.Float, nullable=False),
+    sa.Column("yearly_epsilon", sa.Float, nullable=False),
 )
 published_cells = sa.Table(
     "published_cells", metadata,
@@ -63,8 +66,14 @@ published_cells = sa.Table(
     sa.Column("metric", sa.String(100), primary_key=True),
     sa.Column("attribute", sa.String(100), primary_key=True),
     sa.Column("value", sa.String(64), primary_key=True),
-    sa.Column("installations", sa.Integer, nullable=False),
-    sa.Column("total", sa.BigInteger, nullable=False),
+    # Each noisy number with the standard deviation of its noise and the half-width of its
+    # 95 % interval; NULL where the cell's release publishes no such number.
+    sa.Column("installations", sa.Integer),
+    sa.Column("installations_scale", sa.Float),
+    sa.Column("installations_margin", sa.Float),
+    sa.Column("total", sa.BigInteger),
+    sa.Column("total_scale", sa.Float),
+    sa.Column("total_margin", sa.Float),
 )
 daily_stats = sa.Table(
     "daily_stats", metadata,
@@ -100,24 +109,27 @@ DIALECTS: dict[str, Dialect] = {
 
 
 def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
-    """The SELECT behind each view in `views.VIEWS`: published cells only (the publication
-    step has already left out every group it must not show)."""
+    """The SELECT behind each view in `views.VIEWS`: published cells only, each number with
+    the 95 % margin of its noise."""
     pc = published_cells.c
     ds = daily_stats.c
+    counted = (pc.installations, pc.installations_margin)
+    summed = (pc.total, pc.total_margin)
 
     def kind(name: str) -> sa.Select[tuple[object, ...]]:
         return sa.select().select_from(published_cells).where(
             pc.kind == sa.literal_column(f"'{name}'"))
 
     selects = {
-        "usage_active_installations": kind("active").add_columns(pc.week_start, pc.installations),
+        "usage_active_installations": kind("active").add_columns(
+            pc.week_start, *counted),
         "usage_distributions": kind("distribution").add_columns(
             pc.week_start, pc.metric, sa.cast(pc.value, sa.Integer).label("bucket_min"),
-            pc.installations, pc.total),
+            *counted),
         "usage_metrics": kind("metric").add_columns(
-            pc.week_start, pc.metric, pc.attribute, pc.value, pc.installations, pc.total),
+            pc.week_start, pc.metric, pc.attribute, pc.value, *counted, *summed),
         "usage_resource_attributes": kind("resource").add_columns(
-            pc.week_start, pc.attribute, pc.value, pc.installations),
+            pc.week_start, pc.attribute, pc.value, *counted),
         "usage_submissions": sa.select(ds.day, ds.outcome, ds.reason, ds.requests),
     }
     assert list(selects) == list(VIEWS), "views.VIEWS and the view selects must agree"

@@ -1,4 +1,4 @@
-"""The service's settings: what the catalog's policy and protocol say (k, retention, body limit,
+"""The service's settings: what the catalog's policy and protocol say (retention, body limit,
 reporting window) defaults to the catalog; the service's own limits have their defaults here."""
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE
     catalog: Catalog = field(default_factory=_catalog)
-    k_anonymity: int | None = None
     retention_months: int | None = None
     max_body_bytes: int | None = None
     # Write path: jobs waiting for the writer, jobs per transaction, how long the writer waits
@@ -62,17 +61,10 @@ class Settings:
     # often the service looks for weeks to publish (and, once a day, prunes).
     publish_after_days: int | None = None
     publish_interval_s: float = 600.0
-    # Distinct arrival weeks that make an installation count (default: the catalog's policy);
-    # 0 counts every installation that reported (the demo, whose fleet reports all at once).
-    established_weeks: int | None = None
     clock: Callable[[], float] = field(default_factory=_clock)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
-
-    @property
-    def k(self) -> int:
-        return self.k_anonymity if self.k_anonymity is not None else self.catalog.policy.k_anonymity
 
     @property
     def retention(self) -> int:
@@ -83,11 +75,6 @@ class Settings:
     def publish_after(self) -> int:
         days = self.publish_after_days
         return days if days is not None else self.catalog.policy.publish_after_days
-
-    @property
-    def established(self) -> int:
-        weeks = self.established_weeks
-        return weeks if weeks is not None else self.catalog.policy.established_weeks
 
     @property
     def body_limit(self) -> int:

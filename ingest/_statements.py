@@ -65,18 +65,6 @@ UNPUBLISHED_WEEKS = (
     .order_by(wr.week_start))
 WEEK_REPORTS = (sa.select(wr.installation_id, wr.resource, wr.points)
                 .where(wr.week_start == _param("week")).order_by(wr.installation_id))
-# The reports of a week's established installations: registered no later than that week, and
-# reports arrived in at least `arrivals` distinct weeks (the registration's and `others` more).
-_other_arrivals = weekly_reports.alias("other_arrivals")
-ESTABLISHED_WEEK_REPORTS = (
-    sa.select(wr.installation_id, wr.resource, wr.points)
-    .join(installations, ins.installation_id == wr.installation_id)
-    .where(wr.week_start == _param("week"), ins.registered <= _param("week"),
-           sa.select(sa.func.count(sa.distinct(_other_arrivals.c.received)))
-           .where(_other_arrivals.c.installation_id == wr.installation_id,
-                  _other_arrivals.c.received != ins.registered)
-           .scalar_subquery() >= _param("others"))
-    .order_by(wr.installation_id))
 INSERT_PUBLISHED_WEEK = sa.insert(published_weeks)
 INSERT_PUBLISHED_CELLS = sa.insert(published_cells)
 

@@ -107,6 +107,8 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Which database this is, for what is kept per store (no password).
+        self.name = engine.url.render_as_string(hide_password=True)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -154,37 +156,26 @@ class Store:
             weeks = conn.execute(sql.UNPUBLISHED_WEEKS, {"oldest": oldest, "newest": newest})
             return list(weeks.scalars())
 
-    def week_reports(self, week: datetime, established: int) -> Iterator[tuple[str, str]]:
-        """A week's stored reports (resource and points JSON) of the installations whose
-        reports arrived in at least `established` distinct weeks, the first no later than
-        that week (0: all), streamed, holding no lock."""
-        statement = sql.ESTABLISHED_WEEK_REPORTS if established > 0 else sql.WEEK_REPORTS
-        params: dict[str, object] = {"week": week}
-        if established > 0:
-            params["others"] = established - 1
+    def week_reports(self, week: datetime) -> Iterator[tuple[str, str]]:
+        """A week's stored reports (resource and points JSON), one per installation, streamed,
+        holding no lock."""
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(**{_READ_ONLY: True}, stream_results=True,
                                        yield_per=_STREAM_ROWS)
-                rows = conn.execute(statement, params)
+                rows = conn.execute(sql.WEEK_REPORTS, {"week": week})
                 for _installation, resource, points in rows:
                     yield resource, points
         except sa.exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
 
-    def save_publication(self, publication: Publication, published_on: datetime,
-                         k: int) -> bool:
-        """Store a week's published cells; False if it was published already (by another
-        replica meanwhile)."""
-        week = publication.week
-        rows = [{"week_start": week, "kind": kind, "metric": metric, "attribute": attribute,
-                 "value": value, "installations": c.count, "total": c.total}
-                for (kind, metric, attribute, value), c in publication.cells.items()]
+    def save_publication(self, publication: Publication, published_on: datetime) -> bool:
+        """Store a week's loss and cells in one transaction; False if it was published
+        already (by another replica meanwhile)."""
         try:
             with self.transaction() as conn:
-                conn.execute(sql.INSERT_PUBLISHED_WEEK, {
-                    "week_start": week, "published_on": published_on, "k": k,
-                    "installations": publication.counted})
+                conn.execute(sql.INSERT_PUBLISHED_WEEK, publication.week_row(published_on))
+                rows = publication.cell_rows()
                 if rows:
                     conn.execute(sql.INSERT_PUBLISHED_CELLS, rows)
         except WriteFailed as exc:
@@ -273,9 +264,7 @@ def _admit(job: ReportJob, known: dict[str, str], erased: bool, new: dict[str, d
     if stored is None:
         known[job.installation_id] = job.credential_hash
         new[job.installation_id] = {"installation_id": job.installation_id,
-                                    "credential_hash": job.credential_hash,
-                                    "first_week": min(r.week_start for r in job.reports),
-                                    "registered": job.received}
+                                    "credential_hash": job.credential_hash}
     return None
 
 

@@ -61,9 +61,6 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--after-days", type=int, default=None,
                          help="publish weeks this many days after they end (default: the "
                               "catalog's reporting window; 0 publishes every week that ended)")
-    publish.add_argument("--established-weeks", type=int, default=None,
-                         help="distinct weeks an installation's reports must have arrived in "
-                              "for it to count (default: the catalog's; 0 counts all)")
     prune = commands.add_parser("prune", help="delete weeks older than the retention")
     _database(prune)
     prune.add_argument("--retention-months", type=int, default=None)
@@ -71,8 +68,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _policy(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--k", type=int, default=None,
-                        help="smallest group a published week shows (default: the catalog's)")
     parser.add_argument("--retention-months", type=int, default=None)
 
 
@@ -106,7 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     _log.configure(args.log_level)
     options: dict[str, Any] = {
-        "database_url": args.database, "k_anonymity": args.k,
+        "database_url": args.database,
         "retention_months": args.retention_months, "max_pending": args.max_pending,
         "write_timeout_s": args.write_timeout,
     }
@@ -165,17 +160,18 @@ def _schema(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from ._maintenance import publish_due
 
-    settings = Settings(database_url=args.database, k_anonymity=args.k,
-                        retention_months=args.retention_months,
-                        publish_after_days=args.after_days,
-                        established_weeks=args.established_weeks)
+    settings = Settings(database_url=args.database, retention_months=args.retention_months,
+                        publish_after_days=args.after_days)
     store = _store(args.database)
     store.migrate()
     published = publish_due(store, settings)
     store.dispose()
     for publication in published:
+        loss = publication.loss
         sys.stdout.write(f"published the week of {publication.week.date()}: "
-                         f"{publication.counted} installations, {len(publication.cells)} cells\n")
+                         f"{len(publication.cells)} cells, epsilon {loss.epsilon:.3g} at delta "
+                         f"{loss.delta:.3g} per installation (a year of weeks: epsilon "
+                         f"{loss.yearly_epsilon:.3g})\n")
     if not published:
         sys.stdout.write("no week is due\n")
     return 0

@@ -200,16 +200,15 @@ class Privacy:
     active: float
     resource: Mapping[str, ResourceRelease] = field(default_factory=dict)
     metrics: Mapping[str, MetricRelease] = field(default_factory=dict)
+    yearly_epsilon: float = 0.0  # stated: a year of weeks by the library's accounting
 
 
 @dataclass(frozen=True)
 class Policy:
     retention_months: int
-    k_anonymity: int
     outbox_max_age_weeks: int
     other_value: str
     publish_after_days: int = 14
-    established_weeks: int = 2
     privacy: Privacy = field(default_factory=lambda: Privacy(0.0, 0.0, 0.0, 0.0))
 
 
@@ -465,11 +464,9 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         raise CatalogError("invalid catalog:\n- " + "\n- ".join(problems))
     policy = Policy(
         retention_months=int(policy_raw.get("retention_months", 24)),
-        k_anonymity=int(policy_raw.get("k_anonymity", 5)),
         outbox_max_age_weeks=int(policy_raw.get("outbox_max_age_weeks", 8)),
         other_value=other,
         publish_after_days=int(policy_raw.get("publish_after_days", 14)),
-        established_weeks=int(policy_raw.get("established_weeks", 2)),
         privacy=privacy,
     )
     proto = raw.get("protocol", {})
@@ -524,6 +521,10 @@ def _privacy(raw: Any, metrics: Mapping[str, Metric], resource: Mapping[str, Att
     if epsilon <= 0 or not 0 < delta < 1 or not 0 <= selection * 52 < delta:
         problems.append("policy.privacy: needs weekly_epsilon > 0, 0 < delta < 1 and "
                         "selection_delta below delta for a year of weeks (52)")
+    yearly = _number(raw, "yearly_epsilon", "policy.privacy", problems)
+    if yearly < epsilon:
+        problems.append("policy.privacy: yearly_epsilon (a year of weeks) is below "
+                        "weekly_epsilon")
     releases = {key: _resource_release(spec, resource.get(key), f"policy.privacy.resource {key!r}",
                                        problems)
                 for key, spec in dict(raw.get("resource", {})).items()}
@@ -531,7 +532,7 @@ def _privacy(raw: Any, metrics: Mapping[str, Metric], resource: Mapping[str, Att
                                        f"policy.privacy.metrics {name!r}", problems)
                  for name, spec in dict(raw.get("metrics", {})).items()}
     return Privacy(epsilon, delta, selection, _number(raw, "active", "policy.privacy", problems),
-                   releases, published)
+                   releases, published, yearly)
 
 
 def _number(spec: Mapping[str, Any], key: str, where: str, problems: list[str]) -> float:

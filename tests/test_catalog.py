@@ -272,7 +272,8 @@ def test_a_since_beyond_the_version_is_refused_wherever_it_stands(tmp_path: Path
 def test_the_privacy_policy_is_read_with_its_budget_and_bounds() -> None:
     """The publication's budget and contribution bounds come from `[policy.privacy]`."""
     privacy = load_catalog().policy.privacy
-    assert (privacy.weekly_epsilon, privacy.delta, privacy.selection_delta) == (2.0, 1e-7, 1e-9)
+    assert (privacy.weekly_epsilon, privacy.delta, privacy.selection_delta,
+            privacy.yearly_epsilon) == (2.0, 1e-7, 1e-9, 19.1)
     assert privacy.resource["process.runtime.version"] == ResourceRelease(1.5, None, "minor")
     assert privacy.metrics["printernizer.errors"] == MetricRelease(
         distribution=2.0, total=4.0, clamp=50,
@@ -292,6 +293,7 @@ def test_a_privacy_policy_naming_what_the_catalog_lacks_is_refused_with_every_pr
     raw = tomllib.loads(CATALOG_PATH.read_text(encoding="utf-8"))
     privacy = raw["policy"]["privacy"]
     privacy["selection_delta"] = privacy["delta"]
+    privacy["yearly_epsilon"] = 1.5
     privacy["resource"]["host.name"] = {"weight": 1}
     privacy["resource"]["os.type"] = {"weight": 1, "values": ["linux"]}
     privacy["resource"]["service.version"] = {"weight": 1}
@@ -309,6 +311,7 @@ def test_a_privacy_policy_naming_what_the_catalog_lacks_is_refused_with_every_pr
     assert problems == [
         "- policy.privacy: needs weekly_epsilon > 0, 0 < delta < 1 and selection_delta below "
         "delta for a year of weeks (52)",
+        "- policy.privacy: yearly_epsilon (a year of weeks) is below weekly_epsilon",
         "- policy.privacy.resource 'service.version': a pattern attribute needs either values "
         "or select",
         "- policy.privacy.resource 'os.type': an enum is published by its own values",

@@ -18,6 +18,7 @@ import yaml
 
 from dashboards import cli
 from dashboards._build import DATA_SOURCES, FOLDER
+from dashboards._panels import grafana_unit
 from dashboards._provisioning import PROVISIONING_DIR, REPEAT_INTERVAL, tree
 from otel_usage.catalog import load_catalog
 
@@ -107,15 +108,17 @@ def test_the_dashboard_is_read_only_and_uses_the_one_data_source(built: tuple[st
 
 
 def test_units_come_from_the_catalog(built: tuple[str, Path]) -> None:
-    """Uptime is in days, as the catalog says; counts are plain numbers."""
+    """A published total per installation is in the catalog's unit (jobs, a count: a plain
+    number); a metric published as a distribution shows a share; days are days."""
     database, root = built
     board = json.loads((root / f"dashboards/otel-usage-fleet-{database}.json").read_text())
     units = {p["title"]: p["fieldConfig"]["defaults"]["unit"] for p in board["panels"]
              if p["type"] != "row"}
     catalog = load_catalog()
-    assert catalog.metrics["printernizer.uptime"].unit == "d"
-    assert units["printernizer.uptime per installation"] == "d"
-    assert units["printernizer.jobs per installation by job.status"] == "short"
+    assert catalog.metrics["printernizer.jobs"].unit == "{job}"
+    assert units["printernizer.jobs per installation"] == "short"
+    assert units["printernizer.uptime: installations with any"] == "percent"
+    assert grafana_unit(catalog.metrics["printernizer.uptime"].unit) == "d"
 
 
 def test_alert_rule_as_grafana_provisions_it(built: tuple[str, Path]) -> None:

@@ -54,6 +54,30 @@ def test_prune_deletes_weeks_older_than_the_retention(database_url: str, now: da
         this_week.monday.isoformat()]
 
 
+def test_publish_prints_each_weeks_privacy_loss(database_url: str, now: datetime, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """Last week, due at once with --after-days 0: one line with its cells and its loss, as
+    the mechanism states it; a second run has nothing due."""
+    from ingest._privacy import mechanism
+    from ingest._validate import Report
+
+    store = Store(create_engine(database_url))
+    store.migrate()
+    week = Week.of(now).previous().naive_start
+    installation = new_installation()
+    store.write_reports([ReportJob(installation, "a" * 64, (
+        Report(installation, week, {"os.type": "linux"}, ()),), week)])
+    store.dispose()
+    assert cli.main(["publish", "--database", database_url, "--after-days", "0"]) == 0
+    loss = mechanism(CATALOG).loss
+    [(cells,)] = query(database_url, "SELECT COUNT(*) FROM published_cells")
+    assert capsys.readouterr().out == (
+        f"published the week of {week.date()}: {cells} cells, epsilon {loss.epsilon:.3g} at "
+        f"delta {loss.delta:.3g} per installation (a year of weeks: epsilon "
+        f"{loss.yearly_epsilon:.3g})\n")
+    assert cli.main(["publish", "--database", database_url, "--after-days", "0"]) == 0
+    assert capsys.readouterr().out == "no week is due\n"
+
+
 @pytest.mark.end_to_end
 def test_serve_answers_reports_and_logs_json_without_addresses(now: datetime, database_url: str) -> None:  # noqa: F811
     """The interface other parts rely on: serve --database --host --port, poll /readyz."""

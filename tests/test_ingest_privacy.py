@@ -188,6 +188,13 @@ def test_the_stated_loss_is_the_librarys_accounting_of_the_composed_measurement(
     assert mechanism.epsilon(privacy.WEEKS_PER_YEAR) == loss.yearly_epsilon
 
 
+def test_the_catalog_states_a_years_loss_as_the_library_accounts_it(
+        mechanism: privacy.Mechanism) -> None:
+    """The privacy statement, rendered without the library, says what a year costs: the
+    catalog's figure is the mechanism's own, rounded up to a tenth."""
+    assert POLICY.yearly_epsilon == math.ceil(mechanism.loss.yearly_epsilon * 10) / 10
+
+
 # The noise --------------------------------------------------------------------------------
 
 def test_the_noise_is_centred_and_as_wide_as_each_cell_states(

@@ -49,10 +49,12 @@ def test_each_view_select_has_the_columns_views_declares() -> None:
 VERSION_1 = {
     "daily_stats": ["day", "outcome", "reason", "requests"],
     "erasures": ["id_hash", "erased_on"],
-    "installations": ["installation_id", "credential_hash", "first_week", "registered"],
+    "installations": ["installation_id", "credential_hash"],
     "published_cells": ["week_start", "kind", "metric", "attribute", "value", "installations",
-                        "total"],
-    "published_weeks": ["week_start", "published_on", "k", "installations"],
+                        "installations_scale", "installations_margin", "total", "total_scale",
+                        "total_margin"],
+    "published_weeks": ["week_start", "published_on", "rho", "epsilon", "delta",
+                        "yearly_epsilon"],
     "schema_info": ["name", "value"],
     "weekly_reports": ["installation_id", "week_start", "resource", "points", "received"],
 }

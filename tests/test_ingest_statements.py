@@ -33,7 +33,7 @@ def test_the_statements_are_the_ones_the_store_runs() -> None:
     """Every statement of the module, and nothing else, is compiled below."""
     assert sorted(STATEMENTS) == [
         "ADD_TO_DAILY_STATS", "CREDENTIALS", "DELETE_REPORT", "ERASED",
-        "ERASE_INSTALLATION", "ERASE_REPORTS", "ESTABLISHED_WEEK_REPORTS",
+        "ERASE_INSTALLATION", "ERASE_REPORTS",
         "INSERT_DAILY_STATS", "INSERT_PUBLISHED_CELLS", "INSERT_PUBLISHED_WEEK",
         "INSERT_REPORT", "PING", "PRUNE", "REGISTER", "REMEMBER_ERASURE",
         "UNPUBLISHED_WEEKS", "WEEK_REPORTS"]

@@ -41,7 +41,7 @@ def _points(url: str) -> list[object]:
 
 def test_a_second_report_for_a_week_replaces_the_first(store: Store, database_url: str) -> None:  # noqa: F811
     """Idempotent replace: one row per installation-week, the later report's content and
-    arrival week."""
+    arrival week; the installation stays registered once, with its credential."""
     installation = new_installation()
     assert store.write_reports([_job(installation, data={"printernizer.uptime": [({}, 3)]})]) == [None]
     later = _job(installation, data={"printernizer.uptime": [({}, 5)]}, received=datetime(2025, 6, 23))
@@ -49,8 +49,8 @@ def test_a_second_report_for_a_week_replaces_the_first(store: Store, database_ur
     assert _points(database_url) == [[["printernizer.uptime", {}, 5]]]
     assert [str(r)[:10] for (r,) in query(database_url, "SELECT received FROM weekly_reports")] == [
         "2025-06-23"]
-    assert [str(r)[:10] for (r,) in query(database_url, "SELECT registered FROM installations")] == [
-        "2025-06-16"]
+    assert query(database_url, "SELECT installation_id, credential_hash FROM installations") == [
+        (installation, HASH)]
 
 
 def test_one_batch_with_the_same_week_twice_keeps_the_later(store: Store, database_url: str) -> None:  # noqa: F811

@@ -12,15 +12,18 @@ from ingest.views import VIEWS, WEEK_COLUMN
 def test_the_package_exports_a_short_public_surface() -> None:
     assert ingest.__all__ == ["Settings", "create_app", "publish"]
     assert callable(ingest.create_app)
-    assert ingest.Settings().k == 5
+    assert ingest.Settings().publish_after == 14
 
 
 def test_views_are_named_with_their_columns() -> None:
     assert dict(VIEWS) == {
-        "usage_active_installations": ("week_start", "installations"),
-        "usage_distributions": ("week_start", "metric", "bucket_min", "installations", "total"),
-        "usage_metrics": ("week_start", "metric", "attribute", "value", "installations", "total"),
-        "usage_resource_attributes": ("week_start", "attribute", "value", "installations"),
+        "usage_active_installations": ("week_start", "installations", "installations_margin"),
+        "usage_distributions": ("week_start", "metric", "bucket_min", "installations",
+                                "installations_margin"),
+        "usage_metrics": ("week_start", "metric", "attribute", "value", "installations",
+                          "installations_margin", "total", "total_margin"),
+        "usage_resource_attributes": ("week_start", "attribute", "value", "installations",
+                                      "installations_margin"),
         "usage_submissions": ("day", "outcome", "reason", "requests"),
     }
     assert all(WEEK_COLUMN in columns for name, columns in VIEWS.items() if name != "usage_submissions")

@@ -36,16 +36,21 @@ def test_policy_numbers_come_from_the_catalog() -> None:
     policy = load_catalog().policy
     text = render_privacy_markdown(load_catalog(), "en")
     assert [line for line in text.splitlines() if "months" in line or "weeks is" in line] == [
-        f"- On the server, reports are kept for {policy.retention_months} months, then deleted. "
-        f"Dashboards show only groups of at least {policy.k_anonymity} installations.",
+        f"- On the server, reports are kept for {policy.retention_months} months, then deleted.",
         f"- The server publishes a week's numbers once, {policy.publish_after_days} days after "
-        "the week ends, and never changes them. An installation counts in them only once its "
-        f"reports have arrived in {policy.established_weeks} different weeks, and no published "
-        f"number lets a group of fewer than {policy.k_anonymity} installations be worked out "
-        "by subtraction. An erased installation is remembered (a hash of its ID, for "
-        f"{policy.retention_months} months) so that a late or repeated report cannot bring it "
-        "back; numbers already published stay as they are, since they describe no single "
-        "installation.",
+        "the week ends, and never changes them. Every published number comes out of one "
+        "differentially private mechanism per week (OpenDP): the true count or sum plus random "
+        "noise, drawn once and stored, so each number is off from the truth by its noise, "
+        "which hides what any single installation added. Each is published with its 95 % "
+        "margin. One week's publication costs each installation a privacy loss of at most "
+        f"ε = {policy.privacy.weekly_epsilon:g} at δ = 1e-7, and a year of weekly "
+        f"publications, composed, at most ε = {policy.privacy.yearly_epsilon:g} at the same δ: "
+        "whoever reads every published number of a year may learn about one installation at "
+        "most what a single release with that ε allows, which is a weak bound, stated plainly. "
+        f"An erased installation is remembered (a hash of its ID, for {policy.retention_months} "
+        "months) so that a late or repeated report cannot bring it back; numbers already "
+        "published stay as they are: they are noisy counts and sums of many installations, "
+        "not records of any one.",
         f"- A report that could not be delivered for {policy.outbox_max_age_weeks} weeks is "
         "dropped unsent.",
     ]

@@ -57,16 +57,22 @@ _T: dict[str, dict[str, str]] = {
         "never": "What is never collected",
         "retention": "How long data is kept",
         "retention_server": (
-            "On the server, reports are kept for {months} months, then deleted. Dashboards "
-            "show only groups of at least {k} installations."),
+            "On the server, reports are kept for {months} months, then deleted."),
         "published_server": (
             "The server publishes a week's numbers once, {days} days after the week ends, and "
-            "never changes them. An installation counts in them only once its reports have "
-            "arrived in {established} different weeks, and no published number lets a group "
-            "of fewer than {k} installations be worked out by subtraction. An erased "
-            "installation is remembered (a hash of its ID, for {months} months) so that a late "
-            "or repeated report cannot bring it back; numbers already published stay as they "
-            "are, since they describe no single installation."),
+            "never changes them. Every published number comes out of one differentially "
+            "private mechanism per week (OpenDP): the true count or sum plus random noise, "
+            "drawn once and stored, so each number is off from the truth by its noise, which "
+            "hides what any single installation added. Each is published with its 95 % "
+            "margin. One week's "
+            "publication costs each installation a privacy loss of at most ε = {epsilon} at "
+            "δ = {delta}, and a year of weekly publications, composed, at most ε = {yearly} at "
+            "the same δ: whoever reads every published number of a year may learn about one "
+            "installation at most what a single release with that ε allows, which is a weak "
+            "bound, stated plainly. An erased installation is remembered (a hash of its ID, "
+            "for {months} months) so that a late or repeated report cannot bring it back; "
+            "numbers already published stay as they are: they are noisy counts and sums of "
+            "many installations, not records of any one."),
         "address_server": (
             "Your IP address is seen only by the public gateway (and the load balancer in "
             "front of it), which never stores it. To "
@@ -170,17 +176,24 @@ _T: dict[str, dict[str, str]] = {
         "never": "Was nie erhoben wird",
         "retention": "Wie lange Daten aufbewahrt werden",
         "retention_server": (
-            "Auf dem Server werden Berichte {months} Monate aufbewahrt und dann gelöscht. "
-            "Auswertungen zeigen nur Gruppen von mindestens {k} Installationen."),
+            "Auf dem Server werden Berichte {months} Monate aufbewahrt und dann gelöscht."),
         "published_server": (
             "Der Server veröffentlicht die Zahlen einer Woche einmal, {days} Tage nach ihrem "
-            "Ende, und ändert sie danach nie. Eine Installation zählt darin erst, wenn ihre "
-            "Berichte in {established} verschiedenen Wochen eingetroffen sind, und keine "
-            "veröffentlichte Zahl lässt eine Gruppe von weniger als {k} Installationen durch "
-            "Subtraktion erschließen. Eine gelöschte Installation bleibt vermerkt (ein Hash "
-            "ihrer ID, {months} Monate lang), damit ein verspäteter oder wiederholter Bericht "
-            "sie nicht zurückbringt; bereits veröffentlichte Zahlen bleiben, wie sie sind, da "
-            "sie keine einzelne Installation beschreiben."),
+            "Ende, und ändert sie danach nie. Jede veröffentlichte Zahl stammt aus einem "
+            "differentiell privaten Mechanismus pro Woche (OpenDP): die wahre Anzahl oder Summe "
+            "plus Zufallsrauschen, einmal gezogen und gespeichert; jede Zahl weicht daher um ihr"
+            " Rauschen von der Wahrheit ab, das verbirgt, was eine einzelne Installation "
+            "beigetragen hat. Jede wird mit ihrer 95-%-Fehlerspanne veröffentlicht. Die "
+            "Veröffentlichung einer Woche kostet jede Installation einen Privatsphäreverlust von"
+            " höchstens ε = {epsilon} bei δ = {delta}, ein Jahr wöchentlicher Veröffentlichungen"
+            " zusammen höchstens ε = {yearly} beim selben δ: Wer jede veröffentlichte Zahl eines"
+            " Jahres liest, kann über eine Installation höchstens so viel erfahren, wie eine "
+            "einzelne Veröffentlichung mit diesem ε erlaubt; eine schwache Schranke, offen "
+            "gesagt. Eine gelöschte Installation bleibt vermerkt (ein Hash ihrer ID, {months} "
+            "Monate lang), damit ein verspäteter oder wiederholter Bericht sie nicht "
+            "zurückbringt; bereits veröffentlichte Zahlen bleiben, wie sie sind: Es sind "
+            "verrauschte Anzahlen und Summen vieler Installationen, keine Aufzeichnungen einer "
+            "einzelnen."),
         "address_server": (
             "Ihre IP-Adresse sieht nur das öffentliche Gateway (und der Lastverteiler davor), "
             "das sie nie speichert. Um zu "
@@ -263,6 +276,7 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
         raise ValueError(f"unsupported language {language!r}: choose one of en, de")
     t = _T[language]
     policy = catalog.policy
+    privacy = policy.privacy
     blocks = [
         f"# {t['title']}",
         t["intro"].format(version=catalog.version),
@@ -277,11 +291,11 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
         f"## {t['never']}",
         _bullets([n.get(language) for n in catalog.never]),
         f"## {t['retention']}",
-        _bullets([t["retention_server"].format(months=policy.retention_months,
-                                               k=policy.k_anonymity),
+        _bullets([t["retention_server"].format(months=policy.retention_months),
                   t["published_server"].format(days=policy.publish_after_days,
-                                               established=policy.established_weeks,
-                                               k=policy.k_anonymity,
+                                               epsilon=f"{privacy.weekly_epsilon:g}",
+                                               delta=_power(privacy.delta),
+                                               yearly=f"{privacy.yearly_epsilon:g}",
                                                months=policy.retention_months),
                   t["address_server"],
                   t["retention_outbox"].format(weeks=policy.outbox_max_age_weeks),
@@ -301,6 +315,12 @@ def render_privacy_document(catalog: Catalog) -> str:
     """PRIVACY.md: the policy in English, then in German, under a generated-file note."""
     parts = [render_privacy_markdown(catalog, language) for language in LANGUAGES]
     return GENERATED_NOTE + "\n\n" + "\n---\n\n".join(parts)
+
+
+def _power(value: float) -> str:
+    """A small probability as a power of ten ("1e-7")."""
+    mantissa, _, exponent = f"{value:.0e}".partition("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _bullets(items: Sequence[str]) -> str:

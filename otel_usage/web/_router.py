@@ -245,7 +245,7 @@ def catalog_texts(usage: UsageTelemetry, language: str) -> dict[str, Any]:
                      for k, a in catalog.resource.items()],
         "never": [n.get(language) for n in catalog.never],
         "policy": {"retention_months": catalog.policy.retention_months,
-                   "k_anonymity": catalog.policy.k_anonymity,
+                   "weekly_epsilon": catalog.policy.privacy.weekly_epsilon,
                    "outbox_max_age_weeks": catalog.policy.outbox_max_age_weeks},
     }
 

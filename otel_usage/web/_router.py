@@ -26,7 +26,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from ..consent import MODES
 from ..errors import InvalidModeError, UsageError
 from ..telemetry import UsageTelemetry
-from ..user.privacy import render_privacy_markdown
 from ._guard import (
     NO_STORE,
     ApiError,
@@ -36,7 +35,6 @@ from ._guard import (
     same_origin_only,
 )
 from ._language import LANGUAGES, negotiate, texts
-from ._markdown import markdown_to_html
 
 __all__ = ["privacy_router"]
 
@@ -168,6 +166,11 @@ class _Api:
         return _json(catalog_texts(self.usage, _language(request)))
 
     async def privacy(self, request: Request) -> Response:
+        """The privacy policy, as Markdown and HTML. (Its renderer is imported on the first
+        request: the host does not keep the policy's texts in memory for a page seldom read.)"""
+        from ..user.privacy import render_privacy_markdown
+        from ._markdown import markdown_to_html
+
         language = _language(request)
         markdown = render_privacy_markdown(self.usage.catalog, language)
         return _json({"language": language, "markdown": markdown,

@@ -70,13 +70,18 @@ def privacy_router(usage: UsageTelemetry, *, prefix: str = "/usage") -> APIRoute
     }
     if router.prefix:
         routes[""] = {"GET": api.add_slash}
+    # The JSON API's routes are FastAPI's, for its OpenAPI schema; the page's own and the 405
+    # answers are plain Starlette routes, a fraction of the memory of a FastAPI route each.
     for path, handlers in routes.items():
         for method, handler in handlers.items():
-            router.add_api_route(path, _guarded(handler), methods=[method],
-                                 include_in_schema=path.startswith("/api/"))
+            if path.startswith("/api/"):
+                router.add_api_route(path, _guarded(handler), methods=[method])
+            else:
+                router.add_route(router.prefix + path, _guarded(handler), methods=[method],
+                                 include_in_schema=False)
         others = [m for m in ALL_METHODS if m not in handlers]
-        router.add_api_route(path, _not_allowed(sorted(handlers)), methods=others,
-                             include_in_schema=False)
+        router.add_route(router.prefix + path, _not_allowed(sorted(handlers)), methods=others,
+                         include_in_schema=False)
     return router
 
 

@@ -29,7 +29,8 @@ CLIENT_FIGURES = {
     "bare_sdk_busy_cpu_s_per_day",
     *(f"{name}{host}" for host in ("", "_host_without_sqlite") for name in (
         "host_rss_mb", "host_rss_over_bare_sdk_mb", "host_started_rss_over_bare_sdk_mb",
-        "host_private_over_bare_sdk_mb", "host_modules_over_bare_sdk")),
+        "host_private_over_bare_sdk_mb", "host_trimmed_rss_mb", "host_trimmed_over_bare_sdk_mb",
+        "host_modules_over_bare_sdk")),
 }
 
 
@@ -43,7 +44,9 @@ def test_the_client_benchmark_runs_and_reports_every_figure(now: datetime) -> No
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(result) == CLIENT_FIGURES
     for host in ("", "_host_without_sqlite"):
-        assert list(result[f"host_rss_mb{host}"]) == ["bare", "bare_sdk", "client", "client_page"]
+        for figures in ("host_rss_mb", "host_trimmed_rss_mb"):
+            assert list(result[f"{figures}{host}"]) == [
+                "bare", "bare_sdk", "client", "client_page"]
         modules = result[f"host_modules_over_bare_sdk{host}"]
         assert {"otel_usage", "otel_usage.telemetry", "otel_usage.web"} <= set(modules)
         assert not any(m.startswith(("otel_usage.send", "opentelemetry.exporter")) for m in modules)

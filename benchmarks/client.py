@@ -22,9 +22,10 @@ Ratios compare against baselines measured in the same run (these machines are no
   20 requests and one export, each in fresh processes, medians. Target <= 1.0 (MiB). The same
   in a host without SQLite (`..._host_without_sqlite`: the SQLite library is then ours too),
   the private part (RssAnon) of each, the same once glibc's malloc_trim has returned the free
-  memory the allocator keeps (`host_trimmed_...`: what the processes hold alive, a steadier
-  figure than RSS, which also counts the allocator's leftovers of the imports), and the modules
-  we add to the host.
+  memory the allocator keeps (`host_trimmed_...`: what the processes hold alive; RSS also
+  counts what the allocator keeps, which differs by run when modules are compiled from source:
+  each variant first runs once uncounted, so that bytecode is cached), and the modules we add
+  to the host.
 """
 
 from __future__ import annotations

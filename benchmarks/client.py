@@ -1,6 +1,6 @@
 """Measures the client's budgets in one run and prints them; the last line is one JSON object.
 
-    python benchmarks/client.py [--quick]
+    python benchmarks/client.py [--quick | --tiny]
 
 Ratios compare against baselines measured in the same run (these machines are noisy):
 - add_ratio_vs_bare_otel: median `counter.add` (two attributes) through our provider, divided
@@ -13,6 +13,19 @@ Ratios compare against baselines measured in the same run (these machines are no
   interpreter; the OTLP exporter must stay unimported. Targets <= 150 ms, <= 15 MB.
 - weekly_report_ms: building and scrubbing one week's report from the year's store. Target <= 50.
 - report_gzip_bytes: that report's size on the wire (gzipped protobuf). Target <= 4,096.
+- idle_cpu_s_per_day, busy_cpu_s_per_day: CPU seconds a day of the reader's export cycles (one
+  a minute), idle and with a busy farm's counts every minute; measured per cycle on an injected
+  clock and multiplied by 1,440 cycles (`cpu_per_day`); the bare SDK's beside them.
+- host_rss_over_bare_sdk_mb: a FastAPI host that keeps its data in SQLite, as Printernizer
+  does, with otel-usage started and its privacy page mounted, minus the same host with a bare
+  OTel SDK (one periodic reader, an exporter that does nothing); resident memory after start,
+  20 requests and one export, each in fresh processes, medians. Target <= 1.0 (MiB). The same
+  in a host without SQLite (`..._host_without_sqlite`: the SQLite library is then ours too),
+  the private part (RssAnon) of each, the same once glibc's malloc_trim has returned the free
+  memory the allocator keeps (`host_trimmed_...`: what the processes hold alive; RSS also
+  counts what the allocator keeps, which differs by run when modules are compiled from source:
+  each variant first runs once uncounted, so that bytecode is cached), and the modules we add
+  to the host.
 """
 
 from __future__ import annotations
@@ -33,7 +46,13 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 
 from otel_usage import ManualClock, UsageTelemetry
 from otel_usage.catalog import load_catalog
@@ -197,30 +216,295 @@ def startup_cost(runs: int) -> dict[str, Any]:
     }
 
 
+# A FastAPI host in its own process: bare, with the bare OTel SDK (one periodic reader, an
+# exporter that does nothing), with otel-usage started, or with otel-usage and its privacy page.
+# Like Printernizer, the host keeps its own data in SQLite (argv[2] "db"): Python's sqlite3 and
+# the SQLite library are then the host's, not ours ("nodb": a host without them). It starts
+# through its lifespan, answers a few requests (each counts a job and, with "db", reads the
+# host's table), exports once (what a start puts off to its first export is counted too) and
+# prints its resident memory in KiB (VmRSS, RssAnon: private, RssFile: mapped files such as
+# shared libraries), the same once glibc's malloc_trim has returned free memory, and the modules
+# it has imported.
+HOST = """
+import asyncio, gc, json, sys, tempfile
+from contextlib import asynccontextmanager
+from fastapi import FastAPI
+from opentelemetry import metrics
+
+variant, host_db, data_dir = sys.argv[1:4]
+flushes = []
+if host_db == "db":
+    import sqlite3
+    db = sqlite3.connect(data_dir + "/host.db", check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE printers (id INTEGER PRIMARY KEY, name TEXT)")
+    db.execute("INSERT INTO printers (name) VALUES ('bambu')")
+    db.commit()
+
+def bare_sdk():
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter, MetricExportResult, PeriodicExportingMetricReader)
+
+    class Nothing(MetricExporter):
+        def export(self, metrics_data, timeout_millis=10_000, **kwargs):
+            return MetricExportResult.SUCCESS
+        def force_flush(self, timeout_millis=10_000):
+            return True
+        def shutdown(self, timeout_millis=30_000, **kwargs):
+            pass
+
+    provider = MeterProvider(metric_readers=[
+        PeriodicExportingMetricReader(Nothing(), export_interval_millis=60_000)])
+    metrics.set_meter_provider(provider)
+    return provider
+
+@asynccontextmanager
+async def lifespan(app):
+    if variant == "bare_sdk":
+        provider = bare_sdk()
+        flushes.append(provider.force_flush)
+        yield
+        provider.shutdown()
+    elif variant in ("client", "client_page"):
+        await app.state.usage.astart()
+        flushes.append(app.state.usage.flush)
+        yield
+        await app.state.usage.ashutdown()
+    else:
+        yield
+
+app = FastAPI(lifespan=lifespan)
+if variant in ("client", "client_page"):
+    from otel_usage import UsageTelemetry
+    app.state.usage = UsageTelemetry(data_dir + "/usage", set_global=True)
+    if variant == "client_page":
+        from otel_usage.web import privacy_router
+        app.include_router(privacy_router(app.state.usage, prefix="/usage"))
+jobs = metrics.get_meter("printernizer").create_counter("printernizer.jobs")
+
+@app.get("/api/v1/printers")
+async def printers():
+    jobs.add(1, {"job.status": "completed", "printer.type": "bambu_lab"})
+    rows = db.execute("SELECT id, name FROM printers").fetchall() if host_db == "db" else []
+    return {"printers": [{"id": i, "name": n} for i, n in rows]}
+
+def kib():
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return {key: int(status[key].split()[0]) for key in ("VmRSS", "RssAnon", "RssFile")}
+
+async def request(path):
+    sent = []
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        sent.append(message)
+    await app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+               "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+               "query_string": b"", "root_path": "", "headers": [(b"host", b"localhost")],
+               "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}, receive, send)
+    assert sent[0]["status"] == 200, sent
+
+async def main():
+    inbox, outbox = asyncio.Queue(), asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    life = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                                   inbox.get, outbox.put))
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    for _ in range(20):
+        await request("/api/v1/printers")
+    for flush in flushes:
+        flush()
+    gc.collect()
+    memory = kib()
+    # Then what it holds once the allocator has returned its free memory (glibc's malloc_trim):
+    # RSS alone also counts what the allocator happens to keep after the imports' churn.
+    import ctypes
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    memory |= {f"{key}_trimmed": value for key, value in kib().items()}
+    print(json.dumps(memory | {"modules": sorted(sys.modules)}))
+    await inbox.put({"type": "lifespan.shutdown"})
+    assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+    await life
+
+asyncio.run(main())
+"""
+HOST_VARIANTS = ("bare", "bare_sdk", "client", "client_page")
+
+
+def host_memory(runs: int, host_db: str = "db") -> dict[str, Any]:
+    """Each variant of the host in `runs` fresh processes, interleaved; medians in MiB."""
+    samples: dict[str, list[dict[str, Any]]] = {v: [] for v in HOST_VARIANTS}
+    # A first run of each variant, not counted, leaves every module's bytecode cached, as an
+    # installed app has it: compiling a module from source churns memory that the modules
+    # imported after it then reuse, and the comparison would depend on what was compiled.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for run in range(runs + 1):
+        for variant in HOST_VARIANTS:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = subprocess.run([sys.executable, "-c", HOST, variant, host_db, tmp],
+                                     capture_output=True, text=True, check=True, env=env)
+            if run:
+                samples[variant].append(json.loads(out.stdout.splitlines()[-1]))
+
+    def median_mb(variant: str, key: str) -> float:
+        return statistics.median(s[key] for s in samples[variant]) / 1024
+
+    modules = {v: set(samples[v][0]["modules"]) for v in HOST_VARIANTS}
+    return {
+        "rss_mb": {v: round(median_mb(v, "VmRSS"), 2) for v in HOST_VARIANTS},
+        "anon_mb": {v: round(median_mb(v, "RssAnon"), 2) for v in HOST_VARIANTS},
+        "file_mb": {v: round(median_mb(v, "RssFile"), 2) for v in HOST_VARIANTS},
+        "trimmed_mb": {v: round(median_mb(v, "VmRSS_trimmed"), 2) for v in HOST_VARIANTS},
+        "modules_over_bare_sdk": sorted(modules["client_page"] - modules["bare_sdk"]),
+    }
+
+
+def host_overhead(runs: int) -> dict[str, Any]:
+    """The host comparison, in a host with its own SQLite database (as Printernizer) and in
+    one without (then the SQLite library is ours too)."""
+    figures: dict[str, Any] = {}
+    for host_db, suffix in (("db", ""), ("nodb", "_host_without_sqlite")):
+        host = host_memory(runs, host_db)
+        rss = host["rss_mb"]
+        figures[f"host_rss_mb{suffix}"] = rss
+        figures[f"host_rss_over_bare_sdk_mb{suffix}"] = round(
+            rss["client_page"] - rss["bare_sdk"], 2)
+        figures[f"host_started_rss_over_bare_sdk_mb{suffix}"] = round(
+            rss["client"] - rss["bare_sdk"], 2)
+        figures[f"host_private_over_bare_sdk_mb{suffix}"] = round(
+            host["anon_mb"]["client_page"] - host["anon_mb"]["bare_sdk"], 2)
+        figures[f"host_trimmed_rss_mb{suffix}"] = host["trimmed_mb"]
+        figures[f"host_trimmed_over_bare_sdk_mb{suffix}"] = round(
+            host["trimmed_mb"]["client_page"] - host["trimmed_mb"]["bare_sdk"], 2)
+        figures[f"host_modules_over_bare_sdk{suffix}"] = host["modules_over_bare_sdk"]
+        print(f"FastAPI host{' without SQLite' if suffix else ' with SQLite'} (MiB): "
+              + ", ".join(f"{v} {mb}" for v, mb in rss.items())
+              + f"; otel-usage with its page over the bare SDK: "
+              f"{figures[f'host_rss_over_bare_sdk_mb{suffix}']} MiB, after malloc_trim "
+              f"{figures[f'host_trimmed_over_bare_sdk_mb{suffix}']} MiB")
+    return figures
+
+
+CYCLES_PER_DAY = 24 * 60  # the reader's default interval: one export a minute
+
+
+class _NoExport(MetricExporter):
+    """The bare SDK's exporter: takes the batch and does nothing with it."""
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
+               **kwargs: Any) -> MetricExportResult:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+def _busy_minute(meter: Any) -> Callable[[int], None]:
+    """What a busy printer farm counts in one minute: a job's three stages, a download, an
+    upload, a feature used, a connection event and an error, on a printer type that changes."""
+    jobs = meter.create_counter("printernizer.jobs")
+    downloads = meter.create_counter("printernizer.file.downloads")
+    uploads = meter.create_counter("printernizer.file.uploads")
+    uses = meter.create_counter("printernizer.feature.uses")
+    connections = meter.create_counter("printernizer.printer.connections")
+    errors = meter.create_counter("printernizer.errors")
+    types = list(PRINTERS)
+
+    def count(minute: int) -> None:
+        kind = types[minute % len(types)]
+        for status in ("created", "started", "completed"):
+            jobs.add(1, {"job.status": status, "printer.type": kind})
+        downloads.add(1, {"printer.type": kind})
+        uploads.add(1, {"printer.type": kind})
+        uses.add(1, {"feature.name": FEATURES[minute % len(FEATURES)]})
+        connections.add(1, {"printer.type": kind, "connection.event": "connected"})
+        errors.add(1, {"error.category": "network", "error.type": "connection_timeout"})
+
+    return count
+
+
+def cpu_per_day(cycles: int, *, busy: bool, bare: bool = False) -> float:
+    """CPU seconds a day of the export cycles the reader's thread runs once a minute.
+
+    Each cycle (collect, then export into the store) runs here through `flush`, the same work
+    the reader's thread does each interval, with an injected clock moved a minute per cycle;
+    `time.thread_time` counts this thread's CPU of the cycle alone (not what the host spends in
+    `counter.add` between cycles). The mean of `cycles` cycles times 1,440 cycles a day.
+    In mode local (the default) the sender's thread does not run; in mode on it wakes once a
+    week. `bare`: the same cycles on a bare SDK MeterProvider with an exporter that does nothing.
+    """
+    clock = ManualClock(FIRST_DAY)
+    with tempfile.TemporaryDirectory() as tmp:
+        if bare:
+            reader = PeriodicExportingMetricReader(_NoExport(), export_interval_millis=math.inf)
+            provider = MeterProvider(metric_readers=[reader])
+            meter, flush, stop = provider.get_meter("printernizer"), provider.force_flush, \
+                provider.shutdown
+        else:
+            usage = UsageTelemetry(tmp, export_interval_s=math.inf, clock=clock,
+                                   service_version="2.7.0")
+            usage.observe_printers(lambda: PRINTERS)
+            usage.observe_features(lambda: {f: True for f in FEATURES})
+            meter, flush, stop = usage.meter(), usage.flush, usage.shutdown
+        count = _busy_minute(meter)
+        spent = 0.0
+        for minute in range(cycles):
+            if busy:
+                count(minute)
+            clock.advance(timedelta(minutes=1))
+            start = time.thread_time()
+            flush()
+            spent += time.thread_time() - start
+        stop()
+    return spent / cycles * CYCLES_PER_DAY
+
+
+def cpu_days(cycles: int) -> dict[str, float]:
+    figures = {"idle_cpu_s_per_day": cpu_per_day(cycles, busy=False),
+               "busy_cpu_s_per_day": cpu_per_day(cycles, busy=True),
+               "bare_sdk_idle_cpu_s_per_day": cpu_per_day(cycles, busy=False, bare=True),
+               "bare_sdk_busy_cpu_s_per_day": cpu_per_day(cycles, busy=True, bare=True)}
+    rounded = {key: round(value, 3) for key, value in figures.items()}
+    print(f"CPU of the export cycles ({cycles} cycles of a minute, times {CYCLES_PER_DAY} a day): "
+          f"idle {rounded['idle_cpu_s_per_day']} s/day, busy {rounded['busy_cpu_s_per_day']} "
+          f"s/day; the bare SDK: idle {rounded['bare_sdk_idle_cpu_s_per_day']}, busy "
+          f"{rounded['bare_sdk_busy_cpu_s_per_day']} s/day")
+    return rounded
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and days")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the smallest run that still reports every figure (a test's)")
     args = parser.parse_args()
-    quick = args.quick
+    quick, tiny = args.quick or args.tiny, args.tiny
     result: dict[str, Any] = {}
-    result.update(add_ratio(rounds=9 if quick else 31, calls=5_000 if quick else 20_000))
+    result.update(add_ratio(rounds=3 if tiny else 9 if quick else 31,
+                            calls=500 if tiny else 5_000 if quick else 20_000))
     print(f"counter.add: ours {result['add_ns']} ns, bare SDK {result['bare_add_ns']} ns")
-    insert_ns = asyncio.run(per_event_insert_ns(200 if quick else 1000))
+    insert_ns = asyncio.run(per_event_insert_ns(20 if tiny else 200 if quick else 1000))
     result["per_event_insert_ns"] = round(insert_ns, 1)
     result["speedup_vs_per_event_sqlite"] = round(insert_ns / result["add_ns"], 1)
     print(f"per-event aiosqlite insert+commit: {insert_ns / 1000:.1f} µs")
-    result["export_ms_500_series"] = export_ms(500, runs=5 if quick else 15)
+    result["export_ms_500_series"] = export_ms(500, runs=1 if tiny else 5 if quick else 15)
     print(f"export of 500 series: {result['export_ms_500_series']} ms")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        days = 60 if quick else 365
+        days = 14 if tiny else 60 if quick else 365
         result["year_db_bytes"] = heavy_user_year(Path(tmp), days=days)
-        span = "60 days" if quick else "a year"
-        print(f"simulated {span} in {time.perf_counter() - start:.1f} s:"
+        print(f"simulated {days} days in {time.perf_counter() - start:.1f} s:"
               f" {result['year_db_bytes']} bytes")
-        result.update(_weekly_report(Path(tmp), FIRST_DAY + timedelta(days=days - 1)))
-    result.update(startup_cost(runs=3 if quick else 7))
+        result.update(_weekly_report(Path(tmp), FIRST_DAY + timedelta(days=days - 1),
+                                     runs=3 if tiny else 25))
+    result.update(startup_cost(runs=1 if tiny else 3 if quick else 7))
     print(f"import and start: {result['import_ms']} ms, +{result['rss_mb_delta']} MB RSS")
+    result.update(cpu_days(cycles=30 if tiny else 240 if quick else CYCLES_PER_DAY))
+    result.update(host_overhead(runs=1 if tiny else 3 if quick else 7))
     print(json.dumps(result))
 
 

@@ -14,11 +14,15 @@ database), ``consent`` (the user's choice), ``record`` (meters into the local st
 and does), all wired by ``telemetry`` (the facade, :class:`UsageTelemetry`).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .clock import Clock, ManualClock, SystemClock
 from .consent import MODES, Mode
 from .errors import InvalidModeError, StoreUnavailableError, TransportError, UsageError
-from .report.environment import Environment, detect_deployment_mode, detect_environment
 from .telemetry import UsageTelemetry, default_data_dir
+
+if TYPE_CHECKING:
+    from .report.environment import Environment, detect_deployment_mode, detect_environment
 
 __all__ = [
     "MODES",
@@ -38,3 +42,15 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# The machine's facts are imported on first use: a host that records and never sends (mode
+# local, the default) does not keep their module in memory.
+_ENVIRONMENT = frozenset({"Environment", "detect_deployment_mode", "detect_environment"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ENVIRONMENT:
+        from .report import environment
+
+        return getattr(environment, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

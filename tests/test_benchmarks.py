@@ -1,5 +1,5 @@
-"""The ingest's and the dashboards' benchmarks are programs a reader runs from a fresh
-checkout: they must run.
+"""The client's, the ingest's and the dashboards' benchmarks are programs a reader runs from a
+fresh checkout: they must run.
 
 Run here at a tiny size, their figures are not looked at; what they report must be whole: every
 report answered, nothing lost on SIGTERM, the core's reference speed measured twice; every
@@ -19,6 +19,40 @@ import pytest
 from dashboards import queries
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+CLIENT_FIGURES = {
+    "add_ns", "bare_add_ns", "add_ratio_vs_bare_otel", "per_event_insert_ns",
+    "speedup_vs_per_event_sqlite", "export_ms_500_series", "year_db_bytes", "weekly_report_ms",
+    "report_gzip_bytes", "import_ms", "rss_mb_delta", "otlp_exporter_imported",
+    "idle_cpu_s_per_day", "busy_cpu_s_per_day", "bare_sdk_idle_cpu_s_per_day",
+    "bare_sdk_busy_cpu_s_per_day",
+    *(f"{name}{host}" for host in ("", "_host_without_sqlite") for name in (
+        "host_rss_mb", "host_rss_over_bare_sdk_mb", "host_started_rss_over_bare_sdk_mb",
+        "host_private_over_bare_sdk_mb", "host_trimmed_rss_mb", "host_trimmed_over_bare_sdk_mb",
+        "host_modules_over_bare_sdk")),
+}
+
+
+@pytest.mark.end_to_end
+def test_the_client_benchmark_runs_and_reports_every_figure(now: datetime) -> None:
+    """At its tiny size: every figure is there, the host is measured in its four variants, and
+    the modules otel-usage adds to a host are named (what they cost is not looked at here)."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/client.py", "--tiny"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result) == CLIENT_FIGURES
+    for host in ("", "_host_without_sqlite"):
+        for figures in ("host_rss_mb", "host_trimmed_rss_mb"):
+            assert list(result[f"{figures}{host}"]) == [
+                "bare", "bare_sdk", "client", "client_page"]
+        modules = result[f"host_modules_over_bare_sdk{host}"]
+        assert {"otel_usage", "otel_usage.telemetry", "otel_usage.web"} <= set(modules)
+        assert not any(m.startswith(("otel_usage.send", "opentelemetry.exporter")) for m in modules)
+    assert ("sqlite3" in result["host_modules_over_bare_sdk_host_without_sqlite"],
+            "sqlite3" in result["host_modules_over_bare_sdk"]) == (True, False)
+    assert result["otlp_exporter_imported"] is False
 
 
 @pytest.mark.end_to_end

@@ -126,6 +126,21 @@ def test_the_library_records_starts_and_days_up(data_dir: Path) -> None:
     ]
 
 
+def test_the_providers_resource_is_the_apps_name_and_version_alone(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No resource detector runs and the host's OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
+    are not merged in: the local store keeps no resource, and a report names its own."""
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "host.name=kitchen-pi")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "someone-elses-app")
+    usage = make(data_dir)
+    provider = usage.start()
+    # The SDK keeps a provider's resource in its configuration only.
+    resource = provider._sdk_config.resource
+    usage.shutdown()
+    assert dict(resource.attributes) == {"service.name": "printernizer",
+                                         "service.version": "2.7.0"}
+
+
 async def test_async_start_and_shutdown_flush_what_was_counted(data_dir: Path) -> None:
     usage = make(data_dir)
     provider = await usage.astart()

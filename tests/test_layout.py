@@ -231,6 +231,30 @@ def test_recording_does_not_import_the_report_or_the_sender() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_a_host_that_starts_and_mounts_the_page_holds_only_what_recording_needs() -> None:
+    """The machine's facts, the report, the sender, the privacy policy's renderer and the
+    command's argparse are imported when they are used, not by a start in mode local with the
+    page mounted (each module a host imports stays in its memory)."""
+    code = (
+        "import sys, tempfile, math\n"
+        "from fastapi import FastAPI\n"
+        "from otel_usage import UsageTelemetry\n"
+        "from otel_usage.web import privacy_router\n"
+        "u = UsageTelemetry(tempfile.mkdtemp(), export_interval_s=math.inf)\n"
+        "FastAPI().include_router(privacy_router(u))\n"
+        "u.start()\n"
+        "u.meter().create_counter('printernizer.jobs').add(1, {'job.status': 'created'})\n"
+        "u.flush(); u.shutdown()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('otel_usage.report', "
+        "'otel_usage.send', 'otel_usage.user', 'otel_usage.web._markdown', 'argparse', "
+        "'gettext'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"PATH": "/usr/bin:/bin", "OTEL_USAGE_ENDPOINT":
+                                          "http://127.0.0.1:9"})
+    assert out.stdout.strip() == "[]"
+
+
 def test_the_demo_and_the_client_benchmark_use_only_the_public_api() -> None:
     outside = [*sorted((ROOT / "demo").glob("*.py")), ROOT / "benchmarks" / "client.py"]
     test_modules = {p.stem for p in (ROOT / "tests").glob("*.py")} | {"tests"}

@@ -224,6 +224,24 @@ def test_method_not_allowed_names_the_allowed_ones(client: Client) -> None:
     assert client.patch(API + "mode").headers["allow"] == "GET, PUT"
 
 
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", PAGE), ("DELETE", PAGE + "static/app.js"), ("PUT", PAGE.rstrip("/"))])
+def test_the_pages_own_paths_answer_other_methods_405_in_json(
+        client: Client, method: str, path: str) -> None:
+    """The page, its static files and the prefix's redirect are served with GET (and HEAD)."""
+    response = client.request(method, path, follow_redirects=False)
+    assert (response.status_code, response.headers["allow"], response.json()) == (
+        405, "GET", {"error": "method_not_allowed",
+                     "detail": f"{method} is not allowed here: use GET"})
+
+
+def test_the_page_answers_head_as_get_without_a_body(client: Client) -> None:
+    head = client.request("HEAD", PAGE)
+    page = client.get(PAGE)
+    assert (head.status_code, head.headers["content-type"], head.content) == (
+        200, page.headers["content-type"], b"")
+
+
 def test_unsupported_language_is_refused(client: Client) -> None:
     for path in ("catalog", "privacy"):
         response = client.get(API + path + "?lang=fr")

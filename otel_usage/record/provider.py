@@ -31,13 +31,17 @@ LIBRARY_METER = "otel_usage"
 def build_provider(exporter: SQLiteMetricExporter, catalog: Catalog, *, interval_s: float,
                    resource: Mapping[str, str], set_global: bool) -> MeterProvider:
     """A MeterProvider whose one reader exports to `exporter` every `interval_s` seconds
-    (never on its own when infinite: tests and simulations flush)."""
+    (never on its own when infinite: tests and simulations flush).
+
+    Its resource is `resource` alone: ``Resource.create`` would run the SDK's resource detectors
+    on a pool of threads and merge the host's ``OTEL_RESOURCE_ATTRIBUTES``, for a resource the
+    local store never keeps (a weekly report names its own)."""
     views = [View(instrument_name=m.name, attribute_keys=set(m.attributes))
              for m in catalog.metrics.values()]
     interval_ms = interval_s * 1000 if math.isfinite(interval_s) else math.inf
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)
     provider = MeterProvider(
-        metric_readers=[reader], resource=Resource.create(dict(resource)), views=views,
+        metric_readers=[reader], resource=Resource(dict(resource)), views=views,
         exemplar_filter=AlwaysOffExemplarFilter(), shutdown_on_exit=True,
     )
     if set_global and not bind_global(provider):

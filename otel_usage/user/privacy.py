@@ -7,13 +7,15 @@ or ``python -m otel_usage.user.privacy``; a test fails when the committed file i
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import Attribute, Catalog, Metric, load_catalog
+
+if TYPE_CHECKING:  # argparse is imported by the command that needs it, not by the page
+    import argparse
 
 __all__ = ["LANGUAGES", "register_cli", "render_privacy_document", "render_privacy_markdown"]
 
@@ -399,6 +401,8 @@ def register_cli(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="python -m otel_usage.user.privacy",
                                      description="Regenerate PRIVACY.md from the catalog.")
     _add_arguments(parser)

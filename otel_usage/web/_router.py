@@ -26,7 +26,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from ..consent import MODES
 from ..errors import InvalidModeError, UsageError
 from ..telemetry import UsageTelemetry
-from ..user.privacy import render_privacy_markdown
 from ._guard import (
     NO_STORE,
     ApiError,
@@ -36,7 +35,6 @@ from ._guard import (
     same_origin_only,
 )
 from ._language import LANGUAGES, negotiate, texts
-from ._markdown import markdown_to_html
 
 __all__ = ["privacy_router"]
 
@@ -72,13 +70,18 @@ def privacy_router(usage: UsageTelemetry, *, prefix: str = "/usage") -> APIRoute
     }
     if router.prefix:
         routes[""] = {"GET": api.add_slash}
+    # The JSON API's routes are FastAPI's, for its OpenAPI schema; the page's own and the 405
+    # answers are plain Starlette routes, a fraction of the memory of a FastAPI route each.
     for path, handlers in routes.items():
         for method, handler in handlers.items():
-            router.add_api_route(path, _guarded(handler), methods=[method],
-                                 include_in_schema=path.startswith("/api/"))
+            if path.startswith("/api/"):
+                router.add_api_route(path, _guarded(handler), methods=[method])
+            else:
+                router.add_route(router.prefix + path, _guarded(handler), methods=[method],
+                                 include_in_schema=False)
         others = [m for m in ALL_METHODS if m not in handlers]
-        router.add_api_route(path, _not_allowed(sorted(handlers)), methods=others,
-                             include_in_schema=False)
+        router.add_route(router.prefix + path, _not_allowed(sorted(handlers)), methods=others,
+                         include_in_schema=False)
     return router
 
 
@@ -168,6 +171,11 @@ class _Api:
         return _json(catalog_texts(self.usage, _language(request)))
 
     async def privacy(self, request: Request) -> Response:
+        """The privacy policy, as Markdown and HTML. (Its renderer is imported on the first
+        request: the host does not keep the policy's texts in memory for a page seldom read.)"""
+        from ..user.privacy import render_privacy_markdown
+        from ._markdown import markdown_to_html
+
         language = _language(request)
         markdown = render_privacy_markdown(self.usage.catalog, language)
         return _json({"language": language, "markdown": markdown,

@@ -38,6 +38,11 @@ SIX_CALLS = [("GET", "/status"), ("GET", "/local"), ("POST", "/opt-in"), ("POST"
              ("GET", "/export"), ("DELETE", "")]
 
 
+# The host app started whole, the guide applied, its tests run: an end-to-end layer, at the
+# end-to-end date (the consent and migration rules it exercises run at every date in their
+# own tests).
+pytestmark = pytest.mark.end_to_end
+
 def before(tmp_path: Path) -> Path:
     """A copy of the stand-in as it is before the switch-over."""
     return Path(shutil.copytree(STANDIN, tmp_path / "before",

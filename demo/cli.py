@@ -262,10 +262,14 @@ class _Progress:
 def _publish(database: str) -> None:
     """The whole simulated fleet has reported, within seconds: publish every week that has
     ended, counting every installation (real ones count once they have reported in two weeks,
-    and a week is published two weeks after it ends)."""
+    and a week is published two weeks after it ends); then the ingest forgets the published
+    weeks' raw reports, as it does after every publication, and the demo says how many."""
     command = [_command("otel-usage-ingest"), "publish", "--database", database,
                "--after-days", "0", "--established-weeks", "0"]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    lines = subprocess.run(command, check=True, capture_output=True,
+                           text=True).stdout.splitlines()
+    weeks = sum(line.startswith("published the week of") for line in lines)
+    print(f"Published {weeks} weeks; then the ingest {lines[-1]}.\n")
 
 
 def _show_dashboards(database: str, first: date, last: date) -> int:

@@ -1,11 +1,14 @@
 """The store's tables, its schema version and the reporting views, for every supported dialect.
 
-- `installations`: one row per installation: its credential's hash, the week of its first
-  report's data (`first_week`) and the week its first report arrived (`registered`).
+- `installations`: one row per installation: what authentication needs (its id and its
+  credential's hash), the week its first report arrived (`registered`) and the week its last
+  one did (`last_seen`), deleted once it has been silent for `[policy]
+  installation_silent_days`.
 - `weekly_reports`: each installation-week as received (the last report of that week wins),
-  with the week it arrived (`received`): the input of the publication step.
+  with the week it arrived (`received`): the input of the publication step, deleted once its
+  week is published (`[policy] raw_weeks_after_publication`).
 - `erasures`: installations erased on request, as a hash of their id and the day, so that a
-  late or replayed report cannot bring them back.
+  late or replayed report cannot bring them back, for `[policy] tombstone_days`.
 - `published_weeks` / `published_cells`: what the publication step made of each closed week,
   frozen; the views read only these, and `daily_stats` (requests per day, no identifiers).
 - `schema_info`: the schema's version, which `migrate` brings the store to.
@@ -33,8 +36,8 @@ installations = sa.Table(
     "installations", metadata,
     sa.Column("installation_id", sa.String(36), primary_key=True),
     sa.Column("credential_hash", sa.String(64), nullable=False),
-    sa.Column("first_week", Timestamp, nullable=False),
-    sa.Column("registered", Timestamp),  # Monday of the week the first report arrived
+    sa.Column("registered", Timestamp, nullable=False),  # Monday of the week the first arrived
+    sa.Column("last_seen", Timestamp, nullable=False),  # Monday of the week the last arrived
 )
 weekly_reports = sa.Table(
     "weekly_reports", metadata,

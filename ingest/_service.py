@@ -161,7 +161,7 @@ class Service:
         """The validation limits, made anew once a minute (they change once a week)."""
         now = self.settings.clock()
         if self._limits_made is None or now // 60 != self._limits_made.now_s // 60:
-            self._limits_made = Limits(self.catalog, now, self.settings.retention,
+            self._limits_made = Limits(self.catalog, now, self.settings.publish_after,
                                        self.settings.clock_skew_s)
         return self._limits_made
 

@@ -27,7 +27,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 
 from otel_usage.catalog import Attribute, Catalog, Metric
-from otel_usage.weeks import WEEK_NS, Week, retention_cutoff
+from otel_usage.weeks import WEEK_NS, Week
 
 from ._decode import MAX_KEPT_BYTES, RawPoint, attribute_pairs
 from ._errors import InvalidReport, Problem, summary
@@ -99,11 +99,13 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Limits:
-    """What validation checks against, at `now_s`: the catalog and the weeks it accepts."""
+    """What validation checks against, at `now_s`: the catalog and the weeks it accepts (those
+    whose reporting window of `publish_after_days` after their end is still open, up to the
+    week beginning within `clock_skew_s`)."""
 
     catalog: Catalog
     now_s: float
-    retention_months: int
+    publish_after_days: int
     clock_skew_s: int
 
     @property
@@ -112,7 +114,9 @@ class Limits:
 
     @functools.cached_property
     def oldest_week(self) -> datetime:
-        return retention_cutoff(self.now, self.retention_months).naive_start
+        """The oldest week still open for reports: it ended less than `publish_after_days`
+        ago (the week before it is due for publication, or published)."""
+        return Week.of(self.now - timedelta(days=self.publish_after_days)).naive_start
 
     @functools.cached_property
     def this_week(self) -> datetime:
@@ -227,7 +231,10 @@ def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None,
     if week > limits.newest_week:
         return None, [Problem("week_in_future", f"week {week.date()} has not begun")]
     if week < limits.oldest_week:
-        return None, [Problem("week_too_old", f"week {week.date()} is older than the retention")]
+        closed = (week + timedelta(days=_DAYS_IN_WEEK + limits.publish_after_days)).date()
+        return None, [Problem("week_too_old", f"week {week.date()} closed for reports on "
+                                              f"{closed}, when it is published: a report of "
+                                              "it could change nothing")]
     return week, []
 
 

@@ -45,12 +45,20 @@ def test_the_demo_simulates_a_fleet_stores_its_reports_and_shows_every_panel(now
     assert [t for t in _titles() if t not in blocks] == []
     assert [t for t in _titles() if EMPTY in blocks[t]] == []
     with sqlite3.connect(work / "ingest.sqlite3") as db:
-        stored = db.execute("SELECT count(*) FROM weekly_reports").fetchone()[0]
+        left = db.execute("SELECT count(*) FROM weekly_reports").fetchone()[0]
+        published_left = db.execute(
+            "SELECT count(*) FROM weekly_reports WHERE week_start IN "
+            "(SELECT week_start FROM published_weeks)").fetchone()[0]
         outcomes = dict(db.execute("SELECT outcome, sum(requests) FROM usage_submissions "
                                    "GROUP BY outcome").fetchall())
         days = [row[0][:10] for row in db.execute(
             "SELECT DISTINCT day FROM usage_submissions ORDER BY day")]
-    assert int(summary.group(1)) == stored == outcomes["accepted"]
+    assert int(summary.group(1)) == outcomes["accepted"]
+    # Published weeks' raw reports are forgotten; those of a week not yet published stay.
+    forgot = re.search(r"Published \d+ weeks; then the ingest forgot (\d+) raw installation-weeks "
+                       r"of published weeks, 0 erasures, 0 silent installations\.", out)
+    assert forgot is not None, out
+    assert (published_left, int(forgot.group(1)) + left) == (0, outcomes["accepted"])
     assert outcomes["rejected"] > 0 and set(outcomes) == {"accepted", "rejected"}
     # Requests are counted on the simulated days (from the week after the first simulated
     # one to the catch-up at the end of the current week), not on the real one.

@@ -90,8 +90,9 @@ def test_no_group_under_k_can_be_computed_from_the_published_views(database_url:
 
 
 def test_reading_a_view_before_and_after_one_report_shows_nothing_of_it(database_url: str) -> None:  # noqa: F811
-    """A published week is frozen: a late report of it, and another publication run, change
-    no published row (no two snapshots to subtract)."""
+    """A published week is frozen: a late report of it is refused (its reporting window has
+    ended), and another publication run changes no published row (no two snapshots to
+    subtract)."""
     fleet, clock = make_fleet(size=24), Clock(datetime(2025, 5, 1, tzinfo=UTC))
     config = settings(database_url, clock=clock, unlimited_addresses=LOOPBACK,
                       installation_burst=10)
@@ -105,7 +106,7 @@ def test_reading_a_view_before_and_after_one_report_shows_nothing_of_it(database
                        {"printernizer.uptime": [({}, 1)]},
                        late.resource | {"service.instance.id": late.installation_id})
         publish(config)
-    assert answer.status_code == 200
+    assert (answer.status_code, answer.headers["content-type"]) == (400, "application/x-protobuf")
     assert before and published_rows(database_url) == before
 
 

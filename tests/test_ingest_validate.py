@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from ingest_reports import (
@@ -25,7 +25,7 @@ from ingest._decode import MAX_KEPT_BYTES
 from ingest._errors import InvalidReport, Problem
 from ingest._validate import _MAX_VALID_SETS, Limits, Point, _rules, validate
 
-LIMITS = Limits(CATALOG, NOW, 24, 3600)
+LIMITS = Limits(CATALOG, NOW, CATALOG.policy.publish_after_days, 3600)
 JOBS = {"job.status": "completed", "printer.type": "bambu_lab"}
 
 
@@ -91,16 +91,29 @@ def test_installation_id_must_be_a_uuid4() -> None:
 
 @pytest.mark.parametrize(("week", "code"), [
     (date(2025, 6, 23), "week_in_future"),
-    (date(2023, 6, 5), "week_too_old"),
+    (date(2025, 5, 26), "week_too_old"),
 ])
 def test_weeks_outside_the_window_are_refused(week: date, code: str) -> None:
-    """No future weeks, none older than the retention (24 months)."""
+    """No future weeks, none whose reporting window (14 days after its end) has ended."""
     assert _codes(request(new_installation(), week)) == [code]
 
 
-def test_the_current_week_and_the_oldest_kept_week_are_accepted() -> None:
-    for week in (date(2025, 6, 16), date(2023, 6, 12)):
+def test_the_current_week_and_the_oldest_open_week_are_accepted() -> None:
+    for week in (date(2025, 6, 16), date(2025, 6, 2)):
         assert validate(parsed(request(new_installation(), week)), LIMITS).reports[0].week_start.date() == week
+
+
+def test_a_week_is_refused_from_the_instant_its_reporting_window_ends() -> None:
+    """The week of 2 June ends 9 June; its window, 23 June 00:00 UTC, when it is published."""
+    closes = datetime(2025, 6, 23, tzinfo=UTC).timestamp()
+    days = CATALOG.policy.publish_after_days
+    message = parsed(request(new_installation(), date(2025, 6, 2)))
+    assert validate(message, Limits(CATALOG, closes - 1, days, 3600)).reports[0].week_start == datetime(2025, 6, 2)
+    with pytest.raises(InvalidReport) as caught:
+        validate(message, Limits(CATALOG, closes, days, 3600))
+    assert caught.value.problems == [Problem(
+        "week_too_old", "week 2025-06-02 closed for reports on 2025-06-23, when it is published: "
+                        "a report of it could change nothing")]
 
 
 def test_points_must_span_exactly_one_aligned_week() -> None:

@@ -142,7 +142,6 @@ class Policy:
     """What the server may show, and how long it keeps what (catalog.toml's `[policy]` says
     why each window is as long as it is)."""
 
-    retention_months: int
     k_anonymity: int
     outbox_max_age_weeks: int
     other_value: str
@@ -414,10 +413,8 @@ _TOMBSTONE_MARGIN_DAYS = 8
 
 def _policy(raw: Mapping[str, Any], other: str, problems: list[str]) -> Policy:
     """`[policy]`, with its windows checked against each other."""
-    defaults = Policy(retention_months=24, k_anonymity=5, outbox_max_age_weeks=8,
-                      other_value=other)
-    names = ("retention_months", "k_anonymity", "outbox_max_age_weeks", *_WINDOWS,
-             "established_weeks")
+    defaults = Policy(k_anonymity=5, outbox_max_age_weeks=8, other_value=other)
+    names = ("k_anonymity", "outbox_max_age_weeks", *_WINDOWS, "established_weeks")
     values = {name: raw.get(name, getattr(defaults, name)) for name in names}
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

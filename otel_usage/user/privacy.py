@@ -57,16 +57,29 @@ _T: dict[str, dict[str, str]] = {
         "never": "What is never collected",
         "retention": "How long data is kept",
         "retention_server": (
-            "On the server, reports are kept for {months} months, then deleted. Dashboards "
-            "show only groups of at least {k} installations."),
+            "On the server, each weekly report is kept only until its week is published: "
+            "{days} days after a week ends, the server publishes the week's numbers once and "
+            "never changes them{after}. Then the report is deleted, and what remains of it is "
+            "the published numbers (copies in the server's backups last as long as those "
+            "backups are kept). A report of a week that is already published is refused, "
+            "since it could change nothing."),
+        "raw_after": ", and keeps its reports {weeks} more weeks to compare it with the next",
         "published_server": (
-            "The server publishes a week's numbers once, {days} days after the week ends, and "
-            "never changes them. An installation counts in them only once its reports have "
-            "arrived in {established} different weeks, and no published number lets a group "
-            "of fewer than {k} installations be worked out by subtraction. An erased "
-            "installation is remembered (a hash of its ID, for {months} months) so that a late "
-            "or repeated report cannot bring it back; numbers already published stay as they "
-            "are, since they describe no single installation."),
+            "Dashboards show only groups of at least {k} installations. An installation counts "
+            "in a week's numbers only once its reports have arrived in {established} "
+            "different weeks, and no published number lets a group of fewer than {k} "
+            "installations be worked out by subtraction."),
+        "installation_server": (
+            "Of your installation the server keeps only its ID and a hash of its credential, to "
+            "check that later reports and an erasure come from it, and the weeks its first and "
+            "its last report arrived in. Once it has sent nothing for {silent} days, these are "
+            "deleted too, and a report after that registers it anew."),
+        "tombstone_server": (
+            "An erased installation is remembered as a hash of its ID for {tombstone} days, "
+            "so that a report sent before the erasure cannot bring it back: such a report may "
+            "wait in the public gateway's queue while the server is unreachable, but it is "
+            "accepted only until {days} days after its week ends, at most {late} days after "
+            "the erasure."),
         "address_server": (
             "Your IP address is seen only by the public gateway (and the load balancer in "
             "front of it), which never stores it. To "
@@ -113,6 +126,12 @@ _T: dict[str, dict[str, str]] = {
             "installation ID. The request is repeated until the server confirms it, and each "
             "attempt is shown in the history. Once confirmed, that ID and credential are never "
             "used again and are wiped from the database file."),
+        "erasure_published": (
+            "An erasure deletes what the server still holds of your installation: its reports "
+            "of weeks not yet published, its ID and its credential's hash. It cannot take your "
+            "installation out of numbers already published: its reports of those weeks were "
+            "deleted when they were published, so nothing of them is left to erase, and the "
+            "published numbers stay as they are."),
         "erasure_refused": (
             "An installation erased on the server (also when the maintainers erase it on your "
             "request) stays erased: the server refuses its later reports, and your "
@@ -170,17 +189,33 @@ _T: dict[str, dict[str, str]] = {
         "never": "Was nie erhoben wird",
         "retention": "Wie lange Daten aufbewahrt werden",
         "retention_server": (
-            "Auf dem Server werden Berichte {months} Monate aufbewahrt und dann gelöscht. "
-            "Auswertungen zeigen nur Gruppen von mindestens {k} Installationen."),
+            "Auf dem Server wird jeder Wochenbericht nur aufbewahrt, bis seine Woche "
+            "veröffentlicht ist: {days} Tage nach dem Ende einer Woche veröffentlicht der "
+            "Server ihre Zahlen einmal und ändert sie danach nie{after}. Dann wird der Bericht "
+            "gelöscht, und von ihm bleiben nur die veröffentlichten Zahlen (Kopien in den "
+            "Sicherungen des Servers bestehen, solange diese Sicherungen aufbewahrt werden). "
+            "Ein Bericht über eine bereits veröffentlichte Woche wird abgewiesen, da er nichts "
+            "mehr ändern könnte."),
+        "raw_after": (", und behält ihre Berichte noch {weeks} Wochen, um sie mit der nächsten "
+                      "zu vergleichen"),
         "published_server": (
-            "Der Server veröffentlicht die Zahlen einer Woche einmal, {days} Tage nach ihrem "
-            "Ende, und ändert sie danach nie. Eine Installation zählt darin erst, wenn ihre "
-            "Berichte in {established} verschiedenen Wochen eingetroffen sind, und keine "
-            "veröffentlichte Zahl lässt eine Gruppe von weniger als {k} Installationen durch "
-            "Subtraktion erschließen. Eine gelöschte Installation bleibt vermerkt (ein Hash "
-            "ihrer ID, {months} Monate lang), damit ein verspäteter oder wiederholter Bericht "
-            "sie nicht zurückbringt; bereits veröffentlichte Zahlen bleiben, wie sie sind, da "
-            "sie keine einzelne Installation beschreiben."),
+            "Auswertungen zeigen nur Gruppen von mindestens {k} Installationen. Eine "
+            "Installation zählt in den Zahlen einer Woche erst, wenn ihre Berichte in "
+            "{established} verschiedenen Wochen eingetroffen sind, und keine veröffentlichte "
+            "Zahl lässt eine Gruppe von weniger als {k} Installationen durch Subtraktion "
+            "erschließen."),
+        "installation_server": (
+            "Von Ihrer Installation behält der Server nur ihre ID und einen Hash ihres "
+            "Zugangsschlüssels, um zu prüfen, dass spätere Berichte und eine Löschung von ihr "
+            "kommen, und die Wochen, in denen ihr erster und ihr letzter Bericht eintrafen. Hat "
+            "sie {silent} Tage lang nichts gesendet, wird auch das gelöscht, und ein Bericht "
+            "danach meldet sie neu an."),
+        "tombstone_server": (
+            "Eine gelöschte Installation bleibt {tombstone} Tage lang als Hash ihrer ID "
+            "vermerkt, damit ein vor der Löschung gesendeter Bericht sie nicht zurückbringt: "
+            "Ein solcher Bericht kann in der Warteschlange des öffentlichen Gateways warten, "
+            "solange der Server nicht erreichbar ist, wird aber nur bis {days} Tage nach dem "
+            "Ende seiner Woche angenommen, also höchstens {late} Tage nach der Löschung."),
         "address_server": (
             "Ihre IP-Adresse sieht nur das öffentliche Gateway (und der Lastverteiler davor), "
             "das sie nie speichert. Um zu "
@@ -232,6 +267,13 @@ _T: dict[str, dict[str, str]] = {
             "wiederholt, bis der Server sie bestätigt, und jeder Versuch steht im Verlauf. Nach "
             "der Bestätigung werden diese ID und dieser Schlüssel nie wieder verwendet und aus "
             "der Datenbankdatei getilgt."),
+        "erasure_published": (
+            "Eine Löschung entfernt, was der Server von Ihrer Installation noch hat: ihre "
+            "Berichte über noch nicht veröffentlichte Wochen, ihre ID und den Hash ihres "
+            "Zugangsschlüssels. Aus bereits veröffentlichten Zahlen kann sie Ihre Installation "
+            "nicht herausnehmen: Ihre Berichte über diese Wochen wurden bei deren "
+            "Veröffentlichung gelöscht, es ist also nichts mehr davon zu löschen, und die "
+            "veröffentlichten Zahlen bleiben, wie sie sind."),
         "erasure_refused": (
             "Eine auf dem Server gelöschte Installation (auch wenn die Betreuer sie auf Ihre "
             "Anfrage löschen) bleibt gelöscht: Der Server weist ihre späteren Berichte ab, und "
@@ -277,12 +319,9 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
         f"## {t['never']}",
         _bullets([n.get(language) for n in catalog.never]),
         f"## {t['retention']}",
-        _bullets([t["retention_server"].format(months=policy.retention_months,
+        _bullets([*_server_windows(catalog, t),
+                  t["published_server"].format(established=policy.established_weeks,
                                                k=policy.k_anonymity),
-                  t["published_server"].format(days=policy.publish_after_days,
-                                               established=policy.established_weeks,
-                                               k=policy.k_anonymity,
-                                               months=policy.retention_months),
                   t["address_server"],
                   t["retention_outbox"].format(weeks=policy.outbox_max_age_weeks),
                   t["retention_local"]]),
@@ -291,10 +330,23 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
         f"## {t['opt_out']}",
         _bullets([t["opt_out_page"], t["opt_out_cli"], t["opt_out_env"]]),
         f"## {t['erasure']}",
-        _bullets([t["erasure_server"], t["erasure_refused"], t["erasure_local"],
-                  t["erasure_export"]]),
+        _bullets([t["erasure_server"], t["erasure_published"], t["erasure_refused"],
+                  t["erasure_local"], t["erasure_export"]]),
     ]
     return "\n\n".join(blocks) + "\n"
+
+
+def _server_windows(catalog: Catalog, t: dict[str, str]) -> list[str]:
+    """What the server keeps and for how long, from the catalog's `[policy]` windows: raw
+    reports, an installation's credential, an erasure's record."""
+    policy = catalog.policy
+    kept = policy.raw_weeks_after_publication
+    after = t["raw_after"].format(weeks=kept) if kept else ""
+    return [t["retention_server"].format(days=policy.publish_after_days, after=after),
+            t["installation_server"].format(silent=policy.installation_silent_days),
+            t["tombstone_server"].format(tombstone=policy.tombstone_days,
+                                         days=policy.publish_after_days,
+                                         late=7 + policy.publish_after_days)]
 
 
 def render_privacy_document(catalog: Catalog) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -206,20 +206,27 @@ class Store:
 
     # Erasure, forgetting, counts ----------------------------------------------------------
 
-    def erase(self, installation_id: str, credential_hash: str, today: datetime) -> int:
+    def erase(self, installation_id: str, credential_hash: str, today: datetime,
+              register: Callable[[], IngestError | None] | None = None) -> int:
         """Remove every row naming the installation and remember it as erased; the number of
-        weeks it had. An installation never stored is remembered too (a report of it may
-        still be on its way); a stored one is erased only with its credential."""
+        weeks it had. A stored installation is erased only with its credential. One never
+        stored is remembered too (a report of it may still be on its way), which costs a
+        new installation of the sender's address: `register` says whether one more may be
+        (None: no limit), and its refusal is raised with nothing stored."""
         with self.transaction() as conn:
             known = {i: h for i, h, _ in conn.execute(sql.CREDENTIALS, {"ids": [installation_id]})}
             stored = known.get(installation_id)
             if stored is not None and not hmac.compare_digest(stored, credential_hash):
                 raise CredentialRejected("credential does not match this installation")
+            hashed = id_hash(installation_id)
+            remembered = conn.execute(sql.ERASED, {"id_hashes": [hashed]}).first() is not None
+            refused = register() if stored is None and not remembered and register else None
+            if refused is not None:
+                raise refused
             key = {"installation_id": installation_id}
             weeks = conn.execute(sql.ERASE_REPORTS, key).rowcount
             conn.execute(sql.ERASE_INSTALLATION, key)
-            hashed = id_hash(installation_id)
-            if not conn.execute(sql.ERASED, {"id_hashes": [hashed]}).first():
+            if not remembered:
                 conn.execute(sql.REMEMBER_ERASURE, {"id_hash": hashed, "erased_on": today})
             return int(weeks)
 

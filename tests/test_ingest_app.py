@@ -260,6 +260,54 @@ async def test_an_erasure_of_an_installation_never_stored_is_remembered(database
     assert _count(database_url) == 0
 
 
+async def test_erasures_of_ids_never_seen_spend_the_allowance_of_new_installations(database_url: str) -> None:  # noqa: F811
+    """Each erasure of an id never stored leaves a record (a report of it may still be queued),
+    so it counts as a new installation of its address: two a day here, by DELETE or by the
+    OTLP erasure, registrations included. Erasing a stored installation (with its credential)
+    or an id already remembered costs nothing."""
+    config = settings(database_url, registrations_per_day=2)
+    known, credential = new_installation(), new_credential()
+
+    def path(installation: str) -> str:
+        return CATALOG.protocol.installation_path.format(installation_id=installation)
+
+    async with app_client(config) as client:
+        stored = await client.post(PATH, **_post_args(known, credential))  # type: ignore[arg-type]
+        unseen = new_installation()
+        first = await client.delete(path(unseen), headers={HEADER: new_credential()})
+        again = await client.delete(path(unseen), headers={HEADER: new_credential()})
+        over = await client.post(PATH, **_erasure_args(new_installation(), new_credential()))  # type: ignore[arg-type]
+        over_by_delete = await client.delete(path(new_installation()),
+                                             headers={HEADER: new_credential()})
+        registration = await client.post(PATH, **_post_args(new_installation(), new_credential()))  # type: ignore[arg-type]
+        owner = await client.delete(path(known), headers={HEADER: credential})
+    assert [a.status_code for a in (stored, first, again, over, over_by_delete, registration,
+                                    owner)] == [200, 204, 204, 429, 429, 429, 204]
+    assert (over.headers["retry-after"], over_by_delete.headers["retry-after"]) == ("43200", "43200")
+    assert Status.FromString(over.content).message == "too many new installations from this address"
+    assert _count(database_url, "erasures") == 2
+    assert _count(database_url, "installations") == 0
+
+
+async def test_behind_a_trusted_proxy_erasures_of_ids_never_seen_are_limited_per_pseudonym(
+        database_url: str) -> None:  # noqa: F811
+    """Through the gateway each client's pseudonym has its own allowance, and an erasure over
+    it gets the 403 the gateway drops rather than retries."""
+    first, second = "c" * 32, "d" * 32
+    config = settings(database_url, registrations_per_day=1, trusted_proxies=("203.0.113.7",))
+    async with app_client(config) as client:
+        answers = [await client.post(PATH, **_through_gateway(pseudonym, _erasure_args(  # type: ignore[arg-type]
+            new_installation(), new_credential()))) for pseudonym in (first, first, second)]
+        direct = await client.delete(
+            CATALOG.protocol.installation_path.format(installation_id=new_installation()),
+            headers={HEADER: new_credential(), PSEUDONYM_HEADER: first})
+    assert [a.status_code for a in (*answers, direct)] == [200, 403, 200, 403]
+    assert Status.FromString(answers[1].content) == Status(
+        code=7, message="too many new installations from this address: refused, not to be "
+                        "retried")
+    assert _count(database_url, "erasures") == 2
+
+
 async def test_a_wrong_credential_does_not_spend_the_owners_limit(database_url: str) -> None:  # noqa: F811
     """Someone who knows an installation's id sends under it with another credential: 403,
     and the owner's own reports still go through (the limit is charged after the check)."""

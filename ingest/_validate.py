@@ -2,7 +2,10 @@
 
 Every problem is collected, not only the first (Go telemetry's upload handler does the same).
 Problems with the resource or the week refuse the whole request (400); problems with single
-points refuse only those points (OTLP `partial_success`), unless no point is left.
+points refuse only those points (OTLP `partial_success`), unless no point is left. A value
+above its metric's `max` is handled as the catalog says, as the client does: clamped to the
+max (and said in `partial_success` as a warning) or refused; above the plausible ceiling
+(`[protocol] max_counter_value`, 7 for days) it is refused.
 """
 
 from __future__ import annotations
@@ -85,16 +88,18 @@ def _json_prefix(metric: str, attributes: tuple[tuple[str, str], ...]) -> str:
 
 @dataclass
 class Accepted:
-    """What a valid request holds: reports, and the points refused on the way."""
+    """What a valid request holds: reports, the points refused on the way, and the values
+    clamped to their metric's max (warnings: the points were kept)."""
 
     installation_id: str
     reports: list[Report]
     rejected_points: int = 0
     problems: list[Problem] = field(default_factory=list)
+    clamped: list[Problem] = field(default_factory=list)
 
     @property
     def error_message(self) -> str:
-        return summary(self.problems)
+        return summary(self.problems + self.clamped)
 
 
 @dataclass(frozen=True)
@@ -135,9 +140,10 @@ def validate(request: ExportMetricsServiceRequest, limits: Limits) -> Accepted:
         raise InvalidReport([Problem("empty", "request holds no resource_metrics")])
     reports: list[Report] = []
     point_problems: list[Problem] = []
+    clamped: list[Problem] = []
     rejected = 0
     for rm in request.resource_metrics:
-        report, refused, rm_problems = _resource_metrics(rm, limits, point_problems)
+        report, refused, rm_problems = _resource_metrics(rm, limits, point_problems, clamped)
         problems.extend(rm_problems)
         rejected += refused
         if report is not None:
@@ -148,7 +154,7 @@ def validate(request: ExportMetricsServiceRequest, limits: Limits) -> Accepted:
     if not any(r.points for r in reports):
         raise InvalidReport(point_problems or [Problem("empty", "no data points")])
     kept = [r for r in reports if r.points]
-    return Accepted(kept[0].installation_id, kept, rejected, point_problems)
+    return Accepted(kept[0].installation_id, kept, rejected, point_problems, clamped)
 
 
 def _request_problems(reports: list[Report]) -> list[Problem]:
@@ -162,7 +168,7 @@ def _request_problems(reports: list[Report]) -> list[Problem]:
 
 
 def _resource_metrics(
-    rm: ResourceMetrics, limits: Limits, point_problems: list[Problem]
+    rm: ResourceMetrics, limits: Limits, point_problems: list[Problem], clamped: list[Problem]
 ) -> tuple[Report | None, int, list[Problem]]:
     resource, problems = _resource(rm.resource.attributes, limits.catalog)
     rules = _rules(limits.catalog)
@@ -171,7 +177,7 @@ def _resource_metrics(
     refused = 0
     for sm in rm.scope_metrics:
         for metric in sm.metrics:
-            refused += _metric_points(metric, rules, points, spans, point_problems)
+            refused += _metric_points(metric, rules, points, spans, point_problems, clamped)
     week, week_problems = _week(spans, limits)
     problems.extend(week_problems)
     if problems or week is None:
@@ -240,12 +246,15 @@ def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None,
 
 @dataclass(frozen=True)
 class _MetricRules:
-    """A catalog metric made quick to check: allowed values as sets, the value ceiling, and
-    the attribute sets seen valid, by their bytes (a catalog allows a few dozen per metric)."""
+    """A catalog metric made quick to check: allowed values as sets, the plausible ceiling
+    (above it a value is refused), the largest value kept as it is (the metric's max, at most
+    the ceiling), and the attribute sets seen valid, by their bytes (a catalog allows a few
+    dozen per metric)."""
 
     spec: Metric
     values: dict[str, frozenset[str] | Attribute]
     ceiling: int
+    largest: int
     valid: dict[tuple[bytes, ...], tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
@@ -278,14 +287,16 @@ def _rules(catalog: Catalog) -> dict[str, _MetricRules]:
     for name, spec in catalog.metrics.items():
         values = {key: _allowed(attr) for key, attr in spec.attributes.items()}
         ceiling = _DAYS_IN_WEEK if spec.weekly == "days" else catalog.protocol.max_counter_value
-        rules[name] = _MetricRules(spec, values, ceiling)
+        rules[name] = _MetricRules(spec, values, ceiling, min(spec.max, ceiling))
     _RULES[id(catalog)] = (catalog, rules)
     return rules
 
 
 def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: list[Point],
-                   spans: set[tuple[int, int]], problems: list[Problem]) -> int:
-    """Append the metric's valid points; the number refused."""
+                   spans: set[tuple[int, int]], problems: list[Problem],
+                   clamped: list[Problem]) -> int:
+    """Append the metric's valid points (a value above the max clamped, if the catalog says
+    so, and noted in `clamped`); the number refused."""
     kind = metric.WhichOneof("data")
     if kind not in _NUMBER_KINDS:  # histograms, summaries: no point type of the catalog
         refused = _other_points(metric, kind)
@@ -307,7 +318,7 @@ def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: l
     # The per-point work is most of a report's validation: a point whose attributes' bytes
     # were seen valid before, with an integer in range, is taken here; any other goes
     # through `_point`, which says what is wrong or remembers its attributes as valid.
-    name, valid, ceiling = rule.spec.name, rule.valid, rule.ceiling
+    name, valid, largest = rule.spec.name, rule.valid, rule.largest
     refused = 0
     start = end = -1
     for point in data:
@@ -316,7 +327,7 @@ def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: l
             spans.add((start, end))
         attributes = valid.get(tuple(point.attributes))
         value = point.as_int
-        if attributes is not None and 0 <= value <= ceiling and point.HasField("as_int"):
+        if attributes is not None and 0 <= value <= largest and point.HasField("as_int"):
             points.append(_new_point(Point, (name, attributes, value)))
             continue
         checked = _point(point, rule)
@@ -325,6 +336,10 @@ def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: l
             refused += 1
         else:
             points.append(checked)
+            if checked.value != point.as_int:
+                clamped.append(Problem("value_clamped", f"metric {name!r} takes values up to "
+                                       f"{checked.value}: {point.as_int} was stored as "
+                                       f"{checked.value}"))
     return refused
 
 
@@ -345,9 +360,10 @@ def _point(point: RawPoint, rule: _MetricRules) -> Point | Problem:
     if not point.HasField("as_int"):
         return Problem("not_an_integer", f"metric {name!r} takes as_int values")
     value = point.as_int
-    if not 0 <= value <= rule.ceiling:
-        return Problem("value_out_of_range",
-                       f"metric {name!r} takes values from 0 to {rule.ceiling}")
+    accepted = rule.ceiling if rule.spec.out_of_range == "clamp" else rule.largest
+    if not 0 <= value <= accepted:
+        return Problem("value_out_of_range", f"metric {name!r} takes values from 0 to {accepted}")
+    value = min(value, rule.largest)  # the catalog's clamp, as the client applies it
     # A value that is not a string reads as "", which is never allowed.
     for key, text in pairs:
         allowed = rule.values.get(key)

@@ -69,6 +69,22 @@ async def test_refused_points_are_reported_as_partial_success(database_url: str)
         ('[["printernizer.uptime",{},5]]',)]
 
 
+async def test_a_value_above_its_metrics_max_is_stored_clamped_with_a_warning(database_url: str) -> None:  # noqa: F811
+    """999,999 printers: the catalog's max for printernizer.printers is 1,000 and its rule is
+    clamp, so 1,000 is stored (what the client would have sent), and partial_success says so
+    with no point refused (a warning, in OTLP's terms)."""
+    data = {"printernizer.printers": [({"printer.type": "octoprint"}, 999_999)]}
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, **_post_args(new_installation(), new_credential(), "json",
+                                                        data=data))  # type: ignore[arg-type]
+    assert response.status_code == 200
+    assert response.json() == {"partialSuccess": {
+        "errorMessage": "metric 'printernizer.printers' takes values up to 1000: 999999 was "
+                        "stored as 1000"}}
+    assert query(database_url, "SELECT points FROM weekly_reports") == [
+        ('[["printernizer.printers",{"printer.type":"octoprint"},1000]]',)]
+
+
 @pytest.mark.parametrize("fmt", ["protobuf", "json"])
 async def test_invalid_data_is_a_400_with_a_status_and_stores_nothing(
         database_url: str, fmt: str) -> None:  # noqa: F811

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
+from catalog_support import raw_catalog, write_catalog
 from ingest_reports import (
     CATALOG,
     NOW,
@@ -24,6 +26,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from ingest._decode import MAX_KEPT_BYTES
 from ingest._errors import InvalidReport, Problem
 from ingest._validate import _MAX_VALID_SETS, Limits, Point, _rules, validate
+from otel_usage.catalog import load_catalog
 
 LIMITS = Limits(CATALOG, NOW, CATALOG.policy.publish_after_days, 3600)
 JOBS = {"job.status": "completed", "printer.type": "bambu_lab"}
@@ -144,6 +147,37 @@ def test_values_out_of_bounds_are_refused(metric: str, value: int) -> None:
     with pytest.raises(InvalidReport) as caught:
         validate(parsed(request(new_installation(), data={metric: [(attrs, value)]})), LIMITS)
     assert [p.code for p in caught.value.problems] == ["value_out_of_range"]
+
+
+def test_a_value_above_a_metrics_max_is_clamped_as_the_catalog_says() -> None:
+    """printernizer.printers: at most 1,000 (out_of_range clamp), so 999,999 printers are
+    stored as 1,000, as the client would have sent them, and the answer says so (a warning:
+    no point is refused)."""
+    top = CATALOG.metrics["printernizer.printers"].max
+    data = {"printernizer.printers": [({"printer.type": "octoprint"}, 999_999),
+                                      ({"printer.type": "prusa_core"}, top)]}
+    accepted = validate(parsed(request(new_installation(), data=data)), LIMITS)
+    assert accepted.reports[0].points == (
+        Point("printernizer.printers", (("printer.type", "octoprint"),), top),
+        Point("printernizer.printers", (("printer.type", "prusa_core"),), top))
+    assert (accepted.rejected_points, accepted.error_message) == (
+        0, f"metric 'printernizer.printers' takes values up to {top}: 999999 was stored as {top}")
+
+
+def test_a_value_above_the_max_of_a_metric_that_drops_is_refused(tmp_path: Path) -> None:
+    """A metric whose out_of_range is drop: its point above the max is refused, the rest kept."""
+    raw = raw_catalog()
+    [printers] = [m for m in raw["metric"] if m["name"] == "printernizer.printers"]
+    printers["out_of_range"] = "drop"
+    catalog = load_catalog(write_catalog(raw, tmp_path))
+    data = {"printernizer.printers": [({"printer.type": "octoprint"}, 1001),
+                                      ({"printer.type": "prusa_core"}, 2)]}
+    message = parsed(request(new_installation(), data=data, catalog=catalog))
+    accepted = validate(message, Limits(catalog, NOW, 14, 3600))
+    assert accepted.reports[0].points == (
+        Point("printernizer.printers", (("printer.type", "prusa_core"),), 2),)
+    assert (accepted.rejected_points, accepted.problems) == (1, [Problem(
+        "value_out_of_range", "metric 'printernizer.printers' takes values from 0 to 1000")])
 
 
 def test_largest_counter_value_is_accepted() -> None:

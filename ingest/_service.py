@@ -29,7 +29,14 @@ from ._errors import (
 from ._ratelimit import Admission, ClientAddress, RateLimiter, over_limit
 from ._settings import Settings
 from ._store import ReportJob, Store, create_engine
-from ._validate import INSTALLATION_KEY, Accepted, Limits, validate
+from ._validate import (
+    INSTALLATION_KEY,
+    Accepted,
+    Limits,
+    count_document,
+    count_request,
+    validate,
+)
 from ._writer import EraseJob, Writer
 
 log = structlog.get_logger("ingest.app")
@@ -97,13 +104,15 @@ class Service:
             self._check_address(address, peer)
             credential = self._credential_hash(headers.get(self.credential_header, ""))
             data = await self._body(headers, body)
-            request = _decode.parse(data, fmt)
+            limits = self._limits()
+            request = _decode.parse(data, fmt, lambda document: count_document(document, limits))
+            count_request(request, limits)  # before any point is read
             erased = erasure_of(request, self.catalog)
             if erased is not None:
                 job = EraseJob(erased, credential, address,
                                self.client_address.through_proxy(peer))
                 return await self._erase_through_export(job, fmt)
-            accepted = validate(request, self._limits())
+            accepted = validate(request, limits)
             await self._store_reports(accepted, credential, address,
                                       self.client_address.through_proxy(peer))
         except IngestError as exc:

@@ -6,6 +6,13 @@ points refuse only those points (OTLP `partial_success`), unless no point is lef
 above its metric's `max` is handled as the catalog says, as the client does: clamped to the
 max (and said in `partial_success` as a warning) or refused; above the plausible ceiling
 (`[protocol] max_counter_value`, 7 for days) it is refused.
+
+Before any of that a request is counted (`count_request`, `count_document` for JSON before it
+is converted): the catalog bounds what a valid request can hold (the weeks still open, a
+resource attribute per key, a point per allowed attribute set of each metric), and one beyond
+it is refused at once, before the work its points would cost. Checking its points then stops
+once more than `MAX_REFUSED_POINTS` are refused, and a point's attributes are read only as far
+as its metric has keys, and one more.
 """
 
 from __future__ import annotations
@@ -33,13 +40,18 @@ from otel_usage.catalog import Attribute, Catalog, Metric
 from otel_usage.weeks import WEEK_NS, Week
 
 from ._decode import MAX_KEPT_BYTES, RawPoint, attribute_pairs
-from ._errors import InvalidReport, Problem, summary
+from ._errors import SHOWN_PROBLEMS, InvalidReport, Problem, summary
 
 # The OpenTelemetry semantic convention that carries the random installation id (DESIGN.md).
 INSTALLATION_KEY = "service.instance.id"
 _DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 _DAYS_IN_WEEK = 7
 _LISTED_VALUES = 6
+# Refused points are what a client knows and this server does not yet (a newer catalog's
+# metrics, keys and values: partial success keeps the rest); a client checks every point
+# against its catalog before it sends. A request with more than this many was not made that
+# way: it is refused whole, and checking its points stops there.
+MAX_REFUSED_POINTS = 64
 
 
 class Point(NamedTuple):
@@ -130,6 +142,11 @@ class Limits:
     @functools.cached_property
     def newest_week(self) -> datetime:
         return Week.of(self.now + timedelta(seconds=self.clock_skew_s)).naive_start
+
+    @functools.cached_property
+    def open_weeks(self) -> int:
+        """How many weeks a request may cover: those from `oldest_week` to `newest_week`."""
+        return (self.newest_week - self.oldest_week).days // _DAYS_IN_WEEK + 1
 
 
 def validate(request: ExportMetricsServiceRequest, limits: Limits) -> Accepted:
@@ -300,8 +317,8 @@ def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: l
     kind = metric.WhichOneof("data")
     if kind not in _NUMBER_KINDS:  # histograms, summaries: no point type of the catalog
         refused = _other_points(metric, kind)
-        problems.extend(Problem("wrong_kind", f"metric {metric.name!r} sends {kind} points, "
-                                "which the catalog has none of") for _ in range(refused))
+        _refuse(problems, Problem("wrong_kind", f"metric {metric.name!r} sends {kind} points, "
+                                  "which the catalog has none of"), refused)
         return refused
     data: Sequence[RawPoint] = (metric.sum.data_points if kind == "sum"
                                 else metric.gauge.data_points)
@@ -309,30 +326,32 @@ def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: l
     problem = (Problem("unknown_metric", f"metric {metric.name!r} is not in the catalog")
                if rule is None else _kind_problem(metric, kind, rule.spec))
     if problem is not None:
+        read = _most_keys(rules) + 1
         for point in data:  # their week still counts: a request covers one week
             spans.add((point.start_time_unix_nano, point.time_unix_nano))
-            attribute_pairs(point.attributes)  # a body that does not parse is refused whole
-        problems.extend(problem for _ in data)
+            attribute_pairs(point.attributes[:read])  # a body that does not parse: refused
+        _refuse(problems, problem, len(data))
         return len(data)
     assert rule is not None
     # The per-point work is most of a report's validation: a point whose attributes' bytes
     # were seen valid before, with an integer in range, is taken here; any other goes
     # through `_point`, which says what is wrong or remembers its attributes as valid.
-    name, valid, largest = rule.spec.name, rule.valid, rule.largest
+    name, valid, largest, keys = rule.spec.name, rule.valid, rule.largest, len(rule.values)
     refused = 0
     start = end = -1
     for point in data:
         if point.start_time_unix_nano != start or point.time_unix_nano != end:
             start, end = point.start_time_unix_nano, point.time_unix_nano
             spans.add((start, end))
-        attributes = valid.get(tuple(point.attributes))
+        raw = point.attributes
+        attributes = valid.get(tuple(raw)) if len(raw) <= keys else None
         value = point.as_int
         if attributes is not None and 0 <= value <= largest and point.HasField("as_int"):
             points.append(_new_point(Point, (name, attributes, value)))
             continue
         checked = _point(point, rule)
         if isinstance(checked, Problem):
-            problems.append(checked)
+            _refuse(problems, checked)
             refused += 1
         else:
             points.append(checked)
@@ -355,8 +374,11 @@ def _other_points(metric: OtlpMetric, kind: str | None) -> int:
 
 def _point(point: RawPoint, rule: _MetricRules) -> Point | Problem:
     name = rule.spec.name
-    encoded = tuple(point.attributes)
-    pairs = attribute_pairs(encoded)  # first: a body that does not parse is refused whole
+    # Read as far as the metric has keys and one more: beyond that a key must be unknown or
+    # repeated, and the point is refused for what was read. First, so that a body that does
+    # not parse (as far as it is read) is refused whole.
+    encoded = tuple(point.attributes[:len(rule.values) + 1])
+    pairs = attribute_pairs(encoded)
     if not point.HasField("as_int"):
         return Problem("not_an_integer", f"metric {name!r} takes as_int values")
     value = point.as_int
@@ -390,7 +412,8 @@ def _drop_duplicates(points: list[Point], problems: list[Problem]) -> int:
     for point in points:
         key = (point.metric, point.attributes)
         if key in seen:
-            problems.append(Problem("duplicate_point", f"metric {point.metric!r} repeats a point"))
+            _refuse(problems, Problem("duplicate_point",
+                                      f"metric {point.metric!r} repeats a point"))
             continue
         seen.add(key)
         kept.append(point)
@@ -407,3 +430,129 @@ def _kind_problem(metric: OtlpMetric, kind: str, spec: Metric) -> Problem | None
     else:
         ok, expected = kind == "gauge", "a Gauge"
     return None if ok else Problem("wrong_kind", f"metric {spec.name!r} must be {expected}")
+
+
+def _refuse(problems: list[Problem], problem: Problem, points: int = 1) -> None:
+    """Note `points` refused for `problem`; beyond `MAX_REFUSED_POINTS` the whole request is
+    refused (InvalidReport), and nothing more is checked."""
+    problems.extend(problem for _ in range(min(points, MAX_REFUSED_POINTS + 1)))
+    if len(problems) > MAX_REFUSED_POINTS:
+        raise InvalidReport([Problem(
+            "too_many_refused_points", f"more than {MAX_REFUSED_POINTS} points are refused: "
+            "a report checked against the catalog holds none"), *problems[:SHOWN_PROBLEMS - 1]])
+
+
+def _most_keys(rules: dict[str, _MetricRules]) -> int:
+    return max((len(rule.values) for rule in rules.values()), default=0)
+
+
+# Counting before checking ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """What a valid week of a report can hold, by the catalog: resource attributes, metrics,
+    and points of each metric (one per allowed attribute set: each key absent or one of its
+    values or "other"; a key with a pattern bounds nothing)."""
+
+    resource_attributes: int
+    metrics: int
+    points: dict[str, float]
+
+
+_BOUNDS: dict[int, tuple[Catalog, _Bounds]] = {}
+
+
+def _bounds(catalog: Catalog) -> _Bounds:
+    cached = _BOUNDS.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    points: dict[str, float] = {}
+    for name, metric in catalog.metrics.items():
+        sets = 1.0
+        for attribute in metric.attributes.values():
+            sets *= len(attribute.values) + 2 if attribute.values is not None else float("inf")
+        points[name] = sets
+    bounds = _Bounds(len(catalog.resource), len(catalog.metrics) + MAX_REFUSED_POINTS, points)
+    _BOUNDS[id(catalog)] = (catalog, bounds)
+    return bounds
+
+
+def count_request(request: ExportMetricsServiceRequest, limits: Limits) -> None:
+    """Refuse (InvalidReport) a parsed request that holds more than a valid one can, counting
+    before reading any point."""
+    bounds = _bounds(limits.catalog)
+    _count_weeks(len(request.resource_metrics), limits)
+    for rm in request.resource_metrics:
+        scopes = rm.scope_metrics
+        _count_resource(len(rm.resource.attributes), len(scopes),
+                        sum(len(sm.metrics) for sm in scopes), bounds)
+        _count_points(((m.name, _point_count(m)) for sm in scopes for m in sm.metrics), bounds)
+
+
+def _point_count(metric: OtlpMetric) -> int:
+    kind = metric.WhichOneof("data")
+    return len(getattr(metric, kind).data_points) if kind is not None else 0
+
+
+def count_document(document: dict[str, object], limits: Limits) -> None:
+    """`count_request` for a JSON body, before it is converted (the conversion costs more per
+    point than anything after it). Either spelling of a field counts (the conversion takes
+    both); what is not the expected type counts nothing, and the conversion refuses it."""
+    bounds = _bounds(limits.catalog)
+    rms = _items(document, "resourceMetrics", "resource_metrics")
+    _count_weeks(len(rms), limits)
+    for rm in rms:
+        scopes = _items(rm, "scopeMetrics", "scope_metrics")
+        metrics = [m for scope in scopes for m in _items(scope, "metrics")]
+        resource = rm.get("resource") if isinstance(rm, dict) else None
+        _count_resource(len(_items(resource, "attributes")), len(scopes), len(metrics), bounds)
+        _count_points(((str(m.get("name", "")) if isinstance(m, dict) else "",
+                        sum(len(_items(kind, "dataPoints", "data_points"))
+                            for kind in (m.values() if isinstance(m, dict) else ())))
+                       for m in metrics), bounds)
+
+
+def _items(parent: object, *names: str) -> list[object]:
+    """The list under any of `names` in a JSON object (empty when it is none)."""
+    if not isinstance(parent, dict):
+        return []
+    found = [item for name in names if isinstance(parent.get(name), list)
+             for item in parent[name]]
+    return found
+
+
+def _count_weeks(weeks: int, limits: Limits) -> None:
+    if weeks > limits.open_weeks:
+        raise InvalidReport([Problem("too_many_weeks", f"request holds {weeks} "
+                                     f"resource_metrics; {limits.open_weeks} weeks are open")])
+
+
+def _count_resource(attributes: int, scopes: int, metrics: int, bounds: _Bounds) -> None:
+    problems = []
+    if attributes > bounds.resource_attributes:
+        problems.append(Problem("too_many_resource_attributes", f"a resource has {attributes} "
+                                f"attributes; the catalog has {bounds.resource_attributes}"))
+    if max(scopes, metrics) > bounds.metrics:
+        problems.append(Problem("too_many_metrics", f"a resource_metrics holds {metrics} "
+                                f"metrics in {scopes} scopes; a report holds at most "
+                                f"{bounds.metrics}"))
+    if problems:
+        raise InvalidReport(problems)
+
+
+def _count_points(metrics: Iterable[tuple[str, int]], bounds: _Bounds) -> None:
+    """Points per metric within what its attribute sets allow; those of metrics the catalog
+    lacks (all refused) within `MAX_REFUSED_POINTS`."""
+    counts: dict[str, int] = {}
+    for name, points in metrics:
+        known = name if name in bounds.points else ""
+        counts[known] = counts.get(known, 0) + points
+    problems = [Problem("too_many_points", f"metric {name!r} holds {n} points; a week of it "
+                        f"holds at most {int(bounds.points[name])}")
+                for name, n in counts.items() if name and n > bounds.points[name]]
+    if counts.get("", 0) > MAX_REFUSED_POINTS:
+        problems.append(Problem("too_many_points", f"{counts['']} points of metrics the "
+                                f"catalog lacks; at most {MAX_REFUSED_POINTS} are refused"))
+    if problems:
+        raise InvalidReport(problems)

@@ -85,6 +85,24 @@ async def test_a_value_above_its_metrics_max_is_stored_clamped_with_a_warning(da
         ('[["printernizer.printers",{"printer.type":"octoprint"},1000]]',)]
 
 
+@pytest.mark.parametrize(("fmt", "points"), [("protobuf", 1500), ("json", 300)])
+async def test_a_body_of_more_points_than_a_report_can_hold_is_refused_at_once(
+        database_url: str, fmt: str, points: int) -> None:  # noqa: F811
+    """A few hundred bytes of gzip that expand to 1,500 points no catalog metric has (300 in
+    JSON, within the body limit): refused on counting, before a point is read (and, in JSON,
+    before the document is converted), with one problem that says why; nothing is stored."""
+    data = {"printernizer.nope": [({}, 1)] * points}
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, **_post_args(new_installation(), new_credential(), fmt,
+                                                        data=data))  # type: ignore[arg-type]
+    assert response.status_code == 400
+    body = response.json() if fmt == "json" else json_format.MessageToDict(
+        Status.FromString(response.content))
+    assert body == {"code": 3, "message": f"{points} points of metrics the catalog lacks; at "
+                                          "most 64 are refused"}
+    assert (_count(database_url), _count(database_url, "installations")) == (0, 0)
+
+
 @pytest.mark.parametrize("fmt", ["protobuf", "json"])
 async def test_invalid_data_is_a_400_with_a_status_and_stores_nothing(
         database_url: str, fmt: str) -> None:  # noqa: F811

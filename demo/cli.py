@@ -40,7 +40,7 @@ from otel_usage import UsageTelemetry
 from otel_usage.clock import default_clock
 from otel_usage.weeks import Week
 
-from .truth import privacy_cost
+from .truth import privacy_cost, true_counts
 
 __all__ = ["main"]
 
@@ -84,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(f"\n{args.installations} installations over {args.weeks} weeks simulated, "
           f"{sent} weekly reports sent over OTLP/HTTP, in {elapsed:.1f} s.\n")
+    truth = true_counts(work / "ingest.sqlite3")  # before the publication forgets the raw weeks
     _publish(database)
     shown = _show_dashboards(database, first, _last_request_day(start, args.weeks))
-    print(f"\n{privacy_cost(work / 'ingest.sqlite3')}")
+    print(f"\n{privacy_cost(work / 'ingest.sqlite3', truth)}")
     export = _export_one(work / "fleet" / "installation-0000", work)
     print(f"\nThe local JSON export of one installation: {export}")
     print(f"The ingest's store: {work / 'ingest.sqlite3'}")
@@ -265,10 +266,15 @@ class _Progress:
 
 def _publish(database: str) -> None:
     """The whole simulated fleet has reported, within seconds: publish every week that has
-    ended (a real week is published two weeks after it ends)."""
+    ended (a real week is published two weeks after it ends); then the ingest forgets the
+    published weeks' raw reports, as it does after every publication, and the demo says how
+    many."""
     command = [_command("otel-usage-ingest"), "publish", "--database", database,
                "--after-days", "0"]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    lines = subprocess.run(command, check=True, capture_output=True,
+                           text=True).stdout.splitlines()
+    weeks = sum(line.startswith("published the week of") for line in lines)
+    print(f"Published {weeks} weeks; then the ingest {lines[-1]}.\n")
 
 
 def _show_dashboards(database: str, first: date, last: date) -> int:

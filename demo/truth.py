@@ -1,11 +1,11 @@
 """What privacy costs: the last published week's noisy numbers beside the simulated fleet's truth.
 
-The demo's ingest still holds the raw installation-weeks it published from (its own SQLite
-file), so the truth of the simulated fleet can be counted from them and set beside what the
-differentially private publication made of it: the week's active installations, its
-deployment modes and versions, and the features switched on, each published number with the
-95 % margin of its noise. Only the demo can do this: a real publication's truth is what the
-noise hides.
+The demo counts the truth of its simulated fleet from the raw installation-weeks its ingest
+holds (its own SQLite file) before they are published (the ingest forgets them then), and
+sets it beside what the differentially private publication made of them: the week's active
+installations, its deployment modes and versions, and the features switched on, each
+published number with the 95 % margin of its noise. Only the demo can do this: a real
+publication's truth is what the noise hides.
 """
 
 from __future__ import annotations
@@ -17,21 +17,30 @@ from pathlib import Path
 
 from otel_usage.catalog import load_catalog
 
-__all__ = ["privacy_cost"]
+__all__ = ["privacy_cost", "true_counts"]
+
+Truth = dict[str, Counter[tuple[str, str]]]  # per week start, as the store writes it
 
 _ATTRIBUTES = ("printernizer.deployment.mode", "service.version")
 _FEATURES = "printernizer.features.enabled"
 Row = tuple[str, str, int]  # what, published (with its margin), true
 
 
-def privacy_cost(database: Path) -> str:
-    """The table, or a line saying that no week is published."""
+def true_counts(database: Path) -> Truth:
+    """Every stored week's true numbers, counted from its raw installation-weeks."""
+    with sqlite3.connect(database) as db:
+        weeks = [w for (w,) in db.execute("SELECT DISTINCT week_start FROM weekly_reports")]
+        return {week: _truth(db, week) for week in weeks}
+
+
+def privacy_cost(database: Path, truths: Truth) -> str:
+    """The table for the last published week, or a line saying that no week is published."""
     with sqlite3.connect(database) as db:
         week = db.execute("SELECT MAX(week_start) FROM published_weeks").fetchone()[0]
         if week is None:
             return "What privacy costs: no week is published yet."
         published = _published(db, week)
-        truth = _truth(db, week)
+    truth = truths.get(week, Counter())
     rows = [(label, published.get(key, "-"), truth.get(key, 0)) for key, label in _labels(
         published, truth)]
     width = max(len(label) for label, _, _ in rows)

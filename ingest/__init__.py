@@ -1,6 +1,7 @@
 """The otel-usage ingest: receives weekly OTLP reports, checks them against the catalog,
-stores them with SQLAlchemy Core and publishes each closed week through one differentially
-private mechanism (noise drawn once, stored with its scale and the week's privacy loss).
+stores them with SQLAlchemy Core, publishes each closed week through one differentially
+private mechanism (noise drawn once, stored with its scale and the week's privacy loss), and
+then forgets the week's raw reports.
 
 Public: `create_app`, `Settings`, `publish`, the view names in `ingest.views`, and the CLI in
 `ingest.cli`; `ingest.testing` and `ingest.audit` are testing APIs. Importing this package stays
@@ -20,15 +21,18 @@ if TYPE_CHECKING:
 
 
 def publish(settings: Settings) -> list[datetime]:
-    """Publish every week due at `settings`' clock (what the service does on its own, and
-    `otel-usage-ingest publish`); the Mondays of the weeks published."""
-    from ._maintenance import publish_due
+    """Publish every week due at `settings`' clock, then forget what publication no longer
+    needs (what the service does on its own, and `otel-usage-ingest publish`); the Mondays of
+    the weeks published."""
+    from ._maintenance import forget, publish_due
     from ._store import Store, create_engine
 
     store = Store(create_engine(settings.database_url))
     try:
         store.migrate()
-        return [publication.week for publication in publish_due(store, settings)]
+        published = [publication.week for publication in publish_due(store, settings)]
+        forget(store, settings)
+        return published
     finally:
         store.dispose()
 

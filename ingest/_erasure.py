@@ -61,7 +61,7 @@ def _one_point_of_one(metric: Metric) -> bool:
     if len(points) != 1:
         return False
     point = points[0]
-    attribute_pairs(point.attributes)  # a body that does not parse is refused whole
+    attribute_pairs(point.attributes[:1])  # a body that does not parse is refused whole
     return (point.WhichOneof("value") == "as_int" and point.as_int == 1
             and Week.from_start_ns(point.start_time_unix_nano) is not None
             and point.time_unix_nano - point.start_time_unix_nano == WEEK_NS)

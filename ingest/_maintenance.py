@@ -1,26 +1,31 @@
-"""The service's scheduled work, on its clock: publish the weeks that are due, prune old ones.
+"""The service's scheduled work, on its clock: publish the weeks that are due, then forget what
+publication no longer needs.
 
 Runs in a thread of its own, so a week's publication (reading every report of that week)
-never holds up the writer or the event loop. `publish_due` and `prune` are also what the
-`publish` and `prune` commands run.
+never holds up the writer or the event loop. `publish_due` and `forget` are also what the
+`publish` and `forget` commands run. Forgetting follows the catalog's `[policy]` windows:
+
+- a week's raw reports, once the week is published (`raw_weeks_after_publication` later);
+- an erasure's record, `tombstone_days` after the day of the erasure;
+- an installation's id and credential hash, once it has sent nothing for
+  `installation_silent_days` (and has no raw week left).
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
-from otel_usage.weeks import day_start, retention_cutoff
+from otel_usage.weeks import Week, day_start
 
 from ._errors import StoreUnavailable
-from ._publish import Publication, due_range, publish_week
+from ._publish import Publication, newest_due, publish_week
 from ._settings import Settings
-from ._store import Store
+from ._store import Forgotten, Store
 
 log = structlog.get_logger("ingest.maintenance")
-_PRUNE_S = 86_400.0
 
 
 # Weeks drawn but not yet stored (their transaction failed), per store: the retry stores the
@@ -35,11 +40,11 @@ def publish_due(store: Store, settings: Settings) -> list[Publication]:
     mechanism is invoked once, its cells and loss stored in one transaction. A week published
     already (by this process before, or another replica meanwhile) is never drawn again."""
     now = settings.now()
-    oldest, newest = due_range(now, settings.publish_after, settings.retention)
+    newest = newest_due(now, settings.publish_after)
     today = day_start(now).replace(tzinfo=None)
     published = []
     with _PUBLISHING:
-        weeks = store.unpublished_weeks(oldest, newest)
+        weeks = store.unpublished_weeks(newest)
         for gone in [key for key in _DRAWN if key[0] == store.name and key[1] not in weeks]:
             del _DRAWN[gone]  # published meanwhile (by another replica), or out of range
         for week in weeks:
@@ -58,16 +63,31 @@ def publish_due(store: Store, settings: Settings) -> list[Publication]:
     return published
 
 
-def prune(store: Store, settings: Settings) -> int:
-    """Delete what is older than the retention; the installation-weeks deleted."""
-    cutoff = retention_cutoff(settings.now(), settings.retention).naive_start
-    deleted = store.prune(cutoff)
-    log.info("store.pruned", before=cutoff.date().isoformat(), weeks=deleted)
-    return deleted
+def forget(store: Store, settings: Settings) -> Forgotten:
+    """Delete what publication no longer needs, by the catalog's windows at the settings'
+    clock (run after `publish_due`: only published weeks' raw reports go)."""
+    cutoffs = forget_cutoffs(settings)
+    forgotten = store.forget(*cutoffs)
+    log.info("store.forgotten", reports=forgotten.reports, erasures=forgotten.erasures,
+             installations=forgotten.installations)
+    return forgotten
+
+
+def forget_cutoffs(settings: Settings) -> tuple[datetime, datetime, datetime]:
+    """At the settings' clock: the newest week whose raw reports may go (if published), the
+    day before which erasures are forgotten, and the week of a last report before which an
+    installation is forgotten (its last report may have come at the end of that week, so the
+    week after it must have begun `installation_silent_days` ago)."""
+    now, policy = settings.now(), settings.catalog.policy
+    kept = timedelta(weeks=policy.raw_weeks_after_publication)
+    newest = newest_due(now - kept, settings.publish_after)
+    erased_before = day_start(now) - timedelta(days=policy.tombstone_days)
+    silent_before = Week.of(now - timedelta(days=policy.installation_silent_days))
+    return newest, erased_before.replace(tzinfo=None), silent_before.naive_start
 
 
 class Maintenance:
-    """Publishes due weeks every `publish_interval_s` and prunes once a day, until stopped."""
+    """Every `publish_interval_s`, until stopped: publishes due weeks, then forgets."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
@@ -75,7 +95,6 @@ class Maintenance:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-maintenance",
                                         daemon=True)
-        self._last_prune = float("-inf")
 
     def start(self) -> None:
         self._thread.start()
@@ -92,9 +111,7 @@ class Maintenance:
 
     def _once(self) -> None:
         try:
-            if self._settings.clock() - self._last_prune >= _PRUNE_S:
-                prune(self._store, self._settings)
-                self._last_prune = self._settings.clock()
             publish_due(self._store, self._settings)
+            forget(self._store, self._settings)
         except StoreUnavailable as exc:  # the next round tries again
             log.warning("maintenance.failed", error=str(exc))

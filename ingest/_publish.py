@@ -1,11 +1,12 @@
 """The publication step: each closed week's reports become frozen, differentially private cells.
 
 A week is published once its reporting window has ended (`[policy] publish_after_days` after
-the week), once, and never changes after: its noise is drawn once (`_privacy`: one composed
-OpenDP measurement per week, invoked once) and stored with the week, so no second sample of a
-cell exists to average the noise away, and a late report or an erasure leaves the published
-cells as they are. The service runs this step on its clock; `otel-usage-ingest publish` runs it
-by hand.
+the week; its reports are refused from then on), once, and never changes after: its noise is
+drawn once (`_privacy`: one composed OpenDP measurement per week, invoked once) and stored
+with the week, so no second sample of a cell exists to average the noise away, and a late
+report or an erasure leaves the published cells as they are. Then its raw reports are
+forgotten (`_maintenance.forget`). The service runs this step on its clock;
+`otel-usage-ingest publish` runs it by hand.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from otel_usage.catalog import Catalog
-from otel_usage.weeks import Week, retention_cutoff
+from otel_usage.weeks import Week
 
 from ._privacy import Cell, Loss, Record, margin, mechanism
 
@@ -71,9 +72,7 @@ def _records(rows: Iterable[tuple[str, str]]) -> Iterator[Record]:
         yield json.loads(resource), [(m, a, int(v)) for m, a, v in json.loads(points)]
 
 
-def due_range(now: datetime, after_days: int, retention_months: int) -> tuple[datetime, datetime]:
-    """The oldest and newest week that may be published at `now`: within the retention, and
-    ended at least `after_days` ago."""
-    after = timedelta(days=after_days)
-    newest = Week.of(now.astimezone(UTC) - after).previous()
-    return retention_cutoff(now, retention_months).naive_start, newest.naive_start
+def newest_due(now: datetime, after_days: int) -> datetime:
+    """The newest week that may be published at `now`: it ended at least `after_days` ago, so
+    its reporting window has ended (the week after it is the oldest still accepted)."""
+    return Week.of(now.astimezone(UTC) - timedelta(days=after_days)).previous().naive_start

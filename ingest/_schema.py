@@ -1,11 +1,13 @@
 """The store's tables, its schema version and the reporting views, for every supported dialect.
 
-- `installations`: one row per installation: its credential's hash (what authentication
-  needs, nothing else).
+- `installations`: one row per installation: what authentication needs (its id and its
+  credential's hash) and the week its last report arrived (`last_seen`), deleted once it has
+  been silent for `[policy] installation_silent_days`.
 - `weekly_reports`: each installation-week as received (the last report of that week wins),
-  with the week it arrived (`received`): the input of the publication step.
+  with the week it arrived (`received`): the input of the publication step, deleted once its
+  week is published (`[policy] raw_weeks_after_publication`).
 - `erasures`: installations erased on request, as a hash of their id and the day, so that a
-  late or replayed report cannot bring them back.
+  late or replayed report cannot bring them back, for `[policy] tombstone_days`.
 - `published_weeks` / `published_cells`: what the publication step made of each closed week,
   frozen: the week's privacy loss, and its noisy cells with their noise scales and 95 %
   margins; the views read only these, and `daily_stats` (requests per day, no identifiers).
@@ -34,6 +36,7 @@ installations = sa.Table(
     "installations", metadata,
     sa.Column("installation_id", sa.String(36), primary_key=True),
     sa.Column("credential_hash", sa.String(64), nullable=False),
+    sa.Column("last_seen", Timestamp, nullable=False),  # Monday of the week the last arrived
 )
 weekly_reports = sa.Table(
     "weekly_reports", metadata,

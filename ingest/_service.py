@@ -29,7 +29,14 @@ from ._errors import (
 from ._ratelimit import Admission, ClientAddress, RateLimiter, over_limit
 from ._settings import Settings
 from ._store import ReportJob, Store, create_engine
-from ._validate import INSTALLATION_KEY, Accepted, Limits, validate
+from ._validate import (
+    INSTALLATION_KEY,
+    Accepted,
+    Limits,
+    count_document,
+    count_request,
+    validate,
+)
 from ._writer import EraseJob, Writer
 
 log = structlog.get_logger("ingest.app")
@@ -97,11 +104,15 @@ class Service:
             self._check_address(address, peer)
             credential = self._credential_hash(headers.get(self.credential_header, ""))
             data = await self._body(headers, body)
-            request = _decode.parse(data, fmt)
+            limits = self._limits()
+            request = _decode.parse(data, fmt, lambda document: count_document(document, limits))
+            count_request(request, limits)  # before any point is read
             erased = erasure_of(request, self.catalog)
             if erased is not None:
-                return await self._erase_through_export(erased, credential, fmt)
-            accepted = validate(request, self._limits())
+                job = EraseJob(erased, credential, address,
+                               self.client_address.through_proxy(peer))
+                return await self._erase_through_export(job, fmt)
+            accepted = validate(request, limits)
             await self._store_reports(accepted, credential, address,
                                       self.client_address.through_proxy(peer))
         except IngestError as exc:
@@ -110,10 +121,9 @@ class Service:
         answer = _decode.success(accepted.rejected_points, accepted.error_message)
         return 200, {"content-type": _decode.CONTENT_TYPES[fmt]}, _decode.encode(answer, fmt)
 
-    async def _erase_through_export(self, installation_id: str, credential: str,
-                                    fmt: _decode.Format) -> Answer:
+    async def _erase_through_export(self, job: EraseJob, fmt: _decode.Format) -> Answer:
         """The contract's erasure: 200 with an empty response once erased."""
-        weeks = await self._writer().submit(EraseJob(installation_id, credential))
+        weeks = await self._writer().submit(job)
         self._count("accepted", "erasure")
         log.info("erasure.done", weeks=weeks)
         return 200, {"content-type": _decode.CONTENT_TYPES[fmt]}, _decode.encode(
@@ -161,7 +171,7 @@ class Service:
         """The validation limits, made anew once a minute (they change once a week)."""
         now = self.settings.clock()
         if self._limits_made is None or now // 60 != self._limits_made.now_s // 60:
-            self._limits_made = Limits(self.catalog, now, self.settings.retention,
+            self._limits_made = Limits(self.catalog, now, self.settings.publish_after,
                                        self.settings.clock_skew_s)
         return self._limits_made
 
@@ -185,15 +195,18 @@ class Service:
 
     # DELETE {installation_path}, readiness ------------------------------------------------
 
-    async def erase(self, peer: str, forwarded_for: str | None, installation_id: str,
-                    credential: str | None) -> Answer:
-        """Erase an installation (`DELETE`, direct use); 204, or a refusal as JSON."""
+    async def erase(self, headers: Mapping[str, str], peer: str, installation_id: str) -> Answer:
+        """Erase an installation (`DELETE`, direct use; `headers` with lower-case names); 204,
+        or a refusal as JSON."""
         try:
-            self._check_address(self.client_address(peer, forwarded_for), peer)
-            credential_hash = self._credential_hash(credential or "")
+            address = self._address(headers, peer)
+            self._check_address(address, peer)
+            credential_hash = self._credential_hash(headers.get(self.credential_header, ""))
             if not self.catalog.resource[INSTALLATION_KEY].allows(installation_id):
                 raise MalformedBody("not an installation id")
-            weeks = await self._writer().submit(EraseJob(installation_id, credential_hash))
+            weeks = await self._writer().submit(EraseJob(
+                installation_id, credential_hash, address,
+                self.client_address.through_proxy(peer)))
         except IngestError as exc:
             return self._refusal(exc, "json")
         self._count("accepted", "erasure")

@@ -1,5 +1,6 @@
-"""The service's settings: what the catalog's policy and protocol say (retention, body limit,
-reporting window) defaults to the catalog; the service's own limits have their defaults here."""
+"""The service's settings: what the catalog's policy and protocol say (body limit, reporting
+window; how long what is kept is the catalog's alone) defaults to the catalog; the service's own
+limits have their defaults here."""
 
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE
     catalog: Catalog = field(default_factory=_catalog)
-    retention_months: int | None = None
     max_body_bytes: int | None = None
     # Write path: jobs waiting for the writer, jobs per transaction, how long the writer waits
     # for more jobs to commit together, and how long a request waits for its commit before it
@@ -57,19 +57,15 @@ class Settings:
     limiter_entries: int = 100_000
     # A week may start at most this long after the server's clock, for clients a little ahead.
     clock_skew_s: int = 3600
-    # How long after its end a week is published (default: the catalog's policy), and how
-    # often the service looks for weeks to publish (and, once a day, prunes).
+    # How long after its end a week is published, and until when its reports are accepted
+    # (default: the catalog's reporting window), and how often the service publishes what is
+    # due and forgets what publication no longer needs.
     publish_after_days: int | None = None
     publish_interval_s: float = 600.0
     clock: Callable[[], float] = field(default_factory=_clock)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
-
-    @property
-    def retention(self) -> int:
-        months = self.retention_months
-        return months if months is not None else self.catalog.policy.retention_months
 
     @property
     def publish_after(self) -> int:

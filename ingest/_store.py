@@ -1,7 +1,9 @@
 """The database behind the ingest: the only module of the service that connects to it.
 
 Reports, erasures and request counts are written by one thread per process (the writer), a
-batch of reports per transaction; publications and pruning by the maintenance thread. Across
+batch of reports per transaction; publications and forgetting by the maintenance thread. On
+SQLite a deleted row's bytes are overwritten (`secure_delete`), and forgetting ends with a
+checkpoint that empties the write-ahead log, so what is forgotten is in neither file. Across
 processes (several replicas on PostgreSQL or SQL Server) a conflicting insert rolls the
 batch back, and it is retried once against what the other process committed. Database errors
 leave this module as `StoreUnavailable` (cannot answer now) or `WriteFailed` (this statement).
@@ -11,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 import structlog
@@ -94,7 +96,8 @@ def _sqlite_begin(conn: Connection) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={LOCK_TIMEOUT_MS}"):
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={LOCK_TIMEOUT_MS}",
+                   "secure_delete=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -102,8 +105,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 Outcome = IngestError | None  # None: stored
 
 
+class Forgotten(NamedTuple):
+    """What one round of forgetting deleted."""
+
+    reports: int
+    erasures: int
+    installations: int
+
+
 class Store:
-    """Reports, erasure, retention, request counts and publication in one SQL database."""
+    """Reports, erasure, forgetting, request counts and publication in one SQL database."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -151,10 +162,10 @@ class Store:
 
     # Publication ----------------------------------------------------------------------------
 
-    def unpublished_weeks(self, oldest: datetime, newest: datetime) -> list[datetime]:
+    def unpublished_weeks(self, newest: datetime) -> list[datetime]:
+        """The weeks up to `newest` with stored reports that are not published yet."""
         with self.transaction() as conn:
-            weeks = conn.execute(sql.UNPUBLISHED_WEEKS, {"oldest": oldest, "newest": newest})
-            return list(weeks.scalars())
+            return list(conn.execute(sql.UNPUBLISHED_WEEKS, {"newest": newest}).scalars())
 
     def week_reports(self, week: datetime) -> Iterator[tuple[str, str]]:
         """A week's stored reports (resource and points JSON), one per installation, streamed,
@@ -184,30 +195,58 @@ class Store:
             raise
         return True
 
-    # Erasure, retention, counts -----------------------------------------------------------
+    # Erasure, forgetting, counts ----------------------------------------------------------
 
-    def erase(self, installation_id: str, credential_hash: str, today: datetime) -> int:
+    def erase(self, installation_id: str, credential_hash: str, today: datetime,
+              register: Callable[[], IngestError | None] | None = None) -> int:
         """Remove every row naming the installation and remember it as erased; the number of
-        weeks it had. An installation never stored is remembered too (a report of it may
-        still be on its way); a stored one is erased only with its credential."""
+        weeks it had. A stored installation is erased only with its credential. One never
+        stored is remembered too (a report of it may still be on its way), which costs a
+        new installation of the sender's address: `register` says whether one more may be
+        (None: no limit), and its refusal is raised with nothing stored."""
         with self.transaction() as conn:
-            known = dict(conn.execute(sql.CREDENTIALS, {"ids": [installation_id]}).all())
+            known = {i: h for i, h, _ in conn.execute(sql.CREDENTIALS, {"ids": [installation_id]})}
             stored = known.get(installation_id)
             if stored is not None and not hmac.compare_digest(stored, credential_hash):
                 raise CredentialRejected("credential does not match this installation")
+            hashed = id_hash(installation_id)
+            remembered = conn.execute(sql.ERASED, {"id_hashes": [hashed]}).first() is not None
+            refused = register() if stored is None and not remembered and register else None
+            if refused is not None:
+                raise refused
             key = {"installation_id": installation_id}
             weeks = conn.execute(sql.ERASE_REPORTS, key).rowcount
             conn.execute(sql.ERASE_INSTALLATION, key)
-            hashed = id_hash(installation_id)
-            if not conn.execute(sql.ERASED, {"id_hashes": [hashed]}).first():
+            if not remembered:
                 conn.execute(sql.REMEMBER_ERASURE, {"id_hash": hashed, "erased_on": today})
             return int(weeks)
 
-    def prune(self, cutoff: datetime) -> int:
-        """Delete everything dated before `cutoff`; the number of installation-weeks deleted."""
+    def forget(self, newest: datetime, erased_before: datetime,
+               silent_before: datetime) -> Forgotten:
+        """Delete the raw weeks of published weeks up to `newest`, the erasures remembered
+        since before `erased_before`, and the installations last seen before `silent_before`
+        that have no raw week left; what was deleted."""
         with self.transaction() as conn:
-            results = [conn.execute(statement, {"cutoff": cutoff}) for statement in sql.PRUNE]
-        return int(results[0].rowcount)
+            forgotten = Forgotten(
+                int(conn.execute(sql.FORGET_REPORTS, {"newest": newest}).rowcount),
+                int(conn.execute(sql.FORGET_ERASURES, {"before": erased_before}).rowcount),
+                int(conn.execute(sql.FORGET_INSTALLATIONS, {"before": silent_before}).rowcount))
+        if any(forgotten) and self.engine.dialect.name == "sqlite":
+            self._empty_write_ahead_log()
+        return forgotten
+
+    def _empty_write_ahead_log(self) -> None:
+        """Copy every page into the database file and truncate the log: the deleted rows'
+        older pages (which `secure_delete` cannot reach) leave with it. If a reader holds the
+        log meanwhile, the next forgetting does it."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_READ_ONLY: True})
+                busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
+        if busy:
+            log.info("store.checkpoint_busy")
 
     def add_counts(self, counts: Mapping[tuple[datetime, str, str], int]) -> None:
         """Add request counts per (day, outcome, reason) to `daily_stats`."""
@@ -223,20 +262,29 @@ class Store:
 def _write(conn: Connection, jobs: Sequence[ReportJob],
            admission: Admission | None) -> list[Outcome]:
     ids = sorted({job.installation_id for job in jobs})
-    known: dict[str, str] = dict(conn.execute(sql.CREDENTIALS, {"ids": ids}).all())
+    known: dict[str, str] = {}
+    last_seen: dict[str, datetime] = {}
+    for installation_id, credential_hash, seen in conn.execute(sql.CREDENTIALS, {"ids": ids}):
+        known[installation_id], last_seen[installation_id] = credential_hash, seen
     hashes = {i: id_hash(i) for i in ids}
     erased = set(conn.execute(sql.ERASED, {"id_hashes": list(hashes.values())}).scalars())
     outcomes: list[Outcome] = []
     new: dict[str, dict[str, Any]] = {}
+    seen_now: dict[str, datetime] = {}
     latest: dict[tuple[str, datetime], dict[str, Any]] = {}
     for job in jobs:
         outcome = _admit(job, known, hashes[job.installation_id] in erased, new, admission)
         if outcome is None:  # a later report of the same week wins, as if it came second
             for report in job.reports:
                 latest[(job.installation_id, report.week_start)] = _row(report, job.received)
+            if job.installation_id in last_seen and job.received > last_seen[job.installation_id]:
+                seen_now[job.installation_id] = job.received
         outcomes.append(outcome)
     if new:
         conn.execute(sql.REGISTER, list(new.values()))
+    if seen_now:  # once a week per installation: its first report of a week
+        conn.execute(sql.SEEN, [{"b_installation_id": i, "b_last_seen": w}
+                                for i, w in seen_now.items()])
     # An installation registered in this batch has no stored week to replace.
     replaced = [{"b_installation_id": i, "b_week_start": w} for i, w in latest if i not in new]
     if replaced:
@@ -264,7 +312,8 @@ def _admit(job: ReportJob, known: dict[str, str], erased: bool, new: dict[str, d
     if stored is None:
         known[job.installation_id] = job.credential_hash
         new[job.installation_id] = {"installation_id": job.installation_id,
-                                    "credential_hash": job.credential_hash}
+                                    "credential_hash": job.credential_hash,
+                                    "last_seen": job.received}
     return None
 
 

@@ -2,7 +2,17 @@
 
 Every problem is collected, not only the first (Go telemetry's upload handler does the same).
 Problems with the resource or the week refuse the whole request (400); problems with single
-points refuse only those points (OTLP `partial_success`), unless no point is left.
+points refuse only those points (OTLP `partial_success`), unless no point is left. A value
+above its metric's `max` is handled as the catalog says, as the client does: clamped to the
+max (and said in `partial_success` as a warning) or refused; above the plausible ceiling
+(`[protocol] max_counter_value`, 7 for days) it is refused.
+
+Before any of that a request is counted (`count_request`, `count_document` for JSON before it
+is converted): the catalog bounds what a valid request can hold (the weeks still open, a
+resource attribute per key, a point per allowed attribute set of each metric), and one beyond
+it is refused at once, before the work its points would cost. Checking its points then stops
+once more than `MAX_REFUSED_POINTS` are refused, and a point's attributes are read only as far
+as its metric has keys, and one more.
 """
 
 from __future__ import annotations
@@ -27,16 +37,21 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 )
 
 from otel_usage.catalog import Attribute, Catalog, Metric
-from otel_usage.weeks import WEEK_NS, Week, retention_cutoff
+from otel_usage.weeks import WEEK_NS, Week
 
 from ._decode import MAX_KEPT_BYTES, RawPoint, attribute_pairs
-from ._errors import InvalidReport, Problem, summary
+from ._errors import SHOWN_PROBLEMS, InvalidReport, Problem, summary
 
 # The OpenTelemetry semantic convention that carries the random installation id (DESIGN.md).
 INSTALLATION_KEY = "service.instance.id"
 _DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 _DAYS_IN_WEEK = 7
 _LISTED_VALUES = 6
+# Refused points are what a client knows and this server does not yet (a newer catalog's
+# metrics, keys and values: partial success keeps the rest); a client checks every point
+# against its catalog before it sends. A request with more than this many was not made that
+# way: it is refused whole, and checking its points stops there.
+MAX_REFUSED_POINTS = 64
 
 
 class Point(NamedTuple):
@@ -85,25 +100,29 @@ def _json_prefix(metric: str, attributes: tuple[tuple[str, str], ...]) -> str:
 
 @dataclass
 class Accepted:
-    """What a valid request holds: reports, and the points refused on the way."""
+    """What a valid request holds: reports, the points refused on the way, and the values
+    clamped to their metric's max (warnings: the points were kept)."""
 
     installation_id: str
     reports: list[Report]
     rejected_points: int = 0
     problems: list[Problem] = field(default_factory=list)
+    clamped: list[Problem] = field(default_factory=list)
 
     @property
     def error_message(self) -> str:
-        return summary(self.problems)
+        return summary(self.problems + self.clamped)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What validation checks against, at `now_s`: the catalog and the weeks it accepts."""
+    """What validation checks against, at `now_s`: the catalog and the weeks it accepts (those
+    whose reporting window of `publish_after_days` after their end is still open, up to the
+    week beginning within `clock_skew_s`)."""
 
     catalog: Catalog
     now_s: float
-    retention_months: int
+    publish_after_days: int
     clock_skew_s: int
 
     @property
@@ -112,7 +131,9 @@ class Limits:
 
     @functools.cached_property
     def oldest_week(self) -> datetime:
-        return retention_cutoff(self.now, self.retention_months).naive_start
+        """The oldest week still open for reports: it ended less than `publish_after_days`
+        ago (the week before it is due for publication, or published)."""
+        return Week.of(self.now - timedelta(days=self.publish_after_days)).naive_start
 
     @functools.cached_property
     def this_week(self) -> datetime:
@@ -121,6 +142,11 @@ class Limits:
     @functools.cached_property
     def newest_week(self) -> datetime:
         return Week.of(self.now + timedelta(seconds=self.clock_skew_s)).naive_start
+
+    @functools.cached_property
+    def open_weeks(self) -> int:
+        """How many weeks a request may cover: those from `oldest_week` to `newest_week`."""
+        return (self.newest_week - self.oldest_week).days // _DAYS_IN_WEEK + 1
 
 
 def validate(request: ExportMetricsServiceRequest, limits: Limits) -> Accepted:
@@ -131,9 +157,10 @@ def validate(request: ExportMetricsServiceRequest, limits: Limits) -> Accepted:
         raise InvalidReport([Problem("empty", "request holds no resource_metrics")])
     reports: list[Report] = []
     point_problems: list[Problem] = []
+    clamped: list[Problem] = []
     rejected = 0
     for rm in request.resource_metrics:
-        report, refused, rm_problems = _resource_metrics(rm, limits, point_problems)
+        report, refused, rm_problems = _resource_metrics(rm, limits, point_problems, clamped)
         problems.extend(rm_problems)
         rejected += refused
         if report is not None:
@@ -144,7 +171,7 @@ def validate(request: ExportMetricsServiceRequest, limits: Limits) -> Accepted:
     if not any(r.points for r in reports):
         raise InvalidReport(point_problems or [Problem("empty", "no data points")])
     kept = [r for r in reports if r.points]
-    return Accepted(kept[0].installation_id, kept, rejected, point_problems)
+    return Accepted(kept[0].installation_id, kept, rejected, point_problems, clamped)
 
 
 def _request_problems(reports: list[Report]) -> list[Problem]:
@@ -158,7 +185,7 @@ def _request_problems(reports: list[Report]) -> list[Problem]:
 
 
 def _resource_metrics(
-    rm: ResourceMetrics, limits: Limits, point_problems: list[Problem]
+    rm: ResourceMetrics, limits: Limits, point_problems: list[Problem], clamped: list[Problem]
 ) -> tuple[Report | None, int, list[Problem]]:
     resource, problems = _resource(rm.resource.attributes, limits.catalog)
     rules = _rules(limits.catalog)
@@ -167,7 +194,7 @@ def _resource_metrics(
     refused = 0
     for sm in rm.scope_metrics:
         for metric in sm.metrics:
-            refused += _metric_points(metric, rules, points, spans, point_problems)
+            refused += _metric_points(metric, rules, points, spans, point_problems, clamped)
     week, week_problems = _week(spans, limits)
     problems.extend(week_problems)
     if problems or week is None:
@@ -227,18 +254,24 @@ def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None,
     if week > limits.newest_week:
         return None, [Problem("week_in_future", f"week {week.date()} has not begun")]
     if week < limits.oldest_week:
-        return None, [Problem("week_too_old", f"week {week.date()} is older than the retention")]
+        closed = (week + timedelta(days=_DAYS_IN_WEEK + limits.publish_after_days)).date()
+        return None, [Problem("week_too_old", f"week {week.date()} closed for reports on "
+                                              f"{closed}, when it is published: a report of "
+                                              "it could change nothing")]
     return week, []
 
 
 @dataclass(frozen=True)
 class _MetricRules:
-    """A catalog metric made quick to check: allowed values as sets, the value ceiling, and
-    the attribute sets seen valid, by their bytes (a catalog allows a few dozen per metric)."""
+    """A catalog metric made quick to check: allowed values as sets, the plausible ceiling
+    (above it a value is refused), the largest value kept as it is (the metric's max, at most
+    the ceiling), and the attribute sets seen valid, by their bytes (a catalog allows a few
+    dozen per metric)."""
 
     spec: Metric
     values: dict[str, frozenset[str] | Attribute]
     ceiling: int
+    largest: int
     valid: dict[tuple[bytes, ...], tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
@@ -271,19 +304,21 @@ def _rules(catalog: Catalog) -> dict[str, _MetricRules]:
     for name, spec in catalog.metrics.items():
         values = {key: _allowed(attr) for key, attr in spec.attributes.items()}
         ceiling = _DAYS_IN_WEEK if spec.weekly == "days" else catalog.protocol.max_counter_value
-        rules[name] = _MetricRules(spec, values, ceiling)
+        rules[name] = _MetricRules(spec, values, ceiling, min(spec.max, ceiling))
     _RULES[id(catalog)] = (catalog, rules)
     return rules
 
 
 def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: list[Point],
-                   spans: set[tuple[int, int]], problems: list[Problem]) -> int:
-    """Append the metric's valid points; the number refused."""
+                   spans: set[tuple[int, int]], problems: list[Problem],
+                   clamped: list[Problem]) -> int:
+    """Append the metric's valid points (a value above the max clamped, if the catalog says
+    so, and noted in `clamped`); the number refused."""
     kind = metric.WhichOneof("data")
     if kind not in _NUMBER_KINDS:  # histograms, summaries: no point type of the catalog
         refused = _other_points(metric, kind)
-        problems.extend(Problem("wrong_kind", f"metric {metric.name!r} sends {kind} points, "
-                                "which the catalog has none of") for _ in range(refused))
+        _refuse(problems, Problem("wrong_kind", f"metric {metric.name!r} sends {kind} points, "
+                                  "which the catalog has none of"), refused)
         return refused
     data: Sequence[RawPoint] = (metric.sum.data_points if kind == "sum"
                                 else metric.gauge.data_points)
@@ -291,33 +326,39 @@ def _metric_points(metric: OtlpMetric, rules: dict[str, _MetricRules], points: l
     problem = (Problem("unknown_metric", f"metric {metric.name!r} is not in the catalog")
                if rule is None else _kind_problem(metric, kind, rule.spec))
     if problem is not None:
+        read = _most_keys(rules) + 1
         for point in data:  # their week still counts: a request covers one week
             spans.add((point.start_time_unix_nano, point.time_unix_nano))
-            attribute_pairs(point.attributes)  # a body that does not parse is refused whole
-        problems.extend(problem for _ in data)
+            attribute_pairs(point.attributes[:read])  # a body that does not parse: refused
+        _refuse(problems, problem, len(data))
         return len(data)
     assert rule is not None
     # The per-point work is most of a report's validation: a point whose attributes' bytes
     # were seen valid before, with an integer in range, is taken here; any other goes
     # through `_point`, which says what is wrong or remembers its attributes as valid.
-    name, valid, ceiling = rule.spec.name, rule.valid, rule.ceiling
+    name, valid, largest, keys = rule.spec.name, rule.valid, rule.largest, len(rule.values)
     refused = 0
     start = end = -1
     for point in data:
         if point.start_time_unix_nano != start or point.time_unix_nano != end:
             start, end = point.start_time_unix_nano, point.time_unix_nano
             spans.add((start, end))
-        attributes = valid.get(tuple(point.attributes))
+        raw = point.attributes
+        attributes = valid.get(tuple(raw)) if len(raw) <= keys else None
         value = point.as_int
-        if attributes is not None and 0 <= value <= ceiling and point.HasField("as_int"):
+        if attributes is not None and 0 <= value <= largest and point.HasField("as_int"):
             points.append(_new_point(Point, (name, attributes, value)))
             continue
         checked = _point(point, rule)
         if isinstance(checked, Problem):
-            problems.append(checked)
+            _refuse(problems, checked)
             refused += 1
         else:
             points.append(checked)
+            if checked.value != point.as_int:
+                clamped.append(Problem("value_clamped", f"metric {name!r} takes values up to "
+                                       f"{checked.value}: {point.as_int} was stored as "
+                                       f"{checked.value}"))
     return refused
 
 
@@ -333,14 +374,18 @@ def _other_points(metric: OtlpMetric, kind: str | None) -> int:
 
 def _point(point: RawPoint, rule: _MetricRules) -> Point | Problem:
     name = rule.spec.name
-    encoded = tuple(point.attributes)
-    pairs = attribute_pairs(encoded)  # first: a body that does not parse is refused whole
+    # Read as far as the metric has keys and one more: beyond that a key must be unknown or
+    # repeated, and the point is refused for what was read. First, so that a body that does
+    # not parse (as far as it is read) is refused whole.
+    encoded = tuple(point.attributes[:len(rule.values) + 1])
+    pairs = attribute_pairs(encoded)
     if not point.HasField("as_int"):
         return Problem("not_an_integer", f"metric {name!r} takes as_int values")
     value = point.as_int
-    if not 0 <= value <= rule.ceiling:
-        return Problem("value_out_of_range",
-                       f"metric {name!r} takes values from 0 to {rule.ceiling}")
+    accepted = rule.ceiling if rule.spec.out_of_range == "clamp" else rule.largest
+    if not 0 <= value <= accepted:
+        return Problem("value_out_of_range", f"metric {name!r} takes values from 0 to {accepted}")
+    value = min(value, rule.largest)  # the catalog's clamp, as the client applies it
     # A value that is not a string reads as "", which is never allowed.
     for key, text in pairs:
         allowed = rule.values.get(key)
@@ -367,7 +412,8 @@ def _drop_duplicates(points: list[Point], problems: list[Problem]) -> int:
     for point in points:
         key = (point.metric, point.attributes)
         if key in seen:
-            problems.append(Problem("duplicate_point", f"metric {point.metric!r} repeats a point"))
+            _refuse(problems, Problem("duplicate_point",
+                                      f"metric {point.metric!r} repeats a point"))
             continue
         seen.add(key)
         kept.append(point)
@@ -384,3 +430,129 @@ def _kind_problem(metric: OtlpMetric, kind: str, spec: Metric) -> Problem | None
     else:
         ok, expected = kind == "gauge", "a Gauge"
     return None if ok else Problem("wrong_kind", f"metric {spec.name!r} must be {expected}")
+
+
+def _refuse(problems: list[Problem], problem: Problem, points: int = 1) -> None:
+    """Note `points` refused for `problem`; beyond `MAX_REFUSED_POINTS` the whole request is
+    refused (InvalidReport), and nothing more is checked."""
+    problems.extend(problem for _ in range(min(points, MAX_REFUSED_POINTS + 1)))
+    if len(problems) > MAX_REFUSED_POINTS:
+        raise InvalidReport([Problem(
+            "too_many_refused_points", f"more than {MAX_REFUSED_POINTS} points are refused: "
+            "a report checked against the catalog holds none"), *problems[:SHOWN_PROBLEMS - 1]])
+
+
+def _most_keys(rules: dict[str, _MetricRules]) -> int:
+    return max((len(rule.values) for rule in rules.values()), default=0)
+
+
+# Counting before checking ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """What a valid week of a report can hold, by the catalog: resource attributes, metrics,
+    and points of each metric (one per allowed attribute set: each key absent or one of its
+    values or "other"; a key with a pattern bounds nothing)."""
+
+    resource_attributes: int
+    metrics: int
+    points: dict[str, float]
+
+
+_BOUNDS: dict[int, tuple[Catalog, _Bounds]] = {}
+
+
+def _bounds(catalog: Catalog) -> _Bounds:
+    cached = _BOUNDS.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    points: dict[str, float] = {}
+    for name, metric in catalog.metrics.items():
+        sets = 1.0
+        for attribute in metric.attributes.values():
+            sets *= len(attribute.values) + 2 if attribute.values is not None else float("inf")
+        points[name] = sets
+    bounds = _Bounds(len(catalog.resource), len(catalog.metrics) + MAX_REFUSED_POINTS, points)
+    _BOUNDS[id(catalog)] = (catalog, bounds)
+    return bounds
+
+
+def count_request(request: ExportMetricsServiceRequest, limits: Limits) -> None:
+    """Refuse (InvalidReport) a parsed request that holds more than a valid one can, counting
+    before reading any point."""
+    bounds = _bounds(limits.catalog)
+    _count_weeks(len(request.resource_metrics), limits)
+    for rm in request.resource_metrics:
+        scopes = rm.scope_metrics
+        _count_resource(len(rm.resource.attributes), len(scopes),
+                        sum(len(sm.metrics) for sm in scopes), bounds)
+        _count_points(((m.name, _point_count(m)) for sm in scopes for m in sm.metrics), bounds)
+
+
+def _point_count(metric: OtlpMetric) -> int:
+    kind = metric.WhichOneof("data")
+    return len(getattr(metric, kind).data_points) if kind is not None else 0
+
+
+def count_document(document: dict[str, object], limits: Limits) -> None:
+    """`count_request` for a JSON body, before it is converted (the conversion costs more per
+    point than anything after it). Either spelling of a field counts (the conversion takes
+    both); what is not the expected type counts nothing, and the conversion refuses it."""
+    bounds = _bounds(limits.catalog)
+    rms = _items(document, "resourceMetrics", "resource_metrics")
+    _count_weeks(len(rms), limits)
+    for rm in rms:
+        scopes = _items(rm, "scopeMetrics", "scope_metrics")
+        metrics = [m for scope in scopes for m in _items(scope, "metrics")]
+        resource = rm.get("resource") if isinstance(rm, dict) else None
+        _count_resource(len(_items(resource, "attributes")), len(scopes), len(metrics), bounds)
+        _count_points(((str(m.get("name", "")) if isinstance(m, dict) else "",
+                        sum(len(_items(kind, "dataPoints", "data_points"))
+                            for kind in (m.values() if isinstance(m, dict) else ())))
+                       for m in metrics), bounds)
+
+
+def _items(parent: object, *names: str) -> list[object]:
+    """The list under any of `names` in a JSON object (empty when it is none)."""
+    if not isinstance(parent, dict):
+        return []
+    found = [item for name in names if isinstance(parent.get(name), list)
+             for item in parent[name]]
+    return found
+
+
+def _count_weeks(weeks: int, limits: Limits) -> None:
+    if weeks > limits.open_weeks:
+        raise InvalidReport([Problem("too_many_weeks", f"request holds {weeks} "
+                                     f"resource_metrics; {limits.open_weeks} weeks are open")])
+
+
+def _count_resource(attributes: int, scopes: int, metrics: int, bounds: _Bounds) -> None:
+    problems = []
+    if attributes > bounds.resource_attributes:
+        problems.append(Problem("too_many_resource_attributes", f"a resource has {attributes} "
+                                f"attributes; the catalog has {bounds.resource_attributes}"))
+    if max(scopes, metrics) > bounds.metrics:
+        problems.append(Problem("too_many_metrics", f"a resource_metrics holds {metrics} "
+                                f"metrics in {scopes} scopes; a report holds at most "
+                                f"{bounds.metrics}"))
+    if problems:
+        raise InvalidReport(problems)
+
+
+def _count_points(metrics: Iterable[tuple[str, int]], bounds: _Bounds) -> None:
+    """Points per metric within what its attribute sets allow; those of metrics the catalog
+    lacks (all refused) within `MAX_REFUSED_POINTS`."""
+    counts: dict[str, int] = {}
+    for name, points in metrics:
+        known = name if name in bounds.points else ""
+        counts[known] = counts.get(known, 0) + points
+    problems = [Problem("too_many_points", f"metric {name!r} holds {n} points; a week of it "
+                        f"holds at most {int(bounds.points[name])}")
+                for name, n in counts.items() if name and n > bounds.points[name]]
+    if counts.get("", 0) > MAX_REFUSED_POINTS:
+        problems.append(Problem("too_many_points", f"{counts['']} points of metrics the "
+                                f"catalog lacks; at most {MAX_REFUSED_POINTS} are refused"))
+    if problems:
+        raise InvalidReport(problems)

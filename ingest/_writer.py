@@ -36,8 +36,14 @@ _FLUSH_S = 1.0
 
 @dataclass(frozen=True)
 class EraseJob:
+    """An erasure, and the key of the client's address it came from (an erasure of an id
+    never stored counts as a new installation of that address; never stored) and whether it
+    came through a trusted proxy."""
+
     installation_id: str
     credential_hash: str
+    address: str = ""
+    proxied: bool = False
 
 
 Job = ReportJob | EraseJob
@@ -181,7 +187,7 @@ def commit(store: Store, jobs: list[Job], settings: Settings,
         if isinstance(job, EraseJob):
             outcomes += _commit_reports(store, run, admission)
             run = []
-            outcomes.append(_commit_erase(store, job, settings))
+            outcomes.append(_commit_erase(store, job, settings, admission))
         else:
             run.append(job)
     return outcomes + _commit_reports(store, run, admission)
@@ -204,10 +210,13 @@ def _commit_reports(store: Store, run: list[ReportJob],
         return [exc] * len(run)
 
 
-def _commit_erase(store: Store, job: EraseJob, settings: Settings) -> Any:
+def _commit_erase(store: Store, job: EraseJob, settings: Settings,
+                  admission: Admission | None) -> Any:
     today = day_start(settings.now()).replace(tzinfo=None)
+    register = None if admission is None else (
+        lambda: admission.register(job.address, job.proxied))
     try:
-        return store.erase(job.installation_id, job.credential_hash, today)
+        return store.erase(job.installation_id, job.credential_hash, today, register)
     except IngestError as exc:
         return exc
 

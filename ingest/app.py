@@ -140,8 +140,10 @@ def _routes(app: IngestApp, service: Service) -> None:
 
     async def erase(request: Request, installation_id: str,
                     credential: str | None = Header(None, alias=header)) -> Response:
-        status, headers, body = await service.erase(
-            _peer(request), request.headers.get("x-forwarded-for"), installation_id, credential)
+        # The credential is read from the headers by the service; declared here for the
+        # OpenAPI schema.
+        status, headers, body = await service.erase(request.headers, _peer(request),
+                                                    installation_id)
         return Response(body or None, status_code=status, headers=headers)
 
     async def healthz() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""`otel-usage-ingest`: serve, migrate, schema, publish, prune."""
+"""`otel-usage-ingest`: serve, migrate, schema, publish, forget."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from otel_usage.clock import default_clock
 from ._settings import DEFAULT_DATABASE, Settings
 
 if TYPE_CHECKING:
-    from ._store import Store
+    from ._store import Forgotten, Store
 
 __all__ = ["main"]
 
@@ -27,7 +27,6 @@ def _parser() -> argparse.ArgumentParser:
     _database(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=4318)
-    _policy(serve)
     serve.add_argument("--no-address-limit", action="store_true",
                        help="no limit of requests per address (only where something in "
                             "front limits them; new installations stay limited)")
@@ -55,20 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the DDL for a DBA to review")
     schema.add_argument("--dialect", choices=("mssql", "postgresql", "sqlite"), required=True)
     publish = commands.add_parser("publish", help="publish the weeks whose reporting window "
-                                                  "has ended (the service does it on its own)")
+                                                  "has ended, then forget what publication no "
+                                                  "longer needs (the service does it on its "
+                                                  "own)")
     _database(publish)
-    _policy(publish)
     publish.add_argument("--after-days", type=int, default=None,
                          help="publish weeks this many days after they end (default: the "
                               "catalog's reporting window; 0 publishes every week that ended)")
-    prune = commands.add_parser("prune", help="delete weeks older than the retention")
-    _database(prune)
-    prune.add_argument("--retention-months", type=int, default=None)
+    forget = commands.add_parser("forget", help="delete what publication no longer needs, "
+                                                "by the catalog's windows: published weeks' "
+                                                "raw reports, old erasures, silent "
+                                                "installations (publish does it too)")
+    _database(forget)
     return parser
-
-
-def _policy(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--retention-months", type=int, default=None)
 
 
 def _database(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         _log.configure("warning")
     handler = {"serve": _serve, "migrate": _migrate, "schema": _schema, "publish": _publish,
-               "prune": _prune}
+               "forget": _forget}
     return handler[args.command](args)
 
 
@@ -101,8 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     _log.configure(args.log_level)
     options: dict[str, Any] = {
-        "database_url": args.database,
-        "retention_months": args.retention_months, "max_pending": args.max_pending,
+        "database_url": args.database, "max_pending": args.max_pending,
         "write_timeout_s": args.write_timeout,
     }
     if args.no_address_limit:
@@ -158,14 +155,16 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from ._maintenance import publish_due
+    from ._maintenance import forget, publish_due
 
-    settings = Settings(database_url=args.database, retention_months=args.retention_months,
-                        publish_after_days=args.after_days)
+    settings = Settings(database_url=args.database, publish_after_days=args.after_days)
     store = _store(args.database)
-    store.migrate()
-    published = publish_due(store, settings)
-    store.dispose()
+    try:
+        store.migrate()
+        published = publish_due(store, settings)
+        forgotten = forget(store, settings)
+    finally:
+        store.dispose()
     for publication in published:
         loss = publication.loss
         sys.stdout.write(f"published the week of {publication.week.date()}: "
@@ -174,21 +173,27 @@ def _publish(args: argparse.Namespace) -> int:
                          f"{loss.yearly_epsilon:.3g})\n")
     if not published:
         sys.stdout.write("no week is due\n")
+    _write_forgotten(forgotten)
     return 0
 
 
-def _prune(args: argparse.Namespace) -> int:
-    from otel_usage.weeks import retention_cutoff
+def _forget(args: argparse.Namespace) -> int:
+    from ._maintenance import forget
 
-    from ._maintenance import prune
-
-    settings = Settings(database_url=args.database, retention_months=args.retention_months)
     store = _store(args.database)
-    deleted = prune(store, settings)
-    store.dispose()
-    cutoff = retention_cutoff(settings.now(), settings.retention)
-    sys.stdout.write(f"deleted {deleted} installation-weeks before {cutoff.monday}\n")
+    try:
+        store.migrate()
+        forgotten = forget(store, Settings(database_url=args.database))
+    finally:
+        store.dispose()
+    _write_forgotten(forgotten)
     return 0
+
+
+def _write_forgotten(forgotten: Forgotten) -> None:
+    sys.stdout.write(f"forgot {forgotten.reports} raw installation-weeks of published weeks, "
+                     f"{forgotten.erasures} erasures, {forgotten.installations} silent "
+                     "installations\n")
 
 
 if __name__ == "__main__":

@@ -83,14 +83,15 @@ def resource(installation_id: str, rng: random.Random | None = None,
 
 
 def points(rng: random.Random | None = None, catalog: Catalog = CATALOG) -> Data:
-    """One to three points per catalog metric, with allowed attribute values."""
+    """One to three points per catalog metric, with allowed attribute values and values no
+    larger than the metric's max (as the client sends them)."""
     rng = rng or random.Random(0)
     out: Data = {}
     for name, metric in catalog.metrics.items():
         seen: dict[tuple[tuple[str, str], ...], int] = {}
         for _ in range(rng.randint(1, 3)):
             attrs = {k: _example(a, rng) for k, a in metric.attributes.items()}
-            ceiling = 7 if metric.weekly == "days" else 40
+            ceiling = min(metric.max, 7 if metric.weekly == "days" else 40)
             seen[tuple(sorted(attrs.items()))] = rng.randint(0, ceiling)
         out[name] = [(dict(k), v) for k, v in seen.items()]
     return out

@@ -205,11 +205,27 @@ class Privacy:
 
 @dataclass(frozen=True)
 class Policy:
-    retention_months: int
+    """What the server may show, and how long it keeps what (catalog.toml's `[policy]` says
+    why each window is as long as it is)."""
+
     outbox_max_age_weeks: int
     other_value: str
+    # A week's reports are accepted until this many days after it ends; then it is published.
     publish_after_days: int = 14
     privacy: Privacy = field(default_factory=lambda: Privacy(0.0, 0.0, 0.0, 0.0))
+    # Raw installation-weeks are deleted once their week is published, or this many weeks later.
+    raw_weeks_after_publication: int = 0
+    # How long an erased installation is remembered.
+    tombstone_days: int = 28
+    # How long an installation may send nothing before its ID and credential hash are deleted.
+    installation_silent_days: int = 90
+
+    @property
+    def raw_days(self) -> int:
+        """The longest a raw installation-week is kept after the instant it arrived: its week
+        may be the one still open (7 days), then its reporting window, then the weeks kept
+        after publication."""
+        return 7 + self.publish_after_days + 7 * self.raw_weeks_after_publication
 
 
 @dataclass(frozen=True)
@@ -460,15 +476,9 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
     never = tuple(Text(n["en"], n["de"]) for n in raw.get("never", []))
     roles = _roles(raw.get("roles", {}), metrics, problems)
     privacy = _privacy(policy_raw.get("privacy"), metrics, resource, problems)
+    policy = _policy(policy_raw, other, privacy, problems)
     if problems:
         raise CatalogError("invalid catalog:\n- " + "\n- ".join(problems))
-    policy = Policy(
-        retention_months=int(policy_raw.get("retention_months", 24)),
-        outbox_max_age_weeks=int(policy_raw.get("outbox_max_age_weeks", 8)),
-        other_value=other,
-        publish_after_days=int(policy_raw.get("publish_after_days", 14)),
-        privacy=privacy,
-    )
     proto = raw.get("protocol", {})
     protocol = Protocol(
         metrics_path=str(proto.get("metrics_path", "/v1/metrics")),
@@ -483,6 +493,35 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         client_pseudonym_header=str(proto.get("client_pseudonym_header", "X-Otel-Usage-Client")),
     )
     return Catalog(version, policy, protocol, metrics, resource, never, roles)
+
+
+_WINDOWS = ("publish_after_days", "raw_weeks_after_publication", "tombstone_days",
+            "installation_silent_days")
+# A tombstone must outlive the acceptance of any report sent before its erasure: the week
+# still open at the erasure (7 days), that week's reporting window, and a day for the erasure
+# being dated by its day and for the clock skew the ingest allows.
+_TOMBSTONE_MARGIN_DAYS = 8
+
+
+def _policy(raw: Mapping[str, Any], other: str, privacy: Privacy,
+            problems: list[str]) -> Policy:
+    """`[policy]`, with its windows checked against each other."""
+    defaults = Policy(outbox_max_age_weeks=8, other_value=other)
+    names = ("outbox_max_age_weeks", *_WINDOWS)
+    values = {name: raw.get(name, getattr(defaults, name)) for name in names}
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            problems.append(f"policy: {name} must be a whole number of at least 0")
+            values[name] = getattr(defaults, name)
+    policy = Policy(other_value=other, privacy=privacy, **values)
+    if policy.tombstone_days < policy.publish_after_days + _TOMBSTONE_MARGIN_DAYS:
+        problems.append("policy: tombstone_days must be at least publish_after_days + "
+                        f"{_TOMBSTONE_MARGIN_DAYS}: a report sent before an erasure may "
+                        "arrive that late")
+    if policy.installation_silent_days <= policy.raw_days:
+        problems.append("policy: installation_silent_days must be more than the days a raw "
+                        f"week is kept ({policy.raw_days}): the credential guards its erasure")
+    return policy
 
 
 def _roles(raw: Mapping[str, Any], metrics: Mapping[str, Metric],

@@ -8,7 +8,6 @@ client and nothing else). "Now" comes from :mod:`otel_usage.clock`, never from h
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -19,8 +18,6 @@ __all__ = [
     "day_start",
     "epoch_day",
     "from_epoch_day",
-    "months_before",
-    "retention_cutoff",
 ]
 
 _EPOCH = date(1970, 1, 1)
@@ -109,20 +106,6 @@ def from_epoch_day(day: int) -> date:
 def day_start(when: datetime) -> datetime:
     """Midnight UTC of the day holding `when`."""
     return datetime.combine(when.astimezone(UTC).date(), time(), tzinfo=UTC)
-
-
-def months_before(day: date, months: int) -> date:
-    """The same day `months` calendar months earlier, or that month's last day if it is
-    shorter (29 February minus 12 months is 28 February)."""
-    total = day.year * 12 + day.month - 1 - months
-    year, month = divmod(total, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(day.day, last))
-
-
-def retention_cutoff(now: datetime, months: int) -> Week:
-    """The oldest week kept: the week holding the same day `months` months before `now`."""
-    return Week.of(months_before(now.astimezone(UTC).date(), months))
 
 
 def closed_weeks(since: datetime, now: datetime, *, oldest: datetime) -> list[Week]:

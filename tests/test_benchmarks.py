@@ -78,7 +78,8 @@ def test_the_ingest_benchmark_runs_and_reports_every_figure(now: datetime) -> No
 
 @pytest.mark.end_to_end
 def test_the_dashboards_benchmark_runs_and_times_every_panel(now: datetime) -> None:
-    """Its fleet comes from the dashboards' testing API, not from the tests' folder."""
+    """Its fleet comes from the dashboards' testing API, not from the tests' folder; it
+    stamps its figures with the clock hook's date."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.dashboards", "--installations", "100", "--weeks", "14",
          "--repeat", "1"],

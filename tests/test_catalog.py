@@ -103,6 +103,36 @@ def test_other_must_not_be_listed_as_an_enum_value(tmp_path: Path) -> None:
         load_catalog(path)
 
 
+def test_the_policy_names_a_window_for_each_thing_the_server_keeps() -> None:
+    policy = load_catalog().policy
+    windows = {name: getattr(policy, name) for name in (
+        "publish_after_days", "raw_weeks_after_publication", "tombstone_days",
+        "installation_silent_days")}
+    assert windows == {"publish_after_days": 14, "raw_weeks_after_publication": 0,
+                       "tombstone_days": 28, "installation_silent_days": 90}
+    assert policy.raw_days == 21
+
+
+def test_windows_that_contradict_each_other_are_refused(tmp_path: Path) -> None:
+    """A tombstone must outlive the acceptance of a report sent before its erasure, and an
+    installation's credential the raw weeks it guards."""
+    raw = tomllib.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    raw["policy"] |= {"publish_after_days": 21, "raw_weeks_after_publication": 1,
+                      "tombstone_days": 28, "installation_silent_days": 35,
+                      "outbox_max_age_weeks": -1}
+    path = tmp_path / "catalog.toml"
+    path.write_text(to_toml(raw), encoding="utf-8")
+    with pytest.raises(CatalogError) as info:
+        load_catalog(path)
+    assert str(info.value).splitlines()[1:] == [
+        "- policy: outbox_max_age_weeks must be a whole number of at least 0",
+        "- policy: tombstone_days must be at least publish_after_days + 8: a report sent "
+        "before an erasure may arrive that late",
+        "- policy: installation_silent_days must be more than the days a raw week is kept "
+        "(35): the credential guards its erasure",
+    ]
+
+
 def test_the_client_names_no_metric_and_the_demo_only_catalog_ones() -> None:
     """The client takes every metric it records or sums from the catalog (its roles); the demo
     and Printernizer's switch-over (its old event types mapped onto the catalog) name catalog

@@ -69,6 +69,40 @@ async def test_refused_points_are_reported_as_partial_success(database_url: str)
         ('[["printernizer.uptime",{},5]]',)]
 
 
+async def test_a_value_above_its_metrics_max_is_stored_clamped_with_a_warning(database_url: str) -> None:  # noqa: F811
+    """999,999 printers: the catalog's max for printernizer.printers is 1,000 and its rule is
+    clamp, so 1,000 is stored (what the client would have sent), and partial_success says so
+    with no point refused (a warning, in OTLP's terms)."""
+    data = {"printernizer.printers": [({"printer.type": "octoprint"}, 999_999)]}
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, **_post_args(new_installation(), new_credential(), "json",
+                                                        data=data))  # type: ignore[arg-type]
+    assert response.status_code == 200
+    assert response.json() == {"partialSuccess": {
+        "errorMessage": "metric 'printernizer.printers' takes values up to 1000: 999999 was "
+                        "stored as 1000"}}
+    assert query(database_url, "SELECT points FROM weekly_reports") == [
+        ('[["printernizer.printers",{"printer.type":"octoprint"},1000]]',)]
+
+
+@pytest.mark.parametrize(("fmt", "points"), [("protobuf", 1500), ("json", 300)])
+async def test_a_body_of_more_points_than_a_report_can_hold_is_refused_at_once(
+        database_url: str, fmt: str, points: int) -> None:  # noqa: F811
+    """A few hundred bytes of gzip that expand to 1,500 points no catalog metric has (300 in
+    JSON, within the body limit): refused on counting, before a point is read (and, in JSON,
+    before the document is converted), with one problem that says why; nothing is stored."""
+    data = {"printernizer.nope": [({}, 1)] * points}
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, **_post_args(new_installation(), new_credential(), fmt,
+                                                        data=data))  # type: ignore[arg-type]
+    assert response.status_code == 400
+    body = response.json() if fmt == "json" else json_format.MessageToDict(
+        Status.FromString(response.content))
+    assert body == {"code": 3, "message": f"{points} points of metrics the catalog lacks; at "
+                                          "most 64 are refused"}
+    assert (_count(database_url), _count(database_url, "installations")) == (0, 0)
+
+
 @pytest.mark.parametrize("fmt", ["protobuf", "json"])
 async def test_invalid_data_is_a_400_with_a_status_and_stores_nothing(
         database_url: str, fmt: str) -> None:  # noqa: F811
@@ -258,6 +292,54 @@ async def test_an_erasure_of_an_installation_never_stored_is_remembered(database
         late = await client.post(PATH, **_post_args(installation, credential))  # type: ignore[arg-type]
     assert (erased.status_code, late.status_code) == (200, 410)
     assert _count(database_url) == 0
+
+
+async def test_erasures_of_ids_never_seen_spend_the_allowance_of_new_installations(database_url: str) -> None:  # noqa: F811
+    """Each erasure of an id never stored leaves a record (a report of it may still be queued),
+    so it counts as a new installation of its address: two a day here, by DELETE or by the
+    OTLP erasure, registrations included. Erasing a stored installation (with its credential)
+    or an id already remembered costs nothing."""
+    config = settings(database_url, registrations_per_day=2)
+    known, credential = new_installation(), new_credential()
+
+    def path(installation: str) -> str:
+        return CATALOG.protocol.installation_path.format(installation_id=installation)
+
+    async with app_client(config) as client:
+        stored = await client.post(PATH, **_post_args(known, credential))  # type: ignore[arg-type]
+        unseen = new_installation()
+        first = await client.delete(path(unseen), headers={HEADER: new_credential()})
+        again = await client.delete(path(unseen), headers={HEADER: new_credential()})
+        over = await client.post(PATH, **_erasure_args(new_installation(), new_credential()))  # type: ignore[arg-type]
+        over_by_delete = await client.delete(path(new_installation()),
+                                             headers={HEADER: new_credential()})
+        registration = await client.post(PATH, **_post_args(new_installation(), new_credential()))  # type: ignore[arg-type]
+        owner = await client.delete(path(known), headers={HEADER: credential})
+    assert [a.status_code for a in (stored, first, again, over, over_by_delete, registration,
+                                    owner)] == [200, 204, 204, 429, 429, 429, 204]
+    assert (over.headers["retry-after"], over_by_delete.headers["retry-after"]) == ("43200", "43200")
+    assert Status.FromString(over.content).message == "too many new installations from this address"
+    assert _count(database_url, "erasures") == 2
+    assert _count(database_url, "installations") == 0
+
+
+async def test_behind_a_trusted_proxy_erasures_of_ids_never_seen_are_limited_per_pseudonym(
+        database_url: str) -> None:  # noqa: F811
+    """Through the gateway each client's pseudonym has its own allowance, and an erasure over
+    it gets the 403 the gateway drops rather than retries."""
+    first, second = "c" * 32, "d" * 32
+    config = settings(database_url, registrations_per_day=1, trusted_proxies=("203.0.113.7",))
+    async with app_client(config) as client:
+        answers = [await client.post(PATH, **_through_gateway(pseudonym, _erasure_args(  # type: ignore[arg-type]
+            new_installation(), new_credential()))) for pseudonym in (first, first, second)]
+        direct = await client.delete(
+            CATALOG.protocol.installation_path.format(installation_id=new_installation()),
+            headers={HEADER: new_credential(), PSEUDONYM_HEADER: first})
+    assert [a.status_code for a in (*answers, direct)] == [200, 403, 200, 403]
+    assert Status.FromString(answers[1].content) == Status(
+        code=7, message="too many new installations from this address: refused, not to be "
+                        "retried")
+    assert _count(database_url, "erasures") == 2
 
 
 async def test_a_wrong_credential_does_not_spend_the_owners_limit(database_url: str) -> None:  # noqa: F811

@@ -1,4 +1,5 @@
-"""`otel-usage-ingest`: schema, migrate, prune in process; serve as the subprocess others start."""
+"""`otel-usage-ingest`: schema, migrate, publish, forget in process; serve as the subprocess
+others start."""
 
 from __future__ import annotations
 
@@ -33,23 +34,34 @@ def test_migrate_prepares_an_empty_database(database_url: str, capsys: pytest.Ca
     assert query(database_url, "SELECT name, value FROM schema_info") == [("schema_version", "1")]
 
 
-def test_prune_deletes_weeks_older_than_the_retention(database_url: str, now: datetime, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
-    """Run against the clock hook's now: a week three years ago goes, this week stays."""
+def test_publish_then_forgets_the_raw_weeks_it_published(database_url: str, now: datetime, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """Run against the clock hook's now: `forget` leaves a week that is not published; `publish`
+    publishes the week whose window has ended and forgets its raw reports; this week stays."""
+    from ingest._privacy import mechanism
     from ingest._validate import Report
 
     store = Store(create_engine(database_url))
     store.migrate()
     this_week = Week.of(now)
-    weeks = [this_week.plus(-3 * 52).naive_start, this_week.naive_start]
+    weeks = [this_week.plus(-10), this_week]
     jobs = []
     for week in weeks:
         installation = new_installation()
-        report = Report(installation, week, {"service.name": "printernizer"}, ())
-        jobs.append(ReportJob(installation, "a" * 64, (report,), week))
+        report = Report(installation, week.naive_start, {"service.name": "printernizer"}, ())
+        jobs.append(ReportJob(installation, "a" * 64, (report,), week.next().naive_start))
     store.write_reports(jobs)
     store.dispose()
-    assert cli.main(["prune", "--database", database_url, "--retention-months", "24"]) == 0
-    assert capsys.readouterr().out.startswith("deleted 1 installation-weeks before ")
+    forgot_nothing = "forgot 0 raw installation-weeks of published weeks, 0 erasures, 0 silent installations\n"
+    assert cli.main(["forget", "--database", database_url]) == 0
+    assert capsys.readouterr().out == forgot_nothing
+    assert cli.main(["publish", "--database", database_url]) == 0
+    loss = mechanism(CATALOG).loss
+    [(cells,)] = query(database_url, "SELECT COUNT(*) FROM published_cells")
+    assert capsys.readouterr().out == (
+        f"published the week of {weeks[0].monday}: {cells} cells, epsilon {loss.epsilon:.3g} at "
+        f"delta {loss.delta:.3g} per installation (a year of weeks: epsilon "
+        f"{loss.yearly_epsilon:.3g})\n"
+        "forgot 1 raw installation-weeks of published weeks, 0 erasures, 0 silent installations\n")
     assert [str(w)[:10] for (w,) in query(database_url, "SELECT week_start FROM weekly_reports")] == [
         this_week.monday.isoformat()]
 
@@ -73,9 +85,12 @@ def test_publish_prints_each_weeks_privacy_loss(database_url: str, now: datetime
     assert capsys.readouterr().out == (
         f"published the week of {week.date()}: {cells} cells, epsilon {loss.epsilon:.3g} at "
         f"delta {loss.delta:.3g} per installation (a year of weeks: epsilon "
-        f"{loss.yearly_epsilon:.3g})\n")
+        f"{loss.yearly_epsilon:.3g})\n"
+        "forgot 1 raw installation-weeks of published weeks, 0 erasures, 0 silent installations\n")
     assert cli.main(["publish", "--database", database_url, "--after-days", "0"]) == 0
-    assert capsys.readouterr().out == "no week is due\n"
+    assert capsys.readouterr().out == (
+        "no week is due\n"
+        "forgot 0 raw installation-weeks of published weeks, 0 erasures, 0 silent installations\n")
 
 
 @pytest.mark.end_to_end

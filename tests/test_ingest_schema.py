@@ -49,7 +49,7 @@ def test_each_view_select_has_the_columns_views_declares() -> None:
 VERSION_1 = {
     "daily_stats": ["day", "outcome", "reason", "requests"],
     "erasures": ["id_hash", "erased_on"],
-    "installations": ["installation_id", "credential_hash"],
+    "installations": ["installation_id", "credential_hash", "last_seen"],
     "published_cells": ["week_start", "kind", "metric", "attribute", "value", "installations",
                         "installations_scale", "installations_margin", "total", "total_scale",
                         "total_margin"],

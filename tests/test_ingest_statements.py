@@ -34,10 +34,10 @@ def test_the_statements_are_the_ones_the_store_runs() -> None:
     assert sorted(STATEMENTS) == [
         "ADD_TO_DAILY_STATS", "CREDENTIALS", "DELETE_REPORT", "ERASED",
         "ERASE_INSTALLATION", "ERASE_REPORTS",
+        "FORGET_ERASURES", "FORGET_INSTALLATIONS", "FORGET_REPORTS",
         "INSERT_DAILY_STATS", "INSERT_PUBLISHED_CELLS", "INSERT_PUBLISHED_WEEK",
-        "INSERT_REPORT", "PING", "PRUNE", "REGISTER", "REMEMBER_ERASURE",
+        "INSERT_REPORT", "PING", "REGISTER", "REMEMBER_ERASURE", "SEEN",
         "UNPUBLISHED_WEEKS", "WEEK_REPORTS"]
-    assert len(STATEMENTS["PRUNE"]) == 6
 
 
 CASES = [(name, dialect) for name in sorted(STATEMENTS) for dialect in sorted(DIALECTS)]

@@ -1,4 +1,4 @@
-"""The store on SQLite and on a real PostgreSQL: replace, erase, prune, counts, conflicts."""
+"""The store on SQLite and on a real PostgreSQL: replace, erase, forget, counts, conflicts."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from ingest_reports import CATALOG, NOW, new_installation, parsed, request
 from ingest_support import database_url, query  # noqa: F401  (fixture)
 
 from ingest._errors import CredentialRejected, Erased, StoreUnavailable
-from ingest._store import ReportJob, Store, create_engine, id_hash
+from ingest._publish import publish_week
+from ingest._store import Forgotten, ReportJob, Store, create_engine, id_hash
 from ingest._validate import Limits, validate
 
-LIMITS = Limits(CATALOG, NOW, 24, 3600)
+# The reports are written into the store directly: validated with a reporting window long
+# enough for every week these tests use.
+LIMITS = Limits(CATALOG, NOW, 200, 3600)
 HASH = "a" * 64
 RECEIVED = datetime(2025, 6, 16)
 
@@ -51,6 +54,8 @@ def test_a_second_report_for_a_week_replaces_the_first(store: Store, database_ur
         "2025-06-23"]
     assert query(database_url, "SELECT installation_id, credential_hash FROM installations") == [
         (installation, HASH)]
+    assert [str(s)[:10] for (s,) in query(database_url, "SELECT last_seen FROM installations")] == [
+        "2025-06-23"]
 
 
 def test_one_batch_with_the_same_week_twice_keeps_the_later(store: Store, database_url: str) -> None:  # noqa: F811
@@ -106,17 +111,31 @@ def test_erasure_needs_the_registered_credential(store: Store, database_url: str
     assert query(database_url, "SELECT COUNT(*) FROM erasures") == [(0,)]
 
 
-def test_prune_deletes_what_is_older_than_the_cutoff(store: Store, database_url: str) -> None:  # noqa: F811
-    old, both = new_installation(), new_installation()
-    store.write_reports([_job(old, date(2025, 1, 6)), _job(both, date(2025, 1, 6)), _job(both)])
+def test_forget_deletes_published_raw_weeks_old_erasures_and_silent_installations(store: Store, database_url: str) -> None:  # noqa: F811
+    """Up to the cutoffs: the raw weeks of published weeks (an unpublished week's stay), the
+    erasures remembered since before a day, the installations last seen before a week that
+    have no raw week left. Published cells and request counts stay."""
+    january, later = date(2025, 1, 6), date(2025, 1, 13)
+    silent, waiting, active = new_installation(), new_installation(), new_installation()
+    store.write_reports([_job(silent, january, received=datetime(2025, 1, 13)),
+                         _job(waiting, later, received=datetime(2025, 1, 20)),
+                         _job(active, january, received=datetime(2025, 1, 13)), _job(active)])
+    publication = publish_week(datetime(2025, 1, 6), store.week_reports(datetime(2025, 1, 6)), CATALOG)
+    assert store.save_publication(publication, datetime(2025, 1, 27))
     store.add_counts({(datetime(2025, 1, 7), "accepted", ""): 2})
-    store.erase(new_installation(), HASH, datetime(2025, 1, 8))
-    assert store.prune(datetime(2025, 6, 2)) == 2
-    assert query(database_url, "SELECT installation_id FROM installations") == [(both,)]
-    assert [str(w)[:10] for (w,) in query(database_url, "SELECT week_start FROM weekly_reports")] == [
-        "2025-06-09"]
-    assert query(database_url, "SELECT COUNT(*) FROM daily_stats") == [(0,)]
-    assert query(database_url, "SELECT COUNT(*) FROM erasures") == [(0,)]
+    old_erasure, new_erasure = new_installation(), new_installation()
+    store.erase(old_erasure, HASH, datetime(2025, 1, 8))
+    store.erase(new_erasure, HASH, datetime(2025, 6, 1))
+    forgotten = store.forget(datetime(2025, 6, 2), datetime(2025, 5, 1), datetime(2025, 3, 3))
+    assert forgotten == Forgotten(reports=2, erasures=1, installations=1)
+    assert sorted(query(database_url, "SELECT installation_id FROM installations")) == sorted(
+        [(waiting,), (active,)])
+    assert sorted((i, str(w)[:10]) for i, w in query(database_url, "SELECT installation_id, week_start FROM weekly_reports")) == sorted(
+        [(waiting, "2025-01-13"), (active, "2025-06-09")])
+    assert query(database_url, "SELECT id_hash FROM erasures") == [(id_hash(new_erasure),)]
+    assert query(database_url, "SELECT requests FROM daily_stats") == [(2,)]
+    assert query(database_url, "SELECT COUNT(*) FROM published_weeks") == [(1,)]
+    assert query(database_url, "SELECT COUNT(*) FROM published_cells") == [(len(publication.cells),)]
 
 
 def test_request_counts_add_up_per_day_outcome_and_reason(store: Store, database_url: str) -> None:  # noqa: F811

@@ -38,7 +38,8 @@ class FakeStore:
         self.batches.append([j.installation_id for j in jobs])
         return [None if j.credential_hash == "ok" else CredentialRejected("no") for j in jobs]
 
-    def erase(self, installation_id: str, credential_hash: str, today: datetime) -> int:
+    def erase(self, installation_id: str, credential_hash: str, today: datetime,
+              register: object = None) -> int:
         self.batches.append([f"erase {installation_id} {today.date()}"])
         return 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from catalog_support import raw_catalog, to_toml
 
 from otel_usage.catalog import load_catalog
 from otel_usage.cli import main as cli_main
@@ -33,27 +34,62 @@ def test_every_metric_resource_attribute_and_never_item_is_listed(language: str)
 
 
 def test_policy_numbers_come_from_the_catalog() -> None:
+    """Every window of how long the server keeps what is stated with the catalog's number."""
     policy = load_catalog().policy
     text = render_privacy_markdown(load_catalog(), "en")
-    assert [line for line in text.splitlines() if "months" in line or "weeks is" in line] == [
-        f"- On the server, reports are kept for {policy.retention_months} months, then deleted.",
-        f"- The server publishes a week's numbers once, {policy.publish_after_days} days after "
-        "the week ends, and never changes them. Every published number comes out of one "
-        "differentially private mechanism per week (OpenDP): the true count or sum plus random "
-        "noise, drawn once and stored, so each number is off from the truth by its noise, "
-        "which hides what any single installation added. Each is published with its 95 % "
-        "margin. One week's publication costs each installation a privacy loss of at most "
-        f"ε = {policy.privacy.weekly_epsilon:g} at δ = 1e-7, and a year of weekly "
-        f"publications, composed, at most ε = {policy.privacy.yearly_epsilon:g} at the same δ: "
-        "whoever reads every published number of a year may learn about one installation at "
-        "most what a single release with that ε allows, which is a weak bound, stated plainly. "
-        f"An erased installation is remembered (a hash of its ID, for {policy.retention_months} "
-        "months) so that a late or repeated report cannot bring it back; numbers already "
-        "published stay as they are: they are noisy counts and sums of many installations, "
-        "not records of any one.",
+    kept = text.split("## How long data is kept\n\n")[1].split("\n\n")[0].splitlines()
+    assert [line for line in kept if "days" in line or "weeks" in line or "ε" in line] == [
+        f"- On the server, each weekly report is kept only until its week is published: "
+        f"{policy.publish_after_days} days after a week ends, the server publishes the week's "
+        "numbers once and never changes them. Then the report is deleted, and what remains of "
+        "it is the published numbers (copies in the server's backups last as long as those "
+        "backups are kept). A report of a week that is already published is refused, since it "
+        "could change nothing.",
+        "- Of your installation the server keeps only its ID and a hash of its credential, to "
+        "check that later reports and an erasure come from it, and the week its last report "
+        f"arrived in. Once it has sent nothing for {policy.installation_silent_days} "
+        "days, these are deleted too, and a report after that registers it anew.",
+        f"- An erased installation is remembered as a hash of its ID for {policy.tombstone_days} "
+        "days, so that a report sent before the erasure cannot bring it back: such a report may "
+        "wait in the public gateway's queue while the server is unreachable, but it is accepted "
+        f"only until {policy.publish_after_days} days after its week ends, at most "
+        f"{7 + policy.publish_after_days} days after the erasure.",
+        "- Every published number comes out of one differentially private mechanism per week "
+        "(OpenDP): the true count or sum plus random noise, drawn once and stored, so each "
+        "number is off from the truth by its noise, which hides what any single installation "
+        "added. Each is published with its 95 % margin. One week's publication costs each "
+        f"installation a privacy loss of at most ε = {policy.privacy.weekly_epsilon:g} at "
+        "δ = 1e-7, and a year of weekly publications, composed, at most "
+        f"ε = {policy.privacy.yearly_epsilon:g} at the same δ: whoever reads every published "
+        "number of a year may learn about one installation at most what a single release with "
+        "that ε allows, which is a weak bound, stated plainly. Numbers already published stay "
+        "as they are when an installation is erased: they are noisy counts and sums of many "
+        "installations, not records of any one, and once its week is published nothing of its "
+        "report is left to erase.",
         f"- A report that could not be delivered for {policy.outbox_max_age_weeks} weeks is "
         "dropped unsent.",
     ]
+
+
+def test_raw_weeks_kept_after_publication_are_stated(tmp_path: Path) -> None:
+    """A catalog that keeps raw weeks after publication says so, in both languages."""
+    raw = raw_catalog()
+    raw["policy"]["raw_weeks_after_publication"] = 1
+    path = tmp_path / "catalog.toml"
+    path.write_text(to_toml(raw), encoding="utf-8")
+    catalog = load_catalog(path)
+    assert ("publishes the week's numbers once and never changes them, and keeps its reports 1 "
+            "more weeks to compare it with the next. Then") in render_privacy_markdown(catalog, "en")
+    assert ("ändert sie danach nie, und behält ihre Berichte noch 1 Wochen, um sie mit der "
+            "nächsten zu vergleichen. Dann") in render_privacy_markdown(catalog, "de")
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_an_erasure_says_it_cannot_reach_published_numbers(language: str) -> None:
+    text = render_privacy_markdown(load_catalog(), language)
+    erasure = text.split("\n## ")[-1]
+    assert {"en": "nothing of them is left to erase",
+            "de": "es ist also nichts mehr davon zu löschen"}[language] in erasure
 
 
 def test_headings_in_both_languages() -> None:

@@ -283,7 +283,8 @@ def test_catalog_texts_in_german(client: Client, usage: UsageTelemetry) -> None:
     catalog = usage.catalog
     assert (data["language"], data["catalog_version"], data["policy"]) == (
         "de", catalog.version,
-        {"retention_months": 24, "weekly_epsilon": 2.0, "outbox_max_age_weeks": 8})
+        {"publish_after_days": 14, "raw_weeks_after_publication": 0, "tombstone_days": 28,
+         "installation_silent_days": 90, "outbox_max_age_weeks": 8, "weekly_epsilon": 2.0})
     assert data["never"] == [n.de for n in catalog.never]
     assert [m["name"] for m in data["collect"]] == list(catalog.metrics)
     assert data["collect"][0] == {

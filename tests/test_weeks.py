@@ -8,7 +8,7 @@ from pathlib import Path
 
 from otel_usage.send.uploader import ReportSlot, report_slot
 from otel_usage.store import Tx, connect
-from otel_usage.weeks import Week, closed_weeks, day_start, months_before, retention_cutoff
+from otel_usage.weeks import Week, closed_weeks, day_start
 
 
 def test_a_week_runs_from_monday_to_monday_in_utc() -> None:
@@ -93,22 +93,6 @@ def test_only_monday_midnight_utc_starts_a_week() -> None:
 
 def test_the_ingest_keeps_a_week_as_a_naive_utc_monday() -> None:
     assert Week.of(datetime(2025, 6, 15, 23, 59)).naive_start == datetime(2025, 6, 9)
-
-
-def test_retention_cutoff_is_the_week_holding_the_same_day_months_ago() -> None:
-    """24 months before 2025-06-18 is 2023-06-18, a Sunday: its week began 2023-06-12."""
-    now = datetime(2025, 6, 18, 12, tzinfo=UTC)
-    assert retention_cutoff(now, 24) == Week(date(2023, 6, 12))
-    assert retention_cutoff(now, 5) == Week(date(2025, 1, 13))
-
-
-def test_months_before_a_day_the_shorter_month_lacks_is_its_last_day() -> None:
-    """29 February and the 31st exist in some months only; no arithmetic fails on them."""
-    assert months_before(date(2028, 2, 29), 12) == date(2027, 2, 28)
-    assert months_before(date(2028, 2, 29), 48) == date(2024, 2, 29)
-    assert months_before(date(2027, 3, 31), 1) == date(2027, 2, 28)
-    assert months_before(date(2031, 1, 1), 24) == date(2029, 1, 1)
-    assert months_before(date(2031, 1, 31), 2) == date(2030, 11, 30)
 
 
 def test_day_start_is_midnight_utc() -> None:

@@ -59,22 +59,37 @@ _T: dict[str, dict[str, str]] = {
         "never": "What is never collected",
         "retention": "How long data is kept",
         "retention_server": (
-            "On the server, reports are kept for {months} months, then deleted."),
+            "On the server, each weekly report is kept only until its week is published: "
+            "{days} days after a week ends, the server publishes the week's numbers once and "
+            "never changes them{after}. Then the report is deleted, and what remains of it is "
+            "the published numbers (copies in the server's backups last as long as those "
+            "backups are kept). A report of a week that is already published is refused, "
+            "since it could change nothing."),
+        "raw_after": ", and keeps its reports {weeks} more weeks to compare it with the next",
         "published_server": (
-            "The server publishes a week's numbers once, {days} days after the week ends, and "
-            "never changes them. Every published number comes out of one differentially "
-            "private mechanism per week (OpenDP): the true count or sum plus random noise, "
-            "drawn once and stored, so each number is off from the truth by its noise, which "
-            "hides what any single installation added. Each is published with its 95 % "
-            "margin. One week's "
+            "Every published number comes out of one differentially private mechanism per week "
+            "(OpenDP): the true count or sum plus random noise, drawn once and stored, so each "
+            "number is off from the truth by its noise, which hides what any single "
+            "installation added. Each is published with its 95 % margin. One week's "
             "publication costs each installation a privacy loss of at most ε = {epsilon} at "
             "δ = {delta}, and a year of weekly publications, composed, at most ε = {yearly} at "
             "the same δ: whoever reads every published number of a year may learn about one "
             "installation at most what a single release with that ε allows, which is a weak "
-            "bound, stated plainly. An erased installation is remembered (a hash of its ID, "
-            "for {months} months) so that a late or repeated report cannot bring it back; "
-            "numbers already published stay as they are: they are noisy counts and sums of "
-            "many installations, not records of any one."),
+            "bound, stated plainly. Numbers already published stay as they are when an "
+            "installation is erased: they are noisy counts and sums of many installations, not "
+            "records of any one, and once its week is published nothing of its report is left "
+            "to erase."),
+        "installation_server": (
+            "Of your installation the server keeps only its ID and a hash of its credential, to "
+            "check that later reports and an erasure come from it, and the week its last "
+            "report arrived in. Once it has sent nothing for {silent} days, these are "
+            "deleted too, and a report after that registers it anew."),
+        "tombstone_server": (
+            "An erased installation is remembered as a hash of its ID for {tombstone} days, "
+            "so that a report sent before the erasure cannot bring it back: such a report may "
+            "wait in the public gateway's queue while the server is unreachable, but it is "
+            "accepted only until {days} days after its week ends, at most {late} days after "
+            "the erasure."),
         "address_server": (
             "Your IP address is seen only by the public gateway (and the load balancer in "
             "front of it), which never stores it. To "
@@ -121,6 +136,12 @@ _T: dict[str, dict[str, str]] = {
             "installation ID. The request is repeated until the server confirms it, and each "
             "attempt is shown in the history. Once confirmed, that ID and credential are never "
             "used again and are wiped from the database file."),
+        "erasure_published": (
+            "An erasure deletes what the server still holds of your installation: its reports "
+            "of weeks not yet published, its ID and its credential's hash. It cannot take your "
+            "installation out of numbers already published: its reports of those weeks were "
+            "deleted when they were published, so nothing of them is left to erase, and the "
+            "published numbers stay as they are."),
         "erasure_refused": (
             "An installation erased on the server (also when the maintainers erase it on your "
             "request) stays erased: the server refuses its later reports, and your "
@@ -178,24 +199,42 @@ _T: dict[str, dict[str, str]] = {
         "never": "Was nie erhoben wird",
         "retention": "Wie lange Daten aufbewahrt werden",
         "retention_server": (
-            "Auf dem Server werden Berichte {months} Monate aufbewahrt und dann gelöscht."),
+            "Auf dem Server wird jeder Wochenbericht nur aufbewahrt, bis seine Woche "
+            "veröffentlicht ist: {days} Tage nach dem Ende einer Woche veröffentlicht der "
+            "Server ihre Zahlen einmal und ändert sie danach nie{after}. Dann wird der Bericht "
+            "gelöscht, und von ihm bleiben nur die veröffentlichten Zahlen (Kopien in den "
+            "Sicherungen des Servers bestehen, solange diese Sicherungen aufbewahrt werden). "
+            "Ein Bericht über eine bereits veröffentlichte Woche wird abgewiesen, da er nichts "
+            "mehr ändern könnte."),
+        "raw_after": (", und behält ihre Berichte noch {weeks} Wochen, um sie mit der nächsten "
+                      "zu vergleichen"),
         "published_server": (
-            "Der Server veröffentlicht die Zahlen einer Woche einmal, {days} Tage nach ihrem "
-            "Ende, und ändert sie danach nie. Jede veröffentlichte Zahl stammt aus einem "
-            "differentiell privaten Mechanismus pro Woche (OpenDP): die wahre Anzahl oder Summe "
-            "plus Zufallsrauschen, einmal gezogen und gespeichert; jede Zahl weicht daher um ihr"
-            " Rauschen von der Wahrheit ab, das verbirgt, was eine einzelne Installation "
-            "beigetragen hat. Jede wird mit ihrer 95-%-Fehlerspanne veröffentlicht. Die "
-            "Veröffentlichung einer Woche kostet jede Installation einen Privatsphäreverlust von"
-            " höchstens ε = {epsilon} bei δ = {delta}, ein Jahr wöchentlicher Veröffentlichungen"
-            " zusammen höchstens ε = {yearly} beim selben δ: Wer jede veröffentlichte Zahl eines"
-            " Jahres liest, kann über eine Installation höchstens so viel erfahren, wie eine "
-            "einzelne Veröffentlichung mit diesem ε erlaubt; eine schwache Schranke, offen "
-            "gesagt. Eine gelöschte Installation bleibt vermerkt (ein Hash ihrer ID, {months} "
-            "Monate lang), damit ein verspäteter oder wiederholter Bericht sie nicht "
-            "zurückbringt; bereits veröffentlichte Zahlen bleiben, wie sie sind: Es sind "
-            "verrauschte Anzahlen und Summen vieler Installationen, keine Aufzeichnungen einer "
-            "einzelnen."),
+            "Jede veröffentlichte Zahl stammt aus einem differentiell privaten Mechanismus pro "
+            "Woche (OpenDP): die wahre Anzahl oder Summe plus Zufallsrauschen, einmal gezogen "
+            "und gespeichert; jede Zahl weicht daher um ihr Rauschen von der Wahrheit ab, das "
+            "verbirgt, was eine einzelne Installation beigetragen hat. Jede wird mit ihrer "
+            "95-%-Fehlerspanne veröffentlicht. Die Veröffentlichung einer Woche kostet jede "
+            "Installation einen Privatsphäreverlust von höchstens ε = {epsilon} bei "
+            "δ = {delta}, ein Jahr wöchentlicher Veröffentlichungen zusammen höchstens "
+            "ε = {yearly} beim selben δ: Wer jede veröffentlichte Zahl eines Jahres liest, kann "
+            "über eine Installation höchstens so viel erfahren, wie eine einzelne "
+            "Veröffentlichung mit diesem ε erlaubt; eine schwache Schranke, offen gesagt. "
+            "Bereits veröffentlichte Zahlen bleiben, wie sie sind, wenn eine Installation "
+            "gelöscht wird: Es sind verrauschte Anzahlen und Summen vieler Installationen, keine"
+            " Aufzeichnungen einer einzelnen, und ist ihre Woche veröffentlicht, ist von ihrem "
+            "Bericht nichts mehr zu löschen."),
+        "installation_server": (
+            "Von Ihrer Installation behält der Server nur ihre ID und einen Hash ihres "
+            "Zugangsschlüssels, um zu prüfen, dass spätere Berichte und eine Löschung von ihr "
+            "kommen, und die Woche, in der ihr letzter Bericht eintraf. Hat "
+            "sie {silent} Tage lang nichts gesendet, wird auch das gelöscht, und ein Bericht "
+            "danach meldet sie neu an."),
+        "tombstone_server": (
+            "Eine gelöschte Installation bleibt {tombstone} Tage lang als Hash ihrer ID "
+            "vermerkt, damit ein vor der Löschung gesendeter Bericht sie nicht zurückbringt: "
+            "Ein solcher Bericht kann in der Warteschlange des öffentlichen Gateways warten, "
+            "solange der Server nicht erreichbar ist, wird aber nur bis {days} Tage nach dem "
+            "Ende seiner Woche angenommen, also höchstens {late} Tage nach der Löschung."),
         "address_server": (
             "Ihre IP-Adresse sieht nur das öffentliche Gateway (und der Lastverteiler davor), "
             "das sie nie speichert. Um zu "
@@ -247,6 +286,13 @@ _T: dict[str, dict[str, str]] = {
             "wiederholt, bis der Server sie bestätigt, und jeder Versuch steht im Verlauf. Nach "
             "der Bestätigung werden diese ID und dieser Schlüssel nie wieder verwendet und aus "
             "der Datenbankdatei getilgt."),
+        "erasure_published": (
+            "Eine Löschung entfernt, was der Server von Ihrer Installation noch hat: ihre "
+            "Berichte über noch nicht veröffentlichte Wochen, ihre ID und den Hash ihres "
+            "Zugangsschlüssels. Aus bereits veröffentlichten Zahlen kann sie Ihre Installation "
+            "nicht herausnehmen: Ihre Berichte über diese Wochen wurden bei deren "
+            "Veröffentlichung gelöscht, es ist also nichts mehr davon zu löschen, und die "
+            "veröffentlichten Zahlen bleiben, wie sie sind."),
         "erasure_refused": (
             "Eine auf dem Server gelöschte Installation (auch wenn die Betreuer sie auf Ihre "
             "Anfrage löschen) bleibt gelöscht: Der Server weist ihre späteren Berichte ab, und "
@@ -293,12 +339,10 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
         f"## {t['never']}",
         _bullets([n.get(language) for n in catalog.never]),
         f"## {t['retention']}",
-        _bullets([t["retention_server"].format(months=policy.retention_months),
-                  t["published_server"].format(days=policy.publish_after_days,
-                                               epsilon=f"{privacy.weekly_epsilon:g}",
+        _bullets([*_server_windows(catalog, t),
+                  t["published_server"].format(epsilon=f"{privacy.weekly_epsilon:g}",
                                                delta=_power(privacy.delta),
-                                               yearly=f"{privacy.yearly_epsilon:g}",
-                                               months=policy.retention_months),
+                                               yearly=f"{privacy.yearly_epsilon:g}"),
                   t["address_server"],
                   t["retention_outbox"].format(weeks=policy.outbox_max_age_weeks),
                   t["retention_local"]]),
@@ -307,10 +351,23 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
         f"## {t['opt_out']}",
         _bullets([t["opt_out_page"], t["opt_out_cli"], t["opt_out_env"]]),
         f"## {t['erasure']}",
-        _bullets([t["erasure_server"], t["erasure_refused"], t["erasure_local"],
-                  t["erasure_export"]]),
+        _bullets([t["erasure_server"], t["erasure_published"], t["erasure_refused"],
+                  t["erasure_local"], t["erasure_export"]]),
     ]
     return "\n\n".join(blocks) + "\n"
+
+
+def _server_windows(catalog: Catalog, t: dict[str, str]) -> list[str]:
+    """What the server keeps and for how long, from the catalog's `[policy]` windows: raw
+    reports, an installation's credential, an erasure's record."""
+    policy = catalog.policy
+    kept = policy.raw_weeks_after_publication
+    after = t["raw_after"].format(weeks=kept) if kept else ""
+    return [t["retention_server"].format(days=policy.publish_after_days, after=after),
+            t["installation_server"].format(silent=policy.installation_silent_days),
+            t["tombstone_server"].format(tombstone=policy.tombstone_days,
+                                         days=policy.publish_after_days,
+                                         late=7 + policy.publish_after_days)]
 
 
 def render_privacy_document(catalog: Catalog) -> str:

@@ -252,10 +252,15 @@ def catalog_texts(usage: UsageTelemetry, language: str) -> dict[str, Any]:
         "resource": [{"key": k, "text": a.text.get(language) if a.text else ""}
                      for k, a in catalog.resource.items()],
         "never": [n.get(language) for n in catalog.never],
-        "policy": {"retention_months": catalog.policy.retention_months,
-                   "weekly_epsilon": catalog.policy.privacy.weekly_epsilon,
-                   "outbox_max_age_weeks": catalog.policy.outbox_max_age_weeks},
+        "policy": {**{name: getattr(catalog.policy, name) for name in _POLICY_NUMBERS},
+                   "weekly_epsilon": catalog.policy.privacy.weekly_epsilon},
     }
+
+
+# The policy's numbers the page's data carries: how long the server keeps what, the outbox (and,
+# beside them, the week's privacy budget).
+_POLICY_NUMBERS = ("publish_after_days", "raw_weeks_after_publication", "tombstone_days",
+                   "installation_silent_days", "outbox_max_age_weeks")
 
 
 def _static(name: str) -> str:

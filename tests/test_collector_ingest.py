@@ -169,12 +169,15 @@ def test_erasure_travels_through_the_gateway(gateway: Gateway, ingest: Ingest) -
 
 def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_over(
     gateway: Gateway, ingest: Ingest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    midweek: datetime,
 ) -> None:
     """The maintainers erase an installation at the ingest. Its next report passes the gateway
     (acknowledged once queued) and is refused by the ingest (410), which teaches the gateway;
     the report after that is refused by the gateway itself (403 with the catalog's erased
     message in a protobuf google.rpc.Status), and the client starts over under a new id and
-    credential, whose report is stored."""
+    credential, whose report is stored. The ingest's clock is pinned to Wednesday, so the three
+    weeks the client sends (this one, whose end the client's own clock has passed, and the two
+    before) are all still open for reports (until 14 days after their end)."""
     from google.protobuf.json_format import MessageToJson
     from google.rpc.status_pb2 import Status
 
@@ -186,7 +189,7 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
     ingest.start()
     gateway.start()
-    third = last_week()
+    third = Week.of(midweek)
     second = third.previous()
     first = second.previous()
     clock = ManualClock(first.start - timedelta(hours=12))

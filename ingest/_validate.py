@@ -517,9 +517,8 @@ def _items(parent: object, *names: str) -> list[object]:
     """The list under any of `names` in a JSON object (empty when it is none)."""
     if not isinstance(parent, dict):
         return []
-    found = [item for name in names if isinstance(parent.get(name), list)
-             for item in parent[name]]
-    return found
+    return [item for name in names if isinstance(parent.get(name), list)
+            for item in parent[name]]
 
 
 def _count_weeks(weeks: int, limits: Limits) -> None:

@@ -29,6 +29,7 @@ from collector_harness import (
 )
 
 from otel_usage.catalog import load_catalog
+from otel_usage.clock import NOW_ENV
 from otel_usage.weeks import Week
 
 pytestmark = pytest.mark.collector
@@ -169,13 +170,17 @@ def test_erasure_travels_through_the_gateway(gateway: Gateway, ingest: Ingest) -
 
 def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_over(
     gateway: Gateway, ingest: Ingest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    midweek: datetime,
 ) -> None:
     """The maintainers erase an installation at the ingest. Its next report passes the gateway
     (acknowledged once queued) and is refused by the ingest (410), which teaches the gateway;
     the report after that is refused by the gateway itself (403 with the catalog's erased
     message in a protobuf google.rpc.Status), and the client starts over under a new id and
     credential: that week is not sent again under it (it would link the two), the next week's
-    report is, and is stored."""
+    report is, and is stored. The ingest's clock is pinned to Wednesday, so the three weeks the
+    client sends first (this one, whose end the client's own clock has passed, and the two
+    before) are all still open for reports (until 14 days after their end); the ingest is then
+    restarted a week later for the next week's report."""
     from google.protobuf.json_format import MessageToJson
     from google.rpc.status_pb2 import Status
 
@@ -187,8 +192,8 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
     ingest.start()
     gateway.start()
-    fourth = last_week()
-    third = fourth.previous()
+    third = Week.of(midweek)
+    fourth = third.next()
     second = third.previous()
     first = second.previous()
     clock = ManualClock(first.start - timedelta(hours=12))
@@ -233,6 +238,9 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
     new_id, new_credential = identity()
     assert new_id != old_id and new_credential != old_credential
     assert usage.send_now()["sent"] == []
+    ingest.stop()  # a week on: the next week is the ingest's own, open for reports
+    monkeypatch.setenv(NOW_ENV, (midweek + timedelta(weeks=1)).isoformat())
+    ingest.start()
     assert send_week(fourth)["sent"] == [fourth.label]
     wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
                f"the report under the new id\n{gateway.log_tail()}")

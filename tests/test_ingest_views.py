@@ -7,12 +7,13 @@ import sys
 
 import ingest
 from ingest.views import VIEWS, WEEK_COLUMN
+from otel_usage.catalog import load_catalog
 
 
 def test_the_package_exports_a_short_public_surface() -> None:
     assert ingest.__all__ == ["Settings", "create_app", "publish"]
     assert callable(ingest.create_app)
-    assert ingest.Settings().publish_after == 14
+    assert ingest.Settings().publish_after == load_catalog().policy.publish_after_days
 
 
 def test_views_are_named_with_their_columns() -> None:

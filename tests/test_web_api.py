@@ -283,8 +283,12 @@ def test_catalog_texts_in_german(client: Client, usage: UsageTelemetry) -> None:
     catalog = usage.catalog
     assert (data["language"], data["catalog_version"], data["policy"]) == (
         "de", catalog.version,
-        {"publish_after_days": 14, "raw_weeks_after_publication": 0, "tombstone_days": 28,
-         "installation_silent_days": 90, "outbox_max_age_weeks": 8, "weekly_epsilon": 2.0})
+        {"publish_after_days": catalog.policy.publish_after_days,
+         "raw_weeks_after_publication": catalog.policy.raw_weeks_after_publication,
+         "tombstone_days": catalog.policy.tombstone_days,
+         "installation_silent_days": catalog.policy.installation_silent_days,
+         "outbox_max_age_weeks": catalog.policy.outbox_max_age_weeks,
+         "weekly_epsilon": catalog.policy.privacy.weekly_epsilon})
     assert data["never"] == [n.de for n in catalog.never]
     assert [m["name"] for m in data["collect"]] == list(catalog.metrics)
     assert data["collect"][0] == {

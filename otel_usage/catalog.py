@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
+PUBLIC_SCHEMA_PATH = CATALOG_PATH.with_name("public.schema.json")
 
 Instrument = Literal["counter", "observable_counter", "gauge", "observable_gauge"]
 Weekly = Literal["sum", "max", "days"]
@@ -244,6 +245,16 @@ class Protocol:
 
 
 @dataclass(frozen=True)
+class Public:
+    """The public statistics (`[public]`): where the site is served on the gateway's origin,
+    the format of its JSON, and the JSON Schema that describes it (a file beside the catalog)."""
+
+    path: str = "/stats/"
+    format: int = 1
+    schema: Path = PUBLIC_SCHEMA_PATH
+
+
+@dataclass(frozen=True)
 class Catalog:
     version: int
     policy: Policy
@@ -252,6 +263,7 @@ class Catalog:
     resource: Mapping[str, Attribute]
     never: tuple[Text, ...]
     roles: Mapping[str, Role] = field(default_factory=dict)
+    public: Public = field(default_factory=Public)
 
     def metric(self, name: str) -> Metric | None:
         return self.metrics.get(name)
@@ -492,7 +504,17 @@ def _parse(raw: Mapping[str, Any]) -> Catalog:
         erased_message=str(proto.get("erased_message", "otel_usage.installation_erased")),
         client_pseudonym_header=str(proto.get("client_pseudonym_header", "X-Otel-Usage-Client")),
     )
-    return Catalog(version, policy, protocol, metrics, resource, never, roles)
+    return Catalog(version, policy, protocol, metrics, resource, never, roles,
+                   _public(raw.get("public", {})))
+
+
+def _public(raw: Mapping[str, Any]) -> Public:
+    """`[public]`; its schema is named relative to the packaged catalog's folder."""
+    path = str(raw.get("path", "/stats/"))
+    if not (path.startswith("/") and path.endswith("/")):
+        raise CatalogError(f"invalid catalog:\n- public: path {path!r} must start and end with /")
+    return Public(path, int(raw.get("format", 1)),
+                  CATALOG_PATH.with_name(str(raw.get("schema", "public.schema.json"))))
 
 
 _WINDOWS = ("publish_after_days", "raw_weeks_after_publication", "tombstone_days",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -368,3 +369,18 @@ def test_a_catalog_without_a_privacy_policy_is_refused(tmp_path: Path) -> None:
         load_catalog(path)
     assert str(info.value) == (
         "invalid catalog:\n- policy: privacy (the publication's budget and bounds) is missing")
+
+
+def test_the_public_section_names_the_stats_path_format_and_a_schema_that_exists() -> None:
+    public = load_catalog().public
+    schema = json.loads(public.schema.read_text(encoding="utf-8"))
+    assert (public.path, public.format, public.schema.name) == ("/stats/", 1, "public.schema.json")
+    assert schema["$defs"]["index"]["properties"]["format"] == {"const": public.format}
+    assert schema["$defs"]["weekfile"]["properties"]["format"] == {"const": public.format}
+
+
+def test_a_public_path_that_is_not_a_folder_is_refused(tmp_path: Path) -> None:
+    text = CATALOG_PATH.read_text(encoding="utf-8").replace('path = "/stats/"', 'path = "stats"')
+    (tmp_path / "catalog.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(CatalogError, match="public: path 'stats' must start and end with /"):
+        load_catalog(tmp_path / "catalog.toml")

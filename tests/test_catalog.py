@@ -6,6 +6,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import jsonschema
 import pytest
 from catalog_support import grown_raw, to_toml, write_catalog
 
@@ -384,3 +385,13 @@ def test_a_public_path_that_is_not_a_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "catalog.toml").write_text(text, encoding="utf-8")
     with pytest.raises(CatalogError, match="public: path 'stats' must start and end with /"):
         load_catalog(tmp_path / "catalog.toml")
+
+
+def test_the_public_schema_is_a_valid_json_schema_that_refuses_an_unknown_format() -> None:
+    schema = json.loads(load_catalog().public.schema.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    index = {"format": 1, "generated_on": "2026-12-07", "catalog_version": 2, "weeks": [],
+             "active_installations": [], "added_later": True}
+    jsonschema.validate(index, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**index, "format": 2}, schema)

@@ -1,5 +1,6 @@
 """A synthetic version 2 of the ingest's schema, for tests of the upgrade (no version 2
-exists: nothing has been released), and what a store looks like, to compare two of them."""
+exists: nothing has been released); what a store's schema looks like, to compare two; and
+printed DDL run as a DBA runs it."""
 
 from __future__ import annotations
 

@@ -15,9 +15,11 @@ from ingest import _schema
 SUBMISSIONS_V1 = ("day", "outcome", "reason", "requests")
 
 
-def version_2(view_columns: tuple[str, ...] = (*SUBMISSIONS_V1, "bytes")) -> _schema.Schema:
-    """Version 1 plus a step: `daily_stats` gains a nullable column `bytes`, and the view
-    `usage_submissions` shows `view_columns` of it (by default `bytes` appended)."""
+def version_2(view_columns: tuple[str, ...] = (*SUBMISSIONS_V1, "bytes"),
+              then: tuple[_schema.Statement, ...] = ()) -> _schema.Schema:
+    """Version 1 plus a step: `daily_stats` gains a nullable column `bytes` (and the step
+    goes on with `then`), and the view `usage_submissions` shows `view_columns` of it (by
+    default `bytes` appended)."""
     metadata = sa.MetaData()
     tables = tuple(table.to_metadata(metadata) for table in _schema.TABLES)
     stats = metadata.tables["daily_stats"]
@@ -30,7 +32,7 @@ def version_2(view_columns: tuple[str, ...] = (*SUBMISSIONS_V1, "bytes")) -> _sc
 
     indexes = tuple(index for table in tables for index in sorted(table.indexes, key=str))
     return _schema.Schema(version=2, tables=tables, indexes=indexes,
-                          steps={2: [sa.DDL("ALTER TABLE daily_stats ADD bytes BIGINT")]},
+                          steps={2: [sa.DDL("ALTER TABLE daily_stats ADD bytes BIGINT"), *then]},
                           views=views)
 
 

@@ -14,7 +14,7 @@ from ingest_support import database_url, query  # noqa: F401  (fixture)
 from schema_support import SUBMISSIONS_V1, apply_by_hand, empty, snapshot, version_2
 
 from ingest import _schema
-from ingest._errors import SchemaChangeRefused, SchemaTooNew
+from ingest._errors import SchemaChangeRefused, SchemaTooNew, StoreUnavailable
 from ingest._store import Store, create_engine
 from ingest.views import VIEWS
 
@@ -183,6 +183,24 @@ def test_an_upgrade_that_changes_a_views_columns_but_by_appending_is_refused(
         "version 2 changes the columns of views other than by appending to them: "
         f"usage_submissions (day, outcome, reason, requests -> {', '.join(view_columns)}); "
         "a changed view needs a new name")
+    assert snapshot(database_url) == before
+    assert query(database_url, "SELECT outcome, reason, requests FROM usage_submissions") == [
+        ("accepted", "", 3)]
+
+
+def test_an_upgrade_whose_step_fails_half_way_leaves_the_store_as_it_was(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """The step, the views and the version's stamp run in one transaction: a statement that
+    fails after the new column was added takes the column back with it."""
+    store = Store(create_engine(database_url))
+    store.migrate()
+    _stats_row(database_url)
+    before = snapshot(database_url)
+    monkeypatch.setattr(_schema, "CURRENT", version_2(
+        then=(sa.DDL("ALTER TABLE no_such_table ADD bytes BIGINT"),)))
+    with pytest.raises(StoreUnavailable, match=r"database error: (OperationalError|ProgrammingError)"):
+        store.migrate()
+    store.dispose()
     assert snapshot(database_url) == before
     assert query(database_url, "SELECT outcome, reason, requests FROM usage_submissions") == [
         ("accepted", "", 3)]

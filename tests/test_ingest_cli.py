@@ -47,6 +47,20 @@ def test_schema_upgrade_from_a_version_this_ingest_does_not_know_is_refused(
                                        f"store to upgrade is at version 1 to 1, not {version}\n")
 
 
+def test_the_printed_schema_run_by_hand_gives_what_migrate_gives(
+        database_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """A DBA who runs `schema`'s DDL on an empty database gets the store `migrate` makes."""
+    assert cli.main(["migrate", "--database", database_url]) == 0
+    migrated = snapshot(database_url)
+    empty(database_url)
+    capsys.readouterr()
+    dialect = sa.make_url(database_url).get_backend_name()
+    assert cli.main(["schema", "--dialect", dialect]) == 0
+    apply_by_hand(database_url, capsys.readouterr().out)
+    assert snapshot(database_url) == migrated
+    assert migrated["schema_info"] == [("schema_version", "1")]
+
+
 def _store_at_version_1(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     """A store `migrate` made at version 1, with a day of request counts."""
     with pytest.MonkeyPatch.context() as patch:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,16 @@ def version_2(view_columns: tuple[str, ...] = (*SUBMISSIONS_V1, "bytes"),
     return _schema.Schema(version=2, tables=tables, indexes=indexes,
                           steps={2: [sa.DDL("ALTER TABLE daily_stats ADD bytes BIGINT"), *then]},
                           views=views)
+
+
+def add_stats_row(url: str) -> None:
+    """A day of request counts (`daily_stats`, which `usage_submissions` shows), kept through
+    an upgrade."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(_schema.daily_stats).values(
+            day=datetime(2026, 1, 5), outcome="accepted", reason="", requests=3))
+    engine.dispose()
 
 
 def snapshot(url: str) -> dict[str, Any]:

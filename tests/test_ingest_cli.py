@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from ingest_reports import CATALOG, encode, last_week, new_credential, new_installation, request
 from ingest_support import database_url, query, server_process  # noqa: F401  (fixture)
-from schema_support import apply_by_hand, empty, snapshot, version_2
+from schema_support import add_stats_row, apply_by_hand, empty, snapshot, version_2
 
 from ingest import _schema, cli
 from ingest._store import ReportJob, Store, create_engine
@@ -66,11 +66,7 @@ def _store_at_version_1(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_schema, "CURRENT", VERSION_1)
         assert cli.main(["migrate", "--database", url]) == 0
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.begin() as conn:
-        conn.execute(sa.insert(_schema.daily_stats).values(
-            day=datetime(2026, 1, 5), outcome="accepted", reason="", requests=3))
-    engine.dispose()
+    add_stats_row(url)
     assert capsys.readouterr() == ("schema version 1\n", "")
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
 import sqlglot
 from ingest_support import database_url, query  # noqa: F401  (fixture)
-from schema_support import SUBMISSIONS_V1, apply_by_hand, empty, snapshot, version_2
+from schema_support import (
+    SUBMISSIONS_V1,
+    add_stats_row,
+    apply_by_hand,
+    empty,
+    snapshot,
+    version_2,
+)
 
 from ingest import _schema
 from ingest._errors import SchemaChangeRefused, SchemaTooNew, StoreUnavailable
@@ -130,14 +136,6 @@ def test_a_version_needs_one_step_per_version_after_the_first() -> None:
                        steps={3: []}, views=_schema.view_selects)
 
 
-def _stats_row(url: str) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.begin() as conn:
-        conn.execute(sa.insert(_schema.daily_stats).values(
-            day=datetime(2026, 1, 5), outcome="accepted", reason="", requests=3))
-    engine.dispose()
-
-
 def test_an_upgrade_runs_its_step_and_replaces_the_views_keeping_the_rows(
         database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     """A store made at version 1 and upgraded to a (synthetic) version 2 has the new column
@@ -145,7 +143,7 @@ def test_an_upgrade_runs_its_step_and_replaces_the_views_keeping_the_rows(
     migrating again changes nothing."""
     store = Store(create_engine(database_url))
     store.migrate()
-    _stats_row(database_url)
+    add_stats_row(database_url)
     monkeypatch.setattr(_schema, "CURRENT", version_2())
     assert [store.migrate(), store.migrate()] == [2, 2]
     store.dispose()
@@ -173,7 +171,7 @@ def test_an_upgrade_that_changes_a_views_columns_but_by_appending_is_refused(
     on every database alike."""
     store = Store(create_engine(database_url))
     store.migrate()
-    _stats_row(database_url)
+    add_stats_row(database_url)
     before = snapshot(database_url)
     monkeypatch.setattr(_schema, "CURRENT", version_2(view_columns))
     with pytest.raises(SchemaChangeRefused) as refused:
@@ -194,7 +192,7 @@ def test_an_upgrade_whose_step_fails_half_way_leaves_the_store_as_it_was(
     fails after the new column was added takes the column back with it."""
     store = Store(create_engine(database_url))
     store.migrate()
-    _stats_row(database_url)
+    add_stats_row(database_url)
     before = snapshot(database_url)
     monkeypatch.setattr(_schema, "CURRENT", version_2(
         then=(sa.DDL("ALTER TABLE no_such_table ADD bytes BIGINT"),)))
@@ -233,7 +231,7 @@ def test_a_role_granted_the_views_reads_them_after_an_upgrade(
     and still no raw table."""
     store = Store(create_engine(database_url))
     store.migrate()
-    _stats_row(database_url)
+    add_stats_row(database_url)
     role = f"reader_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     with admin.begin() as conn:

@@ -159,7 +159,7 @@ CURRENT = Schema(version=1, tables=TABLES, indexes=INDEXES, steps={}, views=view
 # Each database as the driver the ingest connects with speaks it (pyodbc, psycopg, sqlite3).
 DIALECTS: dict[str, Dialect] = {
     name: sa.make_url(f"{name}://").get_dialect()() for name in ("mssql", "postgresql", "sqlite")}
-_VERSION_ROW = {"name": "schema_version"}
+_VERSION = "schema_version"  # schema_info's row of the version
 
 
 def statements(from_version: int, dialect_name: str) -> list[Statement]:
@@ -170,17 +170,16 @@ def statements(from_version: int, dialect_name: str) -> list[Statement]:
     schema = CURRENT
     if from_version == schema.version:
         return []
-    stamp = {**_VERSION_ROW, "value": str(schema.version)}
+    stamp = str(schema.version)
     if from_version == 0:
         return [*(CreateTable(t) for t in schema.tables),
                 *(CreateIndex(i) for i in schema.indexes),
                 *(CreateView(select, name) for name, select in schema.views().items()),
-                sa.insert(schema_info).values(stamp)]
+                sa.insert(schema_info).values(name=_VERSION, value=stamp)]
     steps = [s for number in range(from_version + 1, schema.version + 1)
              for s in schema.steps[number]]
     return [*steps, *_replace_views(schema, dialect_name),
-            sa.update(schema_info).where(schema_info.c.name == _VERSION_ROW["name"])
-            .values(value=stamp["value"])]
+            sa.update(schema_info).where(schema_info.c.name == _VERSION).values(value=stamp)]
 
 
 def _replace_views(schema: Schema, dialect_name: str) -> list[ExecutableDDLElement]:
@@ -267,7 +266,7 @@ def _check_view_columns(conn: Connection) -> None:
 def _version(conn: Connection) -> int:
     if not sa.inspect(conn).has_table(schema_info.name):
         return 0
-    value = _get(conn, "schema_version")
+    value = _get(conn, _VERSION)
     return int(value) if value is not None else 0
 
 

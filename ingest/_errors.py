@@ -16,7 +16,9 @@ a ValueError when the app is made).
     │   ├── Overloaded              503: the write queue is full or too slow
     │   └── StoreUnavailable        503: the database is unreachable, locked or timed out
     │       └── WriteFailed             503: a statement failed (a constraint, a value)
-    └── SchemaTooNew            the store was made by a later version of the ingest: left as is
+    ├── SchemaTooNew            the store was made by a later version of the ingest: left as is
+    └── SchemaChangeRefused     an upgrade would change a view's columns other than by
+                                appending to them: left as is
 
 Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` or
 `WriteFailed` where they are caught, with `raise ... from exc`, so no driver exception leaves
@@ -128,6 +130,13 @@ class SchemaTooNew(IngestError):
     """The store's schema version is later than this ingest knows: it is not touched."""
 
     reason = "schema_too_new"
+
+
+class SchemaChangeRefused(IngestError):
+    """An upgrade would drop, rename or reorder a view's columns, which PostgreSQL cannot
+    replace in place (keeping its grants) and a dashboard would not find: nothing is changed."""
+
+    reason = "schema_change_refused"
 
 
 class ServiceError(IngestError):

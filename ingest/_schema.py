@@ -12,19 +12,23 @@
   frozen: the week's privacy loss, and its noisy cells with their noise scales and 95 %
   margins; the views read only these, and `daily_stats` (requests per day, no identifiers).
 - `schema_info`: the schema's version, which `migrate` brings the store to.
+
+An upgrade (a store of an earlier version) runs that version's steps and replaces the views in
+place, all in one transaction; `ddl` prints the same statements for a DBA.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable, CreateView, DropView, ExecutableDDLElement
-from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import UpdateBase
 
-from ._errors import SchemaTooNew
+from ._errors import SchemaChangeRefused, SchemaTooNew
 from .views import VIEWS
 
 metadata = sa.MetaData()
@@ -96,19 +100,27 @@ TABLES = (installations, weekly_reports, erasures, published_weeks, published_ce
 INDEXES = (weekly_reports_by_week,)
 
 
-def _create_all() -> list[ExecutableDDLElement]:
-    """An empty database straight to the current version."""
-    return [*(CreateTable(t) for t in TABLES), *(CreateIndex(i) for i in INDEXES)]
+# What a step may run: DDL, a data change (INSERT, UPDATE, DELETE) or SQL text.
+Statement = ExecutableDDLElement | UpdateBase | sa.TextClause
 
 
-# Version 1 is what a first install creates: the tables above, as they are. Until the first
-# release a schema change edits version 1 in place; after it, each change is a new version
-# whose statements go here, append only (a released migration never changes).
-MIGRATIONS: dict[int, Callable[[], Sequence[Executable]]] = {}
-SCHEMA_VERSION = 1
-# Each database as the driver the ingest connects with speaks it (pyodbc, psycopg, sqlite3).
-DIALECTS: dict[str, Dialect] = {
-    name: sa.make_url(f"{name}://").get_dialect()() for name in ("mssql", "postgresql", "sqlite")}
+@dataclass(frozen=True)
+class Schema:
+    """One version of the store's schema: the tables and indexes a first install creates, the
+    steps that bring each earlier version to this one (`steps[n]` takes version n - 1 to n),
+    and the views' SELECTs, re-created in place after the steps. The ingest's is `CURRENT`;
+    tests put a later version in its place to exercise an upgrade."""
+
+    version: int
+    tables: tuple[sa.Table, ...]
+    indexes: tuple[sa.Index, ...]
+    steps: Mapping[int, Sequence[Statement]]
+    views: Callable[[], Mapping[str, sa.Select[tuple[object, ...]]]]
+
+    def __post_init__(self) -> None:
+        if sorted(self.steps) != list(range(2, self.version + 1)):
+            raise ValueError(f"schema version {self.version} needs one step per version from 2 "
+                             f"on, not {sorted(self.steps)}")
 
 
 def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
@@ -139,58 +151,125 @@ def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
     return selects
 
 
-def view_ddl() -> list[ExecutableDDLElement]:
-    return [CreateView(select, name) for name, select in view_selects().items()]
+# Version 1 is what a first install creates: the tables above, as they are. Until the first
+# release a schema change edits version 1 in place; after it, each change is a new version
+# whose step (its statements) goes into `steps`, append only (a released step never changes).
+# A view's columns may only be appended to (see `_check_view_columns`).
+CURRENT = Schema(version=1, tables=TABLES, indexes=INDEXES, steps={}, views=view_selects)
+# Each database as the driver the ingest connects with speaks it (pyodbc, psycopg, sqlite3).
+DIALECTS: dict[str, Dialect] = {
+    name: sa.make_url(f"{name}://").get_dialect()() for name in ("mssql", "postgresql", "sqlite")}
+_VERSION = "schema_version"  # schema_info's row of the version
 
 
-def drop_views_ddl() -> list[ExecutableDDLElement]:
-    return [DropView(sa.Table(name, sa.MetaData()), if_exists=True) for name in VIEWS]
+def statements(from_version: int, dialect_name: str) -> list[Statement]:
+    """What brings a store of `from_version` to `CURRENT`, in order, to run in one
+    transaction: on an empty store (0) the tables, indexes and views and the version's row;
+    on an older one its steps, the views replaced in place and the version's row updated;
+    nothing on a store of the current version."""
+    schema = CURRENT
+    if from_version == schema.version:
+        return []
+    stamp = str(schema.version)
+    if from_version == 0:
+        return [*(CreateTable(t) for t in schema.tables),
+                *(CreateIndex(i) for i in schema.indexes),
+                *(CreateView(select, name) for name, select in schema.views().items()),
+                sa.insert(schema_info).values(name=_VERSION, value=stamp)]
+    steps = [s for number in range(from_version + 1, schema.version + 1)
+             for s in schema.steps[number]]
+    return [*steps, *_replace_views(schema, dialect_name),
+            sa.update(schema_info).where(schema_info.c.name == _VERSION).values(value=stamp)]
 
 
-def ddl(dialect_name: str) -> str:
-    """The whole current schema as SQL a DBA can review and run on an empty database (SQL
-    Server batches end with GO)."""
+def _replace_views(schema: Schema, dialect_name: str) -> list[ExecutableDDLElement]:
+    """Each view re-created in place: PostgreSQL's CREATE OR REPLACE VIEW and SQL Server's
+    CREATE OR ALTER VIEW keep the grants on it (the dashboards' login reads nothing else);
+    SQLite, which has no grants, has neither, and drops and creates it."""
+    if dialect_name != "sqlite":
+        return [CreateView(select, name, or_replace=True)
+                for name, select in schema.views().items()]
+    return [element for name, select in schema.views().items()
+            for element in (DropView(sa.Table(name, sa.MetaData()), if_exists=True),
+                            CreateView(select, name))]
+
+
+def ddl(dialect_name: str, upgrade_from: int = 0) -> str:
+    """The SQL a DBA reviews and runs, in one transaction, as `migrate` would: the whole
+    current schema on an empty database, or the upgrade of a store at version `upgrade_from`
+    (1 up to the current version: at the current one, a comment that there is nothing to
+    upgrade). SQL Server's batches end with GO."""
+    version = CURRENT.version
+    if not 0 <= upgrade_from <= version:
+        raise ValueError(f"this ingest's schema is version {version}; a store to upgrade "
+                         f"is at version 1 to {version}, not {upgrade_from}")
+    if upgrade_from == version:
+        return f"-- the schema is already version {version}: nothing to upgrade\n"
     dialect = DIALECTS[dialect_name]
-    statements = [str(d.compile(dialect=dialect)).strip() for d in [*_create_all(), *view_ddl()]]
-    info = sa.insert(schema_info).values([{"name": "schema_version", "value": str(SCHEMA_VERSION)}])
-    statements.append(str(info.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
+    begin, commit = _TRANSACTION[dialect_name]
+    what = f"upgrade from version {upgrade_from}" if upgrade_from else "a new store"
+    lines = [f"-- otel-usage ingest schema version {version}: {what}\n{begin}",
+             *(str(s.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).strip()
+               for s in statements(upgrade_from, dialect_name)),
+             commit]
     separator = "\nGO\n\n" if dialect_name == "mssql" else ";\n\n"
-    return separator.join(statements) + separator.rstrip("\n") + "\n"
+    return separator.join(lines) + separator.rstrip("\n") + "\n"
+
+
+# How each dialect's DDL opens and ends its one transaction. On SQL Server XACT_ABORT rolls
+# the whole transaction back at the first error (run it with `sqlcmd -b`, which stops there).
+_TRANSACTION = {
+    "mssql": ("SET XACT_ABORT ON;\nBEGIN TRANSACTION", "COMMIT TRANSACTION"),
+    "postgresql": ("BEGIN", "COMMIT"),
+    "sqlite": ("BEGIN", "COMMIT"),
+}
 
 
 def migrate(conn: Connection) -> int:
-    """Bring the store to the current version (an empty one is created whole) and (re)create
-    the views; the new version. A store of a later version than this ingest knows is refused
-    unchanged (SchemaTooNew)."""
+    """Bring the store to the current version (an empty one is created whole, an older one
+    upgraded with its views replaced in place), within the caller's transaction; the new
+    version. A store of a later version than this ingest knows is refused unchanged
+    (SchemaTooNew), and so is an upgrade that would change a view's columns other than by
+    appending to them (SchemaChangeRefused)."""
     current = _version(conn)
-    if current > SCHEMA_VERSION:
+    if current > CURRENT.version:
         raise SchemaTooNew(f"the store's schema is version {current}; this ingest knows "
-                           f"versions up to {SCHEMA_VERSION}: run a newer ingest")
-    steps: Sequence[Executable] = _create_all() if current == 0 else [
-        s for number in range(current + 1, SCHEMA_VERSION + 1) for s in MIGRATIONS[number]()]
-    for statement in steps:
+                           f"versions up to {CURRENT.version}: run a newer ingest")
+    if 0 < current < CURRENT.version:
+        _check_view_columns(conn)
+    for statement in statements(current, conn.dialect.name):
         conn.execute(statement)
-    if current < SCHEMA_VERSION:
-        for statement in [*drop_views_ddl(), *view_ddl()]:
-            conn.execute(statement)
-        _set(conn, "schema_version", str(SCHEMA_VERSION), exists=current > 0)
-    return SCHEMA_VERSION
+    return CURRENT.version
+
+
+def _check_view_columns(conn: Connection) -> None:
+    """Refuse an upgrade that would drop, rename or reorder a view's columns, before anything
+    changes. PostgreSQL replaces a view in place (keeping its grants) only if its columns stay
+    as they were, new ones appended; and a dashboard made for the older columns keeps working
+    only then. A view whose columns must change otherwise gets a new name, and its own grant."""
+    inspector = sa.inspect(conn)
+    existing = set(inspector.get_view_names())
+    problems = []
+    for name, select in CURRENT.views().items():
+        if name not in existing:
+            continue
+        old = [column["name"] for column in inspector.get_columns(name)]
+        new = list(select.selected_columns.keys())
+        if new[:len(old)] != old:
+            problems.append(f"{name} ({', '.join(old)} -> {', '.join(new)})")
+    if problems:
+        raise SchemaChangeRefused(
+            f"version {CURRENT.version} changes the columns of views other than by appending "
+            f"to them: {'; '.join(problems)}; a changed view needs a new name")
 
 
 def _version(conn: Connection) -> int:
     if not sa.inspect(conn).has_table(schema_info.name):
         return 0
-    value = _get(conn, "schema_version")
+    value = _get(conn, _VERSION)
     return int(value) if value is not None else 0
 
 
 def _get(conn: Connection, name: str) -> str | None:
     query = sa.select(schema_info.c.value).where(schema_info.c.name == name)
     return conn.execute(query).scalar_one_or_none()
-
-
-def _set(conn: Connection, name: str, value: str, *, exists: bool) -> None:
-    if exists:
-        conn.execute(sa.update(schema_info).where(schema_info.c.name == name).values(value=value))
-    else:
-        conn.execute(sa.insert(schema_info).values(name=name, value=value))

@@ -51,8 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create the schema (or migrate it to this "
                                                   "version) and the views")
     _database(migrate)
-    schema = commands.add_parser("schema", help="print the DDL for a DBA to review")
+    schema = commands.add_parser("schema", help="print the DDL for a DBA to review and run "
+                                                "(what migrate would do)")
     schema.add_argument("--dialect", choices=("mssql", "postgresql", "sqlite"), required=True)
+    schema.add_argument("--upgrade-from", type=int, default=0, metavar="VERSION",
+                        help="print the upgrade of a store at this schema version (its "
+                             "schema_info) instead of a new store's schema; the views are "
+                             "replaced in place, keeping their grants")
     publish = commands.add_parser("publish", help="publish the weeks whose reporting window "
                                                   "has ended, then forget what publication no "
                                                   "longer needs (the service does it on its "
@@ -150,7 +155,12 @@ def _migrate(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from ._schema import ddl
 
-    sys.stdout.write(ddl(args.dialect))
+    try:
+        text = ddl(args.dialect, upgrade_from=args.upgrade_from)
+    except ValueError as exc:
+        sys.stderr.write(f"otel-usage-ingest: {exc}\n")
+        return 2
+    sys.stdout.write(text)
     return 0
 
 

@@ -14,18 +14,80 @@ import pytest
 import sqlalchemy as sa
 from ingest_reports import CATALOG, encode, last_week, new_credential, new_installation, request
 from ingest_support import database_url, query, server_process  # noqa: F401  (fixture)
+from schema_support import add_stats_row, apply_by_hand, empty, snapshot, version_2
 
 from ingest import _schema, cli
 from ingest._store import ReportJob, Store, create_engine
 from otel_usage.weeks import Week
 
 HEADER = CATALOG.protocol.credential_header
+VERSION_1 = _schema.CURRENT
 
 
 @pytest.mark.parametrize("dialect", ["mssql", "postgresql", "sqlite"])
 def test_schema_prints_the_ddl_for_a_dialect(dialect: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["schema", "--dialect", dialect]) == 0
     assert capsys.readouterr().out == _schema.ddl(dialect)
+
+
+@pytest.mark.parametrize("dialect", ["mssql", "postgresql", "sqlite"])
+def test_schema_upgrade_from_the_current_version_says_there_is_nothing_to_upgrade(
+        dialect: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """No upgrade exists before a second version (nothing has been released); the answer is
+    a SQL comment, so a file it is written to still runs."""
+    assert cli.main(["schema", "--dialect", dialect, "--upgrade-from", "1"]) == 0
+    assert capsys.readouterr() == ("-- the schema is already version 1: nothing to upgrade\n", "")
+
+
+@pytest.mark.parametrize("version", ["2", "-1"])
+def test_schema_upgrade_from_a_version_this_ingest_does_not_know_is_refused(
+        version: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["schema", "--dialect", "postgresql", "--upgrade-from", version]) == 2
+    assert capsys.readouterr() == ("", "otel-usage-ingest: this ingest's schema is version 1; a "
+                                       f"store to upgrade is at version 1 to 1, not {version}\n")
+
+
+def test_the_printed_schema_run_by_hand_gives_what_migrate_gives(
+        database_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """A DBA who runs `schema`'s DDL on an empty database gets the store `migrate` makes."""
+    assert cli.main(["migrate", "--database", database_url]) == 0
+    migrated = snapshot(database_url)
+    empty(database_url)
+    capsys.readouterr()
+    dialect = sa.make_url(database_url).get_backend_name()
+    assert cli.main(["schema", "--dialect", dialect]) == 0
+    apply_by_hand(database_url, capsys.readouterr().out)
+    assert snapshot(database_url) == migrated
+    assert migrated["schema_info"] == [("schema_version", "1")]
+
+
+def _store_at_version_1(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A store `migrate` made at version 1, with a day of request counts."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_schema, "CURRENT", VERSION_1)
+        assert cli.main(["migrate", "--database", url]) == 0
+    add_stats_row(url)
+    assert capsys.readouterr() == ("schema version 1\n", "")
+
+
+def test_the_printed_upgrade_run_by_hand_gives_what_migrate_gives(
+        database_url: str, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """With a (synthetic) version 2: `schema --upgrade-from 1`, run by a DBA (psql, SQLite's
+    script runner) on a store at version 1, leaves the schema `migrate` leaves, rows kept."""
+    dialect = sa.make_url(database_url).get_backend_name()
+    _store_at_version_1(database_url, capsys)
+    monkeypatch.setattr(_schema, "CURRENT", version_2())
+    assert cli.main(["migrate", "--database", database_url]) == 0
+    assert capsys.readouterr() == ("schema version 2\n", "")
+    migrated = snapshot(database_url)
+    empty(database_url)
+    _store_at_version_1(database_url, capsys)
+    assert cli.main(["schema", "--dialect", dialect, "--upgrade-from", "1"]) == 0
+    apply_by_hand(database_url, capsys.readouterr().out)
+    assert snapshot(database_url) == migrated
+    assert query(database_url, "SELECT outcome, reason, requests, bytes FROM usage_submissions"
+                 ) == [("accepted", "", 3, None)]
 
 
 def test_migrate_prepares_an_empty_database(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811

@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--opt-in", type=float, default=0.4,
                         help="share of installations that opt in (default 0.4)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=int, default=None,
                         help="processes simulating installations (default: one per core)")
     return parser
 
@@ -196,7 +196,7 @@ def _simulate_fleet(root: Path, endpoint: str, clock: _SimulatedClock, start: da
           f"from {start.date().isoformat()}")
     anomaly = max(args.weeks - 2, 0)  # a surge of refused connections, then a normal week
     context = multiprocessing.get_context("spawn")  # this process runs the server's threads
-    count = min(max(args.workers, 1), len(fleet))
+    count = min(max(args.workers or os.cpu_count() or 1, 1), len(fleet))
     shares = [fleet[i::count] for i in range(count)]
     pipes, workers = [], []
     for share in shares:

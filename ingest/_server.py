@@ -2,7 +2,8 @@
 
 uvicorn has a keep-alive timeout and a concurrency limit, but nothing bounds how long a
 client may take to send a request, nor how long an answer may wait for a client that never
-reads, and a connection that never sends anything is not timed at all (uvicorn issue 157).
+reads, and a connection that never sends anything is not timed at all
+(https://github.com/Kludex/uvicorn/issues/160).
 `GuardedHttp`, the HTTP protocol class `config` gives uvicorn (its `http` setting, which takes
 a class), adds what holds:
 
@@ -21,11 +22,12 @@ uvicorn's proxy-headers handling is off: it would take `X-Forwarded-For` from an
 loopback as the client's address (the service decides whom it trusts, `_ratelimit`).
 
 The event loop is asyncio's, not uvloop's: libuv accepts one connection per turn of its loop
-(libuv pull request 3696), so while pipelining clients keep every turn busy, a new connection
-(a health check, a client's report) waits behind every connection queued before it: with 300
-pipelining connections, a `/healthz` once waited 12 s. asyncio accepts every waiting
-connection each turn. `python -m benchmarks.ingest`, the two alternately in one run, twice:
-0.32 against 0.29 ms of CPU per report, then 0.295 against 0.315 (noise, not a difference).
+(https://github.com/libuv/libuv/pull/3696), so while pipelining clients keep every turn busy,
+a new connection (a health check, a client's report) waits behind every connection queued
+before it: with 300 pipelining connections, a `/healthz` once waited 12 s. asyncio accepts
+every waiting connection each turn. `python -m benchmarks.ingest`, the two alternately in one
+run, twice: 0.32 against 0.29 ms of CPU per report, then 0.295 against 0.315 (noise, not a
+difference).
 """
 
 from __future__ import annotations

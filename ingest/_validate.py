@@ -42,7 +42,8 @@ from otel_usage.weeks import WEEK_NS, Week
 from ._decode import MAX_KEPT_BYTES, RawPoint, attribute_pairs
 from ._errors import SHOWN_PROBLEMS, InvalidReport, Problem, summary
 
-# The OpenTelemetry semantic convention that carries the random installation id (DESIGN.md).
+# The OpenTelemetry semantic convention (a service instance's id) that carries the random
+# installation id: random, so it names no person or machine.
 INSTALLATION_KEY = "service.instance.id"
 _DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 _DAYS_IN_WEEK = 7

@@ -1,4 +1,4 @@
-"""The collector gateway (issue 5), built from collector-config/ and run for real on loopback.
+"""The collector gateway, built from collector-config/ and run for real on loopback.
 
 Its downstream here is a recording OTLP/HTTP receiver, standing where the ingest stands, so the
 tests see exactly what the gateway forwards.

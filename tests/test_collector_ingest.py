@@ -1,4 +1,4 @@
-"""End to end through the collector gateway into the real ingest service (issue 5)."""
+"""End to end through the collector gateway into the real ingest service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The consent rules, proven by a model (issue 13): hypothesis drives random sequences of
+"""The consent rules, proven by a model: hypothesis drives random sequences of
 recording, the user's mode changes, environment overrides at restarts, delete-all, export,
 restarts and crashes (the process gone without its last export: what it counted since is lost;
 an export is one transaction, which tests/test_exporter.py kills mid-way), clock moves across

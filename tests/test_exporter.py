@@ -1,6 +1,6 @@
 """The SQLite exporter never breaks the host and never loses or doubles stored data.
 
-Each case from the issue: a read-only data directory, a corrupt or truncated database, a full
+Each failure a host's disk can bring: a read-only data directory, a corrupt or truncated database, a full
 disk (SQLite's max_page_count), two processes writing one database, a process killed while it
 exports.
 """

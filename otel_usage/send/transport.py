@@ -1,8 +1,9 @@
 """Hand one request to the server: a weekly report or an erasure request (both OTLP exports).
 
 The only module that imports the OTLP exporter, and only inside :func:`post_report`, so that an
-installation that never sends never loads it (DESIGN.md, "overhead"). One call is one HTTP
-request: retries are the outbox's business, persisted across restarts.
+installation that never sends never loads it (its memory would be the host's: README.md,
+"Budgets, measured"). One call is one HTTP request: retries are the outbox's business,
+persisted across restarts.
 
 Endpoints must be HTTPS with certificate verification; plain ``http://`` is accepted only for a
 loopback host (tests and the demo).

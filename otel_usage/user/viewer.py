@@ -1,4 +1,4 @@
-"""The local statistics viewer (the plan's "Your Local Usage Statistics"): who, since when, this
+"""The local statistics viewer ("Your Local Usage Statistics"): who, since when, this
 week and the last weeks, which features are on, when a report last reached the server.
 
 Its sums come from the catalog's roles (jobs completed, files downloaded, errors, printers,
@@ -69,7 +69,7 @@ def _week_values(jobs: float, downloads: float, printers: float, errors: float) 
 
 
 def render_statistics(stats: dict[str, Any]) -> str:
-    """The plan's "Your Local Usage Statistics" panel, as text."""
+    """The "Your Local Usage Statistics" panel, as text."""
     week = stats["this_week"]
     lines = [
         "Your Local Usage Statistics",

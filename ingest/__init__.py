@@ -24,7 +24,7 @@ def publish(settings: Settings) -> list[datetime]:
     """Publish every week due at `settings`' clock, then forget what publication no longer
     needs (what the service does on its own, and `otel-usage-ingest publish`); the Mondays of
     the weeks published."""
-    from ._maintenance import forget, publish_due
+    from ._publication import forget, publish_due
     from ._store import Store, create_engine
 
     store = Store(create_engine(settings.database_url))

@@ -4,12 +4,13 @@ compile each for SQL Server, PostgreSQL and SQLite; the DDL and the schema versi
 `_schema`'s).
 
 Reports, erasures and request counts are written by one thread per process (the writer), a
-batch of reports per transaction; publications and forgetting by the maintenance thread. On
-SQLite a deleted row's bytes are overwritten (`secure_delete`), and forgetting ends with a
-checkpoint that empties the write-ahead log, so what is forgotten is in neither file. Across
-processes (several replicas on PostgreSQL or SQL Server) a conflicting insert rolls the
-batch back, and it is retried once against what the other process committed. Database errors
-leave this module as `StoreUnavailable` (cannot answer now) or `WriteFailed` (this statement).
+batch of reports per transaction; publications and forgetting by the maintenance thread
+(`_publication`). On SQLite a deleted row's bytes are overwritten (`secure_delete`), and
+forgetting ends with a checkpoint that empties the write-ahead log, so what is forgotten is in
+neither file. Across processes (several replicas on PostgreSQL or SQL Server) a conflicting
+insert rolls the batch back, and it is retried once against what the other process committed.
+Database errors leave this module as `StoreUnavailable` (cannot answer now) or `WriteFailed`
+(this statement).
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from ._errors import CredentialRejected, Erased, IngestError, StoreUnavailable, WriteFailed
-from ._publish import Publication
 from ._ratelimit import Admission
 from ._schema import (
     daily_stats,
@@ -39,6 +39,9 @@ from ._schema import (
     weekly_reports,
 )
 from ._validate import Report
+
+if TYPE_CHECKING:  # _publication reads and writes through the store
+    from ._publication import Publication
 
 log = structlog.get_logger("ingest.store")
 # Errors that say "the database cannot answer now" rather than "this statement is wrong".

@@ -155,7 +155,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from ._maintenance import forget, publish_due
+    from ._publication import forget, publish_due
 
     settings = Settings(database_url=args.database, publish_after_days=args.after_days)
     store = _store(args.database)
@@ -178,7 +178,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from ._maintenance import forget
+    from ._publication import forget
 
     store = _store(args.database)
     try:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import pysqlite  # noqa: F401
 
 from ingest import _store
 from ingest._errors import CredentialRejected, Erased, StoreUnavailable
-from ingest._publish import publish_week
+from ingest._publication import publish_week
 from ingest._store import Forgotten, ReportJob, Store, create_engine, id_hash
 from ingest._validate import Limits, validate
 

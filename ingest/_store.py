@@ -1,7 +1,10 @@
 """The database behind the ingest: the only module of the service that connects to it, and
-every statement it runs (built once with SQLAlchemy Core, at module level so that the tests
-compile each for SQL Server, PostgreSQL and SQLite; the DDL and the schema version are
-`_schema`'s).
+every statement it runs.
+
+Each statement is built once with SQLAlchemy Core, at module level, so that the tests compile
+each for SQL Server, PostgreSQL and SQLite (the DDL and the schema version are `_schema`'s).
+A batch of reports is checked and written in one transaction: the credentials, the erased ids,
+the limits of new installations and of reports per installation (`Admission`), the rows.
 
 Reports, erasures and request counts are written by one thread per process (the writer), a
 batch of reports per transaction; publications and forgetting by the maintenance thread

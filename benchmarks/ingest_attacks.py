@@ -55,9 +55,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from ingest.audit import FIRST
 from ingest.testing import (
     CATALOG,
+    FIRST,
     add_week,
     free_port,
     new_credential,

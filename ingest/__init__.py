@@ -4,8 +4,8 @@ private mechanism (noise drawn once, stored with its scale and the week's privac
 then forgets the week's raw reports.
 
 Public: `create_app`, `Settings`, `publish`, the view names in `ingest.views`, and the CLI in
-`ingest.cli`; `ingest.testing` and `ingest.audit` are testing APIs. Importing this package stays
-light (the dashboards import `ingest.views` without FastAPI).
+`ingest.cli`; `ingest.testing` is a testing API. Importing this package stays light (the
+dashboards import `ingest.views` without FastAPI).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def publish(settings: Settings) -> list[datetime]:
     """Publish every week due at `settings`' clock, then forget what publication no longer
     needs (what the service does on its own, and `otel-usage-ingest publish`); the Mondays of
     the weeks published."""
-    from ._maintenance import forget, publish_due
+    from ._publication import forget, publish_due
     from ._store import Store, create_engine
 
     store = Store(create_engine(settings.database_url))

@@ -1,12 +1,19 @@
-"""The database behind the ingest: the only module of the service that connects to it.
+"""The database behind the ingest: the only module of the service that connects to it, and
+every statement it runs.
+
+Each statement is built once with SQLAlchemy Core, at module level, so that the tests compile
+each for SQL Server, PostgreSQL and SQLite (the DDL and the schema version are `_schema`'s).
+A batch of reports is checked and written in one transaction: the credentials, the erased ids,
+the limits of new installations and of reports per installation (`Admission`), the rows.
 
 Reports, erasures and request counts are written by one thread per process (the writer), a
-batch of reports per transaction; publications and forgetting by the maintenance thread. On
-SQLite a deleted row's bytes are overwritten (`secure_delete`), and forgetting ends with a
-checkpoint that empties the write-ahead log, so what is forgotten is in neither file. Across
-processes (several replicas on PostgreSQL or SQL Server) a conflicting insert rolls the
-batch back, and it is retried once against what the other process committed. Database errors
-leave this module as `StoreUnavailable` (cannot answer now) or `WriteFailed` (this statement).
+batch of reports per transaction; publications and forgetting by the maintenance thread
+(`_publication`). On SQLite a deleted row's bytes are overwritten (`secure_delete`), and
+forgetting ends with a checkpoint that empties the write-ahead log, so what is forgotten is in
+neither file. Across processes (several replicas on PostgreSQL or SQL Server) a conflicting
+insert rolls the batch back, and it is retried once against what the other process committed.
+Database errors leave this module as `StoreUnavailable` (cannot answer now) or `WriteFailed`
+(this statement).
 """
 
 from __future__ import annotations
@@ -17,18 +24,27 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from . import _statements as sql
 from ._errors import CredentialRejected, Erased, IngestError, StoreUnavailable, WriteFailed
-from ._publish import Publication
 from ._ratelimit import Admission
-from ._schema import migrate
+from ._schema import (
+    daily_stats,
+    erasures,
+    installations,
+    migrate,
+    published_cells,
+    published_weeks,
+    weekly_reports,
+)
 from ._validate import Report
+
+if TYPE_CHECKING:  # _publication reads and writes through the store
+    from ._publication import Publication
 
 log = structlog.get_logger("ingest.store")
 # Errors that say "the database cannot answer now" rather than "this statement is wrong".
@@ -41,6 +57,71 @@ _SESSION_SETUP = {
     "postgresql": [f"SET lock_timeout = {LOCK_TIMEOUT_MS}"],
     "mssql": [f"SET LOCK_TIMEOUT {LOCK_TIMEOUT_MS}"],
 }
+
+
+# The statements, with named parameters (compiled per dialect and cached by SQLAlchemy) ------
+
+ds = daily_stats.c
+er = erasures.c
+ins = installations.c
+pw = published_weeks.c
+wr = weekly_reports.c
+
+
+def _param(name: str) -> sa.BindParameter[object]:
+    return sa.bindparam(name)
+
+
+def _many(name: str) -> sa.BindParameter[object]:
+    return sa.bindparam(name, expanding=True)
+
+
+# Reports: which installations are known (with which credential, and the week of their last
+# report), which were erased, register the new ones, note the week a known one was last seen,
+# replace a stored week (delete it, then insert it again).
+CREDENTIALS = sa.select(ins.installation_id, ins.credential_hash, ins.last_seen).where(
+    ins.installation_id.in_(_many("ids")))
+ERASED = sa.select(er.id_hash).where(er.id_hash.in_(_many("id_hashes")))
+REGISTER = sa.insert(installations)
+SEEN = sa.update(installations).where(
+    ins.installation_id == _param("b_installation_id")).values(last_seen=_param("b_last_seen"))
+DELETE_REPORT = sa.delete(weekly_reports).where(
+    wr.installation_id == _param("b_installation_id"), wr.week_start == _param("b_week_start"))
+INSERT_REPORT = sa.insert(weekly_reports)
+# Erasure: every row naming the installation, then a record of it (a hash of its id).
+ERASE_REPORTS = sa.delete(weekly_reports).where(wr.installation_id == _param("installation_id"))
+ERASE_INSTALLATION = sa.delete(installations).where(
+    ins.installation_id == _param("installation_id"))
+REMEMBER_ERASURE = sa.insert(erasures)
+
+# Requests per day, outcome and reason.
+ADD_TO_DAILY_STATS = sa.update(daily_stats).where(
+    ds.day == _param("b_day"), ds.outcome == _param("b_outcome"),
+    ds.reason == _param("b_reason"),
+).values(requests=ds.requests + sa.bindparam("b_requests", type_=sa.BigInteger))
+INSERT_DAILY_STATS = sa.insert(daily_stats)
+
+# Publication: weeks with reports in a range that are not published yet, a week's reports,
+# and what the publication step made of a week.
+UNPUBLISHED_WEEKS = (
+    sa.select(wr.week_start).distinct()
+    .where(wr.week_start <= _param("newest"), ~sa.exists().where(pw.week_start == wr.week_start))
+    .order_by(wr.week_start))
+WEEK_REPORTS = (sa.select(wr.installation_id, wr.resource, wr.points)
+                .where(wr.week_start == _param("week")).order_by(wr.installation_id))
+INSERT_PUBLISHED_WEEK = sa.insert(published_weeks)
+INSERT_PUBLISHED_CELLS = sa.insert(published_cells)
+
+# Forgetting what publication no longer needs: the raw weeks of published weeks up to the
+# newest one whose raw reports may go, the erasures remembered since before a day, and the
+# installations last seen before a week that have no raw week left (their credential guards
+# its erasure). Published cells and request counts name no installation and stay.
+FORGET_REPORTS = sa.delete(weekly_reports).where(
+    wr.week_start <= _param("newest"), sa.exists().where(pw.week_start == wr.week_start))
+FORGET_ERASURES = sa.delete(erasures).where(er.erased_on < _param("before"))
+FORGET_INSTALLATIONS = sa.delete(installations).where(
+    ins.last_seen < _param("before"), ~sa.exists().where(wr.installation_id == ins.installation_id))
+PING = sa.select(sa.literal(1))
 
 
 @dataclass(frozen=True)
@@ -139,7 +220,7 @@ class Store:
 
     def ping(self) -> None:
         with self.transaction() as conn:
-            conn.execute(sql.PING).scalar_one()
+            conn.execute(PING).scalar_one()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -165,7 +246,7 @@ class Store:
     def unpublished_weeks(self, newest: datetime) -> list[datetime]:
         """The weeks up to `newest` with stored reports that are not published yet."""
         with self.transaction() as conn:
-            return list(conn.execute(sql.UNPUBLISHED_WEEKS, {"newest": newest}).scalars())
+            return list(conn.execute(UNPUBLISHED_WEEKS, {"newest": newest}).scalars())
 
     def week_reports(self, week: datetime) -> Iterator[tuple[str, str]]:
         """A week's stored reports (resource and points JSON), one per installation, streamed,
@@ -174,7 +255,7 @@ class Store:
             with self.engine.connect() as conn:
                 conn.execution_options(**{_READ_ONLY: True}, stream_results=True,
                                        yield_per=_STREAM_ROWS)
-                rows = conn.execute(sql.WEEK_REPORTS, {"week": week})
+                rows = conn.execute(WEEK_REPORTS, {"week": week})
                 for _installation, resource, points in rows:
                     yield resource, points
         except sa.exc.SQLAlchemyError as exc:
@@ -185,10 +266,10 @@ class Store:
         already (by another replica meanwhile)."""
         try:
             with self.transaction() as conn:
-                conn.execute(sql.INSERT_PUBLISHED_WEEK, publication.week_row(published_on))
+                conn.execute(INSERT_PUBLISHED_WEEK, publication.week_row(published_on))
                 rows = publication.cell_rows()
                 if rows:
-                    conn.execute(sql.INSERT_PUBLISHED_CELLS, rows)
+                    conn.execute(INSERT_PUBLISHED_CELLS, rows)
         except WriteFailed as exc:
             if isinstance(exc.__cause__, sa.exc.IntegrityError):
                 return False
@@ -205,20 +286,20 @@ class Store:
         new installation of the sender's address: `register` says whether one more may be
         (None: no limit), and its refusal is raised with nothing stored."""
         with self.transaction() as conn:
-            known = {i: h for i, h, _ in conn.execute(sql.CREDENTIALS, {"ids": [installation_id]})}
+            known = {i: h for i, h, _ in conn.execute(CREDENTIALS, {"ids": [installation_id]})}
             stored = known.get(installation_id)
             if stored is not None and not hmac.compare_digest(stored, credential_hash):
                 raise CredentialRejected("credential does not match this installation")
             hashed = id_hash(installation_id)
-            remembered = conn.execute(sql.ERASED, {"id_hashes": [hashed]}).first() is not None
+            remembered = conn.execute(ERASED, {"id_hashes": [hashed]}).first() is not None
             refused = register() if stored is None and not remembered and register else None
             if refused is not None:
                 raise refused
             key = {"installation_id": installation_id}
-            weeks = conn.execute(sql.ERASE_REPORTS, key).rowcount
-            conn.execute(sql.ERASE_INSTALLATION, key)
+            weeks = conn.execute(ERASE_REPORTS, key).rowcount
+            conn.execute(ERASE_INSTALLATION, key)
             if not remembered:
-                conn.execute(sql.REMEMBER_ERASURE, {"id_hash": hashed, "erased_on": today})
+                conn.execute(REMEMBER_ERASURE, {"id_hash": hashed, "erased_on": today})
             return int(weeks)
 
     def forget(self, newest: datetime, erased_before: datetime,
@@ -228,9 +309,9 @@ class Store:
         that have no raw week left; what was deleted."""
         with self.transaction() as conn:
             forgotten = Forgotten(
-                int(conn.execute(sql.FORGET_REPORTS, {"newest": newest}).rowcount),
-                int(conn.execute(sql.FORGET_ERASURES, {"before": erased_before}).rowcount),
-                int(conn.execute(sql.FORGET_INSTALLATIONS, {"before": silent_before}).rowcount))
+                int(conn.execute(FORGET_REPORTS, {"newest": newest}).rowcount),
+                int(conn.execute(FORGET_ERASURES, {"before": erased_before}).rowcount),
+                int(conn.execute(FORGET_INSTALLATIONS, {"before": silent_before}).rowcount))
         if any(forgotten) and self.engine.dialect.name == "sqlite":
             self._empty_write_ahead_log()
         return forgotten
@@ -253,9 +334,9 @@ class Store:
         with self.transaction() as conn:
             for (day, outcome, reason), requests in counts.items():
                 key = {"b_day": day, "b_outcome": outcome, "b_reason": reason}
-                updated = conn.execute(sql.ADD_TO_DAILY_STATS, key | {"b_requests": requests})
+                updated = conn.execute(ADD_TO_DAILY_STATS, key | {"b_requests": requests})
                 if updated.rowcount == 0:
-                    conn.execute(sql.INSERT_DAILY_STATS, {
+                    conn.execute(INSERT_DAILY_STATS, {
                         "day": day, "outcome": outcome, "reason": reason, "requests": requests})
 
 
@@ -264,10 +345,10 @@ def _write(conn: Connection, jobs: Sequence[ReportJob],
     ids = sorted({job.installation_id for job in jobs})
     known: dict[str, str] = {}
     last_seen: dict[str, datetime] = {}
-    for installation_id, credential_hash, seen in conn.execute(sql.CREDENTIALS, {"ids": ids}):
+    for installation_id, credential_hash, seen in conn.execute(CREDENTIALS, {"ids": ids}):
         known[installation_id], last_seen[installation_id] = credential_hash, seen
     hashes = {i: id_hash(i) for i in ids}
-    erased = set(conn.execute(sql.ERASED, {"id_hashes": list(hashes.values())}).scalars())
+    erased = set(conn.execute(ERASED, {"id_hashes": list(hashes.values())}).scalars())
     outcomes: list[Outcome] = []
     new: dict[str, dict[str, Any]] = {}
     seen_now: dict[str, datetime] = {}
@@ -281,16 +362,16 @@ def _write(conn: Connection, jobs: Sequence[ReportJob],
                 seen_now[job.installation_id] = job.received
         outcomes.append(outcome)
     if new:
-        conn.execute(sql.REGISTER, list(new.values()))
+        conn.execute(REGISTER, list(new.values()))
     if seen_now:  # once a week per installation: its first report of a week
-        conn.execute(sql.SEEN, [{"b_installation_id": i, "b_last_seen": w}
+        conn.execute(SEEN, [{"b_installation_id": i, "b_last_seen": w}
                                 for i, w in seen_now.items()])
     # An installation registered in this batch has no stored week to replace.
     replaced = [{"b_installation_id": i, "b_week_start": w} for i, w in latest if i not in new]
     if replaced:
-        conn.execute(sql.DELETE_REPORT, replaced)
+        conn.execute(DELETE_REPORT, replaced)
     if latest:
-        conn.execute(sql.INSERT_REPORT, list(latest.values()))
+        conn.execute(INSERT_REPORT, list(latest.values()))
     return outcomes
 
 

@@ -2,7 +2,10 @@
 
 Requests hand a job over and await its future (at most `max_pending` wait); the thread takes
 whatever is waiting (up to about `batch_max`) and commits it in one transaction, so a commit's
-cost is shared by every request that arrived meanwhile (group commit). A full queue or a slow
+cost is shared by every request that arrived meanwhile (group commit). Each job is checked in
+the transaction that writes it (credential, erased ids, the limits of new installations and of
+reports per installation: `_store`), so a request goes to the store and back once, and its
+answer comes back with its batch's, in one call per event loop. A full queue or a slow
 commit is answered 503 with Retry-After instead of letting requests pile up; an erasure is its
 own transaction. Stopping drains the queue first, so requests in flight are finished. Request
 counts are kept in memory and added to `daily_stats` once a second.

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Header, Request, Response
 from starlette.routing import Route
 
-from ._maintenance import Maintenance
+from ._publication import Maintenance
 from ._service import Service
 from ._settings import Settings
 from ._validate import INSTALLATION_KEY

@@ -88,9 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"otel-usage-ingest: {exc}\n")
         return 2
     if args.command != "serve":  # the command's own lines on stdout; problems on stderr
-        from . import _log
+        from . import _settings
 
-        _log.configure("warning")
+        _settings.configure_logs("warning")
     handler = {"serve": _serve, "migrate": _migrate, "schema": _schema, "publish": _publish,
                "forget": _forget}
     return handler[args.command](args)
@@ -99,10 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from . import _log, _server
+    from . import _server, _settings
     from .app import create_app
 
-    _log.configure(args.log_level)
+    _settings.configure_logs(args.log_level)
     options: dict[str, Any] = {
         "database_url": args.database, "max_pending": args.max_pending,
         "write_timeout_s": args.write_timeout,
@@ -165,7 +165,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from ._maintenance import forget, publish_due
+    from ._publication import forget, publish_due
 
     settings = Settings(database_url=args.database, publish_after_days=args.after_days)
     store = _store(args.database)
@@ -188,7 +188,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from ._maintenance import forget
+    from ._publication import forget
 
     store = _store(args.database)
     try:

@@ -10,6 +10,16 @@ service does not use it.
   without HTTP.
 
 - `free_port`: a loopback port to start an ingest (or a gateway) on.
+
+- A fleet made to tempt differencing (`make_fleet`), sent week by week to a running ingest on
+  a moved clock (`send_fleet`), and what it publishes read back (`published_rows`), for the
+  attacks' tests and benchmark. It has what subtraction fed on when published numbers were
+  exact: a majority with a rare remainder (an OS, a country, an architecture some
+  installations do not send), a metric almost everyone uses, features whose users are nested
+  in those who enabled them, points without an attribute, rare error types, small buckets.
+  Every published number now comes out of the differentially private mechanism; the attacks
+  on it (differencing across weeks, k - 1 fakes) are tested at the mechanism over many worlds
+  (tests/test_ingest_privacy.py).
 """
 
 from __future__ import annotations
@@ -18,9 +28,11 @@ import gzip
 import random
 import secrets
 import socket
+import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -34,13 +46,13 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from otel_usage.catalog import Attribute, Catalog, load_catalog
 from otel_usage.weeks import Week
 
-if TYPE_CHECKING:  # the store and SQLAlchemy are imported only by the functions that seed one
+if TYPE_CHECKING:  # the store and SQLAlchemy are imported only by the functions that use them
     from ._store import ReportJob, Store
 
-__all__ = ["CATALOG", "Data", "StoredWeek", "add_week", "encode", "erasure_request",
-           "free_port", "new_credential",
-           "new_installation", "points", "request", "resource", "store_counts", "store_weeks",
-           "week_ns"]
+__all__ = ["CATALOG", "FIRST", "Clock", "Data", "Member", "Sent", "StoredWeek", "add_week",
+           "encode", "erasure_request", "free_port", "make_fleet", "new_credential",
+           "new_installation", "points", "published_rows", "request", "resource", "send_fleet",
+           "store_counts", "store_weeks", "week_ns"]
 
 CATALOG = load_catalog()
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
@@ -239,3 +251,150 @@ def free_port() -> int:
                 continue
             return port
     raise OSError(f"no free loopback port in {first}-{low - 1}")
+
+
+# A fleet made to tempt differencing --------------------------------------------------------
+
+FIRST = date(2025, 5, 5)  # the fleet's first week
+
+
+@dataclass
+class Member:
+    """One simulated installation: its traits, and what it reports each week."""
+
+    rng: random.Random
+    resource: dict[str, str]
+    enabled: dict[str, int]
+    installation_id: str = field(default_factory=new_installation)
+    credential: str = field(default_factory=new_credential)
+
+    def points(self) -> Data:
+        rng, data = self.rng, {}
+        status = [({"job.status": "completed", "printer.type": "prusa_core"}, rng.randint(1, 9))]
+        if rng.random() < 0.3:
+            status.append(({"job.status": "failed", "printer.type": "prusa_core"}, 1))
+        if rng.random() < 0.04:
+            status.append(({"job.status": "cancelled", "printer.type": "octoprint"}, 2))
+        if rng.random() < 0.05:
+            status.append(({}, rng.randint(1, 30)))  # no attributes: only in the whole row
+        data["printernizer.jobs"] = status
+        data["printernizer.features.enabled"] = [({"feature.name": f}, on)
+                                                 for f, on in self.enabled.items()]
+        data["printernizer.feature.uses"] = [
+            ({"feature.name": f}, rng.randint(1, 4) if on and rng.random() < 0.9 else 0)
+            for f, on in self.enabled.items()]
+        data["printernizer.printers"] = [({"printer.type": "prusa_core"}, rng.choice(
+            (1, 1, 1, 2, 2, 3, 7)))]
+        if rng.random() < 0.12:
+            kind = rng.choice(("connection_timeout", "dns_resolution_failed"))
+            data["printernizer.errors"] = [
+                ({"error.category": "network", "error.type": kind}, 1)]
+        data["printernizer.uptime"] = [({}, rng.choice((7, 7, 7, 7, 6, 3)))]
+        return data
+
+
+def make_fleet(size: int = 64, seed: int = 14) -> list[Member]:
+    """The fleet: `size` members drawn from `seed`."""
+    rng = random.Random(seed)
+    fleet = []
+    for index in range(size):
+        resource = {
+            "service.name": "printernizer", "service.version": "2.7.0",
+            "printernizer.deployment.mode": rng.choice(("docker", "homeassistant", "pi")),
+            "os.type": "darwin" if index < 3 else "windows" if index == 3 else "linux",
+            "process.runtime.version": "3.12.7",
+            "geo.country.iso_code": "IS" if index in (10, 11) else "AT" if index < 20 else "DE",
+            "otel_usage.catalog.version": str(CATALOG.version),
+        }
+        if index % 31:  # two installations do not send their architecture
+            resource["host.arch"] = "arm32" if index == 5 else "arm64" if index % 3 else "amd64"
+        enabled = {"library": int(index % 8 != 0), "timelapse": int(index % 9 == 0)}
+        fleet.append(Member(random.Random(rng.random()), resource, enabled))
+    return fleet
+
+
+Row = tuple[str, str, str, str, int | None, int | None]  # kind, metric, attribute, value,
+# installations, total (None where the cell publishes no such number)
+Truth = dict[str, tuple[dict[str, str], Data]]  # installation -> its week
+
+
+# Sending the fleet, reading what was published ---------------------------------------------
+
+class Clock:
+    """A server's clock (`Settings.clock`), moved by whoever sends the fleet."""
+
+    def __init__(self, when: datetime) -> None:
+        self.now = when.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def at(self, week: date, days: float = 2.5) -> None:
+        self.now = (Week.of(week).start + timedelta(days=days)).timestamp()
+
+
+@dataclass
+class Sent:
+    """What the fleet sent: per data week, each member's resource and points."""
+
+    weeks: dict[date, Truth]
+
+
+def send_fleet(base: str, clock: Clock, fleet: list[Member], weeks: int) -> Sent:
+    """Each member's weeks to the server at `base`, each week's in the week after it (some
+    join late, one reports once), moving `clock` along."""
+    sent = Sent({})
+    for offset in range(weeks):
+        week = FIRST + timedelta(weeks=offset)
+        clock.at(week + timedelta(weeks=1))
+        sent.weeks[week] = {}
+        for index, member in enumerate(fleet):
+            if (index % 13 == 0 and offset < 2) or (index == 7 and offset > 0):
+                continue
+            resource = member.resource | {"service.instance.id": member.installation_id}
+            points = member.points()
+            _post(base, member.credential, request(member.installation_id, week, data=points,
+                                                   res=resource))
+            sent.weeks[week][member.installation_id] = (resource, points)
+    return sent
+
+
+def _post(base: str, credential: str, message: ExportMetricsServiceRequest) -> None:
+    body, headers = encode(message, "protobuf", True)
+    headers[CATALOG.protocol.credential_header] = credential
+    sent = urllib.request.Request(base + CATALOG.protocol.metrics_path, body, headers)
+    with urllib.request.urlopen(sent, timeout=30) as answer:
+        assert answer.status == 200, answer.read()
+
+
+_VIEWS = {
+    "active": "SELECT week_start, '', '', '', installations, 0 FROM usage_active_installations",
+    "resource": "SELECT week_start, '', attribute, value, installations, 0 "
+                "FROM usage_resource_attributes",
+    "metric": "SELECT week_start, metric, attribute, value, installations, total "
+              "FROM usage_metrics",
+    "distribution": "SELECT week_start, metric, '', bucket_min, installations, NULL "
+                    "FROM usage_distributions",
+}
+
+
+def published_rows(url: str) -> dict[date, list[Row]]:
+    """Every row of the weekly views, by week, as (kind, metric, attribute, value,
+    installations, total): noisy numbers, None where the view has none."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    rows: dict[date, list[Row]] = {}
+    with engine.connect() as conn:
+        for kind, sql in _VIEWS.items():
+            for week, metric, attribute, value, installations, total in conn.exec_driver_sql(sql):
+                day = (week if isinstance(week, datetime) else datetime.fromisoformat(week)).date()
+                rows.setdefault(day, []).append(
+                    (kind, metric, attribute, str(value), _number(installations),
+                     _number(total)))
+    engine.dispose()
+    return rows
+
+
+def _number(value: object) -> int | None:
+    return None if value is None else int(str(value))

@@ -2,7 +2,7 @@
 
 This module is plain data so that `dashboards/` can import it without the ingest's
 dependencies. The weekly views read only what the publication step made of each closed week
-(`ingest/_publish.py`): a week appears once its reporting window has ended (`[policy]
+(`ingest/_publication.py`): a week appears once its reporting window has ended (`[policy]
 publish_after_days` after it) and never changes after. Every weekly number comes out of one
 differentially private mechanism per week (`ingest/_privacy.py`): it is the true number plus
 noise drawn once, so it may be off by a few, even negative, and the rows of a partition need

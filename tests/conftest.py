@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import _log
+from ingest import _settings
 from otel_usage import clock
 from otel_usage.clock import NOW_ENV, SystemClock, default_clock
 from otel_usage.weeks import Week
@@ -52,7 +52,7 @@ NO_DATE = "none: this test did not ask for the `now` fixture"
 _DATED = ("now",)
 # Log lines stamped with the clock hook's time (the ingest's JSON logs): a stamp is not a date
 # the test depends on.
-_LOG_STAMPS = frozenset({_log._Timestamp.__call__.__code__})
+_LOG_STAMPS = frozenset({_settings._Timestamp.__call__.__code__})
 
 
 def _test_dates() -> dict[str, str]:

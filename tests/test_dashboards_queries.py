@@ -168,7 +168,7 @@ def _publish_weeks(url: str, weeks: list[list[Any]]) -> None:
     """Publish each week's records with the real mechanism into a fresh store, as the
     publication step stores them."""
     from ingest._privacy import mechanism
-    from ingest._publish import Publication
+    from ingest._publication import Publication
     from ingest._store import Store, create_engine
 
     store = Store(create_engine(url))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import re
+import threading
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -197,6 +201,76 @@ async def test_erasure_removes_the_installation_and_needs_its_credential(databas
         403, 403, 204, 204, 400]
     assert query(database_url, "SELECT installation_id FROM weekly_reports") == [(other,)]
     assert query(database_url, "SELECT installation_id FROM installations") == [(other,)]
+
+
+class _Transactions:
+    """What every transaction on any engine of this process ran, and in which thread: the
+    verb and the report tables of each statement (SQLAlchemy's own events; the store is the
+    real one)."""
+
+    TABLES = ("installations", "erasures", "weekly_reports")
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, list[str]]] = []
+        self._open: dict[int, list[str]] = {}
+
+    def begin(self, conn: sa.Connection) -> None:
+        statements: list[str] = []
+        self._open[id(conn)] = statements
+        self.runs.append((threading.current_thread().name, statements))
+
+    def execute(self, conn: sa.Connection, _cursor: object, statement: str, *_args: object) -> None:
+        verb = statement.split()[0].upper()
+        if verb in ("BEGIN", "PRAGMA"):
+            return
+        tables = [t for t in self.TABLES if re.search(rf"\b{t}\b", statement)]
+        self._open.setdefault(id(conn), []).append(" ".join([verb, *tables]))
+
+    def of_reports(self) -> list[tuple[str, list[str]]]:
+        """The transactions that touched the report tables, but for the publication's own
+        (its thread publishes and forgets at start)."""
+        return [(thread, statements) for thread, statements in self.runs
+                if thread != "ingest-maintenance"
+                and any(len(s.split()) > 1 for s in statements)]
+
+    @contextlib.contextmanager
+    def recorded(self) -> Iterator[_Transactions]:
+        sa.event.listen(sa.Engine, "begin", self.begin)
+        sa.event.listen(sa.Engine, "before_cursor_execute", self.execute)
+        try:
+            yield self
+        finally:
+            sa.event.remove(sa.Engine, "begin", self.begin)
+            sa.event.remove(sa.Engine, "before_cursor_execute", self.execute)
+
+
+async def test_a_request_is_checked_and_written_in_one_transaction_of_the_writer(
+        database_url: str) -> None:  # noqa: F811
+    """A report's credential, the erased ids and the write, and an erasure's, are one job of
+    the writer thread in one transaction: the event loop never reaches the store itself, and
+    a request goes to the store and back once (a wrong credential too, writing nothing)."""
+    installation, credential = new_installation(), new_credential()
+    path = CATALOG.protocol.installation_path.format(installation_id=installation)
+    sends: list[tuple[str, str, dict[str, object]]] = [
+        ("POST", PATH, _post_args(installation, credential)),
+        ("POST", PATH, _post_args(installation, credential, seed=1)),
+        ("POST", PATH, _post_args(installation, new_credential())),
+        ("DELETE", path, {"headers": {HEADER: credential}})]
+    answers, seen = [], []
+    async with app_client(settings(database_url)) as client:
+        for method, url, args in sends:
+            with _Transactions().recorded() as transactions:
+                answers.append((await client.request(method, url, **args)).status_code)  # type: ignore[arg-type]
+            seen.append(transactions.of_reports())
+    assert answers == [200, 200, 403, 204]
+    checks = ["SELECT installations", "SELECT erasures"]
+    assert seen == [
+        [("ingest-writer", [*checks, "INSERT installations", "INSERT weekly_reports"])],
+        [("ingest-writer", [*checks, "DELETE weekly_reports", "INSERT weekly_reports"])],
+        [("ingest-writer", checks)],
+        [("ingest-writer", [*checks, "DELETE weekly_reports", "DELETE installations",
+                            "INSERT erasures"])],
+    ]
 
 
 async def test_health_and_readiness(database_url: str) -> None:  # noqa: F811

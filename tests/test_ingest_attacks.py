@@ -35,7 +35,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from ingest import _privacy as privacy
 from ingest import publish
 from ingest._server import Limits
-from ingest.audit import FIRST, Clock, make_fleet, published_rows, send_fleet
+from ingest.testing import FIRST, Clock, make_fleet, published_rows, send_fleet
 
 HEADER = CATALOG.protocol.credential_header
 PATH = CATALOG.protocol.metrics_path

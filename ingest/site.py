@@ -9,15 +9,18 @@ public.schema.json`): `index.json` lists the weeks and the active installations 
 under (`catalog.toml`) and the pages `ingest._site_page.pages` renders from the same documents.
 
 `otel-usage-ingest site --out DIR` writes the files (`write_site`) for any static host; the
-ingest serves the same at the catalog's `[public] path` (`ingest.app`).
+ingest serves the same at the catalog's `[public] path` (`ingest.app`), built once and kept
+(`Served`) until the views hold another published week.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from otel_usage.catalog import CATALOG_PATH, Catalog, load_catalog
@@ -33,8 +37,8 @@ from otel_usage.weeks import Week
 from ._errors import SiteError, StoreUnavailable
 from .views import VIEWS
 
-__all__ = ["Site", "Written", "build_site", "latest_publication", "read_engine", "site_files",
-           "write_site"]
+__all__ = ["Served", "Site", "Written", "build_site", "latest_publication", "read_engine",
+           "site_files", "write_site"]
 
 FORMAT = 1  # the `[public] format` this module writes
 INDEX = "index.json"
@@ -42,6 +46,7 @@ CATALOG_FILE = "catalog.toml"
 WEEKS = "weeks"
 
 Document = dict[str, Any]
+log = structlog.get_logger("ingest.site")
 
 # The views as typed tables: the timestamps come back as datetimes from every driver (SQLite
 # keeps them as text, which a view passes on untyped).
@@ -85,9 +90,10 @@ def read_engine(url: str) -> Engine:
     """An engine that only reads: a SQLite file is opened read-only (a missing file is an
     error, not a new empty database); other databases read with the login the URL names."""
     parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        parsed = parsed.set(database=f"file:{parsed.database}",
-                            query={**parsed.query, "mode": "ro", "uri": "true"})
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:"):
+            parsed = parsed.set(database=f"file:{parsed.database}",
+                                query={**parsed.query, "mode": "ro", "uri": "true"})
         return sa.create_engine(parsed, poolclass=sa.pool.NullPool)
     return sa.create_engine(parsed, pool_size=1, max_overflow=1, pool_pre_ping=True)
 
@@ -274,3 +280,56 @@ def _replace(out: Path, path: str, content: bytes) -> bool:
         Path(temporary).unlink(missing_ok=True)
         raise
     return True
+
+
+# How a served file is labelled, by its name's ending (anything else: bytes to download).
+MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json",
+               ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
+               ".toml": "text/plain; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
+
+
+@dataclass(frozen=True)
+class File:
+    """One served file: its content, media type and entity tag (a hash of the content)."""
+
+    content: bytes
+    media_type: str
+    etag: str
+
+
+class Served:
+    """The site as the ingest serves it: built from the views at the first request and kept
+    until the views hold another published week (their newest week and number of weeks, one
+    cheap query per request), so a publication shows at the next request without the site
+    being rebuilt for every one. It reads with an engine of its own that only reads."""
+
+    def __init__(self, database_url: str, catalog: Catalog, today: Callable[[], date]) -> None:
+        self.engine = read_engine(database_url)
+        self.catalog = catalog
+        self.today = today
+        self._lock = threading.Lock()
+        self._key: tuple[datetime | None, int] | None = None
+        self._files: dict[str, File] = {}
+
+    def files(self) -> dict[str, File]:
+        """The current site's files by path (StoreUnavailable if the views cannot be read)."""
+        key = latest_publication(self.engine)
+        with self._lock:
+            if key != self._key:
+                site = build_site(self.engine, self.catalog, self.today())
+                self._files = {path: File(content, _media_type(path), _etag(content))
+                               for path, content in site_files(site, self.catalog).items()}
+                self._key = key
+                log.info("site.built", weeks=len(site.weeks), files=len(self._files))
+            return self._files
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _media_type(path: str) -> str:
+    return MEDIA_TYPES.get(Path(path).suffix, "application/octet-stream")
+
+
+def _etag(content: bytes) -> str:
+    return '"' + hashlib.sha256(content).hexdigest()[:32] + '"'

@@ -181,6 +181,40 @@ def test_serve_answers_reports_and_logs_json_without_addresses(now: datetime, da
 
 
 @pytest.mark.end_to_end
+def test_serve_serves_the_site_the_site_command_writes(tmp_path: Path, now: datetime) -> None:
+    """The public statistics through the real server on loopback: the files `site` writes
+    (built on the day the server built them: the test may cross midnight), and no client
+    address in the log."""
+    from ingest.site import build_site, read_engine, site_files
+
+    url = f"sqlite:///{tmp_path}/ingest.db"
+    _published_last_week(url, now)
+    stats = CATALOG.public.path
+    with server_process(url) as (base, process):
+        with httpx.Client(base_url=base) as client:
+            answers = {path: client.get(stats + path) for path in (
+                "", "index.json", f"weeks/{Week.of(now).previous().label}.json", "catalog.toml")}
+            head = client.head(stats + "index.json")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        assert process.stderr is not None
+        lines = process.stderr.read().decode().splitlines()
+    built_on = datetime.fromisoformat(answers["index.json"].json()["generated_on"]).date()
+    assert (built_on - now.date()).days in (0, 1)
+    engine = read_engine(url)
+    files = site_files(build_site(engine, CATALOG, built_on), CATALOG)
+    engine.dispose()
+    assert {path: (r.status_code, r.content) for path, r in answers.items()} == {
+        path: (200, files[path or "index.html"]) for path in answers}
+    assert (head.status_code, head.content, head.headers["content-length"]) == (
+        200, b"", str(len(files["index.json"])))
+    assert {(r.headers["content-security-policy"], r.headers["cache-control"],
+             "set-cookie" in r.headers) for r in answers.values()} == {
+        ("default-src 'self'; frame-ancestors 'none'", "public, max-age=600", False)}
+    assert [line for line in lines if "127.0.0.1" in line and "Uvicorn running" not in line] == []
+
+
+@pytest.mark.end_to_end
 def test_sigterm_finishes_the_request_in_flight(now: datetime, database_url: str) -> None:  # noqa: F811
     """Graceful shutdown: a report waiting for a locked database still gets its 200."""
     body, headers = encode(request(new_installation(), last_week()), "protobuf", True)

@@ -16,9 +16,15 @@ import jsonschema
 import pytest
 import sqlalchemy as sa
 from ingest_reports import CATALOG
-from ingest_support import database_url, query, settings  # noqa: F401  (fixture)
+from ingest_support import (  # noqa: F401  (fixture)
+    database_url,
+    insert_published,
+    published_cell,
+    published_week,
+    query,
+    settings,
+)
 
-from ingest import _schema
 from ingest._errors import SiteError, StoreUnavailable
 from ingest._maintenance import publish_due
 from ingest._privacy import mechanism
@@ -36,39 +42,25 @@ def _valid(document: dict[str, Any]) -> None:
     jsonschema.Draft202012Validator(SCHEMA).validate(document)
 
 
-def _cell(week: datetime, kind: str, metric: str = "", attribute: str = "", value: str = "",
-          installations: int | None = None, margin: float | None = None,
-          total: int | None = None, total_margin: float | None = None) -> dict[str, Any]:
-    return {"week_start": week, "kind": kind, "metric": metric, "attribute": attribute,
-            "value": value, "installations": installations, "installations_scale": margin,
-            "installations_margin": margin, "total": total, "total_scale": total_margin,
-            "total_margin": total_margin}
-
-
-def _published(week: datetime, on: datetime, epsilon: float = 2.0) -> dict[str, Any]:
-    return {"week_start": week, "published_on": on, "rho": 0.1, "epsilon": epsilon,
-            "delta": 1e-7, "yearly_epsilon": 19.1}
-
-
 # Two published weeks, the later one stored first: every kind of cell in the first (a negative
 # count too, as noise can make one), only the active installations in the second.
 CELLS = [
-    _cell(W46, "active", installations=15, margin=3.5),
-    _cell(W45, "active", installations=12, margin=3.5),
-    _cell(W45, "resource", attribute="service.version", value="2.7.0", installations=9,
+    published_cell(W46, "active", installations=15, margin=3.5),
+    published_cell(W45, "active", installations=12, margin=3.5),
+    published_cell(W45, "resource", attribute="service.version", value="2.7.0", installations=9,
           margin=4.0),
-    _cell(W45, "resource", attribute="printernizer.deployment.mode", value="other",
+    published_cell(W45, "resource", attribute="printernizer.deployment.mode", value="other",
           installations=-1, margin=2.25),
-    _cell(W45, "resource", attribute="printernizer.deployment.mode", value="docker",
+    published_cell(W45, "resource", attribute="printernizer.deployment.mode", value="docker",
           installations=7, margin=2.25),
-    _cell(W45, "metric", "printernizer.jobs", "job.status", "failed", 0, 1.5),
-    _cell(W45, "metric", "printernizer.jobs", "job.status", "completed", 6, 1.5),
-    _cell(W45, "metric", "printernizer.jobs", total=40, total_margin=12.25),
-    _cell(W45, "distribution", "printernizer.printers", value="1", installations=5, margin=2.0),
-    _cell(W45, "distribution", "printernizer.printers", value="0", installations=2, margin=2.0),
-    _cell(W45, "distribution", "printernizer.jobs", value="2", installations=3, margin=2.0),
-    _cell(W45, "distribution", "printernizer.jobs", value="0", installations=1, margin=2.0),
-    _cell(W45, "distribution", "printernizer.jobs", value="1", installations=4, margin=2.0),
+    published_cell(W45, "metric", "printernizer.jobs", "job.status", "failed", 0, 1.5),
+    published_cell(W45, "metric", "printernizer.jobs", "job.status", "completed", 6, 1.5),
+    published_cell(W45, "metric", "printernizer.jobs", total=40, total_margin=12.25),
+    published_cell(W45, "distribution", "printernizer.printers", value="1", installations=5, margin=2.0),
+    published_cell(W45, "distribution", "printernizer.printers", value="0", installations=2, margin=2.0),
+    published_cell(W45, "distribution", "printernizer.jobs", value="2", installations=3, margin=2.0),
+    published_cell(W45, "distribution", "printernizer.jobs", value="0", installations=1, margin=2.0),
+    published_cell(W45, "distribution", "printernizer.jobs", value="1", installations=4, margin=2.0),
 ]
 WEEK_45 = {
     "format": 1, "week": "2025-W45", "week_start": "2025-11-03", "published_on": "2025-11-24",
@@ -122,20 +114,11 @@ def _migrated(url: str) -> None:
     store.dispose()
 
 
-def _insert(url: str, weeks: list[dict[str, Any]], cells: list[dict[str, Any]]) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.begin() as conn:
-        conn.execute(sa.insert(_schema.published_weeks), weeks)
-        if cells:
-            conn.execute(sa.insert(_schema.published_cells), cells)
-    engine.dispose()
-
-
 def _with_two_weeks(url: str) -> str:
     """A store with the two published weeks above."""
     _migrated(url)
-    _insert(url, [_published(W46, datetime(2025, 12, 1), 1.5),
-                  _published(W45, datetime(2025, 11, 24))], CELLS)
+    insert_published(url, [published_week(W46, datetime(2025, 12, 1), 1.5),
+                           published_week(W45, datetime(2025, 11, 24))], CELLS)
     return url
 
 
@@ -312,8 +295,8 @@ def test_a_new_week_replaces_the_index_and_adds_its_file_beside_the_old_ones(
     engine = read_engine(two_weeks)
     write_site(out, build_site(engine, CATALOG, TODAY), CATALOG)
     with open(out / "index.json", "rb") as reading:
-        _insert(two_weeks, [_published(datetime(2025, 11, 17), datetime(2025, 12, 8))],
-                [_cell(datetime(2025, 11, 17), "active", installations=20, margin=3.5)])
+        insert_published(two_weeks, [published_week(datetime(2025, 11, 17), datetime(2025, 12, 8))],
+                [published_cell(datetime(2025, 11, 17), "active", installations=20, margin=3.5)])
         site = build_site(engine, CATALOG, date(2025, 12, 8))
         written = write_site(out, site, CATALOG)
         assert json.loads(reading.read()) == INDEX

@@ -37,8 +37,8 @@ from otel_usage.weeks import Week
 from ._errors import SiteError, StoreUnavailable
 from .views import VIEWS
 
-__all__ = ["Served", "Site", "Written", "build_site", "latest_publication", "read_engine",
-           "site_files", "write_site"]
+__all__ = ["SITE_VIEWS", "Served", "Site", "Written", "build_site", "latest_publication",
+           "read_engine", "site_files", "write_site"]
 
 FORMAT = 1  # the `[public] format` this module writes
 INDEX = "index.json"
@@ -66,6 +66,8 @@ _ACTIVE = _view("usage_active_installations")
 _RESOURCE = _view("usage_resource_attributes")
 _METRICS = _view("usage_metrics")
 _DISTRIBUTIONS = _view("usage_distributions")
+# Every view the site reads: a database login for it needs SELECT on these and nothing else.
+SITE_VIEWS = tuple(v.name for v in (_PUBLISHED, _ACTIVE, _RESOURCE, _METRICS, _DISTRIBUTIONS))
 
 
 @dataclass(frozen=True)

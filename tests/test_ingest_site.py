@@ -7,6 +7,7 @@ import json
 import os
 import random
 import stat
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,7 +30,15 @@ from ingest._errors import SiteError, StoreUnavailable
 from ingest._maintenance import publish_due
 from ingest._privacy import mechanism
 from ingest._store import Store, create_engine
-from ingest.site import Site, build_site, latest_publication, read_engine, site_files, write_site
+from ingest.site import (
+    SITE_VIEWS,
+    Site,
+    build_site,
+    latest_publication,
+    read_engine,
+    site_files,
+    write_site,
+)
 from ingest.testing import StoredWeek, new_installation, points, resource, store_weeks
 from otel_usage.catalog import CATALOG_PATH
 
@@ -341,3 +350,43 @@ def test_week_files_a_previous_site_listed_and_this_one_does_not_are_removed(
                  {"2025-W46": site.weeks["2025-W46"]})
     write_site(out, fewer, CATALOG)
     assert _tree(out) == {**site_files(fewer, CATALOG), "robots.txt": b"User-agent: *\n"}
+
+
+def test_on_postgresql_a_login_granted_only_the_published_views_builds_the_site(postgres_url: str) -> None:
+    """The site needs SELECT on the published views and nothing else: a login granted those
+    alone (not even usage_submissions, which the site does not show) builds it whole, and the
+    same login reading a table is refused, so the grant is what this runs under."""
+    suffix = uuid.uuid4().hex[:12]
+    schema, role, password = f"t_{suffix}", f"site_{suffix}", uuid.uuid4().hex
+    admin = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    owner_url = sa.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        _with_two_weeks(owner_url.render_as_string(hide_password=False))
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+            for view in SITE_VIEWS:
+                conn.exec_driver_sql(f"GRANT SELECT ON {schema}.{view} TO {role}")
+        reader = read_engine(owner_url.set(username=role, password=password).render_as_string(
+            hide_password=False))
+        site = build_site(reader, CATALOG, TODAY)
+        refused = []
+        for table in ("published_cells", "published_weeks", "weekly_reports", "usage_submissions"):
+            with pytest.raises(sa.exc.ProgrammingError) as raised, reader.connect() as conn:
+                conn.exec_driver_sql(f"SELECT * FROM {table}")
+            refused.append(str(raised.value.orig).splitlines()[0])
+        reader.dispose()
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        admin.dispose()
+    assert SITE_VIEWS == ("usage_published_weeks", "usage_active_installations",
+                          "usage_resource_attributes", "usage_metrics", "usage_distributions")
+    assert (site.index, dict(site.weeks)) == (INDEX, {"2025-W45": WEEK_45, "2025-W46": WEEK_46})
+    assert refused == [f"permission denied for table {t}" for t in (
+        "published_cells", "published_weeks", "weekly_reports")] + [
+        "permission denied for view usage_submissions"]

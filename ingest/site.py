@@ -222,7 +222,8 @@ def site_files(site: Site, catalog: Catalog, catalog_file: Path = CATALOG_PATH,
 
 
 def _json(document: Document) -> bytes:
-    return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode()
+    """Compact UTF-8 JSON (a week holds a few hundred rows: whitespace would double it)."""
+    return (json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def write_site(out: Path, site: Site, catalog: Catalog, catalog_file: Path = CATALOG_PATH,

@@ -390,3 +390,20 @@ def test_on_postgresql_a_login_granted_only_the_published_views_builds_the_site(
     assert refused == [f"permission denied for table {t}" for t in (
         "published_cells", "published_weeks", "weekly_reports")] + [
         "permission denied for view usage_submissions"]
+
+
+def test_the_readmes_examples_are_documents_of_one_site() -> None:
+    """The README documents the JSON with an index and a week's document: both valid against
+    the schema, and the week the one the index lists, with the same active installations."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## The public statistics\n", 1)[1].split("\n## ", 1)[0]
+    index, week = (json.loads(block.split("\n```", 1)[0])
+                   for block in section.split("```json\n")[1:])
+    for document in (index, week):
+        _valid(document)
+    listed = {w["week"]: w for w in index["weeks"]}[week["week"]]
+    assert listed == {"week": week["week"], "week_start": week["week_start"],
+                      "published_on": week["published_on"], "file": f"weeks/{week['week']}.json"}
+    assert {"week": week["week"], **week["active_installations"]} in index["active_installations"]
+    buckets = [(d["bucket_min"], d["bucket_max"]) for d in week["distributions"]]
+    assert [high for _, high in buckets] == [low - 1 for low, _ in buckets[1:]] + [None]

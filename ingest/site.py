@@ -223,7 +223,8 @@ def site_files(site: Site, catalog: Catalog, catalog_file: Path = CATALOG_PATH,
 
 
 def _json(document: Document) -> bytes:
-    """Compact UTF-8 JSON (a week holds a few hundred rows: whitespace would double it)."""
+    """Compact UTF-8 JSON (a week holds a few hundred rows: indented one space per level,
+    the demo's weeks were 30 % larger, 56.6 KB instead of 43.6 KB)."""
     return (json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 

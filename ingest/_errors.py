@@ -19,6 +19,8 @@ a ValueError when the app is made).
     ├── SchemaTooNew            the store was made by a later version of the ingest: left as is
     └── SchemaChangeRefused     an upgrade would change a view's columns other than by
                                 appending to them: left as is
+    └── SiteError               the public statistics cannot be built or written where asked
+                                (ingest/site.py): nothing was written
 
 Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` or
 `WriteFailed` where they are caught, with `raise ... from exc`, so no driver exception leaves
@@ -137,6 +139,12 @@ class SchemaChangeRefused(IngestError):
     replace in place (keeping its grants) and a dashboard would not find: nothing is changed."""
 
     reason = "schema_change_refused"
+class SiteError(IngestError):
+    """The public statistics cannot be built or written where asked (an output directory
+    holding something other than a previous site, a week without its rows): nothing was
+    written."""
+
+    reason = "site"
 
 
 class ServiceError(IngestError):

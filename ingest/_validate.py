@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -217,8 +217,7 @@ def _resource(attributes: Iterable[KeyValue],
         elif key in resource:
             problems.append(Problem("duplicate_attribute",
                                     f"resource attribute {key!r} appears twice"))
-        elif not text or not (text in rule if isinstance(rule, frozenset)
-                              else rule.allows(text)):
+        elif not text or not (text in rule if isinstance(rule, frozenset) else rule(text)):
             problems.append(_value_problem("resource attribute", key, catalog.resource[key]))
         else:
             resource[key] = text
@@ -261,6 +260,10 @@ def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None,
     return week, []
 
 
+# An attribute's check: an enum's values (and "other") as a set, or a pattern's test.
+_Allowed = frozenset[str] | Callable[[object], bool]
+
+
 @dataclass(frozen=True)
 class _MetricRules:
     """A catalog metric made quick to check: allowed values as sets, the plausible ceiling
@@ -269,7 +272,7 @@ class _MetricRules:
     dozen per metric)."""
 
     spec: Metric
-    values: dict[str, frozenset[str] | Attribute]
+    values: dict[str, _Allowed]
     ceiling: int
     largest: int
     valid: dict[tuple[bytes, ...], tuple[tuple[str, str], ...]] = field(default_factory=dict)
@@ -277,22 +280,28 @@ class _MetricRules:
 
 _RULES: dict[int, tuple[Catalog, dict[str, _MetricRules]]] = {}
 _MAX_VALID_SETS = 1_000
-_RESOURCE_RULES: dict[int, tuple[Catalog, dict[str, frozenset[str] | Attribute]]] = {}
+_RESOURCE_RULES: dict[int, tuple[Catalog, dict[str, _Allowed]]] = {}
 
 
-def _resource_rules(catalog: Catalog) -> dict[str, frozenset[str] | Attribute]:
-    """The catalog's resource attributes made quick to check (enums as sets)."""
+def _resource_rules(catalog: Catalog) -> dict[str, _Allowed]:
+    """The catalog's resource attributes made quick to check (enums as sets). The
+    installation id must match its pattern: as "other" it would merge every installation
+    that sent it into one (a client always has a real id)."""
     cached = _RESOURCE_RULES.get(id(catalog))
     if cached is not None and cached[0] is catalog:
         return cached[1]
     rules = {key: _allowed(attribute) for key, attribute in catalog.resource.items()}
+    if INSTALLATION_KEY in catalog.resource:
+        rules[INSTALLATION_KEY] = catalog.resource[INSTALLATION_KEY].allows
     _RESOURCE_RULES[id(catalog)] = (catalog, rules)
     return rules
 
 
-def _allowed(attribute: Attribute) -> frozenset[str] | Attribute:
+def _allowed(attribute: Attribute) -> _Allowed:
+    """What the client's scrubber can send (`Attribute.sendable`): an enum's values and
+    "other" as a set; for a pattern, a value it matches or "other"."""
     if attribute.values is None:
-        return attribute
+        return attribute.sendable
     return frozenset((*attribute.values, attribute.other))
 
 
@@ -392,7 +401,7 @@ def _point(point: RawPoint, rule: _MetricRules) -> Point | Problem:
         if allowed is None:
             return Problem("unknown_attribute", f"metric {name!r} has no attribute {key!r}")
         if not text or not (text in allowed if isinstance(allowed, frozenset)
-                            else allowed.allows(text)):
+                            else allowed(text)):
             return _value_problem(f"metric {name!r} attribute", key, rule.spec.attributes[key])
     if len(pairs) > 1:
         pairs.sort()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -115,6 +116,43 @@ async def test_invalid_data_is_a_400_with_a_status_and_stores_nothing(
     assert status == Status(code=3, message="metric 'printernizer.secret' is not in the catalog")
     assert _count(database_url) == 0
     assert _count(database_url, "installations") == 0
+
+
+async def test_a_version_1_user_on_a_build_from_source_reports_its_version_as_other(
+        database_url: str) -> None:  # noqa: F811
+    """A user who agreed to catalog version 1 runs a build from source (2.7.0-dev, which only
+    version 2's pattern allows): the client's scrubber sends service.version "other", as it
+    sends "other" for any value outside a pattern (Python 4, a country code it cannot read).
+    The ingest takes what the scrubber sends: the report is stored with those values."""
+    installation = new_installation()
+    odd = {"service.version": "2.7.0-dev", "process.runtime.version": "4.0.0",
+           "geo.country.iso_code": "Germany"}
+    old = CATALOG.as_of(1)
+    sent = resource(installation) | {key: old.resource[key].scrub(value)
+                                     for key, value in odd.items()}
+    sent["otel_usage.catalog.version"] = "1"
+    assert [sent[key] for key in odd] == ["other", "other", "other"]
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, **_post_args(installation, new_credential(),
+                                                        res=sent, data=UPTIME))  # type: ignore[arg-type]
+    assert (response.status_code, response.content) == (200, b"")
+    stored = query(database_url, "SELECT installation_id, resource FROM weekly_reports")
+    assert [(row[0], json.loads(row[1])) for row in stored] == [(installation, sent)]
+
+
+async def test_an_installation_id_of_other_is_refused(database_url: str) -> None:  # noqa: F811
+    """"other" stands for a value the catalog does not know; as an installation id it would
+    merge every installation that sent it into one: the client always has a real id, and the
+    ingest refuses "other" there."""
+    sent = resource(new_installation()) | {"service.instance.id": "other"}
+    async with app_client(settings(database_url)) as client:
+        response = await client.post(PATH, **_post_args("other", new_credential(), res=sent,
+                                                        data=UPTIME))  # type: ignore[arg-type]
+    assert response.status_code == 400
+    assert Status.FromString(response.content) == Status(
+        code=3, message="resource attribute 'service.instance.id' must be a string of pattern "
+                        + CATALOG.resource["service.instance.id"].describe_values()[8:])
+    assert (_count(database_url), _count(database_url, "installations")) == (0, 0)
 
 
 async def test_bodies_over_the_limit_are_413_even_when_gzip_hides_it(database_url: str) -> None:  # noqa: F811

@@ -289,10 +289,11 @@ def alert_sql(d: Dialect, week: str | None = None) -> str:
 def release_sql(d: Dialect) -> str:
     """Release annotations: the first week each version's noisy count is above 3 of its 95 %
     margins (noise alone gets there with probability below 1e-9), except the versions there
-    in the first such week (they were there before). So the marker is when a version
-    visibly reached the fleet, not its release date."""
-    version = (f"attribute = {_s(n.VERSION)} AND installations > "
-               f"{NOISE_MARGINS} * installations_margin")
+    in the first such week (they were there before) and "other" (every version the catalog
+    does not list). So the marker is when a release visibly reached the fleet, not its
+    release date."""
+    version = (f"attribute = {_s(n.VERSION)} AND value <> {_s(n.CATALOG.policy.other_value)} "
+               f"AND installations > {NOISE_MARGINS} * installations_margin")
     first = (f"SELECT value, MIN({n.WEEK}) AS first_week FROM {n.RESOURCE} "
              f"WHERE {version} GROUP BY value")
     text = d.concat(_s("Printernizer "), "value", _s(" reaches the fleet"))

@@ -290,6 +290,7 @@ def test_pattern_forms_out_of_order_are_refused(tmp_path: Path) -> None:
     raw = grown_raw()
     version = next(r for r in raw["resource"] if r["key"] == "service.version")
     version["pattern"] = [{"pattern": "^[0-9]+(-dev)?$", "since": 2}, "^[0-9]+$", 7]
+    raw["policy"]["privacy"]["resource"]["service.version"]["values"] = ["2.43.0"]
     with pytest.raises(CatalogError) as info:
         load_catalog(write_catalog(raw, tmp_path))
     assert str(info.value).splitlines()[1:] == [

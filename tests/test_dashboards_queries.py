@@ -25,9 +25,8 @@ from dashboards._dialects import DIALECT_NAMES, dialect
 from dashboards._macros import expand
 from dashboards._panels import MARGIN, alert_sql, release_sql
 from ingest.views import VIEWS
-from otel_usage.catalog import load_catalog
 
-CATALOG = load_catalog()
+CATALOG = fleet.CATALOG  # the catalog with the fleet's releases listed
 PANELS = queries.panels()
 NUMERIC = (int, float, Decimal)
 

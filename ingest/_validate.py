@@ -7,12 +7,11 @@ above its metric's `max` is handled as the catalog says, as the client does: cla
 max (and said in `partial_success` as a warning) or refused; above the plausible ceiling
 (`[protocol] max_counter_value`, 7 for days) it is refused.
 
-Before any of that a request is counted (`count_request`, `count_document` for JSON before it
-is converted): the catalog bounds what a valid request can hold (the weeks still open, a
-resource attribute per key, a point per allowed attribute set of each metric), and one beyond
-it is refused at once, before the work its points would cost. Checking its points then stops
-once more than `MAX_REFUSED_POINTS` are refused, and a point's attributes are read only as far
-as its metric has keys, and one more.
+Before any of that a request is counted (`count_request`): the catalog bounds what a valid
+request can hold (the weeks still open, a resource attribute per key, a point per allowed
+attribute set of each metric), and one beyond it is refused at once, before the work its
+points would cost. Checking its points then stops once more than `MAX_REFUSED_POINTS` are
+refused, and a point's attributes are read only as far as its metric has keys, and one more.
 """
 
 from __future__ import annotations
@@ -502,32 +501,6 @@ def count_request(request: ExportMetricsServiceRequest, limits: Limits) -> None:
 def _point_count(metric: OtlpMetric) -> int:
     kind = metric.WhichOneof("data")
     return len(getattr(metric, kind).data_points) if kind is not None else 0
-
-
-def count_document(document: dict[str, object], limits: Limits) -> None:
-    """`count_request` for a JSON body, before it is converted (the conversion costs more per
-    point than anything after it). Either spelling of a field counts (the conversion takes
-    both); what is not the expected type counts nothing, and the conversion refuses it."""
-    bounds = _bounds(limits.catalog)
-    rms = _items(document, "resourceMetrics", "resource_metrics")
-    _count_weeks(len(rms), limits)
-    for rm in rms:
-        scopes = _items(rm, "scopeMetrics", "scope_metrics")
-        metrics = [m for scope in scopes for m in _items(scope, "metrics")]
-        resource = rm.get("resource") if isinstance(rm, dict) else None
-        _count_resource(len(_items(resource, "attributes")), len(scopes), len(metrics), bounds)
-        _count_points(((str(m.get("name", "")) if isinstance(m, dict) else "",
-                        sum(len(_items(kind, "dataPoints", "data_points"))
-                            for kind in (m.values() if isinstance(m, dict) else ())))
-                       for m in metrics), bounds)
-
-
-def _items(parent: object, *names: str) -> list[object]:
-    """The list under any of `names` in a JSON object (empty when it is none)."""
-    if not isinstance(parent, dict):
-        return []
-    return [item for name in names if isinstance(parent.get(name), list)
-            for item in parent[name]]
 
 
 def _count_weeks(weeks: int, limits: Limits) -> None:

@@ -59,7 +59,7 @@ def fill(database: str, installations: int, weeks: int) -> dict[str, float]:
     filled = time.perf_counter()
     after = timedelta(days=fleet.CATALOG.policy.publish_after_days, hours=1)
     published_at = (fleet.week_start(weeks) + after).timestamp()
-    publish(Settings(database_url=database, clock=lambda: published_at))
+    publish(Settings(database_url=database, clock=lambda: published_at, catalog=fleet.CATALOG))
     return {"fill_s": round(filled - started, 1),
             "publish_s": round(time.perf_counter() - filled, 1), "reports": reports}
 

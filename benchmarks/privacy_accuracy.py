@@ -31,9 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from dashboards import testing as fleet  # the dashboards' simulated fleet (their testing API)
 from ingest import _privacy as privacy
-from otel_usage.catalog import load_catalog
 
-CATALOG = load_catalog()
+CATALOG = fleet.CATALOG  # the catalog with the simulated fleet's releases listed
 WEEK = 10  # mid-rollout in the simulated fleet: two versions side by side
 Truth = dict[tuple[str, str, str, str], float]
 GOALS = {"active installations": 3.0, "resource printernizer.deployment.mode": 4.0,

@@ -33,12 +33,13 @@ from grafana_foundation_sdk.models import piechart as piechart_models
 from grafana_foundation_sdk.models.dashboard import (
     AnnotationTarget,
     DataSourceRef,
+    DynamicConfigValue,
     Threshold,
     ThresholdsMode,
 )
 
 from ._dialects import DialectName, dialect
-from ._panels import PANELS, ROWS, Panel, Thresholds, release_sql
+from ._panels import HIGH, LOW, PANELS, ROWS, Panel, Thresholds, release_sql
 from ._sqlquery import MSSQL_TYPE, POSTGRES_TYPE, SQLQueryBuilder, register
 
 
@@ -155,8 +156,22 @@ def _legend(placement: common.LegendPlacement = common.LegendPlacement.BOTTOM
             .display_mode(common.LegendDisplayMode.LIST).placement(placement))
 
 
+# A series' 95 % interval (`LOW`, `HIGH`: columns of their own, a series each, whose display
+# name also carries the value they bound when a query has a `metric` column, before or after
+# the column's name): thin dashed lines, not in the legend.
+_BOUNDS = f".*({LOW}|{HIGH}).*"
+_BOUND_STYLE = [
+    DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [6, 4]}),
+    DynamicConfigValue(id_val="custom.lineWidth", value=1),
+    DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+    DynamicConfigValue(id_val="custom.hideFrom", value={"legend": True, "tooltip": False,
+                                                    "viz": False}),
+]
+
+
 def _timeseries(panel: Panel) -> Any:
-    builder = timeseries.Panel().legend(_legend()).line_width(2).fill_opacity(10)
+    builder = (timeseries.Panel().legend(_legend()).line_width(2).fill_opacity(10)
+               .override_by_regexp(_BOUNDS, _BOUND_STYLE))
     if panel.stacked:
         builder.stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
         builder.draw_style(common.GraphDrawStyle.BARS).fill_opacity(80)

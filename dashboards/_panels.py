@@ -2,11 +2,12 @@
 
 Panels read the ingest's reporting views only (names from `_names`): every weekly number in
 them is differentially private, the true number plus noise drawn once, with its 95 % margin.
-Panels show a number's interval where it matters (counts, rates and shares of the latest
-week, the anomaly rule); a noisy count below zero shows as 0 (post-processing, which costs no
-privacy). Time series use Grafana's time macros and return a `time` column in ascending order
-(long format: `time`, `metric`, value; or one column per line); "latest week" panels show the
-last week inside the dashboard's time range.
+Every count, rate and share shows with its interval (a table's margin column, or a series'
+`95 % low` and `95 % high` beside it: so no share panel is stacked, whose bounds would stack
+too), and the anomaly rule judges by it; a noisy count below zero shows as 0 (post-processing,
+which costs no privacy). Time series use Grafana's time macros and return a `time` column in
+ascending order (long format: `time`, `metric`, values; or one column per line); "latest
+week" panels show the last week inside the dashboard's time range.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ Thresholds = tuple[tuple[float | None, str], ...]
 SQL = Callable[[Dialect], str]
 
 MARGIN = "± 95 %"  # the column of a number's 95 % margin
+LOW, HIGH = "95 % low", "95 % high"  # the columns of a series' 95 % interval
 GREEN_ABOVE_95: Thresholds = ((None, "red"), (95.0, "yellow"), (99.0, "green"))
 RED_ABOVE_0: Thresholds = ((None, "green"), (1.0, "red"))
 
@@ -70,7 +72,7 @@ def _per_installation(metric: str, label: str) -> SQL:
         rate = "CAST(m.total AS FLOAT) / a.installations"
         spread = "CAST(m.total_margin AS FLOAT) / a.installations"
         return (f"SELECT $__time(m.{n.WEEK}), {rate} AS {d.q(label)}, "
-                f"{rate} - {spread} AS {d.q('95 % low')}, {rate} + {spread} AS {d.q('95 % high')} "
+                f"{rate} - {spread} AS {d.q(LOW)}, {rate} + {spread} AS {d.q(HIGH)} "
                 f"FROM {n.METRICS} m JOIN {n.ACTIVE} a ON a.{n.WEEK} = m.{n.WEEK} "
                 f"WHERE m.metric = {_s(metric)} AND m.attribute = '' AND m.total IS NOT NULL "
                 f"AND a.installations > 0 AND $__timeFilter(m.{n.WEEK}) ORDER BY 1")
@@ -82,12 +84,24 @@ def _positive(column: str) -> str:
     return f"CASE WHEN {column} < 0 THEN 0 ELSE {column} END"
 
 
+def _share_columns(d: Dialect, count: str, margin: str) -> str:
+    """A noisy count as a share of the week's active installations `a`, in percent, with its
+    95 % interval: the count's margin over the active installations (their own noise is far
+    smaller). Post-processing, knowing no count is below zero: the share and both bounds show
+    as at least 0, so the interval still holds the true share whenever the raw one does."""
+    share = f"100.0 * ({count}) / a.installations"
+    spread = f"100.0 * ({margin}) / a.installations"
+    return (f"{_positive(share)} AS {d.q('installations %')}, "
+            f"{_positive(f'{share} - {spread}')} AS {d.q(LOW)}, "
+            f"{_positive(f'{share} + {spread}')} AS {d.q(HIGH)}")
+
+
 def _share_over_time(table: str, where: str) -> SQL:
-    """Percent of the week's active installations in each value, as series."""
+    """Percent of the week's active installations in each value, as series, each with its
+    95 % interval."""
     def sql(d: Dialect) -> str:
         return (f"SELECT $__time(r.{n.WEEK}), r.value AS metric, "
-                f"100.0 * {_positive('r.installations')} / a.installations "
-                f"AS {d.q('installations %')} "
+                f"{_share_columns(d, 'r.installations', 'r.installations_margin')} "
                 f"FROM {table} r JOIN {n.ACTIVE} a ON a.{n.WEEK} = r.{n.WEEK} "
                 f"WHERE {where} AND a.installations > 0 AND $__timeFilter(r.{n.WEEK}) "
                 f"ORDER BY 1, 2")
@@ -96,11 +110,12 @@ def _share_over_time(table: str, where: str) -> SQL:
 
 def _positive_share(metric: str) -> SQL:
     """Percent of the week's active installations whose weekly total is above 0 (all but the
-    distribution's bucket 0)."""
+    distribution's bucket 0), with its 95 % interval: both counts are noisy, and the sum of
+    their margins bounds the margin of their difference."""
     def sql(d: Dialect) -> str:
-        return (f"SELECT $__time(z.{n.WEEK}), "
-                f"100.0 * (a.installations - z.installations) / a.installations "
-                f"AS {d.q('installations %')} "
+        count = "a.installations - z.installations"
+        margin = "a.installations_margin + z.installations_margin"
+        return (f"SELECT $__time(z.{n.WEEK}), {_share_columns(d, count, margin)} "
                 f"FROM {n.DISTRIBUTIONS} z JOIN {n.ACTIVE} a ON a.{n.WEEK} = z.{n.WEEK} "
                 f"WHERE z.metric = {_s(metric)} AND z.bucket_min = 0 AND a.installations > 0 "
                 f"AND $__timeFilter(z.{n.WEEK}) ORDER BY 1")
@@ -158,8 +173,8 @@ def _distribution(metric: str, label: str) -> SQL:
 
 def _active(d: Dialect) -> str:
     return (f"SELECT $__time({n.WEEK}), installations AS {d.q('active installations')}, "
-            f"installations - installations_margin AS {d.q('95 % low')}, "
-            f"installations + installations_margin AS {d.q('95 % high')} "
+            f"installations - installations_margin AS {d.q(LOW)}, "
+            f"installations + installations_margin AS {d.q(HIGH)} "
             f"FROM {n.ACTIVE} WHERE $__timeFilter({n.WEEK}) ORDER BY {n.WEEK}")
 
 
@@ -289,10 +304,11 @@ def alert_sql(d: Dialect, week: str | None = None) -> str:
 def release_sql(d: Dialect) -> str:
     """Release annotations: the first week each version's noisy count is above 3 of its 95 %
     margins (noise alone gets there with probability below 1e-9), except the versions there
-    in the first such week (they were there before). So the marker is when a version
-    visibly reached the fleet, not its release date."""
-    version = (f"attribute = {_s(n.VERSION)} AND installations > "
-               f"{NOISE_MARGINS} * installations_margin")
+    in the first such week (they were there before) and "other" (every version the catalog
+    does not list). So the marker is when a release visibly reached the fleet, not its
+    release date."""
+    version = (f"attribute = {_s(n.VERSION)} AND value <> {_s(n.CATALOG.policy.other_value)} "
+               f"AND installations > {NOISE_MARGINS} * installations_margin")
     first = (f"SELECT value, MIN({n.WEEK}) AS first_week FROM {n.RESOURCE} "
              f"WHERE {version} GROUP BY value")
     text = d.concat(_s("Printernizer "), "value", _s(" reaches the fleet"))
@@ -324,15 +340,16 @@ def _curated() -> list[Panel]:
               description="Installations that reported in the last published week inside "
                           "the time range, and the 95 % margin of the noise."),
         Panel("version_adoption", "Version adoption", FLEET, "timeseries", "time_series",
-              _resource_share(n.VERSION), unit="percent", stacked=True, max=100.0,
-              description="Share of active installations on each Printernizer version; the "
-                          "release annotations mark the first week a version stands out of "
-                          "the noise."
-                          + _PUBLISHED),
+              _resource_share(n.VERSION), unit="percent", max=100.0,
+              description="Share of active installations on each Printernizer release the "
+                          "catalog lists (any other version as \"other\"), each with its 95 % "
+                          "interval (dashed); the release annotations mark the first week a "
+                          "release stands out of the noise." + _PUBLISHED),
         Panel("deployment_modes", "Deployment modes", FLEET, "timeseries", "time_series",
-              _resource_share(n.DEPLOYMENT), unit="percent", stacked=True, max=100.0,
+              _resource_share(n.DEPLOYMENT), unit="percent", max=100.0,
               description="Share of active installations per deployment mode (Home Assistant "
-                          "add-on, Docker, Raspberry Pi, standalone)." + _PUBLISHED),
+                          "add-on, Docker, Raspberry Pi, standalone), each with its 95 % "
+                          "interval (dashed)." + _PUBLISHED),
         Panel("submissions_weekly", "Submissions per week by outcome", SUBMIT, "timeseries",
               "time_series", _submissions_weekly, stacked=True,
               description="Requests to the ingest per week of their arrival: accepted, "
@@ -375,7 +392,7 @@ def _curated() -> list[Panel]:
               "time_series", _metric_share(n.FEATURES_ENABLED, n.FEATURE), unit="percent",
               max=100.0,
               description="Share of active installations with each feature switched on, per "
-                          "week." + _PUBLISHED),
+                          "week, with its 95 % interval (dashed)." + _PUBLISHED),
         Panel("top_errors", "Top error types", ERR, "bargauge", "table", _top_errors,
               description="The ten error types most installations had, summed over the weeks "
                           "of the time range (counts only: no messages ever leave a machine)."),
@@ -386,8 +403,8 @@ def _curated() -> list[Panel]:
                           "the 95 % interval." + _PUBLISHED),
         Panel("error_categories", "Installations with errors by category", ERR, "timeseries",
               "time_series", _metric_share(n.ERRORS, n.ERROR_CATEGORY), unit="percent",
-              description="Share of active installations with errors of each category."
-                          + _PUBLISHED),
+              description="Share of active installations with errors of each category, with "
+                          "its 95 % interval (dashed)." + _PUBLISHED),
         Panel("anomaly_count", "Error anomalies per week", ERR, "timeseries", "time_series",
               _anomaly_count, thresholds=RED_ABOVE_0,
               description=f"Error types (and all errors) far above their trailing "
@@ -440,16 +457,19 @@ def _catalog_panels() -> list[Panel]:
         if release.total:
             title, unit = f"{metric.name} per installation", grafana_unit(metric.unit)
             query, what = (_per_installation(metric.name, "per installation"),
-                           "Its weekly total divided by the week's active installations.")
+                           "Its weekly total divided by the week's active installations, with "
+                           "its 95 % interval.")
         elif release.distribution:
             title, unit = f"{metric.name}: installations with any", "percent"
             query, what = (_positive_share(metric.name),
-                           "Share of active installations whose weekly total is above 0.")
+                           "Share of active installations whose weekly total is above 0, "
+                           "with its 95 % interval.")
         else:
             attribute = next(iter(release.by))
             title, unit = f"{metric.name} by {attribute}", "percent"
             query, what = (_metric_share(metric.name, attribute),
-                           f"Share of active installations per {attribute}.")
+                           f"Share of active installations per {attribute}, with its 95 % "
+                           "interval.")
         panels.append(Panel(f"catalog:{metric.name}", title, CAT, "timeseries", "time_series",
                             query, unit=unit, description=f"{metric.text.en} {what}", width=8))
     return panels

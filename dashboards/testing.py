@@ -31,18 +31,22 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
-from ingest.testing import add_week
+from ingest.testing import add_week, listing_releases
 from otel_usage.catalog import load_catalog
 from otel_usage.weeks import Week
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["CATALOG", "INSTALLATIONS", "RARE_COUNTRY", "RARE_VERSION", "SURGE_TYPE",
+__all__ = ["CATALOG", "INSTALLATIONS", "RARE_COUNTRY", "RARE_VERSION", "RELEASES", "SURGE_TYPE",
            "SURGE_WEEKS", "WEEKS", "Installation", "Outcomes", "load", "load_open_week",
            "make_fleet", "points", "time_range", "version", "week_start"]
 
-CATALOG = load_catalog()
+RELEASES = ("2.5.0", "2.6.0", "2.7.0")
+# The catalog with the fleet's releases listed, as each release adds its number (the real
+# catalog lists only releases that carry this client): the ingest publishes with it. The rare
+# version is not listed, and is published as "other".
+CATALOG = listing_releases(load_catalog(), RELEASES)
 PROTOCOL = CATALOG.protocol
 FIRST_WEEK = date(2025, 1, 6)
 WEEKS = 14
@@ -112,11 +116,11 @@ def make_fleet(size: int = INSTALLATIONS, weeks: int = WEEKS, seed: int = 6) -> 
 def version(inst: Installation, week: int) -> str:
     """Releases at weeks 4 and 9, adopted over a few weeks; one installation stays behind."""
     if inst.resource["geo.country.iso_code"] == RARE_COUNTRY and inst.joined == 0:
-        return RARE_VERSION if inst.installation_id < "8" else "2.5.0"
+        return RARE_VERSION if inst.installation_id < "8" else RELEASES[0]
     lag = int(inst.installation_id[:2], 16) % 5
     if week >= 9 + lag:
-        return "2.7.0"
-    return "2.6.0" if week >= 4 + lag else "2.5.0"
+        return RELEASES[2]
+    return RELEASES[1] if week >= 4 + lag else RELEASES[0]
 
 
 def points(inst: Installation, week: int, weeks: int) -> Points:
@@ -206,8 +210,9 @@ async def _load(database_url: str, fleet: list[Installation], weeks: int) -> Out
     clock = _Clock()
     # One test process sends for the whole fleet: its address is exempt from the limits per
     # client address (new installations per day, requests per second).
-    settings = Settings(database_url=database_url, clock=clock, installation_burst=1,
-                        write_timeout_s=30.0, unlimited_addresses=frozenset({"127.0.0.1"}))
+    settings = Settings(database_url=database_url, clock=clock, catalog=CATALOG,
+                        installation_burst=1, write_timeout_s=30.0,
+                        unlimited_addresses=frozenset({"127.0.0.1"}))
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     outcomes = Outcomes()
@@ -237,8 +242,8 @@ async def _load_open_week(database_url: str, fleet: list[Installation]) -> None:
 
     clock = _Clock()
     clock.now = (week_start(WEEKS + 1) + timedelta(days=2)).timestamp()
-    settings = Settings(database_url=database_url, clock=clock, write_timeout_s=30.0,
-                        unlimited_addresses=frozenset({"127.0.0.1"}))
+    settings = Settings(database_url=database_url, clock=clock, catalog=CATALOG,
+                        write_timeout_s=30.0, unlimited_addresses=frozenset({"127.0.0.1"}))
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     async with app.router.lifespan_context(app), httpx.AsyncClient(

@@ -40,6 +40,8 @@ ERRORS = (("network", "connection_timeout", 0.25), ("network", "connection_refus
           ("file_operation", "download_failed", 0.12), ("database", "database_locked", 0.02),
           ("validation", "invalid_file_type", 0.05), ("authentication",
                                                       "authentication_failed", 0.01))
+# Builds before and after an upgrade. The catalog publishes only the releases it lists (those
+# that carry this client; none yet), so the demo's versions are published as "other".
 VERSIONS = ("2.6.3", "2.7.0")
 MORNING_HOUR = 7  # a simulated day starts at 07:00 UTC
 SEND_HOUR = 19  # and sends what is due at 19:00

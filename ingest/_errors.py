@@ -3,7 +3,7 @@ a ValueError when the app is made).
 
     IngestError
     ├── RequestError            the request is wrong: the client must change it (4xx)
-    │   ├── UnsupportedMediaType    415: not protobuf or JSON, or an unknown encoding
+    │   ├── UnsupportedMediaType    415: not protobuf (JSON included), or an unknown encoding
     │   ├── BodyTooLarge            413: over the catalog's limit after decompression
     │   ├── MalformedBody           400: not an ExportMetricsServiceRequest
     │   ├── InvalidReport           400: decodes, but breaks the catalog's rules

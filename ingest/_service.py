@@ -53,7 +53,6 @@ from ._validate import (
     Accepted,
     Limits,
     _resource,
-    count_document,
     count_request,
     validate,
 )
@@ -125,7 +124,7 @@ class Service:
             credential = self._credential_hash(headers.get(self.credential_header, ""))
             data = await self._body(headers, body)
             limits = self._limits()
-            request = _decode.parse(data, fmt, lambda document: count_document(document, limits))
+            request = _decode.parse(data)
             count_request(request, limits)  # before any point is read
             erased = erasure_of(request, self.catalog)
             if erased is not None:

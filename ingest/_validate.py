@@ -7,19 +7,18 @@ above its metric's `max` is handled as the catalog says, as the client does: cla
 max (and said in `partial_success` as a warning) or refused; above the plausible ceiling
 (`[protocol] max_counter_value`, 7 for days) it is refused.
 
-Before any of that a request is counted (`count_request`, `count_document` for JSON before it
-is converted): the catalog bounds what a valid request can hold (the weeks still open, a
-resource attribute per key, a point per allowed attribute set of each metric), and one beyond
-it is refused at once, before the work its points would cost. Checking its points then stops
-once more than `MAX_REFUSED_POINTS` are refused, and a point's attributes are read only as far
-as its metric has keys, and one more.
+Before any of that a request is counted (`count_request`): the catalog bounds what a valid
+request can hold (the weeks still open, a resource attribute per key, a point per allowed
+attribute set of each metric), and one beyond it is refused at once, before the work its
+points would cost. Checking its points then stops once more than `MAX_REFUSED_POINTS` are
+refused, and a point's attributes are read only as far as its metric has keys, and one more.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -218,8 +217,7 @@ def _resource(attributes: Iterable[KeyValue],
         elif key in resource:
             problems.append(Problem("duplicate_attribute",
                                     f"resource attribute {key!r} appears twice"))
-        elif not text or not (text in rule if isinstance(rule, frozenset)
-                              else rule.allows(text)):
+        elif not text or not (text in rule if isinstance(rule, frozenset) else rule(text)):
             problems.append(_value_problem("resource attribute", key, catalog.resource[key]))
         else:
             resource[key] = text
@@ -262,6 +260,10 @@ def _week(spans: set[tuple[int, int]], limits: Limits) -> tuple[datetime | None,
     return week, []
 
 
+# An attribute's check: an enum's values (and "other") as a set, or a pattern's test.
+_Allowed = frozenset[str] | Callable[[object], bool]
+
+
 @dataclass(frozen=True)
 class _MetricRules:
     """A catalog metric made quick to check: allowed values as sets, the plausible ceiling
@@ -270,7 +272,7 @@ class _MetricRules:
     dozen per metric)."""
 
     spec: Metric
-    values: dict[str, frozenset[str] | Attribute]
+    values: dict[str, _Allowed]
     ceiling: int
     largest: int
     valid: dict[tuple[bytes, ...], tuple[tuple[str, str], ...]] = field(default_factory=dict)
@@ -278,22 +280,28 @@ class _MetricRules:
 
 _RULES: dict[int, tuple[Catalog, dict[str, _MetricRules]]] = {}
 _MAX_VALID_SETS = 1_000
-_RESOURCE_RULES: dict[int, tuple[Catalog, dict[str, frozenset[str] | Attribute]]] = {}
+_RESOURCE_RULES: dict[int, tuple[Catalog, dict[str, _Allowed]]] = {}
 
 
-def _resource_rules(catalog: Catalog) -> dict[str, frozenset[str] | Attribute]:
-    """The catalog's resource attributes made quick to check (enums as sets)."""
+def _resource_rules(catalog: Catalog) -> dict[str, _Allowed]:
+    """The catalog's resource attributes made quick to check (enums as sets). The
+    installation id must match its pattern: as "other" it would merge every installation
+    that sent it into one (a client always has a real id)."""
     cached = _RESOURCE_RULES.get(id(catalog))
     if cached is not None and cached[0] is catalog:
         return cached[1]
     rules = {key: _allowed(attribute) for key, attribute in catalog.resource.items()}
+    if INSTALLATION_KEY in catalog.resource:
+        rules[INSTALLATION_KEY] = catalog.resource[INSTALLATION_KEY].allows
     _RESOURCE_RULES[id(catalog)] = (catalog, rules)
     return rules
 
 
-def _allowed(attribute: Attribute) -> frozenset[str] | Attribute:
+def _allowed(attribute: Attribute) -> _Allowed:
+    """What the client's scrubber can send (`Attribute.sendable`): an enum's values and
+    "other" as a set; for a pattern, a value it matches or "other"."""
     if attribute.values is None:
-        return attribute
+        return attribute.sendable
     return frozenset((*attribute.values, attribute.other))
 
 
@@ -393,7 +401,7 @@ def _point(point: RawPoint, rule: _MetricRules) -> Point | Problem:
         if allowed is None:
             return Problem("unknown_attribute", f"metric {name!r} has no attribute {key!r}")
         if not text or not (text in allowed if isinstance(allowed, frozenset)
-                            else allowed.allows(text)):
+                            else allowed(text)):
             return _value_problem(f"metric {name!r} attribute", key, rule.spec.attributes[key])
     if len(pairs) > 1:
         pairs.sort()
@@ -494,32 +502,6 @@ def count_request(request: ExportMetricsServiceRequest, limits: Limits) -> None:
 def _point_count(metric: OtlpMetric) -> int:
     kind = metric.WhichOneof("data")
     return len(getattr(metric, kind).data_points) if kind is not None else 0
-
-
-def count_document(document: dict[str, object], limits: Limits) -> None:
-    """`count_request` for a JSON body, before it is converted (the conversion costs more per
-    point than anything after it). Either spelling of a field counts (the conversion takes
-    both); what is not the expected type counts nothing, and the conversion refuses it."""
-    bounds = _bounds(limits.catalog)
-    rms = _items(document, "resourceMetrics", "resource_metrics")
-    _count_weeks(len(rms), limits)
-    for rm in rms:
-        scopes = _items(rm, "scopeMetrics", "scope_metrics")
-        metrics = [m for scope in scopes for m in _items(scope, "metrics")]
-        resource = rm.get("resource") if isinstance(rm, dict) else None
-        _count_resource(len(_items(resource, "attributes")), len(scopes), len(metrics), bounds)
-        _count_points(((str(m.get("name", "")) if isinstance(m, dict) else "",
-                        sum(len(_items(kind, "dataPoints", "data_points"))
-                            for kind in (m.values() if isinstance(m, dict) else ())))
-                       for m in metrics), bounds)
-
-
-def _items(parent: object, *names: str) -> list[object]:
-    """The list under any of `names` in a JSON object (empty when it is none)."""
-    if not isinstance(parent, dict):
-        return []
-    return [item for name in names if isinstance(parent.get(name), list)
-            for item in parent[name]]
 
 
 def _count_weeks(weeks: int, limits: Limits) -> None:

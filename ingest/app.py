@@ -235,7 +235,6 @@ def _export_operation(header: str) -> dict[str, Any]:
         "parameters": [{"name": header, "in": "header", "required": True,
                         "schema": {"type": "string"}}],
         "requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"type": "object"}},
             "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
         }},
         "responses": {str(code): {"description": f"HTTP {code}"}

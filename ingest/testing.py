@@ -24,6 +24,7 @@ service does not use it.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import random
 import secrets
@@ -50,9 +51,9 @@ if TYPE_CHECKING:  # the store and SQLAlchemy are imported only by the functions
     from ._store import ReportJob, Store
 
 __all__ = ["CATALOG", "FIRST", "Clock", "Data", "Member", "Sent", "StoredWeek", "add_week",
-           "encode", "erasure_request", "free_port", "make_fleet", "new_credential",
-           "new_installation", "points", "published_rows", "request", "resource", "send_fleet",
-           "store_counts", "store_weeks", "week_ns"]
+           "encode", "erasure_request", "free_port", "listing_releases", "make_fleet",
+           "new_credential", "new_installation", "points", "published_rows", "request",
+           "resource", "send_fleet", "store_counts", "store_weeks", "week_ns"]
 
 CATALOG = load_catalog()
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
@@ -65,6 +66,22 @@ EXAMPLES = {
     "geo.country.iso_code": "DE",
     "otel_usage.catalog.version": str(CATALOG.version),
 }
+
+
+def listing_releases(catalog: Catalog, releases: Iterable[str]) -> Catalog:
+    """`catalog` with these Printernizer releases listed as the published versions
+    (`[policy.privacy.resource]` "service.version"), as each release adds its number: for a
+    simulated fleet, whose releases no real Printernizer release is."""
+    listed = tuple(releases)
+    attribute = catalog.resource["service.version"]
+    if not all(attribute.allows(release) for release in listed):
+        raise ValueError(f"not versions of the catalog's pattern: {listed}")
+    privacy = catalog.policy.privacy
+    versions = dataclasses.replace(privacy.resource["service.version"], values=listed)
+    privacy = dataclasses.replace(privacy, resource={**privacy.resource,
+                                                     "service.version": versions})
+    return dataclasses.replace(catalog, policy=dataclasses.replace(catalog.policy,
+                                                                    privacy=privacy))
 
 
 def week_ns(week: date) -> int:

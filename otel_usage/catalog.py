@@ -112,6 +112,12 @@ class Attribute:
             return value
         return self.other
 
+    def sendable(self, value: object) -> bool:
+        """Whether `value` is one `scrub` can give: an allowed value or "other" (for a
+        pattern too: a value outside it, or outside an older catalog's form of it, is sent
+        as "other"). What a receiver accepts."""
+        return value == self.other or self.allows(value)
+
     def describe_values(self) -> str:
         if self.values is not None:
             return ", ".join(self.values)

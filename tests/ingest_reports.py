@@ -47,7 +47,7 @@ def request(installation_id: str, week: date = WEEK, *, res: dict[str, str] | No
 
 def parsed(message: ExportMetricsServiceRequest) -> Any:
     """`message` as the ingest has it once it came off the wire (`_decode.parse`)."""
-    return _decode.parse(message.SerializeToString(), "protobuf")
+    return _decode.parse(message.SerializeToString())
 
 
 def varint(value: int) -> bytes:

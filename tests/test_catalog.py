@@ -271,10 +271,26 @@ def test_a_widened_pattern_keeps_its_older_form_for_an_older_version() -> None:
     assert catalog.resource["service.version"].pattern.pattern == DEV_VERSION
 
 
+def test_every_value_the_scrubber_gives_is_one_a_receiver_accepts() -> None:
+    """One rule for both sides: whatever `scrub` sends, under any catalog version, is
+    `sendable` (the ingest's check), "other" for a pattern included; and `sendable` takes
+    nothing else."""
+    catalog = load_catalog()
+    odd = ("2.7.0", "2.7.0-dev", "4.0.0", "Germany", "DE", "kubernetes", "", "other", 3.11)
+    for version in range(1, catalog.version + 1):
+        for attribute in catalog.as_of(version).resource.values():
+            scrubbed = {attribute.scrub(value) for value in odd}
+            assert all(attribute.sendable(value) for value in scrubbed), attribute.key
+            assert {value for value in odd if attribute.sendable(value)} <= scrubbed | {"other"}
+    assert catalog.as_of(1).resource["service.version"].sendable("other") is True
+    assert catalog.as_of(1).resource["service.version"].sendable("2.7.0-dev") is False
+
+
 def test_pattern_forms_out_of_order_are_refused(tmp_path: Path) -> None:
     raw = grown_raw()
     version = next(r for r in raw["resource"] if r["key"] == "service.version")
     version["pattern"] = [{"pattern": "^[0-9]+(-dev)?$", "since": 2}, "^[0-9]+$", 7]
+    raw["policy"]["privacy"]["resource"]["service.version"]["values"] = ["2.43.0"]
     with pytest.raises(CatalogError) as info:
         load_catalog(write_catalog(raw, tmp_path))
     assert str(info.value).splitlines()[1:] == [

@@ -23,11 +23,10 @@ from dashboards import queries
 from dashboards import testing as fleet
 from dashboards._dialects import DIALECT_NAMES, dialect
 from dashboards._macros import expand
-from dashboards._panels import MARGIN, alert_sql, release_sql
+from dashboards._panels import HIGH, LOW, MARGIN, alert_sql, release_sql
 from ingest.views import VIEWS
-from otel_usage.catalog import load_catalog
 
-CATALOG = load_catalog()
+CATALOG = fleet.CATALOG  # the catalog with the fleet's releases listed
 PANELS = queries.panels()
 NUMERIC = (int, float, Decimal)
 
@@ -120,6 +119,52 @@ def test_every_panel_answers_with_the_columns_its_type_needs(store: sa.Engine,
     if "installations" in result.columns and panel.format == "table":
         assert min(_column(result, "installations")) >= 0
         assert MARGIN in result.columns or panel.key == "top_errors"
+
+
+SHARE = "installations %"
+
+
+def test_every_share_shows_with_its_95_percent_interval(store: sa.Engine) -> None:
+    """A share of installations is a noisy count over the active ones: every panel that shows
+    one shows its interval too, a margin in points or the bounds of a series, which hold it;
+    no such panel is stacked (its bounds would stack as well)."""
+    shares = 0
+    for panel in PANELS:
+        result = queries.run_panel(store, panel, *fleet.time_range())
+        if SHARE not in result.columns:
+            continue
+        shares += 1
+        assert not panel.stacked, panel.key
+        if MARGIN + " points" in result.columns:
+            assert min(_column(result, MARGIN + " points")) > 0, panel.key
+            continue
+        rows = list(zip(_column(result, LOW), _column(result, SHARE), _column(result, HIGH),
+                        strict=True))
+        assert rows and all(low <= share <= high for low, share, high in rows), panel.key
+        # Empty only where a count's noise took it a whole margin below zero (then 0 to 0).
+        assert all(high > low or high == 0 for low, _share, high in rows), panel.key
+        assert any(high > low for low, _share, high in rows), panel.key
+    assert shares == 13  # deployment modes, versions, features (2), errors; 8 catalog metrics
+
+
+def test_a_shares_interval_is_its_counts_margin_over_the_active_installations(
+        store: sa.Engine) -> None:
+    """Deployment modes per week: share ± 100 x margin / active installations, as the views
+    hold them (bounds not below 0)."""
+    result = queries.run_panel(store, _panel("deployment_modes"), *fleet.time_range())
+    sql = ("SELECT r.value, 100.0 * r.installations / a.installations, "
+           "100.0 * r.installations_margin / a.installations FROM usage_resource_attributes r "
+           "JOIN usage_active_installations a ON a.week_start = r.week_start "
+           "WHERE r.attribute = 'printernizer.deployment.mode' ORDER BY r.week_start, r.value")
+    with store.connect() as conn:
+        expected = [(value, max(0.0, float(share) - float(margin)),
+                     max(0.0, float(share) + float(margin)))
+                    for value, share, margin in conn.exec_driver_sql(sql)]
+    shown = [(metric, float(low), float(high)) for metric, low, high in zip(
+        _column(result, "metric"), _column(result, LOW), _column(result, HIGH), strict=True)]
+    assert [row[0] for row in shown] == [row[0] for row in expected]
+    assert all(abs(a - b) < 1e-9 for s, e in zip(shown, expected, strict=True)
+               for a, b in zip(s[1:], e[1:], strict=True))
 
 
 def test_countries_show_only_those_above_twice_their_margin(store: sa.Engine) -> None:

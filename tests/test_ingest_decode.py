@@ -17,21 +17,20 @@ from ingest import _decode
 from ingest._errors import BodyTooLarge, MalformedBody, UnsupportedMediaType
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("application/x-protobuf", "protobuf"),
-    ("application/json", "json"),
-    ("Application/JSON; charset=utf-8", "json"),
-])
-def test_protobuf_and_json_are_the_accepted_types(header: str, expected: str) -> None:
-    """Both OTLP encodings are recognised, whatever the case or parameters."""
-    assert _decode.body_format(header) == expected
+@pytest.mark.parametrize("header", ["application/x-protobuf", "Application/X-Protobuf; x=1"])
+def test_protobuf_is_the_accepted_type(header: str) -> None:
+    """OTLP's protobuf encoding is recognised, whatever the case or parameters."""
+    assert _decode.body_format(header) == "protobuf"
 
 
-@pytest.mark.parametrize("header", [None, "", "text/plain", "application/octet-stream"])
-def test_other_content_types_are_unsupported(header: str | None) -> None:
-    """Anything but protobuf or JSON is a 415."""
-    with pytest.raises(UnsupportedMediaType):
+@pytest.mark.parametrize("header", [None, "", "text/plain", "application/octet-stream",
+                                    "application/json", "Application/JSON; charset=utf-8"])
+def test_other_content_types_json_included_are_unsupported(header: str | None) -> None:
+    """Anything but protobuf is a 415: OTLP's JSON encoding too (nothing that reports sends
+    it, and converting it costs far more than protobuf)."""
+    with pytest.raises(UnsupportedMediaType) as caught:
         _decode.body_format(header)
+    assert str(caught.value) == "send application/x-protobuf (OTLP/HTTP JSON is not taken)"
 
 
 def test_gzip_body_inflates_to_the_original() -> None:
@@ -65,12 +64,11 @@ def test_unknown_content_encoding_is_unsupported() -> None:
         _decode.decompress(b"x", "br", 65536)
 
 
-@pytest.mark.parametrize("fmt", ["protobuf", "json"])
-def test_a_report_parses_back_to_the_same_message(fmt: str) -> None:
+def test_a_report_parses_back_to_the_same_message() -> None:
     """Parsed with the points' attributes as bytes, it still holds the whole message."""
     message = request(new_installation())
-    body, _ = encode(message, fmt)
-    parsed = _decode.parse(body, fmt)  # type: ignore[arg-type]
+    body, _ = encode(message)
+    parsed = _decode.parse(body)
     assert ExportMetricsServiceRequest.FromString(parsed.SerializeToString()) == message
     point = parsed.resource_metrics[0].scope_metrics[0].metrics[1].sum.data_points[0]
     original = message.resource_metrics[0].scope_metrics[0].metrics[1].sum.data_points[0]
@@ -115,17 +113,16 @@ def test_the_cache_of_attributes_keeps_no_long_encoding() -> None:
 
 
 
-@pytest.mark.parametrize(("body", "fmt"), [
-    (b"\xff\xff\xff", "protobuf"), (b"{", "json"), (b"\xff", "json"), (b"[]", "json"),
-    (b'{"resourceMetrics": 3}', "json"),
-])
-def test_bodies_that_are_not_requests_are_malformed(body: bytes, fmt: str) -> None:
+@pytest.mark.parametrize("body", [b"\xff\xff\xff", b"\x0a\x05ab", b'{"resourceMetrics": []}'])
+def test_bodies_that_are_not_requests_are_malformed(body: bytes) -> None:
+    """Garbage, a truncated field, and a JSON document: none is a protobuf request."""
     with pytest.raises(MalformedBody):
-        _decode.parse(body, fmt)  # type: ignore[arg-type]
+        _decode.parse(body)
 
 
-def test_partial_success_is_encoded_in_the_request_format() -> None:
-    """The JSON answer carries OTLP's partialSuccess field names."""
+def test_partial_success_is_encoded_in_either_answer_format() -> None:
+    """An export's answer is protobuf; the JSON encoding (the erasure route's) carries OTLP's
+    partialSuccess field names."""
     answer = _decode.encode(_decode.success(3, "metric 'x' is not in the catalog"), "json")
     assert answer == (b'{"partialSuccess":{"rejectedDataPoints":"3",'
                       b'"errorMessage":"metric \'x\' is not in the catalog"}}')

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from ingest import _privacy as privacy
-from ingest.testing import new_installation, points, resource
+from ingest.testing import listing_releases, new_installation, points, resource
 from ingest.views import DISTRIBUTION_BUCKETS
 from otel_usage.catalog import Attribute, load_catalog
 
@@ -119,6 +119,29 @@ def test_partition_selection_shows_a_common_minor_version_and_hides_a_rare_one(
     cells = mechanism.publish(records).cells
     shown = {c.value for c in cells if c.attribute == "process.runtime.version"}
     assert shown == {"3.12"}
+
+
+def test_a_version_outside_the_catalogs_list_is_published_as_other() -> None:
+    """service.version publishes only the releases the catalog lists (a release that carries
+    the client adds its number): every other version, a build from source, a release before
+    the client, one not yet listed, counts in "other", exactly (counted without noise by each
+    release's own plan); nothing reveals which versions the data had."""
+    listed = listing_releases(CATALOG, ["2.43.0"])
+    versions = ["2.43.0", "2.43.0", "2.43.0-dev", "2.42.0", "2.44.0", "other"]
+    records = [({**res, "service.version": version}, found)
+               for version, (res, found) in zip(versions, fleet(6, seed=5), strict=True)]
+    counted = {k[3]: v[0] for k, v in exact(privacy.Mechanism(listed), records).items()
+               if k[2] == "service.version"}
+    assert counted == {"2.43.0": 2, "other": 4}
+    # The real catalog: Printernizer's releases up to 2.42.0 came before the client and never
+    # report; none of them is a partition, and a build from source counts as "other" too.
+    before = ["2.5.0", "2.6.3", "2.7.0", "2.42.0", "2.42.0-dev", "2.42.0"]
+    records = [({**res, "service.version": version}, found)
+               for version, (res, found) in zip(before, fleet(6, seed=6), strict=True)]
+    real = {k[3]: v[0] for k, v in exact(privacy.Mechanism(CATALOG), records).items()
+            if k[2] == "service.version"}
+    assert real["other"] == 6
+    assert set(real) & set(before) == set()
 
 
 # Contribution bounds and the stated loss --------------------------------------------------

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from catalog_support import raw_catalog, write_catalog
-from google.protobuf import json_format
 from ingest_reports import (
     CATALOG,
     NOW,
@@ -32,7 +31,6 @@ from ingest._validate import (
     Limits,
     Point,
     _rules,
-    count_document,
     count_request,
     validate,
 )
@@ -351,21 +349,6 @@ def test_more_weeks_resource_attributes_or_metrics_than_a_report_can_hold_are_re
         Problem("too_many_resource_attributes", "a resource has 10 attributes; the catalog has 9"),
         Problem("too_many_metrics", "a resource_metrics holds 85 metrics in 1 scopes; a report "
                                     "holds at most 74")]
-
-
-def test_a_json_body_is_counted_before_it_is_converted() -> None:
-    """The same bounds on the document, in either spelling of a field (the conversion takes
-    both); an entry of the wrong type counts nothing (the conversion refuses it)."""
-    message = request(new_installation(), data={"printernizer.nope": [({}, 1)] * 65})
-    camel = json_format.MessageToDict(message)
-    snake = json_format.MessageToDict(message, preserving_proto_field_name=True)
-    for document in (camel, snake):
-        with pytest.raises(InvalidReport) as caught:
-            count_document(document, LIMITS)
-        assert caught.value.problems == [Problem(
-            "too_many_points", "65 points of metrics the catalog lacks; at most 64 are refused")]
-    count_document({"resourceMetrics": "nope", "resource_metrics": [3, {"scopeMetrics": 4}]},
-                   LIMITS)
 
 
 def test_every_allowed_attribute_set_of_a_metric_fits_in_a_week() -> None:

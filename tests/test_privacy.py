@@ -63,8 +63,8 @@ def test_policy_numbers_come_from_the_catalog() -> None:
         f"ε = {policy.privacy.yearly_epsilon:g} at the same δ: whoever reads every published "
         "number of a year may learn about one installation at most what a single release with "
         "that ε allows, which is a weak bound, stated plainly. Numbers already published stay "
-        "as they are when an installation is erased: they are noisy counts and sums of many "
-        "installations, not records of any one, and once its week is published nothing of its "
+        "as they are when an installation is erased: they are noisy counts and sums over every "
+        "installation that reported in their week, not records of any one, and once its week is published nothing of its "
         "report is left to erase.",
         f"- A report that could not be delivered for {policy.outbox_max_age_weeks} weeks is "
         "dropped unsent.",
@@ -132,3 +132,18 @@ def test_cli_command_regenerates_a_stale_file(
     assert (code, capsys.readouterr().err) == (0, f"{output} written\n")
     assert output.read_text(encoding="utf-8") == render_privacy_document(load_catalog())
     assert list(data_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_the_statement_calls_the_reports_pseudonymous_never_anonymous(language: str) -> None:
+    """A report carries a stable random installation ID: pseudonymous, not anonymous. The
+    statement says so where it introduces the reports and the ID, and calls nothing anonymous
+    (the word appears only denied)."""
+    text = render_privacy_markdown(load_catalog(), language)
+    denied = {"en": ("not anonymous", "not anonymity"),
+              "de": ("nicht anonym", "keine Anonymität")}[language]
+    for phrase in denied:
+        assert phrase in text
+        text = text.replace(phrase, "")
+    assert "anonym" not in text.lower()
+    assert text.lower().count("pseudonym") >= 3  # the intro, the ID, the address

@@ -163,7 +163,7 @@ def test_opt_in_with_the_keyboard_and_see_the_next_report(
     page.keyboard.press("ArrowUp")  # to "on": selected, not yet saved
     assert (page.locator("#mode-on").is_checked(), usage.mode) == (True, "local")
     page.keyboard.press("Enter")
-    expect(page.locator("#status")).to_have_text("Saved: Share anonymous usage statistics.")
+    expect(page.locator("#status")).to_have_text("Saved: Share usage statistics.")
     expect(page.locator("#send-now")).to_be_visible()
     assert usage.mode == "on"
     expect(page.locator("#report-body .note")).to_have_count(0)
@@ -245,7 +245,7 @@ def test_delete_asks_first_then_the_viewer_is_empty(open_page: Open, usage: Usag
     expect(page.locator("#stats-empty")).to_have_text(
         "No statistics are stored on this machine.")
     assert texts(page, "#stats-body dl") == [
-        "Installation ID\nnone yet (anonymous)\nFirst used\nnever\nDays active\n0"]
+        "Installation ID\nnone yet (random: a pseudonym, not anonymous)\nFirst used\nnever\nDays active\n0"]
     assert texts(page, "#stats-body .this-week li") == [
         "Jobs completed\n0", "Files downloaded\n0", "Active printers\n0", "Errors encountered\n0"]
     assert in_thread(usage.export_json)["series"] == []
@@ -266,7 +266,7 @@ def test_switch_to_german(open_page: Open, usage: UsageTelemetry) -> None:
     assert page.locator("html").get_attribute("lang") == "de"
     assert texts(page, "#never li") == [n.de for n in load_catalog().never]
     expect(page.locator("#policy-body h3").first).to_have_text("Ihre Wahl")
-    assert page.locator("label[for=mode-on]").inner_text() == "Anonyme Nutzungsstatistik teilen"
+    assert page.locator("label[for=mode-on]").inner_text() == "Nutzungsstatistik teilen"
     screenshot(page, "german", "settings", "policy")
 
 

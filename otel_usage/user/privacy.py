@@ -27,8 +27,11 @@ _T: dict[str, dict[str, str]] = {
     "en": {
         "title": "Privacy: Printernizer's usage statistics",
         "intro": (
-            "Printernizer can keep anonymous usage statistics and, only if you agree, send a "
-            "small weekly summary to its developers. This page lists everything that may leave "
+            "Printernizer can keep usage statistics and, only if you agree, send a small "
+            "weekly summary to its developers. The summary is pseudonymous, not anonymous: it "
+            "carries a random installation ID that names no one but tells the server which "
+            "reports come from the same installation, for as long as it keeps them (below). "
+            "This page lists everything that may leave "
             "your machine; anything not listed here never does. It is generated from the "
             "catalog (version {version}), the one list every part of the system reads."),
         "modes": "Your choice",
@@ -76,7 +79,8 @@ _T: dict[str, dict[str, str]] = {
             "the same δ: whoever reads every published number of a year may learn about one "
             "installation at most what a single release with that ε allows, which is a weak "
             "bound, stated plainly. Numbers already published stay as they are when an "
-            "installation is erased: they are noisy counts and sums of many installations, not "
+            "installation is erased: they are noisy counts and sums over every installation "
+            "that reported in their week, not "
             "records of any one, and once its week is published nothing of its report is left "
             "to erase."),
         "installation_server": (
@@ -165,11 +169,14 @@ _T: dict[str, dict[str, str]] = {
     "de": {
         "title": "Datenschutz: die Nutzungsstatistik von Printernizer",
         "intro": (
-            "Printernizer kann eine anonyme Nutzungsstatistik führen und, nur wenn Sie "
-            "zustimmen, einmal pro Woche eine kleine Zusammenfassung an seine Entwickler "
-            "senden. Diese Seite nennt alles, was Ihr Gerät verlassen kann; was hier nicht "
-            "steht, verlässt es nie. Sie wird aus dem Katalog (Version {version}) erzeugt, der "
-            "einen Liste, die jeder Teil des Systems liest."),
+            "Printernizer kann eine Nutzungsstatistik führen und, nur wenn Sie zustimmen, "
+            "einmal pro Woche eine kleine Zusammenfassung an seine Entwickler senden. Die "
+            "Zusammenfassung ist pseudonym, nicht anonym: Sie trägt eine zufällige "
+            "Installations-ID, die niemanden nennt, dem Server aber sagt, welche Berichte von "
+            "derselben Installation stammen, solange er sie aufbewahrt (unten). Diese Seite "
+            "nennt alles, was Ihr Gerät verlassen kann; was hier nicht steht, verlässt es nie. "
+            "Sie wird aus dem Katalog (Version {version}) erzeugt, der einen Liste, die jeder "
+            "Teil des Systems liest."),
         "modes": "Ihre Wahl",
         "mode_off": ("**aus**: nichts wird aufgezeichnet, nichts wird gesendet; was im Modus "
                      "„aus“ gezählt wurde, wird nie gespeichert, auch nicht nach einem "
@@ -220,7 +227,8 @@ _T: dict[str, dict[str, str]] = {
             "über eine Installation höchstens so viel erfahren, wie eine einzelne "
             "Veröffentlichung mit diesem ε erlaubt; eine schwache Schranke, offen gesagt. "
             "Bereits veröffentlichte Zahlen bleiben, wie sie sind, wenn eine Installation "
-            "gelöscht wird: Es sind verrauschte Anzahlen und Summen vieler Installationen, keine"
+            "gelöscht wird: Es sind verrauschte Anzahlen und Summen über jede Installation, "
+            "die in ihrer Woche berichtet hat, keine"
             " Aufzeichnungen einer einzelnen, und ist ihre Woche veröffentlicht, ist von ihrem "
             "Bericht nichts mehr zu löschen."),
         "installation_server": (

@@ -74,7 +74,8 @@ def render_statistics(stats: dict[str, Any]) -> str:
     lines = [
         "Your Local Usage Statistics",
         "",
-        f"Installation ID: {stats['installation_id'] or 'none yet'} (anonymous)",
+        f"Installation ID: {stats['installation_id'] or 'none yet'}"
+        " (random: a pseudonym, not anonymous)",
         f"First used:      {stats['first_used'] or 'never'}",
         f"Days active:     {stats['days_active']}",
         f"Mode:            {stats['mode']}",

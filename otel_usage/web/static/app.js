@@ -235,7 +235,7 @@
       el("dl", { class: "facts" },
         el("dt", {}, t("installation_id")),
         el("dd", {}, s.installation_id ? el("code", {}, s.installation_id) : t("none_yet"),
-          " ", el("span", { class: "hint" }, t("anonymous"))),
+          " ", el("span", { class: "hint" }, t("pseudonymous"))),
         el("dt", {}, t("first_used")), el("dd", {}, s.first_used || t("never")),
         el("dt", {}, t("days_active")), el("dd", {}, number.format(s.days_active))),
       el("h3", {}, t("this_week", { date: s.week_start })),

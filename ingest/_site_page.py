@@ -37,6 +37,8 @@ _WIDTH = 340
 _BAR_WIDTH = 230
 _ROW = 40
 _SERIES_CLASSES = 8
+# Typography: the en dash of ranges (3 to 5) and of "no number", the minus and times signs.
+_DASH, _MINUS, _TIMES = "\u2013", "\u2212", "\u00d7"
 
 _TEXT: Mapping[str, Mapping[str, str]] = {
     "en": {
@@ -190,12 +192,19 @@ class Count:
         return self.count >= self.margin and self.count > 0
 
     @property
-    def low(self) -> float:
-        return max(0.0, self.count - self.margin)
+    def low(self) -> int:
+        """The interval's lower end, rounded down (and never below 0)."""
+        return max(0, math.floor(self.count - self.margin))
 
     @property
-    def high(self) -> float:
-        return max(0.0, self.count + self.margin)
+    def high(self) -> int:
+        """The interval's upper end, rounded up (and never below 0)."""
+        return max(0, math.ceil(self.count + self.margin))
+
+    @property
+    def shown_margin(self) -> int:
+        """The margin as the page states it: rounded up, so the interval is never narrower."""
+        return math.ceil(self.margin)
 
 
 @dataclass(frozen=True)
@@ -235,19 +244,20 @@ class _Page:
 
     def number(self, value: float) -> str:
         """A whole number with the language's thousands separator."""
-        plain = f"{round(value):,}"
+        plain = f"{int(value):,}"
         return plain.replace(",", ".") if self.language == "de" else plain
 
     def decimal(self, value: float) -> str:
         """ε and δ as stated: a decimal, or a power of ten for a small δ."""
         if 0 < value < 0.001:
             mantissa, exponent = f"{value:.0e}".split("e")
-            return f"{mantissa} × 10<sup>{'−' + str(-int(exponent))}</sup>"
+            return f"{mantissa} {_TIMES} 10<sup>{_MINUS}{-int(exponent)}</sup>"
         text = f"{value:g}" if value != int(value) else f"{value:.1f}"
         return text.replace(".", ",") if self.language == "de" else text
 
     def render(self) -> str:
-        body = self.body() if self.latest is not None else f"<p>{self.t('nothing')}</p>"
+        nothing = f'<p id="nothing">{self.t("nothing")}</p>'
+        body = self.body() if self.latest is not None else nothing
         return (f'<!doctype html>\n<html lang="{self.language}">\n<head>\n'
                 '<meta charset="utf-8">\n'
                 '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -286,12 +296,17 @@ class _Page:
 
     def summary(self, week: Mapping[str, Any]) -> str:
         active = week["active_installations"]
+        heading = self.t("week", week=week["week"], start=week["week_start"],
+                         published=week["published_on"])
+        updated = self.t("updated", generated=self.index["generated_on"],
+                         version=self.index["catalog_version"])
+        figure = self.shown(Count("", active["installations"], active["margin"]))
         return (f'<section class="card" aria-labelledby="summary-title">'
-                f'<h2 id="summary-title">{self.t("week", week=week["week"], start=week["week_start"], published=week["published_on"])}</h2>'
-                f'<p class="big"><span class="figure">{self.shown(Count("", active["installations"], active["margin"]))}</span> '
+                f'<h2 id="summary-title">{heading}</h2>'
+                f'<p class="big"><span class="figure">{figure}</span> '
                 f'{self.t("installations")}</p>'
                 f'<p>{self.t("intro")}</p>'
-                f'<p class="hint">{self.t("updated", generated=self.index["generated_on"], version=self.index["catalog_version"])}</p>'
+                f'<p class="hint">{updated}</p>'
                 f'<div class="figures">{self.active()}</div></section>')
 
     def section(self, key: str, title: str, figures: Sequence[str]) -> str:
@@ -338,7 +353,7 @@ class _Page:
 
     def shown(self, count: Count) -> str:
         """A count as the page shows it: the number and its margin, or "under" the margin."""
-        margin = self.number(count.margin)
+        margin = self.number(count.shown_margin)
         if not count.shown:
             return self.t("under", margin=margin)
         return f"{self.number(count.count)} ± {margin}"
@@ -346,7 +361,7 @@ class _Page:
     def share(self, count: Count, week: Mapping[str, Any]) -> str:
         active = week["active_installations"]["installations"]
         if not count.shown or active <= 0:
-            return "–"
+            return _DASH
         percent = f"{100 * count.count / active:.0f}"
         return f"{percent} %" if self.language == "de" else f"{percent}%"
 
@@ -370,18 +385,19 @@ class _Page:
     def bar(self, row: int, count: Count, scale: float) -> str:
         top = row * _ROW
         mid = top + 27
-        whisker = (f'<g class="whisker"><line x1="{count.low * scale:.1f}" y1="{mid}" '
-                   f'x2="{count.high * scale:.1f}" y2="{mid}"/>'
-                   f'<line x1="{count.low * scale:.1f}" y1="{mid - 5}" x2="{count.low * scale:.1f}" y2="{mid + 5}"/>'
-                   f'<line x1="{count.high * scale:.1f}" y1="{mid - 5}" x2="{count.high * scale:.1f}" y2="{mid + 5}"/></g>')
+        low, high = f"{count.low * scale:.1f}", f"{count.high * scale:.1f}"
+        whisker = (f'<g class="whisker"><line x1="{low}" y1="{mid}" x2="{high}" y2="{mid}"/>'
+                   f'<line x1="{low}" y1="{mid - 5}" x2="{low}" y2="{mid + 5}"/>'
+                   f'<line x1="{high}" y1="{mid - 5}" x2="{high}" y2="{mid + 5}"/></g>')
         bar = (f'<rect class="bar" x="0" y="{mid - 7}" width="{count.count * scale:.1f}" '
                f'height="14" data-count="{count.count}"/>' if count.shown else "")
-        return (f'<g class="row"><text class="label" x="0" y="{top + 13}">{escape(count.label)}</text>'
-                f'{bar}{whisker}<text class="value" x="{_WIDTH}" y="{mid + 5}" '
-                f'text-anchor="end">{self.shown(count)}</text></g>')
+        label = f'<text class="label" x="0" y="{top + 13}">{escape(count.label)}</text>'
+        value = (f'<text class="value" x="{_WIDTH}" y="{mid + 5}" text-anchor="end">'
+                 f"{self.shown(count)}</text>")
+        return f'<g class="row">{label}{bar}{whisker}{value}</g>'
 
     def interval(self, count: Count) -> str:
-        return f"{self.number(count.low)}–{self.number(count.high)}"
+        return f"{self.number(count.low)}{_DASH}{self.number(count.high)}"
 
     def figure(self, chart: str, title: str, description: str, summary: str, svg: str,
                head: Sequence[str], rows: Iterable[Sequence[str]], legend: str = "") -> str:
@@ -437,15 +453,18 @@ class _Page:
         plot = _LinePlot(labels, series)
         svg = plot.svg(band, self.number)
         summary = self.t("chart.lines", title=title, first=labels[0], last=labels[-1],
-                         values="; ".join(
-                             f"{s.label}: " + ", ".join(self.shown(p) if p else "–"
-                                                        for p in s.points) for s in series))
+                         values="; ".join(f"{s.label}: " + ", ".join(map(self.maybe, s.points))
+                                          for s in series))
         legend = "" if band else self.legend(series)
         head = [self.t("week.column"), *(escape(s.label) for s in series)]
-        table = [[escape(week), *(self.shown(s.points[i]) if s.points[i] else "–"
-                                  for s in series)] for i, week in enumerate(labels)]
+        table = [[escape(week), *(self.maybe(s.points[i]) for s in series)]
+                 for i, week in enumerate(labels)]
         return self.figure(chart, title, description, summary,
                            _svg(chart, plot.height, svg), head, table, legend)
+
+    def maybe(self, count: Count | None) -> str:
+        """A count as shown, or a dash for a week without one."""
+        return _DASH if count is None else self.shown(count)
 
     def legend(self, series: Sequence[Series]) -> str:
         items = "".join(f'<li><span class="swatch s{i % _SERIES_CLASSES}" aria-hidden="true">'
@@ -515,8 +534,9 @@ class _LinePlot:
             f'<text class="tick" x="{self.left - 4}" y="{self.y(v) + 4:.1f}" text-anchor="end">'
             f"{number(v)}</text>" for v in (0, self.top_value / 2, self.top_value))
         first, last = self.labels[0], self.labels[-1]
+        anchor = "start" if len(self.labels) > 1 else "middle"
         ticks = (f'<text class="tick" x="{self.x(0):.1f}" y="{self.height - 6}" '
-                 f'text-anchor="{"start" if len(self.labels) > 1 else "middle"}">{escape(first)}</text>')
+                 f'text-anchor="{anchor}">{escape(first)}</text>')
         if len(self.labels) > 1:
             ticks += (f'<text class="tick" x="{self.x(len(self.labels) - 1):.1f}" '
                       f'y="{self.height - 6}" text-anchor="end">{escape(last)}</text>')
@@ -549,12 +569,12 @@ def _bucket(low: int, high: int | None) -> str:
     """A distribution's bucket as people read it: "1", "3-5", "1001+"."""
     if high is None:
         return f"{low}+"
-    return str(low) if high == low else f"{low}–{high}"
+    return str(low) if high == low else f"{low}{_DASH}{high}"
 
 
 def _nice(value: float) -> float:
     """The smallest round number (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) at or
     above `value`: the top of a chart's axis."""
-    power = 10 ** math.floor(math.log10(value))
+    power = 10.0 ** math.floor(math.log10(value))
     return next(step * power for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)
                 if step * power >= value)

@@ -26,10 +26,16 @@ from typing import Any
 
 from otel_usage.catalog import Catalog
 
-__all__ = ["LANGUAGES", "STYLESHEET", "pages"]
+__all__ = ["ICON", "LANGUAGES", "STYLESHEET", "pages"]
 
 LANGUAGES = ("en", "de")
 STYLESHEET = "style.css"
+# The site's own icon, so that a browser asks the site for it rather than the origin's root.
+ICON = "icon.svg"
+_ICON_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+             '<rect x="1" y="9" width="3" height="6" rx="1" fill="#1d64c8"/>'
+             '<rect x="6.5" y="5" width="3" height="10" rx="1" fill="#1d64c8"/>'
+             '<rect x="12" y="1" width="3" height="14" rx="1" fill="#1d64c8"/></svg>\n')
 TOP_COUNTRIES = 10
 _CSS = Path(__file__).with_name("_site_page.css")
 # The SVG's own coordinates: it scales to the figure's width (viewBox, width 100 %).
@@ -217,10 +223,10 @@ class Series:
 
 def pages(index: Mapping[str, Any], weeks: Mapping[str, Mapping[str, Any]],
           catalog: Catalog) -> dict[str, bytes]:
-    """The site's pages and stylesheet by relative path: `index.html` (English),
-    `de/index.html` (German) and `style.css`; `index` is index.json, `weeks` maps an ISO
-    week to its week document."""
-    out = {STYLESHEET: _CSS.read_bytes()}
+    """The site's pages, stylesheet and icon by relative path: `index.html` (English),
+    `de/index.html` (German), `style.css` and `icon.svg`; `index` is index.json, `weeks`
+    maps an ISO week to its week document."""
+    out = {STYLESHEET: _CSS.read_bytes(), ICON: _ICON_SVG.encode()}
     for language in LANGUAGES:
         root = "" if language == "en" else "../"
         path = "index.html" if language == "en" else f"{language}/index.html"
@@ -263,6 +269,7 @@ class _Page:
                 '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
                 f'<title>{self.t("title")}</title>\n'
                 f'<link rel="stylesheet" href="{self.root}{STYLESHEET}">\n'
+                f'<link rel="icon" href="{self.root}{ICON}" type="image/svg+xml">\n'
                 f'{self.alternates()}</head>\n<body>\n'
                 f'<header class="top"><h1>{self.t("title")}</h1>{self.languages()}</header>\n'
                 f'<main>\n{body}\n</main>\n</body>\n</html>\n')

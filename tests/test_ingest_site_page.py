@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from public_support import MARGIN, published
 
-from ingest._site_page import LANGUAGES, STYLESHEET, TOP_COUNTRIES, pages
+from ingest._site_page import ICON, LANGUAGES, STYLESHEET, TOP_COUNTRIES, pages
 from otel_usage.catalog import Catalog, load_catalog
 
 CHARTS = ["active", "modes", "versions", "printers", "fleet", "features", "errors", "os", "arch",
@@ -108,7 +108,7 @@ def interval(count: int, margin: float) -> str:
 
 def test_the_site_has_a_page_per_language_and_one_stylesheet(site: Any) -> None:
     _, _, out = site
-    assert sorted(out) == ["de/index.html", "index.html", STYLESHEET]
+    assert sorted(out) == ["de/index.html", ICON, "index.html", STYLESHEET]
     assert [parse(out[p]).iter("html").__next__().attrs["lang"]
             for p in ("index.html", "de/index.html")] == ["en", "de"]
 

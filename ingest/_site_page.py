@@ -254,11 +254,12 @@ class _Page:
         return plain.replace(",", ".") if self.language == "de" else plain
 
     def decimal(self, value: float) -> str:
-        """ε and δ as stated: a decimal, or a power of ten for a small δ."""
+        """ε and δ as people read them: one decimal (the mechanism's 1.99998 is 2.0), two
+        digits below 0.1, a power of ten for a small δ."""
         if 0 < value < 0.001:
             mantissa, exponent = f"{value:.0e}".split("e")
             return f"{mantissa} {_TIMES} 10<sup>{_MINUS}{-int(exponent)}</sup>"
-        text = f"{value:g}" if value != int(value) else f"{value:.1f}"
+        text = f"{value:.1f}" if value >= 0.1 else f"{value:.2g}"
         return text.replace(".", ",") if self.language == "de" else text
 
     def render(self) -> str:

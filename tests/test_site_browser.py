@@ -10,7 +10,9 @@ repository root.
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +184,53 @@ def test_every_link_to_the_data_opens_a_file_of_the_site(site: Any, browser: Any
     assert answers == [(name, served[name]) for name in (
         "index.json", "weeks/2026-W45.json", "catalog.toml",
         *(f"weeks/2026-W4{n}.json" for n in range(5, -1, -1)))]
+
+
+WEEKS = 6
+
+
+def test_the_pages_of_weeks_the_mechanism_published_draw_them_in_the_browser(
+        browser: Any, tmp_path: Path) -> None:
+    """End to end: the dashboards' simulated fleet (240 installations) sends six weeks of
+    reports to the real ingest, which publishes them; the generator builds the site from the
+    published views; served and opened at phone width, every chart draws what the latest week
+    published, from the page's own origin only, and axe-core finds nothing."""
+    from dashboards import testing as fleet
+    from ingest.site import build_site, read_engine, site_files
+
+    url = f"sqlite:///{tmp_path}/ingest.db"
+    # In a thread: the sync Playwright of this module keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(fleet.load, url, weeks=WEEKS).result().accepted > 0
+    catalog = load_catalog()
+    engine = read_engine(url)
+    built = build_site(engine, catalog, date(2025, 3, 1))
+    assert len(built.weeks) == WEEKS
+    engine.dispose()
+    served = site_files(built, catalog)
+    week = built.weeks[max(built.weeks)]
+    arrivals: list[str] = []
+    with static_files(served, PREFIX, POLICY, arrivals) as port:
+        base = f"http://127.0.0.1:{port}{PREFIX}"
+        context, page, requests, problems = _open(browser, base, PHONE, "en-US")
+        try:
+            drawn = _drawn(page)
+            page.screenshot(path=str(SCREENSHOTS / "site-published-phone.png"), full_page=True)
+            overflow = _overflow(page)
+        finally:
+            context.close()
+        axe_context, axe_page, _, _ = _open(browser, base, PHONE, "en-US", bypass_csp=True)
+        try:
+            violations = _axe(axe_page)
+        finally:
+            axe_context.close()
+    expected = _expected_bars(week)
+    assert {chart: [count for count, _ in drawn[chart]["bars"]] for chart in BARS} == expected
+    # Only Python's versions go through partition selection: a small fleet may publish none.
+    assert [chart for chart, counts in expected.items() if not counts] in ([], ["python"])
+    assert drawn["active"]["lines"] == [
+        [" ".join(str(r["installations"]) for r in built.index["active_installations"]), WEEKS]]
+    assert (overflow, violations, problems) == (0, [], [])
+    origin = base[:-len(PREFIX)]
+    assert sorted({url[len(origin):] for url in requests}) == sorted(
+        [PREFIX, PREFIX + "icon.svg", PREFIX + "style.css"])

@@ -64,11 +64,13 @@ def browser() -> Iterator[Any]:
 
 
 def _open(browser: Any, url: str, viewport: dict[str, int], locale: str,
-          bypass_csp: bool = False) -> tuple[Any, Any, list[str], list[str]]:
+          bypass_csp: bool = False, scheme: str = "light") -> tuple[Any, Any, list[str],
+                                                                   list[str]]:
     """The page at `url`, with every request it made and every error it logged. `bypass_csp`
     only for axe-core, which Playwright injects as an inline script the site's policy
     forbids."""
-    context = browser.new_context(viewport=viewport, locale=locale, bypass_csp=bypass_csp)
+    context = browser.new_context(viewport=viewport, locale=locale, bypass_csp=bypass_csp,
+                                  color_scheme=scheme)
     page = context.new_page()
     requests: list[str] = []
     problems: list[str] = []
@@ -151,13 +153,18 @@ def test_the_page_draws_every_chart_from_its_own_origin_only(
         [PREFIX + path, PREFIX + "icon.svg", PREFIX + "style.css"])
 
 
-@pytest.mark.parametrize(("name", "path", "viewport", "locale"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "path", "viewport", "locale", "scheme"),
+                         [(*c, "light") for c in CASES]
+                         + [("desktop-dark", "index.html", DESKTOP, "en-US", "dark"),
+                            ("phone-de-dark", "de/index.html", PHONE, "de-DE", "dark")],
+                         ids=[*(c[0] for c in CASES), "desktop-dark", "phone-de-dark"])
 def test_axe_core_finds_no_violation_with_the_tables_closed_or_open(
         site: Any, browser: Any, name: str, path: str, viewport: dict[str, int],
-        locale: str) -> None:
+        locale: str, scheme: str) -> None:
+    """In the light and the dark colour scheme (contrast is checked in each)."""
     base, _, _, _ = site
-    context, page, _, problems = _open(browser, base + path, viewport, locale, bypass_csp=True)
+    context, page, _, problems = _open(browser, base + path, viewport, locale, bypass_csp=True,
+                                       scheme=scheme)
     try:
         closed = _axe(page)
         page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
@@ -166,6 +173,29 @@ def test_axe_core_finds_no_violation_with_the_tables_closed_or_open(
     finally:
         context.close()
     assert (closed, opened, problems) == ([], [], [])
+
+
+def test_the_page_prints_without_tables_or_sideways_overflow(site: Any, browser: Any) -> None:
+    """Printed (the print stylesheet): the charts with their numbers, no language switch and
+    no tables (the charts carry their numbers), nothing wider than the page; the PDF is kept
+    beside the screenshots."""
+    base, _, _, _ = site
+    context, page, _, problems = _open(browser, base, PHONE, "en-US")
+    try:
+        page.emulate_media(media="print")
+        shown = page.evaluate("""() => ({
+            languages: getComputedStyle(document.querySelector('.languages')).display,
+            tables: [...document.querySelectorAll('details')].filter(
+                d => getComputedStyle(d).display !== 'none').length,
+            figures: [...document.querySelectorAll('figure svg')].filter(
+                s => s.getBoundingClientRect().width > 0).length})""")
+        overflow = _overflow(page)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.pdf(path=str(SCREENSHOTS / "site-print.pdf"), format="A4")
+    finally:
+        context.close()
+    assert (shown, overflow, problems) == (
+        {"languages": "none", "tables": 0, "figures": 11}, 0, [])
 
 
 @pytest.mark.parametrize("path", ["index.html", "de/index.html"])

@@ -78,6 +78,7 @@ _TEXT: Mapping[str, Mapping[str, str]] = {
         "week.column": "Week",
         "usage": "Printers and features",
         "installations": "Installations",
+        "count": "Installations",
         "value": "Value",
         "interval": "95 % interval",
         "share": "Share",
@@ -145,6 +146,7 @@ _TEXT: Mapping[str, Mapping[str, str]] = {
         "week.column": "Woche",
         "usage": "Drucker und Funktionen",
         "installations": "Installationen",
+        "count": "Anzahl",
         "value": "Wert",
         "interval": "95-%-Intervall",
         "share": "Anteil",
@@ -384,7 +386,7 @@ class _Page:
         summary = self.t("chart.bars", title=title, week=week["week"],
                          values="; ".join(f"{c.label} {self.shown(c)}" for c in rows))
         svg = "".join(self.bar(i, c, scale) for i, c in enumerate(rows))
-        head = [self.t("value"), self.t("installations"), self.t("interval"), self.t("share")]
+        head = [self.t("value"), self.t("count"), self.t("interval"), self.t("share")]
         table = [[escape(c.label), self.shown(c), self.interval(c), self.share(c, week)]
                  for c in rows]
         return self.figure(chart, title, description, summary,

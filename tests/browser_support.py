@@ -7,6 +7,7 @@ trustworthy", so Chromium sends them no ``Sec-Fetch-*`` headers, as on a home ne
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -195,3 +196,61 @@ def _http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+# What a static host answers for each kind of file of a site.
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+                  ".json": "application/json", ".toml": "text/plain; charset=utf-8",
+                  ".svg": "image/svg+xml"}
+
+
+@contextmanager
+def static_files(files: dict[str, bytes], prefix: str, headers: dict[str, str],
+                 arrivals: list[str]) -> Iterator[int]:
+    """A loopback static host (its port yielded) serving each relative path of `files` under
+    `prefix` (``/stats/`` + path, and ``/stats/`` itself as its index.html) with its content
+    type and `headers`; every path asked for is appended to `arrivals`."""
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            arrivals.append(path)
+            relative = path[len(prefix):] if path.startswith(prefix) else None
+            content = files.get("index.html" if relative == "" else relative or "")
+            if content is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", _CONTENT_TYPES[Path(path or "x.html").suffix
+                                                           or ".html"])
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the tests read `arrivals`."""
+
+    with _http_server(Site) as port:
+        yield port
+
+
+def vendored(name: str, file: str) -> Path:
+    """A file of front-end code the tests vendor (scripts/front-end.txt), from the cache
+    ``scripts/setup test`` fills; missing, the test fails and says how to get it."""
+    root = Path(__file__).resolve().parent.parent
+    pins = [line.split() for line in (root / "scripts" / "front-end.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    version = next(pin[1] for pin in pins if pin[0] == name)
+    caches = [Path(os.environ["OTEL_USAGE_CACHE_DIR"])] if os.environ.get(
+        "OTEL_USAGE_CACHE_DIR") else [Path("/var/cache/otel-usage"),
+                                      Path(os.environ.get("XDG_CACHE_HOME",
+                                                          Path.home() / ".cache")) / "otel-usage"]
+    for cache in caches:
+        path = cache / "npm" / f"{name}-{version}" / file
+        if path.exists():
+            return path
+    pytest.fail(f"{name} {version} is missing from the cache ({', '.join(map(str, caches))}): "
+                "run scripts/setup test, which fetches it from the npm registry and checks it "
+                "against the integrity pinned in scripts/front-end.txt")

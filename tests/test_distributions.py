@@ -356,6 +356,25 @@ def licence_allowed(stated: str) -> bool:
                for alternative in stated.split(" OR "))
 
 
+# Front-end code the tests vendor from the npm registry (scripts/front-end.txt), never shipped
+# nor served by the project, each with the licence it is allowed under: axe-core, the browser
+# tests' accessibility checker (MPL-2.0: file-level copyleft, used unmodified).
+VENDORED_FRONT_END = {"axe-core": "MPL-2.0"}
+
+
+def test_vendored_front_end_code_is_pinned_with_an_allowed_licence() -> None:
+    """Each package in scripts/front-end.txt is on the allowlist above, with the licence its
+    own package.json (in the cache scripts/setup test filled) states."""
+    from browser_support import vendored
+
+    pins = [line.split() for line in (ROOT / "scripts" / "front-end.txt").read_text(
+        encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+    stated = {name: json.loads(vendored(name, "package.json").read_text(encoding="utf-8"))
+              ["license"] for name, *_ in pins}
+    assert {name: licence for name, _, _, licence in pins} == stated == VENDORED_FRONT_END
+    assert [name for name, licence in stated.items() if not licence_allowed(licence)] == []
+
+
 def test_licence_allowed_reads_expressions_and_classifiers() -> None:
     cases = ["MIT", "Apache-2.0 OR BSD-3-Clause", "MIT AND PSF-2.0", "Apache Software License",
              "Mozilla Public License 2.0 (MPL 2.0)", "DFSG approved OR MIT License",

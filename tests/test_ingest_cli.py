@@ -180,17 +180,18 @@ def test_site_writes_the_published_weeks_and_says_where(tmp_path: Path, now: dat
     out = tmp_path / "stats"
     assert cli.main(["site", "--database", url, "--out", str(out)]) == 0
     assert capsys.readouterr() == (
-        f"wrote the public statistics of 1 published week ({week.label}) to {out}: 4 files, 4 "
-        f"of them changed\n  weeks/{week.label}.json\n  catalog.toml\n  index.html\n"
-        f"  index.json\nopen {out}/index.html\n", "")
+        f"wrote the public statistics of 1 published week ({week.label}) to {out}: 7 files, 7 "
+        f"of them changed\n  weeks/{week.label}.json\n  catalog.toml\n  style.css\n"
+        f"  icon.svg\n  index.html\n  de/index.html\n  index.json\nopen {out}/index.html\n", "")
     index = json.loads((out / "index.json").read_text(encoding="utf-8"))
     assert (index["generated_on"], [w["week"] for w in index["weeks"]]) == (
         now.date().isoformat(), [week.label])
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
-        "catalog.toml", "index.html", "index.json", f"weeks/{week.label}.json"]
+        "catalog.toml", "de/index.html", "icon.svg", "index.html", "index.json", "style.css",
+        f"weeks/{week.label}.json"]
     assert cli.main(["site", "--database", url, "--out", str(out)]) == 0
     assert capsys.readouterr().out == (
-        f"wrote the public statistics of 1 published week ({week.label}) to {out}: 4 files, 0 "
+        f"wrote the public statistics of 1 published week ({week.label}) to {out}: 7 files, 0 "
         f"of them changed\nopen {out}/index.html\n")
 
 

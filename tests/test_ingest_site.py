@@ -310,7 +310,8 @@ def test_a_new_week_replaces_the_index_and_adds_its_file_beside_the_old_ones(
         written = write_site(out, site, CATALOG)
         assert json.loads(reading.read()) == INDEX
     engine.dispose()
-    assert written.changed == ("weeks/2025-W47.json", "index.html", "index.json")
+    assert written.changed == ("weeks/2025-W47.json", "index.html", "de/index.html",
+                               "index.json")
     assert _tree(out) == site_files(site, CATALOG)
 
 

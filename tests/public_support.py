@@ -16,7 +16,8 @@ from typing import Any
 import jsonschema
 
 from ingest._privacy import buckets
-from otel_usage.catalog import Catalog
+from ingest.testing import listing_releases
+from otel_usage.catalog import Catalog, load_catalog
 from otel_usage.weeks import Week
 
 FIRST_WEEK = Week.parse("2026-W40")
@@ -25,6 +26,14 @@ PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 # Countries a fixture week has (the policy lists every ISO code; a week shows those it has).
 COUNTRIES = ("DE", "US", "GB", "FR", "NL", "AT", "CH", "IT", "ES", "PL", "CA", "AU", "other")
 MARGIN = 9.5
+# The releases a fixture week publishes: no Printernizer release carries the client yet, so the
+# catalog lists none; the fixtures list made-up ones, as each real release will add its number.
+RELEASES = ("2.5.0", "2.6.0", "2.6.3", "2.7.0")
+
+
+def fixture_catalog() -> Catalog:
+    """The catalog with the fixtures' releases listed as published versions."""
+    return listing_releases(load_catalog(), RELEASES)
 
 
 def schema(catalog: Catalog) -> dict[str, Any]:

@@ -12,10 +12,10 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from public_support import MARGIN, published
+from public_support import MARGIN, RELEASES, fixture_catalog, published
 
 from ingest._site_page import ICON, LANGUAGES, STYLESHEET, TOP_COUNTRIES, pages
-from otel_usage.catalog import Catalog, load_catalog
+from otel_usage.catalog import Catalog
 
 CHARTS = ["active", "modes", "versions", "printers", "fleet", "features", "errors", "os", "arch",
           "python", "countries"]
@@ -86,7 +86,7 @@ def table(document: Node, chart: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
-    return load_catalog()
+    return fixture_catalog()
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_active_installations_and_versions_run_over_every_published_week(site: A
     line = next(document.by_id("active").iter("polyline"))
     assert line.attrs["data-counts"].split() == [
         str(r["installations"]) for r in index["active_installations"]]
-    versions = [v for v in ("2.5.0", "2.6.0", "2.6.3", "2.7.0", "other")]
+    versions = [*RELEASES, "other"]
     assert table(document, "versions") == [["Week", *versions]] + [
         [week, *(shown(r["installations"], r["margin"]) for r in doc["resource_attributes"]
                  if r["attribute"] == "service.version")] for week, doc in weeks.items()]

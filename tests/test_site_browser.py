@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from browser_support import chromium, static_files, vendored
-from public_support import active, files, published
+from public_support import active, files, fixture_catalog, published
 
 from ingest._site_page import TOP_COUNTRIES, pages
 from otel_usage.catalog import CATALOG_PATH, load_catalog
@@ -49,7 +49,7 @@ BARS: dict[str, tuple[str, dict[str, str]]] = {
 def site() -> Iterator[tuple[str, dict[str, Any], dict[str, bytes], list[str]]]:
     """The site of six published weeks on a loopback static host: (base URL, the latest
     week's document, the files, the paths asked for)."""
-    catalog = load_catalog()
+    catalog = fixture_catalog()
     index, weeks = published(catalog, 6)
     served = {**pages(index, weeks, catalog), **files(index, weeks),
               "catalog.toml": CATALOG_PATH.read_bytes()}

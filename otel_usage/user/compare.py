@@ -175,26 +175,20 @@ def _line(item: Mapping[str, Any]) -> str:
     return f"{name}: {item['yours']}{counted}, like {_share_text(item)}."
 
 
-def render_comparison(result: Mapping[str, Any], fetch: Mapping[str, Any] | None = None,
-                      rule: str | None = None) -> str:
-    """The comparison as the ``otel-usage compare`` command prints it."""
-    lines: list[str] = []
-    if fetch is not None:
-        lines.append(f"Public statistics: {fetch['detail']}.")
-    elif rule:
-        lines.append(f"Public statistics not fetched: {rule}.")
+def render_comparison(result: Mapping[str, Any], fetch: Mapping[str, Any]) -> str:
+    """The comparison as the ``otel-usage compare`` command prints it, after what became of
+    this run's fetch."""
+    lines = [f"Public statistics: {fetch['detail']}."]
     if not result["available"]:
         lines.append(f"Nothing to compare: {result['detail']}.")
         return "\n".join(lines)
     active = result["active_installations"]
     lines += [
         f"Week {result['week']} (from {result['week_start']}), published on "
-        f"{result['published_on']}, from {result['source']}:",
-        f"{_pm(active['installations'], active['margin'])} active installations.",
-        "Every public number carries noise (± its 95 % margin); a small one can even be "
-        "negative.",
+        f"{result['published_on']} at {result['source']}:",
+        f"{_pm(active['installations'], active['margin'])} active installations. Every public "
+        "number carries noise (± its 95 % margin); a small one can even be negative.",
         "",
         *(_line(item) for item in result["items"]),
     ]
     return "\n".join(lines)
-

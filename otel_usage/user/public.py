@@ -109,6 +109,7 @@ def refresh(store: Store, catalog: Catalog, base: str, now: datetime, get: Gette
     with store.transaction() as tx:
         tx.set_meta(_CHECKED_KEY, now.isoformat())
         recorded = {Week.of(from_epoch_day(day)).label for day in tx.recorded_days()}
+        kept = tx.public_documents().get("week")
     index_url = base + "index.json"
     index_body = get(index_url, MAX_DOCUMENT_BYTES)
     index = read_index(index_body, catalog)
@@ -119,9 +120,12 @@ def refresh(store: Store, catalog: Catalog, base: str, now: datetime, get: Gette
         wanted = max((w for w in weeks if w in recorded), default=weeks[-1])
         entry = next(w for w in index["weeks"] if w["week"] == wanted)
         week_url = _week_url(index_url, base, entry["file"])
-        week_body = get(week_url, MAX_DOCUMENT_BYTES)
-        read_week(week_body, catalog, wanted)
-        documents.append(PublicDocument("week", wanted, week_url, now, _text(week_body)))
+        if kept is not None and (kept.week, kept.url) == (wanted, week_url):
+            documents.append(kept)  # a published week never changes: not fetched again
+        else:
+            week_body = get(week_url, MAX_DOCUMENT_BYTES)
+            read_week(week_body, catalog, wanted)
+            documents.append(PublicDocument("week", wanted, week_url, now, _text(week_body)))
     with store.transaction() as tx:
         tx.put_public_documents(documents)
     if not weeks:

@@ -56,7 +56,7 @@ def compare(store: Store, catalog: Catalog, kept: Cached | None,
     active = week["active_installations"]
     items = [*(_distribution(topic, metric, local, week, active) for topic, metric
                in DISTRIBUTIONS),
-             *_features(local, week, active),
+             *_features(local, week, active, catalog.policy.other_value),
              *(_resource(topic, key, facts, catalog, week, active) for topic, key in RESOURCES)]
     return {**head, "available": True, "detail": "", "week": week["week"],
             "week_start": week["week_start"], "published_on": week["published_on"],
@@ -117,13 +117,15 @@ def _distribution(topic: str, metric: str, local: Mapping[str, list[Any]],
 
 
 def _features(local: Mapping[str, list[Any]], week: Mapping[str, Any],
-              active: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each published feature: switched on here, and at how many installations."""
+              active: Mapping[str, Any], other: str) -> list[dict[str, Any]]:
+    """Each published feature (but "other", which names none): switched on here, and at how
+    many installations."""
     metric, key = FEATURES
     on = {p["attributes"].get(key) for p in local.get(metric, []) if p["value"] > 0}
     return [{"topic": "feature", "metric": metric, "value": r["value"],
              "yours": r["value"] in on, **_share(r, active)}
-            for r in week["metrics"] if r["metric"] == metric and r["attribute"] == key]
+            for r in week["metrics"]
+            if r["metric"] == metric and r["attribute"] == key and r["value"] != other]
 
 
 def _resource(topic: str, key: str, facts: Mapping[str, str], catalog: Catalog,
@@ -150,7 +152,8 @@ def _share_text(item: Mapping[str, Any]) -> str:
     count = f"{_pm(item['installations'], item['margin'])} installations"
     if item["share"] is None:
         return count
-    return f"{_pm(100 * item['share'], 100 * item['share_margin'])} % of installations ({count})"
+    return (f"{_pm(100 * item['share'], 100 * item['share_margin'], 1)} % of installations "
+            f"({count})")
 
 
 def _bucket(item: Mapping[str, Any]) -> str:

@@ -22,7 +22,7 @@ import structlog
 
 from .clock import default_clock
 from .consent import MODES
-from .errors import PublicStatisticsError, TransportError, UsageError
+from .errors import UsageError
 from .telemetry import UsageTelemetry
 from .user.compare import render_comparison
 from .user.privacy import register_cli as register_privacy
@@ -267,13 +267,8 @@ def _register_compare(sub: Any) -> None:
 def _compare(usage: UsageTelemetry, args: argparse.Namespace) -> int:
     """Fetch when the rule allows and it is due, then compare with what is kept; a fetch
     that fails or is refused although asked for exits 1 (what is kept is still shown)."""
-    try:
-        fetch = usage.fetch_public_statistics(asked=args.fetch)
-        failed = args.fetch and fetch["refused"]
-    except (TransportError, PublicStatisticsError) as exc:
-        fetch = {"fetched": False, "refused": False, "week": None,
-                 "detail": f"could not be fetched: {exc}"}
-        failed = True
+    fetch = usage.fetch_public_statistics(asked=args.fetch)
+    failed = fetch["failed"] or (args.fetch and fetch["refused"])
     result = usage.compare()
     if args.json:
         print(json.dumps({**result, "fetch": fetch}, indent=2, sort_keys=True))

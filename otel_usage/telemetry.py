@@ -32,7 +32,7 @@ from . import consent
 from .catalog import Catalog, load_catalog
 from .clock import Clock, SystemClock, default_clock
 from .consent import Mode, ModeState
-from .errors import StoreUnavailableError
+from .errors import PublicStatisticsError, StoreUnavailableError, TransportError
 from .log import ProblemLog, logger
 from .record import provider as recording
 from .record.exporter import SQLiteMetricExporter
@@ -315,34 +315,47 @@ class UsageTelemetry:
 
     def fetch_public_statistics(self, *, asked: bool = False) -> dict[str, Any]:
         """Fetch the public statistics when the rule allows it and they are due (see
-        :mod:`.user.public`): automatically (`asked` False) only in mode on; when the user asks
-        in mode local too; never in off or under DO_NOT_TRACK. Answers ``fetched``, a
-        ``detail`` for people, ``refused`` (the rule said no), ``askable`` (asking would be
-        allowed) and the ``url`` that is (or would be) contacted. Raises TransportError or
-        PublicStatisticsError when a fetch was made and failed (nothing new is kept)."""
-        from .send.transport import check_endpoint, get_document
+        :mod:`.user.public`): by itself (`asked` False) only in mode on; when the user asks in
+        mode local too; never in off or under DO_NOT_TRACK. Answers ``fetched``, ``refused``
+        (the rule said no), ``failed`` (no answer, or one that cannot be read: nothing new is
+        kept, and it is logged once), a ``detail`` for people, ``askable`` (asking would be
+        allowed), the newest ``week`` fetched and the ``url`` that is (or would be) contacted.
+        Raises TransportError when the endpoint itself is refused."""
+        from .send.transport import check_endpoint
         from .user import public
 
         base = public.base_url(check_endpoint(self.endpoint), self.catalog)
         state = self.mode_state()
         dnt = consent.do_not_track(self.environ)
         answer = {"url": base, "askable": public.refusal(state, dnt, True) is None,
-                  "refused": False, "fetched": False, "week": None}
+                  "refused": False, "failed": False, "fetched": False, "week": None}
         refused = public.refusal(state, dnt, asked)
         if refused is not None:
             return {**answer, "refused": True, "detail": refused}
         if not self._public_lock.acquire(blocking=False):  # another request is fetching
             return {**answer, "detail": "the public statistics are being fetched already"}
         try:
-            now = self.clock.now()
-            not_due = public.due(self.store, base, now, self.catalog, asked)
-            if not_due is not None:
-                return {**answer, "detail": not_due}
-            fetched = public.refresh(self.store, self.catalog, base, now, lambda url, most: (
-                get_document(url, max_bytes=most, deadline_s=PUBLIC_DEADLINE_S)))
+            return {**answer, **self._fetch_public(base, asked)}
         finally:
             self._public_lock.release()
-        return {**answer, **fetched.as_dict()}
+
+    def _fetch_public(self, base: str, asked: bool) -> dict[str, Any]:
+        from .send.transport import get_document
+        from .user import public
+
+        now = self.clock.now()
+        not_due = public.due(self.store, base, now, self.catalog, asked)
+        if not_due is not None:
+            return {"detail": not_due}
+        try:
+            fetched = public.refresh(self.store, self.catalog, base, now, lambda url, most: (
+                get_document(url, max_bytes=most, deadline_s=PUBLIC_DEADLINE_S)))
+        except (TransportError, PublicStatisticsError) as exc:
+            self.problems.problem("public:fetch", "the public statistics could not be fetched",
+                                  error=str(exc))
+            return {"failed": True, "detail": f"they could not be fetched: {exc}"}
+        self.problems.resolved("public:fetch", "the public statistics were fetched")
+        return fetched.as_dict()
 
     def compare(self) -> dict[str, Any]:
         """This installation's numbers beside the public statistics kept (no request is made):

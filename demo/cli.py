@@ -11,6 +11,8 @@
    queries (``otel-usage-dashboards show``); then what privacy costs, the last published
    week's noisy numbers with their 95 % margins beside the simulated fleet's true ones
    (``demo.truth``); and one installation's local JSON export is written.
+4. Last, the public statistics of the published weeks are written as a static site
+   (``otel-usage-ingest site``), and the demo ends with the path of its page.
 """
 
 from __future__ import annotations
@@ -94,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     print("To see these numbers in Grafana, load the ingest's data into PostgreSQL or SQL "
           "Server and mount dashboards/provisioning/postgresql/ (or mssql/) as Grafana's "
           "provisioning directory: see dashboards/README.md.")
+    page = _write_site(database, work / "site")
+    print("\nThe public statistics of the published weeks, as any static host (or the ingest, "
+          "at /stats/) serves them; open the page in a browser:")
+    print(page)
     return shown
 
 
@@ -275,6 +281,13 @@ def _publish(database: str) -> None:
                            text=True).stdout.splitlines()
     weeks = sum(line.startswith("published the week of") for line in lines)
     print(f"Published {weeks} weeks; then the ingest {lines[-1]}.\n")
+
+
+def _write_site(database: str, out: Path) -> Path:
+    """The site of the published weeks in `out`, as a static host serves it; its page."""
+    command = [_command("otel-usage-ingest"), "site", "--database", database, "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    return out / "index.html"
 
 
 def _show_dashboards(database: str, first: date, last: date) -> int:

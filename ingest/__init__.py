@@ -3,8 +3,8 @@ stores them with SQLAlchemy Core, publishes each closed week through one differe
 private mechanism (noise drawn once, stored with its scale and the week's privacy loss), and
 then forgets the week's raw reports.
 
-Public: `create_app`, `Settings`, `publish`, the view names in `ingest.views`, and the CLI in
-`ingest.cli`; `ingest.testing` and `ingest.audit` are testing APIs. Importing this package stays
+Public: `create_app`, `Settings`, `publish`, the view names in `ingest.views`, the public
+statistics in `ingest.site`, and the CLI in `ingest.cli`; `ingest.testing` and `ingest.audit` are testing APIs. Importing this package stays
 light (the dashboards import `ingest.views` without FastAPI).
 """
 

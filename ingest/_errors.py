@@ -16,7 +16,9 @@ a ValueError when the app is made).
     │   ├── Overloaded              503: the write queue is full or too slow
     │   └── StoreUnavailable        503: the database is unreachable, locked or timed out
     │       └── WriteFailed             503: a statement failed (a constraint, a value)
-    └── SchemaTooNew            the store was made by a later version of the ingest: left as is
+    ├── SchemaTooNew            the store was made by a later version of the ingest: left as is
+    └── SiteError               the public statistics cannot be built or written where asked
+                                (ingest/site.py): nothing was written
 
 Database errors (SQLAlchemy, sqlite3, psycopg, pyodbc) are mapped to `StoreUnavailable` or
 `WriteFailed` where they are caught, with `raise ... from exc`, so no driver exception leaves
@@ -128,6 +130,14 @@ class SchemaTooNew(IngestError):
     """The store's schema version is later than this ingest knows: it is not touched."""
 
     reason = "schema_too_new"
+
+
+class SiteError(IngestError):
+    """The public statistics cannot be built or written where asked (an output directory
+    holding something other than a previous site, a week without its rows): nothing was
+    written."""
+
+    reason = "site"
 
 
 class ServiceError(IngestError):

@@ -113,8 +113,9 @@ DIALECTS: dict[str, Dialect] = {
 
 def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
     """The SELECT behind each view in `views.VIEWS`: published cells only, each number with
-    the 95 % margin of its noise."""
+    the 95 % margin of its noise, and the published weeks with their privacy loss."""
     pc = published_cells.c
+    pw = published_weeks.c
     ds = daily_stats.c
     counted = (pc.installations, pc.installations_margin)
     summed = (pc.total, pc.total_margin)
@@ -131,6 +132,8 @@ def view_selects() -> dict[str, sa.Select[tuple[object, ...]]]:
             *counted),
         "usage_metrics": kind("metric").add_columns(
             pc.week_start, pc.metric, pc.attribute, pc.value, *counted, *summed),
+        "usage_published_weeks": sa.select(
+            pw.week_start, pw.published_on, pw.epsilon, pw.delta, pw.yearly_epsilon),
         "usage_resource_attributes": kind("resource").add_columns(
             pc.week_start, pc.attribute, pc.value, *counted),
         "usage_submissions": sa.select(ds.day, ds.outcome, ds.reason, ds.requests),

@@ -1,8 +1,13 @@
-"""The ingest's HTTP face: OTLP/HTTP metrics in, erasure, health (FastAPI).
+"""The ingest's HTTP face: OTLP/HTTP metrics in, erasure, health, the public statistics
+(FastAPI).
 
 `create_app(settings)` builds the app; the lifespan opens the store, creates (or migrates) its
 schema, starts the writer and the scheduled publication, and on shutdown (after uvicorn has
 finished the requests in flight) drains the writer and closes the store.
+
+The public statistics (`ingest/site.py`) are served read-only at the catalog's `[public]
+path`: the same files `otel-usage-ingest site` writes, without cookies, with a policy that
+lets a page load nothing from another origin, and cacheable.
 
 The export, the one route under load, is answered as plain ASGI before FastAPI's middleware
 and routing: they cost more CPU per report than decompressing and parsing it together
@@ -18,12 +23,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Header, Request, Response
+from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
+from ._errors import StoreUnavailable
 from ._maintenance import Maintenance
 from ._service import Service
 from ._settings import Settings
 from ._validate import INSTALLATION_KEY
+from .site import Served
 
 __all__ = ["create_app"]
 
@@ -32,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The ingest app for `settings` (defaults from the catalog; SQLite file beside the cwd)."""
     service = Service(settings or Settings())
     _check_catalog(service)
+    config = service.settings
+    served = Served(config.database_url, config.catalog, lambda: config.now().date())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -43,11 +53,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await asyncio.to_thread(maintenance.stop)
             await asyncio.to_thread(service.close)
+            await asyncio.to_thread(served.close)
 
     app = IngestApp(title="otel-usage ingest", version=str(service.catalog.version),
                     lifespan=lifespan, **_no_telemetry())
     app.state.service = service
     _routes(app, service)
+    _public_routes(app, served, config.catalog.public.path)
     return app
 
 
@@ -168,6 +180,48 @@ def _routes(app: IngestApp, service: Service) -> None:
     app.add_api_route("/healthz", healthz, methods=["GET"], summary="The process is up")
     app.add_api_route("/readyz", readyz, methods=["GET"], summary="The database answers",
                       responses=_responses(200, 503))
+
+
+# Every answer under the public path: nothing from another origin, not framed, no sniffing,
+# no referrer sent on. Pages and data change at most once a week (a publication), so a cache
+# may keep them ten minutes, about as long as the service waits to publish what is due.
+PUBLIC_HEADERS = {
+    "content-security-policy": "default-src 'self'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+PUBLIC_MAX_AGE_S = 600
+
+
+def _public_routes(app: FastAPI, served: Served, path: str) -> None:
+    """GET and HEAD of the site's files under `path` (a folder's `index.html` for the
+    folder); the path without its slash redirects to it."""
+
+    async def public(request: Request) -> Response:
+        try:
+            files = await asyncio.to_thread(served.files)
+        except StoreUnavailable:
+            return Response(b"the statistics are unavailable for now\n", status_code=503,
+                            media_type="text/plain", headers=PUBLIC_HEADERS | {
+                                "retry-after": "60", "cache-control": "no-store"})
+        name = request.path_params["file"]
+        found = files.get(name + "index.html" if name == "" or name.endswith("/") else name)
+        if found is None:
+            return Response(b"not found\n", status_code=404, media_type="text/plain",
+                            headers=PUBLIC_HEADERS | {"cache-control": "no-store"})
+        headers = PUBLIC_HEADERS | {"etag": found.etag,
+                                    "cache-control": f"public, max-age={PUBLIC_MAX_AGE_S}"}
+        if found.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(found.content, media_type=found.media_type, headers=headers)
+
+    async def folder(_request: Request) -> Response:
+        return RedirectResponse(path, status_code=308, headers=PUBLIC_HEADERS)
+
+    app.router.routes.append(Route(path + "{file:path}", public, methods=["GET", "HEAD"],
+                                   include_in_schema=False))
+    app.router.routes.append(Route(path.rstrip("/"), folder, methods=["GET", "HEAD"],
+                                   include_in_schema=False))
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:

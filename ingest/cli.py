@@ -1,4 +1,4 @@
-"""`otel-usage-ingest`: serve, migrate, schema, publish, forget."""
+"""`otel-usage-ingest`: serve, migrate, schema, publish, forget, site."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from otel_usage.catalog import load_catalog
 from otel_usage.clock import default_clock
 
 from ._settings import DEFAULT_DATABASE, Settings
@@ -66,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
                                                 "raw reports, old erasures, silent "
                                                 "installations (publish does it too)")
     _database(forget)
+    site = commands.add_parser("site", help="write the public statistics (index.json, a JSON "
+                                            "file per published week, the catalog, the pages) "
+                                            "into a directory any static host can serve; reads "
+                                            "only the published views")
+    _database(site)
+    site.add_argument("--out", required=True, type=Path,
+                      help="the site's directory: new, empty, or a site written before")
     return parser
 
 
@@ -87,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         _log.configure("warning")
     handler = {"serve": _serve, "migrate": _migrate, "schema": _schema, "publish": _publish,
-               "forget": _forget}
+               "forget": _forget, "site": _site}
     return handler[args.command](args)
 
 
@@ -187,6 +196,33 @@ def _forget(args: argparse.Namespace) -> int:
     finally:
         store.dispose()
     _write_forgotten(forgotten)
+    return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    """Build the site from the views, then write it; a database it cannot read or a
+    directory it must not write into is refused with the reason, and nothing is written."""
+    from ._errors import IngestError
+    from .site import build_site, read_engine, write_site
+
+    catalog = load_catalog()
+    today = default_clock().now().date()
+    engine = read_engine(args.database)
+    try:
+        written = write_site(args.out, build_site(engine, catalog, today), catalog)
+    except (IngestError, OSError) as exc:
+        sys.stderr.write(f"otel-usage-ingest site: {exc}\n")
+        return 1
+    finally:
+        engine.dispose()
+    weeks = {0: "no published week yet", 1: f"1 published week ({written.weeks[0]})"}.get(
+        len(written.weeks),
+        f"{len(written.weeks)} published weeks ({written.weeks[0]} to {written.weeks[-1]})")
+    sys.stdout.write(f"wrote the public statistics of {weeks} to {args.out}: "
+                     f"{len(written.files)} files, {len(written.changed)} of them changed\n")
+    for path in written.changed:
+        sys.stdout.write(f"  {path}\n")
+    sys.stdout.write(f"open {args.out / 'index.html'}\n")
     return 0
 
 

@@ -26,6 +26,11 @@ have them. Hiding small noisy values for display is post-processing and costs no
   NULL). Printer types, jobs by status, feature adoption, error types come from here.
 - `usage_distributions`: per metric, installations by their weekly total, in buckets that start
   at `bucket_min` (0, 1, 2, 3, 6, 11, 21, 51, ...): fleet sizes, jobs per installation, uptime.
+- `usage_published_weeks`: one row per published week: the day it was published
+  (`published_on`, a naive UTC timestamp like `week_start`) and what its one draw cost each
+  installation in privacy, by the mechanism's own accounting: `epsilon` at `delta` for the
+  week, and `yearly_epsilon` for a year of such weeks composed. The public statistics
+  (`ingest/site.py`) list the weeks from here.
 - `usage_submissions`: per UTC `day`, requests by `outcome` (accepted, rejected, throttled) and
   `reason` ('' when accepted in full, 'partial' when some points were refused, 'erasure' for an
   erasure, the refusal's reason otherwise); no installation in it, so not part of the
@@ -47,6 +52,7 @@ VIEWS: Mapping[str, tuple[str, ...]] = MappingProxyType({
                             "installations_margin"),
     "usage_metrics": ("week_start", "metric", "attribute", "value", "installations",
                       "installations_margin", "total", "total_margin"),
+    "usage_published_weeks": ("week_start", "published_on", "epsilon", "delta", "yearly_epsilon"),
     "usage_resource_attributes": ("week_start", "attribute", "value", "installations",
                                   "installations_margin"),
     "usage_submissions": ("day", "outcome", "reason", "requests"),

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 import uvicorn
 from ingest_reports import NOW
 
-from ingest import Settings, _server, create_app
+from ingest import Settings, _schema, _server, create_app
 from ingest.testing import free_port
 
 
@@ -129,3 +130,31 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError("the ingest did not become ready")
+
+
+def published_week(week: datetime, on: datetime, epsilon: float = 2.0) -> dict[str, Any]:
+    """A row of `published_weeks`, its loss made up."""
+    return {"week_start": week, "published_on": on, "rho": 0.1, "epsilon": epsilon,
+            "delta": 1e-7, "yearly_epsilon": 19.1}
+
+
+def published_cell(week: datetime, kind: str, metric: str = "", attribute: str = "",
+                   value: str = "", installations: int | None = None,
+                   margin: float | None = None, total: int | None = None,
+                   total_margin: float | None = None) -> dict[str, Any]:
+    """A row of `published_cells` with numbers of the test's choosing (each scale its margin)."""
+    return {"week_start": week, "kind": kind, "metric": metric, "attribute": attribute,
+            "value": value, "installations": installations, "installations_scale": margin,
+            "installations_margin": margin, "total": total, "total_scale": total_margin,
+            "total_margin": total_margin}
+
+
+def insert_published(url: str, weeks: list[dict[str, Any]], cells: list[dict[str, Any]]) -> None:
+    """Published weeks and their cells written into a migrated store as they are, as if the
+    publication step had drawn them: the views then show exactly these numbers."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(_schema.published_weeks), weeks)
+        if cells:
+            conn.execute(sa.insert(_schema.published_cells), cells)
+    engine.dispose()

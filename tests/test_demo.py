@@ -11,13 +11,16 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from dashboards import queries
 from dashboards._show import EMPTY
+from otel_usage.catalog import load_catalog
 from otel_usage.clock import default_clock
 from otel_usage.weeks import Week
 
+CATALOG = load_catalog()
 # What a fleet of 80 may rightly leave empty: no error rise above the noise, no Python version
 # with the 140 or so installations that partition selection needs, no country above twice
 # its margin.
@@ -96,6 +99,20 @@ def test_the_demo_simulates_a_fleet_stores_its_reports_and_shows_every_panel(now
     assert exported["format"] == "otel-usage-export/1"
     assert "credential" not in json.dumps(exported)
     assert "dashboards/provisioning/postgresql/" in out
+    # It ends with the public statistics' page, beside the JSON of every published week.
+    assert out.splitlines()[-1] == str(work / "site" / "index.html")
+    assert (work / "site" / "index.html").is_file()
+    index = json.loads((work / "site" / "index.json").read_text(encoding="utf-8"))
+    with sqlite3.connect(work / "ingest.sqlite3") as db:
+        published = [Week.of(date.fromisoformat(w[:10])).label for (w,) in db.execute(
+            "SELECT week_start FROM published_weeks ORDER BY week_start")]
+    assert [w["week"] for w in index["weeks"]] == published
+    assert index["active_installations"][-1] == {"week": label, "installations": active,
+                                                 "margin": margin}
+    schema = json.loads(CATALOG.public.schema.read_text(encoding="utf-8"))
+    for document in [index, *(json.loads((work / "site" / w["file"]).read_text(encoding="utf-8"))
+                              for w in index["weeks"])]:
+        jsonschema.Draft202012Validator(schema).validate(document)
 
 
 def test_the_demo_refuses_bad_arguments(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+from datetime import UTC, date, datetime, timedelta
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from google.protobuf import json_format
@@ -19,11 +21,21 @@ from ingest_reports import (
     request,
     resource,
 )
-from ingest_support import app_client, database_url, query, settings  # noqa: F401  (fixture)
+from ingest_support import (  # noqa: F401  (fixture)
+    app_client,
+    database_url,
+    insert_published,
+    published_cell,
+    published_week,
+    query,
+    settings,
+)
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
+from ingest._store import Store, create_engine
+from ingest.site import build_site, read_engine, site_files
 from ingest.testing import erasure_request
 
 HEADER = CATALOG.protocol.credential_header
@@ -494,3 +506,98 @@ async def test_a_point_attribute_that_does_not_parse_refuses_the_whole_body(
         "body is not an ExportMetricsServiceRequest: ")
     assert (_count(database_url), _count(database_url, "installations"),
             _count(database_url, "erasures")) == (0, 0, 0)
+
+
+STATS = CATALOG.public.path
+# What every answer under the public path carries besides its own type, length and tag.
+PUBLIC_HEADERS = {"content-security-policy": "default-src 'self'; frame-ancestors 'none'",
+                  "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+CACHED = PUBLIC_HEADERS | {"cache-control": "public, max-age=600"}
+
+
+def _published(url: str, *weeks: tuple[datetime, int]) -> None:
+    """A migrated store with these weeks published (their active installations, margin
+    3.5), each on the Tuesday two weeks after it."""
+    store = Store(create_engine(url))
+    store.migrate()
+    store.dispose()
+    insert_published(url, [published_week(week, week + timedelta(days=15)) for week, _ in weeks],
+                     [published_cell(week, "active", installations=count, margin=3.5)
+                      for week, count in weeks])
+
+
+def _headers(response: httpx.Response) -> dict[str, str]:
+    return {k: v for k, v in response.headers.items() if k not in ("content-length", "etag")}
+
+
+async def test_the_public_statistics_are_the_files_the_site_command_writes(database_url: str) -> None:  # noqa: F811
+    """The folder's page, the index, a week and the catalog, each with its type, cacheable,
+    confined to its own origin, and no cookie."""
+    _published(database_url, (datetime(2025, 6, 2), 7))
+    async with app_client(settings(database_url)) as client:
+        answers = {path: await client.get(STATS + path)
+                   for path in ("", "index.json", "weeks/2025-W23.json", "catalog.toml")}
+    engine = read_engine(database_url)
+    files = site_files(build_site(engine, CATALOG, date(2025, 6, 18)), CATALOG)
+    engine.dispose()
+    assert {path: (r.status_code, r.content, _headers(r)) for path, r in answers.items()} == {
+        "": (200, files["index.html"], CACHED | {"content-type": "text/html; charset=utf-8"}),
+        "index.json": (200, files["index.json"], CACHED | {"content-type": "application/json"}),
+        "weeks/2025-W23.json": (200, files["weeks/2025-W23.json"],
+                                CACHED | {"content-type": "application/json"}),
+        "catalog.toml": (200, files["catalog.toml"],
+                         CACHED | {"content-type": "text/plain; charset=utf-8"}),
+    }
+
+
+async def test_the_public_path_answers_head_revalidation_and_nothing_but_reading(database_url: str) -> None:  # noqa: F811
+    _published(database_url, (datetime(2025, 6, 2), 7))
+    async with app_client(settings(database_url)) as client:
+        got = await client.get(STATS + "index.json")
+        head = await client.head(STATS + "index.json")
+        again = await client.get(STATS + "index.json", headers={"if-none-match": got.headers["etag"]})
+        missing = await client.get(STATS + "weeks/2031-W01.json")
+        posted = await client.post(STATS + "index.json", content=b"{}")
+        deleted = await client.delete(STATS)
+        bare = await client.get(STATS.rstrip("/"))
+    assert (head.status_code, head.content, head.headers["etag"], _headers(head)) == (
+        200, b"", got.headers["etag"], _headers(got))
+    assert (again.status_code, again.content, _headers(again)) == (304, b"", CACHED)
+    assert (missing.status_code, missing.text, _headers(missing)) == (
+        404, "not found\n", PUBLIC_HEADERS | {"cache-control": "no-store",
+                                             "content-type": "text/plain; charset=utf-8"})
+    assert (posted.status_code, deleted.status_code) == (405, 405)
+    assert (bare.status_code, bare.headers["location"]) == (308, STATS)
+
+
+async def test_the_public_statistics_are_kept_until_another_week_is_published(database_url: str) -> None:  # noqa: F811
+    """A day later the index is the one built the day before (generated on that day); once
+    another week is published, the next request gets a site with it, generated that day."""
+    _published(database_url, (datetime(2025, 6, 2), 7))
+    clock = [datetime(2025, 6, 18, 12, tzinfo=UTC).timestamp()]
+    async with app_client(settings(database_url, clock=lambda: clock[0])) as client:
+        first = (await client.get(STATS + "index.json")).json()
+        clock[0] += 86400
+        kept = (await client.get(STATS + "index.json")).json()
+        insert_published(database_url, [published_week(datetime(2025, 6, 9), datetime(2025, 6, 19))],
+                         [published_cell(datetime(2025, 6, 9), "active", installations=9, margin=3.5)])
+        rebuilt = (await client.get(STATS + "index.json")).json()
+    assert kept == first
+    assert [(i["generated_on"], [w["week"] for w in i["weeks"]]) for i in (first, rebuilt)] == [
+        ("2025-06-18", ["2025-W23"]), ("2025-06-19", ["2025-W23", "2025-W24"])]
+
+
+async def test_public_statistics_it_cannot_read_are_a_503_and_the_ingest_goes_on(database_url: str) -> None:  # noqa: F811
+    _published(database_url, (datetime(2025, 6, 2), 7))
+    async with app_client(settings(database_url)) as client:
+        engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP VIEW usage_published_weeks")
+        engine.dispose()
+        unavailable = await client.get(STATS + "index.json")
+        stored = await client.post(PATH, **_post_args(new_installation(), new_credential()))  # type: ignore[arg-type]
+    assert (unavailable.status_code, unavailable.text, _headers(unavailable)) == (
+        503, "the statistics are unavailable for now\n", PUBLIC_HEADERS | {
+            "cache-control": "no-store", "retry-after": "60",
+            "content-type": "text/plain; charset=utf-8"})
+    assert stored.status_code == 200

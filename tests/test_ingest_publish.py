@@ -120,6 +120,9 @@ def test_a_week_stores_every_cell_with_its_noise_scale_and_margin_and_the_weeks_
     assert published.loss == loss
     assert [row[1:] for row in query(database_url, "SELECT published_on, rho, epsilon, delta, yearly_epsilon FROM published_weeks")] == [
         (loss.rho, loss.epsilon, loss.delta, loss.yearly_epsilon)]
+    assert [(str(week)[:10], str(on)[:10], *rest) for week, on, *rest in query(
+        database_url, "SELECT week_start, published_on, epsilon, delta, yearly_epsilon FROM usage_published_weeks")] == [
+        ("2025-06-02", "2025-07-01", loss.epsilon, loss.delta, loss.yearly_epsilon)]
     jobs = {(c.attribute, c.value): c for c in published.cells if c.metric == "printernizer.jobs" and c.kind == "metric"}
     whole = jobs[("", "")]
     assert (whole.installations, whole.installations_scale, whole.total is not None, whole.total_scale is not None) == (

@@ -59,7 +59,7 @@ VERSION_1 = {
     "weekly_reports": ["installation_id", "week_start", "resource", "points", "received"],
 }
 VERSION_1_VIEWS = {"usage_active_installations", "usage_distributions", "usage_metrics",
-                   "usage_resource_attributes", "usage_submissions"}
+                   "usage_published_weeks", "usage_resource_attributes", "usage_submissions"}
 
 
 def _layout(url: str) -> tuple[dict[str, list[str]], set[str], list[str]]:

@@ -23,6 +23,8 @@ def test_views_are_named_with_their_columns() -> None:
                                 "installations_margin"),
         "usage_metrics": ("week_start", "metric", "attribute", "value", "installations",
                           "installations_margin", "total", "total_margin"),
+        "usage_published_weeks": ("week_start", "published_on", "epsilon", "delta",
+                                  "yearly_epsilon"),
         "usage_resource_attributes": ("week_start", "attribute", "value", "installations",
                                       "installations_margin"),
         "usage_submissions": ("day", "outcome", "reason", "requests"),

@@ -92,9 +92,9 @@ def due(store: Store, base: str, now: datetime, catalog: Catalog, asked: bool) -
         index = tx.public_documents().get("index")
         checked = tx.meta(_CHECKED_KEY)
     if index is not None and index.url == base + "index.json" and index.week is not None:
-        newest = newest_publishable(now, catalog)
-        if Week.parse(index.week) >= newest:
-            later = newest.next().end + timedelta(days=catalog.policy.publish_after_days)
+        kept = Week.parse(index.week)
+        if kept >= newest_publishable(now, catalog):
+            later = kept.next().end + timedelta(days=catalog.policy.publish_after_days)
             return (f"the public statistics are up to date: {index.week} is the newest week "
                     f"published, and the next is published from {later:%Y-%m-%d} on")
     if not asked and checked is not None and now - datetime.fromisoformat(checked) < RETRY_AFTER:

@@ -4,8 +4,9 @@ private mechanism (noise drawn once, stored with its scale and the week's privac
 then forgets the week's raw reports.
 
 Public: `create_app`, `Settings`, `publish`, the view names in `ingest.views`, the public
-statistics in `ingest.site`, and the CLI in `ingest.cli`; `ingest.testing` and `ingest.audit` are testing APIs. Importing this package stays
-light (the dashboards import `ingest.views` without FastAPI).
+statistics in `ingest.site`, and the CLI in `ingest.cli`; `ingest.testing` and `ingest.audit`
+are testing APIs. Importing this package stays light (the dashboards import `ingest.views`
+without FastAPI).
 """
 
 from __future__ import annotations

@@ -102,8 +102,9 @@ def read_engine(url: str) -> Engine:
 
 @contextmanager
 def _reading(db: Engine | Connection) -> Iterator[Connection]:
-    """One connection for every query (one snapshot where the database gives one); a
-    database error becomes StoreUnavailable."""
+    """One connection for every query; a database error becomes StoreUnavailable. (The
+    weeks are read before their rows, and a week is committed with its rows and never changes:
+    every week read has all its rows, even where each query sees a newer snapshot.)"""
     try:
         if isinstance(db, Connection):
             yield db

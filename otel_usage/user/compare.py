@@ -24,12 +24,12 @@ from ..store import Store
 from ..weeks import Week, from_epoch_day
 from .public import Cached
 
-__all__ = ["DISTRIBUTIONS", "FEATURES", "RESOURCES", "compare", "render_comparison"]
+__all__ = ["DISTRIBUTIONS", "RESOURCES", "compare", "render_comparison"]
 
-# What is compared: (topic, metric) of the distributions, the features' metric and key, and
-# (topic, resource attribute).
-DISTRIBUTIONS = (("printers", "printernizer.printers"), ("jobs", "printernizer.jobs"))
-FEATURES = ("printernizer.features.enabled", "feature.name")
+# What is compared: (topic, the catalog's role whose metric is bucketed: for jobs, every job
+# counts, whatever the role's `where` selects for the viewer), and (topic, resource attribute).
+# The features compared are the catalog's "features" role.
+DISTRIBUTIONS = (("printers", "printers"), ("jobs", "jobs_completed"))
 RESOURCES = (("deployment_mode", "printernizer.deployment.mode"),
              ("version", "service.version"))
 
@@ -54,9 +54,9 @@ def compare(store: Store, catalog: Catalog, kept: Cached | None,
                             f"this machine kept no statistics in {week['week']}, the newest "
                             "week published that could be compared")
     active = week["active_installations"]
-    items = [*(_distribution(topic, metric, local, week, active) for topic, metric
-               in DISTRIBUTIONS),
-             *_features(local, week, active, catalog.policy.other_value),
+    items = [*(_distribution(topic, catalog.role(role).metric.name, local, week, active)
+               for topic, role in DISTRIBUTIONS),
+             *_features(catalog, local, week, active),
              *(_resource(topic, key, facts, catalog, week, active) for topic, key in RESOURCES)]
     return {**head, "available": True, "detail": "", "week": week["week"],
             "week_start": week["week_start"], "published_on": week["published_on"],
@@ -116,11 +116,12 @@ def _distribution(topic: str, metric: str, local: Mapping[str, list[Any]],
     return item
 
 
-def _features(local: Mapping[str, list[Any]], week: Mapping[str, Any],
-              active: Mapping[str, Any], other: str) -> list[dict[str, Any]]:
+def _features(catalog: Catalog, local: Mapping[str, list[Any]], week: Mapping[str, Any],
+              active: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each published feature (but "other", which names none): switched on here, and at how
     many installations."""
-    metric, key = FEATURES
+    role, other = catalog.role("features"), catalog.policy.other_value
+    metric, key = role.metric.name, role.key
     on = {p["attributes"].get(key) for p in local.get(metric, []) if p["value"] > 0}
     return [{"topic": "feature", "metric": metric, "value": r["value"],
              "yours": r["value"] in on, **_share(r, active)}

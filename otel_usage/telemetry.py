@@ -320,11 +320,10 @@ class UsageTelemetry:
         (the rule said no), ``failed`` (no answer, or one that cannot be read: nothing new is
         kept, and it is logged once), a ``detail`` for people, ``askable`` (asking would be
         allowed), the newest ``week`` fetched and the ``url`` that is (or would be) contacted.
-        Raises TransportError when the endpoint itself is refused."""
-        from .send.transport import check_endpoint
+        An endpoint reports could not go to (not HTTPS) fails the same way."""
         from .user import public
 
-        base = public.base_url(check_endpoint(self.endpoint), self.catalog)
+        base = public.base_url(self.endpoint, self.catalog)
         state = self.mode_state()
         dnt = consent.do_not_track(self.environ)
         answer = {"url": base, "askable": public.refusal(state, dnt, True) is None,
@@ -340,7 +339,7 @@ class UsageTelemetry:
             self._public_lock.release()
 
     def _fetch_public(self, base: str, asked: bool) -> dict[str, Any]:
-        from .send.transport import get_document
+        from .send.transport import check_endpoint, get_document
         from .user import public
 
         now = self.clock.now()
@@ -348,6 +347,7 @@ class UsageTelemetry:
         if not_due is not None:
             return {"detail": not_due}
         try:
+            check_endpoint(self.endpoint)  # the rules of reports: HTTPS, or HTTP to this machine
             fetched = public.refresh(self.store, self.catalog, base, now, lambda url, most: (
                 get_document(url, max_bytes=most, deadline_s=PUBLIC_DEADLINE_S)))
         except (TransportError, PublicStatisticsError) as exc:

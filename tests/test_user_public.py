@@ -273,3 +273,17 @@ def test_the_address_is_the_endpoints_origin_and_the_catalogs_path() -> None:
 ])
 def test_the_newest_week_that_can_be_published(instant: str, week: str) -> None:
     assert newest(datetime.fromisoformat(instant), CATALOG).label == week
+
+
+def test_an_endpoint_reports_could_not_go_to_is_not_contacted_for_the_statistics_either(
+        data_dir: Path, midweek: datetime) -> None:
+    """Plain HTTP to another machine: refused before any connection, as a report would be."""
+    usage = make(data_dir, ManualClock(midweek), "http://stats.example.org")
+    usage.set_mode("on")
+    answer = usage.fetch_public_statistics()
+    usage.shutdown()
+    assert answer == {
+        "url": "http://stats.example.org/stats/", "askable": True, "refused": False,
+        "failed": True, "fetched": False, "week": None,
+        "detail": "they could not be fetched: refusing to send to http://stats.example.org: "
+                  "usage reports travel over HTTPS only (plain HTTP only to this machine)"}

@@ -262,7 +262,7 @@
   // The user's place in the public statistics (fetched by the server side, never here).
 
   function plusMinus(format, value, margin) {
-    return format.format(value) + " ± " + format.format(margin);
+    return format.format(value) + "\u00a0±\u00a0" + format.format(margin);  // kept on one line
   }
 
   function shareOf(item) {

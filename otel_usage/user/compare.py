@@ -69,7 +69,7 @@ def _unavailable(head: dict[str, Any] | None, detail: str) -> dict[str, Any]:
 
 def _local_week(store: Store, catalog: Catalog, week: Week) -> dict[str, list[Any]] | None:
     """The week's points per metric, as its report carries them (None: no day of it kept)."""
-    from ..report.build import build_report  # imported here: a host that never compares
+    from ..report.build import build_report  # here: a host that never compares never loads it
 
     with store.read() as tx:
         if not any(Week.of(from_epoch_day(d)) == week for d in tx.recorded_days()):

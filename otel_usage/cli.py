@@ -24,6 +24,7 @@ from .clock import default_clock
 from .consent import MODES
 from .errors import UsageError
 from .telemetry import UsageTelemetry
+from .user.compare import render_comparison
 from .user.privacy import register_cli as register_privacy
 from .user.review import render_preview
 from .user.viewer import render_statistics
@@ -94,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
     register_privacy(sub)  # privacy-md: regenerate PRIVACY.md from the catalog
     _register_report(sub)  # preview, history, send-now: the weekly report
+    _register_compare(sub)  # compare: your numbers beside the public statistics
     return parser
 
 
@@ -248,6 +250,31 @@ def _send_now(usage: UsageTelemetry, args: argparse.Namespace) -> int:
     if not any(summary[k] for k in ("built", "sent", "retry", "failed")):
         print("Nothing is due.")
     return 1 if summary["failed"] or summary["retry"] else 0
+
+
+# The public statistics.
+
+def _register_compare(sub: Any) -> None:
+    compare = sub.add_parser(
+        "compare", help="your numbers of the newest published week beside the public "
+                        "statistics (fetched by itself in mode on only; never in off)")
+    compare.add_argument("--fetch", action="store_true",
+                         help="fetch the public statistics now, also in mode local")
+    compare.add_argument("--json", action="store_true", help="print JSON")
+    compare.set_defaults(run=_compare)
+
+
+def _compare(usage: UsageTelemetry, args: argparse.Namespace) -> int:
+    """Fetch when the rule allows and it is due, then compare with what is kept; a fetch
+    that fails or is refused although asked for exits 1 (what is kept is still shown)."""
+    fetch = usage.fetch_public_statistics(asked=args.fetch)
+    failed = fetch["failed"] or (args.fetch and fetch["refused"])
+    result = usage.compare()
+    if args.json:
+        print(json.dumps({**result, "fetch": fetch}, indent=2, sort_keys=True))
+    else:
+        print(render_comparison(result, fetch))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ __all__ = [
     "consent_version",
     "current_consent",
     "delete_kept_choice",
+    "do_not_track",
     "effective_mode",
     "environment_mode",
     "leaves_no_trace",
@@ -99,9 +100,14 @@ def parse_mode(value: str) -> Mode:
     return mode
 
 
+def do_not_track(environ: Mapping[str, str]) -> bool:
+    """Whether the environment sets DO_NOT_TRACK (which forces ``off``)."""
+    return environ.get("DO_NOT_TRACK", "").strip().lower() in _TRUTHY
+
+
 def environment_mode(environ: Mapping[str, str]) -> Mode | None:
     """The mode the environment forces, if any (DO_NOT_TRACK wins over OTEL_USAGE_MODE)."""
-    if environ.get("DO_NOT_TRACK", "").strip().lower() in _TRUTHY:
+    if do_not_track(environ):
         return "off"
     raw = environ.get("OTEL_USAGE_MODE")
     if not raw:

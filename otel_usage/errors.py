@@ -4,14 +4,18 @@
     ├── InvalidModeError        a mode other than off, local or on, or a catalog version to
     │                           consent to that the catalog does not have
     ├── StoreUnavailableError   the local database cannot be read or written
-    └── TransportError          a report could not be handed to the server
+    ├── TransportError          a report, an erasure request or a public document could not
+    │                           be exchanged with the server
+    └── PublicStatisticsError   the public statistics that arrived cannot be read (not JSON,
+                                a format this version does not know, a field of the wrong kind)
 
 The recording path (the OTel exporter) never raises into the host: it logs instead.
 """
 
 from __future__ import annotations
 
-__all__ = ["InvalidModeError", "StoreUnavailableError", "TransportError", "UsageError"]
+__all__ = ["InvalidModeError", "PublicStatisticsError", "StoreUnavailableError", "TransportError",
+           "UsageError"]
 
 
 class UsageError(Exception):
@@ -36,4 +40,8 @@ class StoreUnavailableError(UsageError):
 
 
 class TransportError(UsageError):
-    """A report or an erasure request could not be delivered."""
+    """A report or an erasure request could not be delivered, or a public document fetched."""
+
+
+class PublicStatisticsError(UsageError):
+    """The public statistics that arrived cannot be read: nothing of them is kept."""

@@ -4,8 +4,9 @@ One file, ``usage.sqlite3`` in the data directory, in WAL mode so that a reader 
 process (the ``otel-usage`` command beside a running host) never waits for a writer's commit,
 nor a writer for it. Its schema (:data:`MIGRATIONS`), and every read and write (the exporter's
 daily rows, the weekly report's rows, the outbox, the upload history, erasure requests, the
-viewer's sums, the export, delete-all and ``meta``) are here and nowhere else. Each table is
-small by construction: one row per (UTC day, series), never one row per event.
+public statistics as fetched, the viewer's sums, the export, delete-all and ``meta``) are here
+and nowhere else. Each table is small by construction: one row per (UTC day, series), never
+one row per event.
 
 One driver, Python's ``sqlite3``: :meth:`Store.transaction` (a write transaction) and
 :meth:`Store.read` (a consistent snapshot) yield a :class:`Tx` whose methods are the statements.
@@ -33,8 +34,8 @@ from typing import Any
 from .errors import StoreUnavailableError
 from .weeks import from_epoch_day
 
-__all__ = ["DB_FILENAME", "DueReport", "ModeChange", "PendingErasure", "Store",
-           "StoredReport", "Tx", "classify", "connect"]
+__all__ = ["DB_FILENAME", "DueReport", "ModeChange", "PendingErasure", "PublicDocument",
+           "Store", "StoredReport", "Tx", "classify", "connect"]
 
 DB_FILENAME = "usage.sqlite3"
 STATEMENT_CACHE = 16
@@ -119,6 +120,16 @@ MIGRATIONS: tuple[str, ...] = (
         last_answer TEXT,
         PRIMARY KEY (installation_id, endpoint)
     );
+    -- The public statistics as last fetched (at most once per published week): the index
+    -- (`kind` 'index', `week` its newest week) and the week compared with (`kind` 'week'),
+    -- each the JSON that arrived, from `url`.
+    CREATE TABLE public_documents (
+        kind TEXT PRIMARY KEY CHECK (kind IN ('index', 'week')),
+        week TEXT,
+        url TEXT NOT NULL,
+        fetched_at TEXT NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -208,6 +219,17 @@ class StoredReport:
     body: bytes
     state: str
     due: str | None
+
+
+@dataclass(frozen=True)
+class PublicDocument:
+    """A document of the public statistics as the store keeps it."""
+
+    kind: str
+    week: str | None
+    url: str
+    fetched_at: datetime
+    body: str
 
 
 @dataclass(frozen=True)
@@ -729,6 +751,29 @@ class Tx:
 
     def erasure_pending(self) -> bool:
         return self._conn.execute("SELECT 1 FROM erasures LIMIT 1").fetchone() is not None
+
+    # The public statistics, fetched.
+
+    def public_documents(self) -> dict[str, PublicDocument]:
+        """The cached index and week document, by kind."""
+        rows = self._conn.execute(
+            "SELECT kind, week, url, fetched_at, body FROM public_documents")
+        return {k: PublicDocument(k, w, u, datetime.fromisoformat(f), b)
+                for k, w, u, f, b in rows}
+
+    def put_public_documents(self, documents: Iterable[PublicDocument]) -> None:
+        """Replace the cached documents by `documents` (those of one fetch)."""
+        self._conn.execute("DELETE FROM public_documents")
+        self._conn.executemany(
+            "INSERT INTO public_documents (kind, week, url, fetched_at, body) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(d.kind, d.week, d.url, _ts(d.fetched_at), d.body) for d in documents])
+
+    def recorded_days(self) -> list[int]:
+        """Every day with a row of a series that could be sent (the local history's days)."""
+        return [r[0] for r in self._conn.execute(
+            "SELECT DISTINCT d.day FROM daily d JOIN series s ON s.id = d.series_id "
+            "WHERE s.local_only = 0 ORDER BY d.day")]
 
 
 def _new_secret() -> str:

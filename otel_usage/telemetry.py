@@ -2,7 +2,8 @@
 
 A thin facade that wires the rooms of the data path: the recorder (:mod:`.record`), the user's
 choice (:mod:`.consent`), the local store (:mod:`.store`), the sender (:mod:`.send`, made on
-first use) and what the user sees (:mod:`.user`). Printernizer's code counts with the ordinary
+first use) and what the user sees (:mod:`.user`, with the public statistics it compares with,
+fetched through the sender's transport). Printernizer's code counts with the ordinary
 OTel API::
 
     usage = UsageTelemetry(data_dir, service_version="2.7.0", set_global=True)
@@ -31,7 +32,7 @@ from . import consent
 from .catalog import Catalog, load_catalog
 from .clock import Clock, SystemClock, default_clock
 from .consent import Mode, ModeState
-from .errors import StoreUnavailableError
+from .errors import PublicStatisticsError, StoreUnavailableError, TransportError
 from .log import ProblemLog, logger
 from .record import provider as recording
 from .record.exporter import SQLiteMetricExporter
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_ENDPOINT", "UsageTelemetry", "default_data_dir"]
 
 DEFAULT_ENDPOINT = "https://stats.printernizer.com"
+# Longest wait for one document of the public statistics (the page's request waits for it).
+PUBLIC_DEADLINE_S = 5.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -108,6 +111,7 @@ class UsageTelemetry:
         self._uploader: Uploader | None = None
         self._exporter: SQLiteMetricExporter | None = None
         self._lock = threading.Lock()
+        self._public_lock = threading.Lock()  # one fetch of the public statistics at a time
         self._stopped = False
 
     def _default_clock(self) -> Clock:
@@ -306,6 +310,72 @@ class UsageTelemetry:
         from .user.review import history
 
         return history(self.store)
+
+    # The public statistics, and the user's place in them (nothing about the user is sent).
+
+    def fetch_public_statistics(self, *, asked: bool = False) -> dict[str, Any]:
+        """Fetch the public statistics when the rule allows it and they are due (see
+        :mod:`.user.public`): by itself (`asked` False) only in mode on; when the user asks in
+        mode local too; never in off or under DO_NOT_TRACK. Answers ``fetched``, ``refused``
+        (the rule said no), ``failed`` (no answer, or one that cannot be read: nothing new is
+        kept, and it is logged once), a ``detail`` for people, ``askable`` (asking would be
+        allowed), the newest ``week`` fetched and the ``url`` that is (or would be) contacted.
+        An endpoint reports could not go to (not HTTPS) fails the same way."""
+        from .user import public
+
+        base = public.base_url(self.endpoint, self.catalog)
+        state = self.mode_state()
+        dnt = consent.do_not_track(self.environ)
+        answer = {"url": base, "askable": public.refusal(state, dnt, True) is None,
+                  "refused": False, "failed": False, "fetched": False, "week": None}
+        refused = public.refusal(state, dnt, asked)
+        if refused is not None:
+            return {**answer, "refused": True, "detail": refused}
+        if not self._public_lock.acquire(blocking=False):  # another request is fetching
+            return {**answer, "detail": "the public statistics are being fetched already"}
+        try:
+            return {**answer, **self._fetch_public(base, asked)}
+        finally:
+            self._public_lock.release()
+
+    def _fetch_public(self, base: str, asked: bool) -> dict[str, Any]:
+        from .send.transport import check_endpoint, get_document
+        from .user import public
+
+        now = self.clock.now()
+        not_due = public.due(self.store, base, now, self.catalog, asked)
+        if not_due is not None:
+            return {"detail": not_due}
+        try:
+            check_endpoint(self.endpoint)  # the rules of reports: HTTPS, or HTTP to this machine
+            fetched = public.refresh(self.store, self.catalog, base, now, lambda url, most: (
+                get_document(url, max_bytes=most, deadline_s=PUBLIC_DEADLINE_S)))
+        except (TransportError, PublicStatisticsError) as exc:
+            self.problems.problem("public:fetch", "the public statistics could not be fetched",
+                                  error=str(exc))
+            return {"failed": True, "detail": f"they could not be fetched: {exc}"}
+        self.problems.resolved("public:fetch", "the public statistics were fetched")
+        return fetched.as_dict()
+
+    def compare(self) -> dict[str, Any]:
+        """This installation's numbers beside the public statistics kept (no request is made):
+        see :mod:`.user.compare`."""
+        from .report.build import resource_attributes
+        from .report.environment import detect_environment
+        from .user import public
+        from .user.compare import RESOURCES, compare
+
+        kept = public.cached(self.store, public.base_url(self.endpoint, self.catalog),
+                             self.catalog)
+        facts: dict[str, str] = {}
+        if kept is not None:
+            environment = self.environment or detect_environment(self.environ)
+            resource = resource_attributes(self.catalog, environment,
+                                           service_name=self.service_name,
+                                           service_version=self._report_version(),
+                                           installation_id="")
+            facts = {key: resource[key] for _, key in RESOURCES if key in resource}
+        return compare(self.store, self.catalog, kept, facts)
 
     # Internals.
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from compare_support import PATH, live_week, make, newest_publishable, public_server, site
 
 from otel_usage import ManualClock, UsageTelemetry
 from otel_usage.cli import main
@@ -85,3 +86,82 @@ def test_the_installed_command_runs(now: datetime, data_dir: Path) -> None:
     done = subprocess.run([command, "--data-dir", str(data_dir), "mode", "off"],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (0, "Mode set to off.\n", "")
+
+
+# compare: the user's numbers beside the public statistics.
+
+def _installation(data_dir: Path, midweek: datetime, url: str, mode: str) -> None:
+    """A week of history in the newest published week, then the user's choice of `mode`."""
+
+    clock = ManualClock(midweek)
+    usage = make(data_dir, clock, url)
+    live_week(usage, clock, newest_publishable(midweek))
+    clock.set(midweek)
+    usage.set_mode(mode)
+    usage.shutdown()
+
+
+def test_compare_in_mode_on_fetches_by_itself_and_prints_the_comparison(
+        capsys: pytest.CaptureFixture[str], data_dir: Path, midweek: datetime,
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+
+    week = newest_publishable(midweek)
+    with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
+        monkeypatch.setenv("OTEL_USAGE_ENDPOINT", server.url)
+        monkeypatch.setenv("DEPLOYMENT_MODE", "docker")
+        _installation(data_dir, midweek, server.url, "on")
+        code, out, err = run(capsys, "--data-dir", str(data_dir), "compare")
+        again = run(capsys, "--data-dir", str(data_dir), "compare", "--json")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == f"Public statistics: fetched the public statistics up to {week.label}."
+    assert lines[4] == ("Printers: you had 3; 18.0 ± 0.9 % of installations (180 ± 9 "
+                        "installations) had 3-5.")
+    assert lines[-2:] == [
+        "Deployment: docker, like 35.0 ± 0.5 % of installations (350 ± 5 installations).",
+        "Version: 2.7.0, like 20.0 ± 0.5 % of installations (200 ± 5 installations)."]
+    assert server.paths() == [f"{PATH}index.json", f"{PATH}weeks/{week.label}.json"]
+    data = json.loads(again[1])
+    assert (again[0], data["available"], data["week"], data["fetch"]["fetched"]) == (
+        0, True, week.label, False)
+
+
+def test_compare_in_mode_local_fetches_only_with_fetch(
+        capsys: pytest.CaptureFixture[str], data_dir: Path, midweek: datetime,
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+
+    week = newest_publishable(midweek)
+    with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
+        monkeypatch.setenv("OTEL_USAGE_ENDPOINT", server.url)
+        _installation(data_dir, midweek, server.url, "local")
+        before = run(capsys, "--data-dir", str(data_dir), "compare")
+        seen_before = list(server.paths())
+        code, out, err = run(capsys, "--data-dir", str(data_dir), "compare", "--fetch")
+    assert (before, seen_before) == ((0, (
+        "Public statistics: mode is local: the public statistics are fetched only when you "
+        "ask (the page's button, or otel-usage compare --fetch).\n"
+        "Nothing to compare: the public statistics have not been fetched yet.\n"), ""), [])
+    assert (code, err, out.splitlines()[0]) == (
+        0, "", f"Public statistics: fetched the public statistics up to {week.label}.")
+    assert server.paths() == [f"{PATH}index.json", f"{PATH}weeks/{week.label}.json"]
+
+
+@pytest.mark.parametrize(("mode", "environ", "why"), [
+    ("off", {}, "mode is off"),
+    ("on", {"DO_NOT_TRACK": "1"}, "DO_NOT_TRACK is set"),
+])
+def test_compare_fetch_in_mode_off_or_under_do_not_track_refuses_and_fetches_nothing(
+        mode: str, environ: dict[str, str], why: str, capsys: pytest.CaptureFixture[str],
+        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+
+    with public_server(monkeypatch, tmp_path, site([newest_publishable(midweek)], midweek)) as server:
+        monkeypatch.setenv("OTEL_USAGE_ENDPOINT", server.url)
+        _installation(data_dir, midweek, server.url, mode)
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        result = run(capsys, "--data-dir", str(data_dir), "compare", "--fetch")
+    assert result == (1, (
+        f"Public statistics: {why}: the public statistics are never fetched.\n"
+        "Nothing to compare: the public statistics have not been fetched yet.\n"), "")
+    assert server.seen == []

@@ -99,13 +99,29 @@ def test_headings_in_both_languages() -> None:
         "en": ["# Privacy: Printernizer's usage statistics", "## Your choice",
                "## What is collected, and why", "### About the installation",
                "## What is never collected", "## How long data is kept",
-               "## When reports are sent", "## How to opt out", "## How erasure works"],
+               "## When reports are sent", "## The public statistics, and your place in them",
+               "## How to opt out", "## How erasure works"],
         "de": ["# Datenschutz: die Nutzungsstatistik von Printernizer", "## Ihre Wahl",
                "## Was erhoben wird, und warum", "### Über die Installation",
                "## Was nie erhoben wird", "## Wie lange Daten aufbewahrt werden",
-               "## Wann Berichte gesendet werden", "## Wie Sie widersprechen",
+               "## Wann Berichte gesendet werden",
+               "## Die öffentliche Statistik, und Ihr Platz darin", "## Wie Sie widersprechen",
                "## Wie gelöscht wird"],
     }
+
+
+def test_the_policy_says_what_the_comparison_contacts_and_when() -> None:
+    """The path from the catalog's [public], the rule of each mode, and what goes with it."""
+    catalog = load_catalog()
+    path, days = f"`{catalog.public.path}`", catalog.policy.publish_after_days
+    for language, words in (("en", (path, 'In mode "local" it does so only when you press the '
+                                    "button", "no installation ID, no credential",
+                                    f"{days} days after it ends")),
+                            ("de", (path, "Im Modus „lokal“ nur, wenn Sie die Schaltfläche "
+                                    "drücken", "keine Installations-ID, keine Zugangsdaten",
+                                    f"{days} Tage nach ihrem Ende"))):
+        text = render_privacy_markdown(catalog, language)
+        assert [w for w in words if w not in text] == [], language
 
 
 def test_unknown_language_is_refused() -> None:

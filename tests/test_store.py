@@ -64,6 +64,11 @@ VERSION_1: dict[str, dict[str, Any]] = {
                     ("last_status", "INTEGER", 0, 0), ("last_answer", "TEXT", 0, 0)],
         "unique": [("installation_id", "endpoint")],
     },
+    "public_documents": {
+        "columns": [("kind", "TEXT", 1, 1), ("week", "TEXT", 0, 0), ("url", "TEXT", 1, 0),
+                    ("fetched_at", "TEXT", 1, 0), ("body", "TEXT", 1, 0)],
+        "unique": [("kind",)],
+    },
 }
 
 

@@ -9,10 +9,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from compare_support import PATH as PUBLIC
+from compare_support import live_week, newest_publishable, public_server, site
+from compare_support import make as public_make
 from web_support import (
     INGRESS,
     MONDAY,
@@ -73,13 +77,13 @@ def test_page_is_served_behind_the_ingress_prefix_with_only_relative_urls(
     assert response.headers["content-language"] == "en"
     urls = re.findall(r'(?:href|src|action)="([^"]*)"', response.text)
     assert urls == ["static/icon.svg", "static/style.css", "static/app.js", "?lang=en",
-                    "?lang=de", "#settings", "#stats", "#report", "#history", "#policy",
-                    "#policy", "#stats", "api/export"]
+                    "?lang=de", "#settings", "#stats", "#compare", "#report", "#history",
+                    "#policy", "#policy", "#stats", "api/export"]
     assert "{{" not in response.text
     fetched = re.findall(r'api\("([^"?]*)', (client.get(PAGE + "static/app.js")).text)
-    assert sorted(set(fetched)) == ["api/catalog", "api/data", "api/history", "api/mode",
-                                    "api/privacy", "api/report", "api/send-now",
-                                    "api/statistics"]
+    assert sorted(set(fetched)) == ["api/catalog", "api/comparison", "api/comparison/fetch",
+                                    "api/data", "api/history", "api/mode", "api/privacy",
+                                    "api/report", "api/send-now", "api/statistics"]
 
 
 def test_page_headers_forbid_anything_from_elsewhere(client: Client) -> None:
@@ -478,5 +482,111 @@ def test_openapi_lists_the_json_api(usage: UsageTelemetry) -> None:
         f"/usage/api/{name}": methods for name, methods in (
             ("mode", ["get", "put"]), ("statistics", ["get"]), ("catalog", ["get"]),
             ("privacy", ["get"]), ("report", ["get"]), ("history", ["get"]),
+            ("comparison", ["get"]), ("comparison/fetch", ["post"]),
             ("send-now", ["post"]), ("export", ["get"]), ("data", ["delete"]),
             ("data/delete", ["post"]))}
+
+
+# The user's place in the public statistics: the page's API fetches (never the browser).
+
+def _page_for(data_dir: Path, midweek: datetime, url: str, mode: str,
+              environ: dict[str, str] | None = None) -> tuple[UsageTelemetry, Client]:
+    """An installation with a week of history in the newest published week, in `mode`."""
+    clock = ManualClock(midweek)
+    usage = public_make(data_dir, clock, url)
+    live_week(usage, clock, newest_publishable(midweek))
+    clock.set(midweek)
+    usage.set_mode(mode)
+    if environ:
+        usage.shutdown()
+        usage = public_make(data_dir, clock, url, environ)
+    return usage, client_for(usage)
+
+
+def test_in_mode_on_opening_the_page_fetches_the_public_statistics_and_compares(
+        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    week = newest_publishable(midweek)
+    with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
+        usage, client = _page_for(data_dir, midweek, server.url, "on")
+        first = client.get(API + "comparison")
+        again = client.get(API + "comparison")
+        usage.shutdown()
+    assert server.paths() == [f"{PUBLIC}index.json", f"{PUBLIC}weeks/{week.label}.json"]
+    body = first.json()
+    assert (first.status_code, body["available"], body["week"], body["fetch"]) == (
+        200, True, week.label, {"url": f"{server.url}{PUBLIC}", "askable": True,
+                                "refused": False, "failed": False, "fetched": True,
+                                "week": week.label,
+                                "detail": f"fetched the public statistics up to {week.label}"})
+    assert [i["topic"] for i in body["items"]][:2] == ["printers", "jobs"]
+    assert (again.json()["fetch"]["fetched"], again.json()["items"]) == (False, body["items"])
+
+
+def test_in_mode_local_only_the_button_fetches_the_public_statistics(
+        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    week = newest_publishable(midweek)
+    with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
+        usage, client = _page_for(data_dir, midweek, server.url, "local")
+        opened = client.get(API + "comparison").json()
+        seen_on_opening = list(server.paths())
+        pressed = client.post(API + "comparison/fetch", json={})
+        usage.shutdown()
+    assert seen_on_opening == []
+    assert (opened["available"], opened["fetch"]["refused"], opened["fetch"]["askable"]) == (
+        False, True, True)
+    assert (pressed.status_code, pressed.json()["available"], pressed.json()["week"]) == (
+        200, True, week.label)
+    assert server.paths() == [f"{PUBLIC}index.json", f"{PUBLIC}weeks/{week.label}.json"]
+
+
+@pytest.mark.parametrize(("mode", "environ", "detail"), [
+    ("off", None, "mode is off: the public statistics are never fetched"),
+    ("local", {"DO_NOT_TRACK": "1"},
+     "DO_NOT_TRACK is set: the public statistics are never fetched"),
+])
+def test_in_mode_off_or_under_do_not_track_the_button_is_refused_and_nothing_fetched(
+        mode: str, environ: dict[str, str] | None, detail: str, data_dir: Path,
+        midweek: datetime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with public_server(monkeypatch, tmp_path, site([newest_publishable(midweek)], midweek)) as server:
+        usage, client = _page_for(data_dir, midweek, server.url, mode, environ)
+        opened = client.get(API + "comparison").json()
+        pressed = client.post(API + "comparison/fetch", json={})
+        usage.shutdown()
+    assert server.seen == []
+    assert (opened["fetch"]["askable"], opened["fetch"]["detail"]) == (False, detail)
+    assert (pressed.status_code, pressed.json()) == (
+        403, {"error": "fetch_refused", "detail": detail})
+
+
+def test_another_sites_page_cannot_press_the_button(
+        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    with public_server(monkeypatch, tmp_path, site([newest_publishable(midweek)], midweek)) as server:
+        usage, client = _page_for(data_dir, midweek, server.url, "local")
+        pressed = client.post(API + "comparison/fetch", json={},
+                              headers={"Sec-Fetch-Site": "cross-site"})
+        form = client.post(API + "comparison/fetch", content=b"a=1",
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        usage.shutdown()
+    assert server.seen == []
+    assert (pressed.status_code, pressed.json()["error"]) == (403, "cross_site")
+    assert (form.status_code, form.json()["error"]) == (415, "json_required")
+
+
+def test_public_statistics_that_cannot_be_fetched_are_a_502_and_the_page_stays_usable(
+        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    with public_server(monkeypatch, tmp_path, {}) as server:
+        usage, client = _page_for(data_dir, midweek, server.url, "on")
+        opened = client.get(API + "comparison")
+        usage.set_mode("local")
+        pressed = client.post(API + "comparison/fetch", json={})  # asked: not a day later
+        usage.shutdown()
+    failure = f"they could not be fetched: {server.url}{PUBLIC}index.json answered 404 Not Found"
+    assert (pressed.status_code, pressed.json()) == (502, {
+        "error": "fetch_failed",
+        "detail": f"the public statistics at {server.url}{PUBLIC}: {failure}"})
+    assert (opened.status_code, opened.json()["fetch"]["failed"], opened.json()["fetch"]["detail"],
+            opened.json()["available"]) == (200, True, failure, False)

@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ import pytest
 import uvicorn
 from browser_support import chromium
 from catalog_support import grown_raw, write_catalog
+from compare_support import live_week, newest_publishable, public_server, site
+from compare_support import make as public_make
 from web_support import (
     MONDAY,
     PAGE,
@@ -306,3 +309,44 @@ def test_agreeing_on_a_page_opened_before_an_upgrade_shows_what_is_new_first(
         "Thank you: the new items are sent from the next week on.")
     expect(page.locator("#consent-new")).to_be_hidden()
     assert upgraded.catalog_additions()["consented_version"] == 3
+
+
+def test_in_mode_local_the_button_names_what_it_contacts_and_the_comparison_shows(
+        open_page: Open, data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Nothing is fetched until the button is pressed; then the page's API fetches (the
+    browser's requests all stay on the page's own origin, as the fixture checks) and the
+    comparison shows, in English and in German."""
+    from playwright.sync_api import expect
+
+    week = newest_publishable(midweek)
+    with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
+        clock = ManualClock(midweek)
+        usage = public_make(data_dir, clock, server.url)
+        live_week(usage, clock, week)
+        clock.set(midweek)
+        page = open_page(usage)
+        button = page.locator("#compare-fetch")
+        expect(button).to_have_text(f"Fetch the public statistics from {server.url}/stats/")
+        seen_before = list(server.seen)
+        button.click()
+        expect(page.locator("#status")).to_have_text("The public statistics were fetched.")
+        english = texts(page, "#compare-list li")
+        screenshot(page, "compare-local-fetched", "compare")
+        page.set_viewport_size({"width": 360, "height": 800})  # a phone: nothing runs wider
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - "
+                                 "document.documentElement.clientWidth")
+        screenshot(page, "compare-local-fetched-phone", "compare")
+        german = texts(open_page(usage, locale="de-DE"), "#compare-list li")
+        usage.shutdown()
+    assert (seen_before, overflow) == ([], 0)
+    assert len(server.seen) == 2
+    pm, dash, nbsp = "\u00a0±\u00a0", "\u2013", "\u00a0"  # ± keeps its numbers on its line
+    assert english[:3] == [
+        f"You had 3 printers; 18.0%{pm}0.9% of installations (180{pm}9.1) had 3{dash}5.",
+        f"You had 12 jobs; 25.0%{pm}0.9% of installations (250{pm}9.1) had 11{dash}20. On "
+        f"average an installation had 7.2{pm}0.3 jobs.",
+        f"Library: off here; on at -0.3%{pm}0.7% of installations (-3{pm}7).",
+    ]
+    assert german[0] == (f"Sie hatten 3 Drucker; 18,0{nbsp}%{pm}0,9{nbsp}% der Installationen "
+                         f"(180{pm}9,1) hatten 3{dash}5.")

@@ -1,9 +1,13 @@
-"""Hand one request to the server: a weekly report or an erasure request (both OTLP exports).
+"""Hand one request to the server: a weekly report or an erasure request (both OTLP exports),
+or fetch one document of the public statistics.
 
-The only module that imports the OTLP exporter, and only inside :func:`post_report`, so that an
-installation that never sends never loads it (its memory would be the host's: README.md,
-"Budgets, measured"). One call is one HTTP request: retries are the outbox's business,
-persisted across restarts.
+The only module that imports the OTLP exporter, and only inside :func:`post_report` and
+:func:`get_document`, so that an installation that never sends never loads it (its memory would
+be the host's: README.md, "Budgets, measured"). One call is one HTTP request: retries are the
+outbox's business, persisted across restarts. A public document is fetched with the very TLS
+settings reports are sent with (the exporter's: its CA from ``OTEL_EXPORTER_OTLP_CERTIFICATE``,
+its client certificate), and with nothing about the installation: no credential, no cookie, no
+header but :data:`PUBLIC_HEADERS`.
 
 Endpoints must be HTTPS with certificate verification; plain ``http://`` is accepted only for a
 loopback host (tests and the demo).
@@ -26,7 +30,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import TransportError
@@ -34,7 +38,7 @@ from ..errors import TransportError
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["Answer", "check_endpoint", "post_report",
+__all__ = ["PUBLIC_HEADERS", "Answer", "check_endpoint", "get_document", "post_report",
            "retry_after_seconds", "status_message"]
 
 DEFAULT_DEADLINE_S = 10.0
@@ -45,6 +49,10 @@ _STATUS_BYTES = 4096
 # Most of an answer's body ever read: the rest is left unread, so an endpoint that answers
 # without end (or a huge declared length) costs the client this much and no more.
 _BODY_BYTES = 65536
+# The only headers a public document's request carries, besides Host: what any HTTP client
+# sends, naming no version, installation or machine.
+PUBLIC_HEADERS = {"User-Agent": "otel-usage", "Accept": "application/json",
+                  "Accept-Encoding": "gzip", "Connection": "close"}
 
 
 @dataclass(frozen=True)
@@ -121,17 +129,8 @@ def post_report(
     again, retries with sleeps inside the call and hides the status and ``Retry-After`` that the
     outbox needs to schedule the next attempt.
     """
-    import requests
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
     url = check_endpoint(endpoint) + metrics_path
-    session = requests.Session()
-    exporter = OTLPMetricExporter(endpoint=url, headers=headers, timeout=deadline_s,
-                                  compression=Compression.Gzip, session=session)
-    adapter = _watched_adapter()
-    for scheme in ("http://", "https://"):
-        session.mount(scheme, adapter)
+    session, exporter = _configured_session(url, headers, deadline_s)
     try:
         request_headers = {"Content-Type": "application/x-protobuf",
                            "Content-Encoding": "gzip", **headers}
@@ -139,6 +138,64 @@ def post_report(
             return _request(session, "POST", url, request_headers, body, now, deadline)
     finally:
         exporter.shutdown()
+
+
+def _configured_session(url: str, headers: dict[str, str],
+                        deadline_s: float) -> tuple[requests.Session, Any]:
+    """A ``requests`` session as the OTLP exporter configures it for `url` (certificate
+    verification and client certificate from its settings), whose connections are under the
+    current deadline; and the exporter, to shut down after use."""
+    import requests
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    session = requests.Session()
+    exporter = OTLPMetricExporter(endpoint=url, headers=headers, timeout=deadline_s,
+                                  compression=Compression.Gzip, session=session)
+    adapter = _watched_adapter()
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return session, exporter
+
+
+def get_document(url: str, *, max_bytes: int, deadline_s: float = DEFAULT_DEADLINE_S) -> bytes:
+    """GET `url` (HTTPS, or HTTP to this machine) once, within `deadline_s` seconds, with the
+    TLS settings of reports and :data:`PUBLIC_HEADERS` only; its body, decompressed. Raises
+    TransportError for no answer, an answer other than 200 (redirects are not followed) or a
+    body larger than `max_bytes`."""
+    checked = check_endpoint(url)
+    session, exporter = _configured_session(checked, {}, deadline_s)
+    session.headers.clear()
+    session.headers.update(PUBLIC_HEADERS)
+    try:
+        with _deadline(deadline_s) as deadline:
+            return _get(session, checked, max_bytes, deadline)
+    finally:
+        exporter.shutdown()
+
+
+def _get(session: requests.Session, url: str, max_bytes: int, deadline: _Deadline) -> bytes:
+    try:
+        response = session.get(url, timeout=deadline.seconds, allow_redirects=False,
+                               verify=session.verify, cert=session.cert, stream=True)
+        with response:
+            if response.status_code != 200 and not deadline.passed:
+                raise TransportError(f"{url} answered {response.status_code} "
+                                     f"{response.reason or ''}".rstrip())
+            content = bytes(response.raw.read(max_bytes + 1, decode_content=True) or b"")
+    except TransportError:
+        raise
+    except Exception as exc:  # no answer, or one that broke off or does not decode
+        raise _no_document(url, deadline, f"no answer: {type(exc).__name__}") from exc
+    if deadline.passed:
+        raise _no_document(url, deadline, "")
+    if len(content) > max_bytes:
+        raise TransportError(f"{url}: the answer is larger than {max_bytes} bytes")
+    return content
+
+
+def _no_document(url: str, deadline: _Deadline, why: str) -> TransportError:
+    return TransportError(f"{url}: {_too_late(deadline).text if deadline.passed else why}")
 
 
 class _Deadline:

@@ -108,6 +108,24 @@ _T: dict[str, dict[str, str]] = {
         "retention_local": (
             "On your machine, statistics are kept as one row per day and counter until you "
             "delete them."),
+        "public": "The public statistics, and your place in them",
+        "public_text": (
+            "Every published week is public, for everyone: the server that receives the "
+            "reports shows it under `{path}` at the same address, as a page and as JSON. The "
+            "privacy page and `otel-usage compare` set your own numbers of the newest published "
+            "week your machine has statistics of beside it (printers, jobs, features, "
+            "deployment mode, version), computed on your machine. For that, Printernizer "
+            "fetches two files from `{path}`: the list of published weeks and one week's "
+            "numbers, over HTTPS checked as reports are. In mode \"on\" it does so by itself "
+            "when you open the privacy page or run the command, at most once per published "
+            "week (a week is published {days} days after it ends; while one is due but not "
+            "there yet, at most once a day). In mode \"local\" it does so only when you press "
+            "the button that names the address, or run `otel-usage compare --fetch`. In mode "
+            "\"off\", or with DO_NOT_TRACK set, never. Nothing about you goes with the request: "
+            "no installation ID, no credential, no cookie, no version; the gateway sees your "
+            "IP address, as with any visit, and does not store it. Your browser never contacts "
+            "that server. The two files are kept on your machine (in the export, deleted with "
+            "everything else) until newer ones replace them."),
         "sending": "When reports are sent",
         "sending_text": (
             "Only in mode \"on\", once a week, at a time drawn at random for your installation. "
@@ -260,6 +278,26 @@ _T: dict[str, dict[str, str]] = {
         "retention_local": (
             "Auf Ihrem Gerät wird die Statistik als eine Zeile pro Tag und Zähler aufbewahrt, "
             "bis Sie sie löschen."),
+        "public": "Die öffentliche Statistik, und Ihr Platz darin",
+        "public_text": (
+            "Jede veröffentlichte Woche ist öffentlich, für alle: Der Server, der die Berichte "
+            "empfängt, zeigt sie unter derselben Adresse unter `{path}`, als Seite und als "
+            "JSON. Die Datenschutzseite und `otel-usage compare` stellen Ihre eigenen Zahlen "
+            "der neuesten veröffentlichten Woche, von der Ihr Gerät eine Statistik hat, daneben "
+            "(Drucker, Druckaufträge, Funktionen, Betriebsart, Version), berechnet auf Ihrem "
+            "Gerät. Dazu ruft Printernizer zwei Dateien von `{path}` ab: die Liste der "
+            "veröffentlichten Wochen und die Zahlen einer Woche, über HTTPS, geprüft wie bei "
+            "Berichten. Im Modus „an“ geschieht das von selbst, wenn Sie die "
+            "Datenschutzseite öffnen oder den Befehl ausführen, höchstens einmal je "
+            "veröffentlichter Woche (eine Woche wird {days} Tage nach ihrem Ende "
+            "veröffentlicht; ist eine fällig, aber noch nicht da, höchstens einmal am Tag). Im "
+            "Modus „lokal“ nur, wenn Sie die Schaltfläche drücken, die die Adresse nennt, "
+            "oder `otel-usage compare --fetch` ausführen. Im Modus „aus“ oder mit gesetztem "
+            "DO_NOT_TRACK nie. Mit der Anfrage geht nichts über Sie mit: keine "
+            "Installations-ID, keine Zugangsdaten, kein Cookie, keine Version; das Gateway "
+            "sieht Ihre IP-Adresse, wie bei jedem Besuch, und speichert sie nicht. Ihr Browser "
+            "verbindet sich nie mit diesem Server. Die beiden Dateien bleiben auf Ihrem Gerät "
+            "(im Export enthalten, mit allem anderen gelöscht), bis neuere sie ersetzen."),
         "sending": "Wann Berichte gesendet werden",
         "sending_text": (
             "Nur im Modus „an“, einmal pro Woche, zu einer für Ihre Installation zufällig "
@@ -356,6 +394,8 @@ def render_privacy_markdown(catalog: Catalog, language: str = "en") -> str:
                   t["retention_local"]]),
         f"## {t['sending']}",
         t["sending_text"],
+        f"## {t['public']}",
+        t["public_text"].format(path=catalog.public.path, days=policy.publish_after_days),
         f"## {t['opt_out']}",
         _bullets([t["opt_out_page"], t["opt_out_cli"], t["opt_out_env"]]),
         f"## {t['erasure']}",

@@ -5,7 +5,8 @@
 
 The page lets a user pick off / local / on, read what is collected (from the catalog), look at
 the local statistics, the next report exactly as it will leave and the upload history, export
-everything and delete it. It is plain HTML, CSS and JavaScript served by the router, with
+everything and delete it, and set its own week beside the public statistics (fetched by the
+library, never by the browser). It is plain HTML, CSS and JavaScript served by the router, with
 relative URLs only, so it works under any prefix, including Home Assistant's ingress path.
 
 This package and Printernizer's old API (:mod:`otel_usage.printernizer.api`) are the only parts

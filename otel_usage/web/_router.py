@@ -63,6 +63,8 @@ def privacy_router(usage: UsageTelemetry, *, prefix: str = "/usage") -> APIRoute
         "/api/privacy": {"GET": api.privacy},
         "/api/report": {"GET": api.report},
         "/api/history": {"GET": api.history},
+        "/api/comparison": {"GET": api.comparison},
+        "/api/comparison/fetch": {"POST": api.fetch_comparison},
         "/api/send-now": {"POST": api.send_now},
         "/api/export": {"GET": api.export},
         "/api/data": {"DELETE": api.delete_all},
@@ -197,7 +199,27 @@ class _Api:
             **NO_STORE,
             "Content-Disposition": f'attachment; filename="otel-usage-export-{day}.json"'})
 
+    async def comparison(self, request: Request) -> Response:
+        """This installation's numbers beside the public statistics kept. In mode on they are
+        fetched first when due (once per published week), off the event loop and within a
+        few seconds per document; the browser itself never contacts the public server."""
+        fetch = await asyncio.to_thread(self.usage.fetch_public_statistics)
+        return _json({**await asyncio.to_thread(self.usage.compare), "fetch": fetch})
+
     # Changing.
+
+    async def fetch_comparison(self, request: Request) -> Response:
+        """Fetch the public statistics now, as the user asked (the button says from where):
+        in mode on or local; 403 ``fetch_refused`` in off or under DO_NOT_TRACK, 502
+        ``fetch_failed`` when they could not be fetched or read (nothing new is kept)."""
+        await json_object(request)
+        fetch = await asyncio.to_thread(self.usage.fetch_public_statistics, asked=True)
+        if fetch["refused"]:
+            raise ApiError(403, "fetch_refused", fetch["detail"])
+        if fetch["failed"]:
+            raise ApiError(502, "fetch_failed", f"the public statistics at {fetch['url']}: "
+                                                f"{fetch['detail']}")
+        return _json({**await asyncio.to_thread(self.usage.compare), "fetch": fetch})
 
     async def put_mode(self, request: Request) -> Response:
         """Store the user's choice; ``on`` is an agreement, and names the catalog version the

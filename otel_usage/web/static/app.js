@@ -8,6 +8,9 @@
   const LANG = document.documentElement.lang || "en";
   const SVG = "http://www.w3.org/2000/svg";
   const number = new Intl.NumberFormat(LANG);
+  const decimal = new Intl.NumberFormat(LANG, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  const percent = new Intl.NumberFormat(LANG, {
+    style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
   // shown: the catalog version "what we collect" lists; offered: the one the additions lead to.
   // An agreement names the version the user saw (the server refuses any other).
   const state = { mode: null, shown: null, offered: null };
@@ -160,7 +163,7 @@
         await loadMode().catch(() => {});
       }
     }
-    await Promise.all([loadStatistics(), loadReport(), loadHistory()]);
+    await Promise.all([loadStatistics(), loadReport(), loadHistory(), loadComparison()]);
   }
 
   async function loadCatalog() {
@@ -253,6 +256,88 @@
       showStatistics(await api("api/statistics"));
     } catch (err) {
       failed($("stats-body"), err);
+    }
+  }
+
+  // The user's place in the public statistics (fetched by the server side, never here).
+
+  function plusMinus(format, value, margin) {
+    return format.format(value) + "\u00a0±\u00a0" + format.format(margin);  // kept on one line
+  }
+
+  function shareOf(item) {
+    if (item.installations === null) return { share: t("compare_not_published"), count: "–" };
+    const count = plusMinus(number, item.installations, item.margin);
+    const share = item.share === null ? "–" : plusMinus(percent, item.share, item.share_margin);
+    return { share: share, count: count };
+  }
+
+  function bucket(item) {
+    if (item.bucket_max === null) return t("compare_bucket_open", { min: number.format(item.bucket_min) });
+    if (item.bucket_min === item.bucket_max) return number.format(item.bucket_min);
+    return number.format(item.bucket_min) + "–" + number.format(item.bucket_max);
+  }
+
+  function compareLine(item) {
+    const shown = shareOf(item);
+    if (item.topic === "printers" || item.topic === "jobs") {
+      const line = t("compare_" + item.topic, {
+        yours: number.format(item.yours), share: shown.share, count: shown.count,
+        bucket: item.bucket_min === null ? "–" : bucket(item) });
+      return item.mean === undefined ? line
+        : line + " " + t("compare_jobs_mean", { mean: plusMinus(decimal, item.mean, item.mean_margin) });
+    }
+    if (item.topic === "feature") {
+      return t(item.yours ? "compare_feature_on" : "compare_feature_off", {
+        feature: t("feature." + item.value), share: shown.share, count: shown.count });
+    }
+    const counted = item.counted_as === item.yours ? "" : t("compare_counted_as", { value: item.counted_as });
+    return t("compare_" + item.topic, {
+      yours: item.yours, counted: counted, share: shown.share, count: shown.count });
+  }
+
+  function showComparison(data) {
+    const fetch = data.fetch;
+    const rule = fetch.askable && state.mode !== "on" ? t("compare_rule_local", { url: fetch.url })
+      : fetch.askable ? t("compare_rule_on") : t("compare_rule_never");
+    $("compare-rule").textContent = rule;
+    const button = $("compare-fetch");
+    button.hidden = !fetch.askable || state.mode === "on";
+    button.textContent = t("compare_fetch", { url: fetch.url });
+    const failed = fetch.failed ? el("p", { class: "error" }, t("compare_failed", { detail: fetch.detail })) : null;
+    if (!data.available) {
+      fill($("compare-body"), failed, el("p", { id: "compare-none" }, t("compare_none", { detail: data.detail })));
+      return;
+    }
+    const active = data.active_installations;
+    fill($("compare-body"), failed,
+      el("p", { id: "compare-week" }, t("compare_week", {
+        week: data.week, start: data.week_start, published: data.published_on,
+        active: plusMinus(number, active.installations, active.margin) })),
+      el("ul", { id: "compare-list", class: "compare" }, data.items.map((item) =>
+        el("li", { "data-topic": item.topic }, compareLine(item)))),
+      el("p", { class: "hint" }, t("compare_noise")),
+      el("p", { class: "hint" }, t("compare_source", { url: data.source, when: data.fetched_at })));
+  }
+
+  async function loadComparison() {
+    try {
+      showComparison(await api("api/comparison"));
+    } catch (err) {
+      failed($("compare-body"), err);
+    }
+  }
+
+  async function fetchComparison() {
+    const button = $("compare-fetch");
+    button.disabled = true;
+    try {
+      showComparison(await api("api/comparison/fetch", { method: "POST", json: {} }));
+      say(t("compare_fetched"));
+    } catch (err) {
+      say(t("compare_failed", { detail: err.message }), true);
+    } finally {
+      button.disabled = false;
     }
   }
 
@@ -414,11 +499,12 @@
     $("delete-dialog").addEventListener("close", deleteClosed);
     $("send-now").addEventListener("click", sendNow);
     $("consent-agree").addEventListener("click", agreeToNew);
+    $("compare-fetch").addEventListener("click", fetchComparison);
     const catalog = loadCatalog().catch((err) => say(t("error", { detail: err.message }), true));
     loadPolicy();
     loadMode()
       .catch((err) => say(t("error", { detail: err.message }), true))
-      .then(() => Promise.all([loadStatistics(), loadReport(), loadHistory(), catalog]))
+      .then(() => Promise.all([loadStatistics(), loadReport(), loadHistory(), loadComparison(), catalog]))
       .then(() => document.body.setAttribute("data-ready", "true"));
   }
 

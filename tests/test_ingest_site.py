@@ -9,13 +9,15 @@ import random
 import stat
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 import sqlalchemy as sa
+from compare_support import PATH, live_week, make
 from ingest_reports import CATALOG
 from ingest_support import (  # noqa: F401  (fixture)
     database_url,
@@ -23,9 +25,11 @@ from ingest_support import (  # noqa: F401  (fixture)
     published_cell,
     published_week,
     query,
+    server_process,
     settings,
 )
 
+from ingest import cli
 from ingest._errors import SiteError, StoreUnavailable
 from ingest._privacy import mechanism
 from ingest._publication import publish_due
@@ -40,7 +44,9 @@ from ingest.site import (
     write_site,
 )
 from ingest.testing import StoredWeek, new_installation, points, resource, store_weeks
+from otel_usage import ManualClock
 from otel_usage.catalog import CATALOG_PATH
+from otel_usage.weeks import Week
 
 SCHEMA = json.loads(CATALOG.public.schema.read_text(encoding="utf-8"))
 TODAY = date(2025, 12, 3)
@@ -408,3 +414,42 @@ def test_the_readmes_examples_are_documents_of_one_site() -> None:
     assert {"week": week["week"], **week["active_installations"]} in index["active_installations"]
     buckets = [(d["bucket_min"], d["bucket_max"]) for d in week["distributions"]]
     assert [high for _, high in buckets] == [low - 1 for low, _ in buckets[1:]] + [None]
+
+
+@pytest.mark.end_to_end
+def test_a_real_ingest_publishes_a_week_and_the_client_in_mode_on_compares_with_it(
+        tmp_path: Path, now: datetime, data_dir: Path) -> None:
+    """The whole way: this installation reports last week to `otel-usage-ingest serve` on
+    loopback, the week is published, and in mode on the client fetches the ingest's /stats/
+    and compares its own week with the published numbers, row for row as served."""
+    week = Week.of(now).previous()
+    url = f"sqlite:///{tmp_path}/ingest.db"
+    assert cli.main(["migrate", "--database", url]) == 0
+    with server_process(url) as (base, _):
+        clock = ManualClock(week.start - timedelta(days=1))
+        usage = make(data_dir, clock, base)
+        usage.set_mode("on")
+        live_week(usage, clock, week)
+        clock.set(week.end + timedelta(days=7))  # past this installation's slot, whatever it is
+        assert usage.send_now()["sent"] == [week.label]
+        assert cli.main(["publish", "--database", url, "--after-days", "0"]) == 0
+        clock.set(now)
+        fetch = usage.fetch_public_statistics()
+        result = usage.compare()
+        usage.shutdown()
+        served = httpx.get(f"{base}{PATH}weeks/{week.label}.json").json()
+    assert (fetch["fetched"], fetch["week"], result["week"], result["available"]) == (
+        True, week.label, week.label, True)
+    assert result["active_installations"] == served["active_installations"]
+    items = {(i["topic"], i.get("value")): i for i in result["items"]}
+    printers = next(r for r in served["distributions"]
+                    if r["metric"] == "printernizer.printers" and r["bucket_min"] == 3)
+    timelapse = next(r for r in served["metrics"] if r["value"] == "timelapse"
+                     and r["metric"] == "printernizer.features.enabled")
+    docker = next(r for r in served["resource_attributes"]
+                  if r["attribute"] == "printernizer.deployment.mode" and r["value"] == "docker")
+    assert [(items[k]["yours"], items[k]["installations"], items[k]["margin"]) for k in (
+        ("printers", None), ("feature", "timelapse"), ("deployment_mode", None))] == [
+        (3, printers["installations"], printers["margin"]),
+        (True, timelapse["installations"], timelapse["margin"]),
+        ("docker", docker["installations"], docker["margin"])]

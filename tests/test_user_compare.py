@@ -5,7 +5,7 @@ what was fetched; and its plain text for the command."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from compare_support import PATH, live_week, make, newest_publishable, public_se
 
 from otel_usage import ManualClock
 from otel_usage.user.compare import render_comparison
-from otel_usage.weeks import Week
 
 
 def compared(data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
@@ -118,47 +117,3 @@ def test_a_week_the_local_history_does_not_have_is_not_compared(
         "catalog_version": 2, "week": week.label, "available": False, "items": [],
         "detail": f"this machine kept no statistics in {week.label}, the newest week "
                   "published that could be compared"}
-
-
-@pytest.mark.end_to_end
-def test_a_real_ingest_publishes_a_week_and_the_client_in_mode_on_compares_with_it(
-        tmp_path: Path, now: datetime, data_dir: Path) -> None:
-    """The whole way: this installation reports last week to `otel-usage-ingest serve` on
-    loopback, the week is published, and in mode on the client fetches the ingest's /stats/
-    and compares its own week with the published numbers, row for row as served."""
-    import httpx
-    from ingest_support import server_process
-
-    from ingest import cli
-
-    week = Week.of(now).previous()
-    url = f"sqlite:///{tmp_path}/ingest.db"
-    assert cli.main(["migrate", "--database", url]) == 0
-    with server_process(url) as (base, _):
-        clock = ManualClock(week.start - timedelta(days=1))
-        usage = make(data_dir, clock, base)
-        usage.set_mode("on")
-        live_week(usage, clock, week)
-        clock.set(week.end + timedelta(days=7))  # past this installation's slot, whatever it is
-        assert usage.send_now()["sent"] == [week.label]
-        assert cli.main(["publish", "--database", url, "--after-days", "0"]) == 0
-        clock.set(now)
-        fetch = usage.fetch_public_statistics()
-        result = usage.compare()
-        usage.shutdown()
-        served = httpx.get(f"{base}{PATH}weeks/{week.label}.json").json()
-    assert (fetch["fetched"], fetch["week"], result["week"], result["available"]) == (
-        True, week.label, week.label, True)
-    assert result["active_installations"] == served["active_installations"]
-    items = {(i["topic"], i.get("value")): i for i in result["items"]}
-    printers = next(r for r in served["distributions"]
-                    if r["metric"] == "printernizer.printers" and r["bucket_min"] == 3)
-    timelapse = next(r for r in served["metrics"] if r["value"] == "timelapse"
-                     and r["metric"] == "printernizer.features.enabled")
-    docker = next(r for r in served["resource_attributes"]
-                  if r["attribute"] == "printernizer.deployment.mode" and r["value"] == "docker")
-    assert [(items[k]["yours"], items[k]["installations"], items[k]["margin"]) for k in (
-        ("printers", None), ("feature", "timelapse"), ("deployment_mode", None))] == [
-        (3, printers["installations"], printers["margin"]),
-        (True, timelapse["installations"], timelapse["margin"]),
-        ("docker", docker["installations"], docker["margin"])]

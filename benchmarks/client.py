@@ -1,6 +1,6 @@
 """Measures the client's budgets in one run and prints them; the last line is one JSON object.
 
-    python benchmarks/client.py [--quick | --tiny]
+    python benchmarks/client.py [--quick | --tiny] [--memory]
 
 Ratios compare against baselines measured in the same run (these machines are noisy):
 - add_ratio_vs_bare_otel: median `counter.add` (two attributes) through our provider, divided
@@ -25,7 +25,7 @@ Ratios compare against baselines measured in the same run (these machines are no
   memory the allocator keeps (`host_trimmed_...`: what the processes hold alive; RSS also
   counts what the allocator keeps, which differs by run when modules are compiled from source:
   each variant first runs once uncounted, so that bytecode is cached), and the modules we add
-  to the host.
+  to the host. `--memory` measures the host's memory alone (the `host_*` figures).
 """
 
 from __future__ import annotations
@@ -481,9 +481,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and days")
     parser.add_argument("--tiny", action="store_true",
                         help="the smallest run that still reports every figure (a test's)")
+    parser.add_argument("--memory", action="store_true",
+                        help="only what the client costs its host's memory (the host_* figures)")
     args = parser.parse_args()
     quick, tiny = args.quick or args.tiny, args.tiny
     result: dict[str, Any] = {}
+    if args.memory:
+        result.update(host_overhead(runs=1 if tiny else 3 if quick else 7))
+        print(json.dumps(result))
+        return
     result.update(add_ratio(rounds=3 if tiny else 9 if quick else 31,
                             calls=500 if tiny else 5_000 if quick else 20_000))
     print(f"counter.add: ours {result['add_ns']} ns, bare SDK {result['bare_add_ns']} ns")

@@ -7,15 +7,15 @@ does it become when scrubbed). The ingest and the dashboards read it too.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import inspect
 import itertools
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, Self, dataclass_transform
 
 __all__ = [
     "Addition",
@@ -51,8 +51,67 @@ class CatalogError(ValueError):
     """The catalog file is malformed; the message lists every problem found."""
 
 
-@dataclass(frozen=True)
-class Text:
+# An empty mapping, the default of the mapping fields (shared: it cannot change).
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+
+@dataclass_transform(frozen_default=True)
+class _Value:
+    """A frozen value: its fields (the class's annotations, in order, after its bases'), set
+    once by keyword or position, compared, hashed and shown by their values, as a frozen
+    dataclass is. A dataclass compiles code of its own for each class (about 9 KiB each, held
+    in the memory of every host that loads the catalog); these share the code below."""
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+    _defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls) -> None:
+        own = [name for name, kind in inspect.get_annotations(cls).items()
+               if not str(kind).startswith("ClassVar")]
+        cls._fields = (*cls._fields, *own)
+        cls._defaults = {**cls._defaults, **{n: cls.__dict__[n] for n in own if n in cls.__dict__}}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        fields = self._fields
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes {len(fields)} values, not {len(args)}")
+        values = dict(zip(fields, args, strict=False))
+        for name, value in kwargs.items():
+            if name not in fields or name in values:
+                raise TypeError(f"{type(self).__name__}: unexpected or repeated {name!r}")
+            values[name] = value
+        for name in fields:
+            if name not in values and name not in self._defaults:
+                raise TypeError(f"{type(self).__name__}: {name!r} is missing")
+            object.__setattr__(self, name, values.get(name, self._defaults.get(name)))
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
+        return f"{type(self).__name__}({shown})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {name!r}")
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` (as :func:`dataclasses.replace`)."""
+        return type(self)(**{n: getattr(self, n) for n in self._fields} | changes)
+
+
+class Text(_Value):
     """A user-facing sentence in English and German."""
 
     en: str
@@ -62,8 +121,7 @@ class Text:
         return self.de if language == "de" else self.en
 
 
-@dataclass(frozen=True)
-class Attribute:
+class Attribute(_Value):
     """An attribute key with its allowed values (an enum) or a strict pattern."""
 
     key: str
@@ -74,7 +132,7 @@ class Attribute:
     other: str = "other"
     # The catalog version that added the key, and that added each value (absent: 1).
     since: int = 1
-    value_since: Mapping[str, int] = field(default_factory=dict)
+    value_since: Mapping[str, int] = _EMPTY
     # A pattern's forms, oldest first, each with the catalog version that brought it in (a
     # pattern widened later keeps its older form for the users who agreed to an older
     # version); `pattern` is the newest. Empty for an enum.
@@ -91,12 +149,12 @@ class Attribute:
             forms = tuple(f for f in self.pattern_forms if f[0] <= version)
             if forms == self.pattern_forms or not forms:
                 return self
-            return dataclasses.replace(self, pattern=forms[-1][1], pattern_forms=forms)
+            return self.replace(pattern=forms[-1][1], pattern_forms=forms)
         if all(v <= version for v in self.value_since.values()):
             return self
         values = tuple(v for v in self.values if self.value_version(v) <= version)
         since = {k: v for k, v in self.value_since.items() if v <= version}
-        return dataclasses.replace(self, values=values, value_since=since)
+        return self.replace(values=values, value_since=since)
 
     def allows(self, value: object) -> bool:
         if not isinstance(value, str):
@@ -125,8 +183,7 @@ class Attribute:
         return f"pattern {self.pattern.pattern}"
 
 
-@dataclass(frozen=True)
-class Metric:
+class Metric(_Value):
     """A metric that may leave the machine."""
 
     name: str
@@ -135,7 +192,7 @@ class Metric:
     weekly: Weekly
     since: int
     text: Text
-    attributes: Mapping[str, Attribute] = field(default_factory=dict)
+    attributes: Mapping[str, Attribute] = _EMPTY
     # The largest weekly value sent; above it a point is clamped to it or dropped. Negative
     # and non-finite values are always dropped.
     max: int = 1_000_000
@@ -147,8 +204,7 @@ class Metric:
         return self.weekly == "sum"
 
 
-@dataclass(frozen=True)
-class Role:
+class Role(_Value):
     """A catalog metric in a part the client library plays: recording starts and days up,
     observing printers and features, summing jobs, downloads and errors in the local viewer.
     `key` is the attribute the metric is broken down by; `where` selects some of its series."""
@@ -156,11 +212,10 @@ class Role:
     name: str
     metric: Metric
     key: str | None = None
-    where: Mapping[str, str] = field(default_factory=dict)
+    where: Mapping[str, str] = _EMPTY
 
 
-@dataclass(frozen=True)
-class ResourceRelease:
+class ResourceRelease(_Value):
     """How the installations per value of a resource attribute are published: the release's
     `weight` (its share of the week's privacy budget, relative to the other releases), and its
     values: an enum's own (and "other"), the `values` listed for a pattern attribute (anything
@@ -172,8 +227,7 @@ class ResourceRelease:
     select: Literal["exact", "minor"] | None = None
 
 
-@dataclass(frozen=True)
-class Breakdown:
+class Breakdown(_Value):
     """Installations per value of one attribute of a metric: the release's weight, and the
     most values one installation counts in per week (its largest ones)."""
 
@@ -181,8 +235,7 @@ class Breakdown:
     values: int
 
 
-@dataclass(frozen=True)
-class MetricRelease:
+class MetricRelease(_Value):
     """What is published of a metric, each with its weight (0: not published): installations
     by the bucket of their weekly total (`distribution`), the sum of the weekly totals with each
     installation's clamped to `clamp` (`total`), and installations per attribute value (`by`)."""
@@ -190,11 +243,10 @@ class MetricRelease:
     distribution: float = 0.0
     total: float = 0.0
     clamp: int = 0
-    by: Mapping[str, Breakdown] = field(default_factory=dict)
+    by: Mapping[str, Breakdown] = _EMPTY
 
 
-@dataclass(frozen=True)
-class Privacy:
+class Privacy(_Value):
     """The differentially private publication's budget and contribution bounds.
 
     One installation's report of one week is the unit of privacy. The week's whole
@@ -205,13 +257,15 @@ class Privacy:
     delta: float
     selection_delta: float
     active: float
-    resource: Mapping[str, ResourceRelease] = field(default_factory=dict)
-    metrics: Mapping[str, MetricRelease] = field(default_factory=dict)
+    resource: Mapping[str, ResourceRelease] = _EMPTY
+    metrics: Mapping[str, MetricRelease] = _EMPTY
     yearly_epsilon: float = 0.0  # stated: a year of weeks by the library's accounting
 
 
-@dataclass(frozen=True)
-class Policy:
+_NO_PRIVACY = Privacy(0.0, 0.0, 0.0, 0.0)
+
+
+class Policy(_Value):
     """What the server may show, and how long it keeps what (catalog.toml's `[policy]` says
     why each window is as long as it is)."""
 
@@ -219,7 +273,7 @@ class Policy:
     other_value: str
     # A week's reports are accepted until this many days after it ends; then it is published.
     publish_after_days: int = 14
-    privacy: Privacy = field(default_factory=lambda: Privacy(0.0, 0.0, 0.0, 0.0))
+    privacy: Privacy = _NO_PRIVACY
     # Raw installation-weeks are deleted once their week is published, or this many weeks later.
     raw_weeks_after_publication: int = 0
     # How long an erased installation is remembered.
@@ -235,8 +289,7 @@ class Policy:
         return 7 + self.publish_after_days + 7 * self.raw_weeks_after_publication
 
 
-@dataclass(frozen=True)
-class Protocol:
+class Protocol(_Value):
     """How a report travels between client and server."""
 
     metrics_path: str
@@ -250,8 +303,7 @@ class Protocol:
     client_pseudonym_header: str = "X-Otel-Usage-Client"
 
 
-@dataclass(frozen=True)
-class Public:
+class Public(_Value):
     """The public statistics (`[public]`): where the site is served on the gateway's origin,
     the format of its JSON, and the JSON Schema that describes it (a file beside the catalog)."""
 
@@ -260,16 +312,18 @@ class Public:
     schema: Path = PUBLIC_SCHEMA_PATH
 
 
-@dataclass(frozen=True)
-class Catalog:
+_PUBLIC = Public()
+
+
+class Catalog(_Value):
     version: int
     policy: Policy
     protocol: Protocol
     metrics: Mapping[str, Metric]
     resource: Mapping[str, Attribute]
     never: tuple[Text, ...]
-    roles: Mapping[str, Role] = field(default_factory=dict)
-    public: Public = field(default_factory=Public)
+    roles: Mapping[str, Role] = _EMPTY
+    public: Public = _PUBLIC
 
     def metric(self, name: str) -> Metric | None:
         return self.metrics.get(name)
@@ -281,12 +335,12 @@ class Catalog:
         if version >= self.version:
             return self
         metrics = {
-            name: dataclasses.replace(m, attributes={
+            name: m.replace(attributes={
                 k: a.as_of(version) for k, a in m.attributes.items() if a.since <= version})
             for name, m in self.metrics.items() if m.since <= version
         }
         resource = {k: a.as_of(version) for k, a in self.resource.items() if a.since <= version}
-        return dataclasses.replace(self, version=version, metrics=metrics, resource=resource)
+        return self.replace(version=version, metrics=metrics, resource=resource)
 
     def additions(self, since_version: int) -> tuple[Addition, ...]:
         """What this catalog lets leave that version `since_version` did not, in catalog order:
@@ -333,8 +387,7 @@ _ADDITION_TEXT = {
 }
 
 
-@dataclass(frozen=True)
-class Addition:
+class Addition(_Value):
     """One thing a catalog version added: a metric, an attribute key of an older metric, a
     value of an older key (of a metric, or of a resource attribute when `metric` is None), a
     wider form of an older key's pattern (`value` holds it), or a resource attribute."""
@@ -581,7 +634,7 @@ def _privacy(raw: Any, metrics: Mapping[str, Metric], resource: Mapping[str, Att
     naming only what the catalog has."""
     if not isinstance(raw, dict):
         problems.append("policy: privacy (the publication's budget and bounds) is missing")
-        return Privacy(0.0, 0.0, 0.0, 0.0)
+        return _NO_PRIVACY
     epsilon, delta = _number(raw, "weekly_epsilon", "policy.privacy", problems), _number(
         raw, "delta", "policy.privacy", problems)
     selection = _number(raw, "selection_delta", "policy.privacy", problems)

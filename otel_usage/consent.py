@@ -48,9 +48,8 @@ Invariants (tests/test_consent_cases.py, tests/test_consent_model.py):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .catalog import Catalog
 from .errors import InvalidModeError
@@ -126,8 +125,7 @@ def effective_mode(forced: Mode | None, stored: str | None) -> Mode:
     return parse_mode(stored) if stored else DEFAULT_MODE
 
 
-@dataclass(frozen=True)
-class ModeState:
+class ModeState(NamedTuple):
     """The mode in force, the user's stored choice (None: never chosen) and what the
     environment forces for this process (None: nothing)."""
 
@@ -177,8 +175,7 @@ def sender_has_work(store: Store, environ: Mapping[str, str]) -> bool:
         return effective_mode(forced, _stored_mode(tx)) == "on" or tx.erasure_pending()
 
 
-@dataclass(frozen=True)
-class Consent:
+class Consent(NamedTuple):
     """The opt-in in force: since when (weeks that began before are never sent), the catalog
     version agreed to last, and each agreement as (instant, version), oldest first."""
 

@@ -51,9 +51,10 @@ def week_report(usage: UsageTelemetry, week: Week,
     """`week`'s report from `usage`'s store, scrubbed for `consent_version` (default: the
     catalog's version), with the resource attributes the sender would give it."""
     from .report.build import build_report
+    from .store.outbox import OutboxTx
 
     version = usage.catalog.version if consent_version is None else consent_version
-    with usage.store.read() as tx:
+    with usage.store.read(OutboxTx) as tx:
         installation_id = tx.meta("installation_id") or ""
         resource = usage.uploads.resource(installation_id)
         report = build_report(tx, usage.catalog, week, version, resource)

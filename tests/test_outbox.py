@@ -12,7 +12,8 @@ import pytest
 from otel_usage.consent import opt_out
 from otel_usage.send import retry
 from otel_usage.send.transport import Answer
-from otel_usage.store import PendingErasure, Tx, connect
+from otel_usage.store import connect
+from otel_usage.store.outbox import OutboxTx, PendingErasure
 
 NOW = datetime(2026, 12, 3, 17, 0, tzinfo=UTC)
 
@@ -54,23 +55,23 @@ def test_backoff_doubles_up_to_a_day() -> None:
 
 def test_the_credential_is_made_once_and_random(conn: sqlite3.Connection,
                                                 tmp_path: Path) -> None:
-    secret = Tx(conn).credential()
-    assert Tx(conn).credential() == secret and len(secret) == 43
+    secret = OutboxTx(conn).credential()
+    assert OutboxTx(conn).credential() == secret and len(secret) == 43
     other = connect(tmp_path / "other.sqlite3")
-    assert Tx(other).credential() != secret
+    assert OutboxTx(other).credential() != secret
     other.close()
 
 
 def test_opting_out_before_anything_was_sent_queues_no_erasure(
     conn: sqlite3.Connection,
 ) -> None:
-    Tx(conn).installation_id(NOW)
-    Tx(conn).credential()
-    Tx(conn).put_report(week="2026-W48", installation_id="x", now=NOW, body=b"x",
+    OutboxTx(conn).installation_id(NOW)
+    OutboxTx(conn).credential()
+    OutboxTx(conn).put_report(week="2026-W48", installation_id="x", now=NOW, body=b"x",
                        rendering={}, due=NOW)
-    assert opt_out(Tx(conn), NOW) == 0
+    assert opt_out(OutboxTx(conn), NOW) == 0
     assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
-    assert Tx(conn).due_erasures(NOW) == []
+    assert OutboxTx(conn).due_erasures(NOW) == []
 
 
 def test_opting_out_after_sending_began_keeps_id_and_credential_until_acknowledged(
@@ -78,38 +79,38 @@ def test_opting_out_after_sending_began_keeps_id_and_credential_until_acknowledg
 ) -> None:
     """Sending began (before any answer): the erasure goes to that endpoint with that
     credential, one per endpoint a report went to, each retried until acknowledged."""
-    installation_id = Tx(conn).installation_id(NOW)
-    secret = Tx(conn).credential()
-    Tx(conn).put_report(week="2026-W48", installation_id=installation_id, now=NOW,
+    installation_id = OutboxTx(conn).installation_id(NOW)
+    secret = OutboxTx(conn).credential()
+    OutboxTx(conn).put_report(week="2026-W48", installation_id=installation_id, now=NOW,
                        body=b"x", rendering={}, due=NOW)
-    Tx(conn).begin_sending(installation_id, "https://s", secret, NOW)
-    Tx(conn).begin_sending(installation_id, "https://other.example", secret, NOW)
-    assert opt_out(Tx(conn), NOW + timedelta(seconds=1)) == 2
-    assert Tx(conn).reports_to_erase() == []
-    first, second = Tx(conn).due_erasures(NOW + timedelta(seconds=1))
+    OutboxTx(conn).begin_sending(installation_id, "https://s", secret, NOW)
+    OutboxTx(conn).begin_sending(installation_id, "https://other.example", secret, NOW)
+    assert opt_out(OutboxTx(conn), NOW + timedelta(seconds=1)) == 2
+    assert OutboxTx(conn).reports_to_erase() == []
+    first, second = OutboxTx(conn).due_erasures(NOW + timedelta(seconds=1))
     assert {first, second} == {PendingErasure(installation_id, secret, "https://s", 0),
                                PendingErasure(installation_id, secret,
                                               "https://other.example", 0)}
-    assert retry.record_erasure(Tx(conn), first, Answer(502, "bad gateway"), NOW) is False
-    assert retry.record_erasure(Tx(conn), second, Answer(200, "erased"), NOW) is True
-    assert Tx(conn).due_erasures(NOW + timedelta(minutes=29)) == []
-    (again,) = Tx(conn).due_erasures(NOW + timedelta(minutes=30))
-    assert retry.record_erasure(Tx(conn), again, Answer(404, "unknown"), NOW) is True
+    assert retry.record_erasure(OutboxTx(conn), first, Answer(502, "bad gateway"), NOW) is False
+    assert retry.record_erasure(OutboxTx(conn), second, Answer(200, "erased"), NOW) is True
+    assert OutboxTx(conn).due_erasures(NOW + timedelta(minutes=29)) == []
+    (again,) = OutboxTx(conn).due_erasures(NOW + timedelta(minutes=30))
+    assert retry.record_erasure(OutboxTx(conn), again, Answer(404, "unknown"), NOW) is True
     assert conn.execute("SELECT count(*) FROM erasures").fetchone() == (0,)
 
 
 def test_rotation_gives_a_new_id_and_credential_and_rebuilds_pending_reports(
     conn: sqlite3.Connection,
 ) -> None:
-    old_id = Tx(conn).installation_id(NOW)
-    old_secret = Tx(conn).credential()
+    old_id = OutboxTx(conn).installation_id(NOW)
+    old_secret = OutboxTx(conn).credential()
     for week, body in (("2026-W47", b"sent"), ("2026-W48", b"pending")):
-        Tx(conn).put_report(week=week, installation_id=old_id, now=NOW, body=body,
+        OutboxTx(conn).put_report(week=week, installation_id=old_id, now=NOW, body=body,
                            rendering={}, due=NOW)
-    retry.record_report(Tx(conn), "2026-W47", retry.schedule_after(Answer(200, "OK"), 1, NOW),
+    retry.record_report(OutboxTx(conn), "2026-W47", retry.schedule_after(Answer(200, "OK"), 1, NOW),
                           NOW, "https://s", 4)
-    new_id = Tx(conn).rotate_identity(NOW)
-    assert new_id != old_id and Tx(conn).installation_id(NOW) == new_id
-    assert Tx(conn).credential() not in (old_secret, "")
+    new_id = OutboxTx(conn).rotate_identity(NOW)
+    assert new_id != old_id and OutboxTx(conn).installation_id(NOW) == new_id
+    assert OutboxTx(conn).credential() not in (old_secret, "")
     assert conn.execute("SELECT week, state FROM outbox").fetchall() == [("2026-W47", "sent")]
-    assert Tx(conn).identity_age(NOW + timedelta(days=400)) == timedelta(days=400)
+    assert OutboxTx(conn).identity_age(NOW + timedelta(days=400)) == timedelta(days=400)

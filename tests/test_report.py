@@ -20,7 +20,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from otel_usage import Environment
 from otel_usage.catalog import CATALOG_PATH, load_catalog
 from otel_usage.report.build import build_report, otlp_json, resource_attributes
-from otel_usage.store import Tx, connect
+from otel_usage.store import connect
+from otel_usage.store.outbox import OutboxTx
 from otel_usage.weeks import Week
 
 CATALOG = load_catalog()
@@ -78,7 +79,7 @@ def test_a_week_is_summed_maxed_counted_and_scrubbed(conn: sqlite3.Connection) -
         MONDAY, total=1)
     put(conn, "printernizer.jobs.by_file", {"file": "/home/anna/benchy.gcode"}, MONDAY,
         total=9, local_only=1)
-    report = build_report(Tx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE)
+    report = build_report(OutboxTx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE)
     assert report.rendering == {
         "week": "2026-W48", "start": "2026-11-23T00:00:00Z", "end": "2026-11-30T00:00:00Z",
         "resource": RESOURCE,
@@ -103,7 +104,7 @@ def test_the_report_is_real_otlp_with_week_timestamps_only(conn: sqlite3.Connect
     put(conn, "printernizer.feature.uses", {"feature.name": "timelapse"}, MONDAY + 2, total=4)
     put(conn, "printernizer.features.enabled", {"feature.name": "timelapse"}, MONDAY, peak=1,
         kind="gauge")
-    report = build_report(Tx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE)
+    report = build_report(OutboxTx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE)
     assert gzip.decompress(report.body) == report.payload
     request = ExportMetricsServiceRequest()
     request.ParseFromString(report.payload)
@@ -137,8 +138,8 @@ def test_building_twice_gives_the_same_bytes(conn: sqlite3.Connection) -> None:
     put(conn, "printernizer.jobs", {"job.status": "failed", "printer.type": "octoprint"},
         MONDAY, total=1)
     put(conn, "printernizer.file.downloads", {"printer.type": "octoprint"}, MONDAY, total=2)
-    first = build_report(Tx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE)
-    assert build_report(Tx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE).body == first.body
+    first = build_report(OutboxTx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE)
+    assert build_report(OutboxTx(conn), CATALOG, WEEK, CATALOG.version, RESOURCE).body == first.body
 
 
 def test_metrics_added_after_the_consent_are_left_out(tmp_path: Path,
@@ -152,10 +153,10 @@ def test_metrics_added_after_the_consent_are_left_out(tmp_path: Path,
     catalog = load_catalog(path)
     put(conn, "printernizer.slicer.runs", {}, MONDAY, total=3)
     put(conn, "printernizer.app.starts", {}, MONDAY, total=1)
-    names = [m["name"] for m in build_report(Tx(conn), catalog, WEEK, 1, RESOURCE)
+    names = [m["name"] for m in build_report(OutboxTx(conn), catalog, WEEK, 1, RESOURCE)
              .rendering["metrics"]]
     assert names == ["printernizer.app.starts"]
-    names = [m["name"] for m in build_report(Tx(conn), catalog, WEEK, 2, RESOURCE)
+    names = [m["name"] for m in build_report(OutboxTx(conn), catalog, WEEK, 2, RESOURCE)
              .rendering["metrics"]]
     assert names == ["printernizer.app.starts", "printernizer.slicer.runs"]
 
@@ -179,7 +180,7 @@ def test_a_version_1_consent_sends_a_build_from_source_as_other(conn: sqlite3.Co
     agreed to version 1 sends exactly what version 1 allowed: such a version as "other"."""
     put(conn, "printernizer.app.starts", {}, MONDAY, total=1)
     dev = {**RESOURCE, "service.version": "2.7.0-dev"}
-    sent = {version: build_report(Tx(conn), CATALOG, WEEK, version, dev).rendering["resource"]
+    sent = {version: build_report(OutboxTx(conn), CATALOG, WEEK, version, dev).rendering["resource"]
             for version in (1, 2)}
     assert sent == {1: {**RESOURCE, "service.version": "other",
                         "otel_usage.catalog.version": "1"},
@@ -224,7 +225,7 @@ def test_personal_strings_never_leave(conn: sqlite3.Connection, values: list[str
                               country_code=values[0])
     resource = resource_attributes(CATALOG, environment, service_name=values[0],
                                    service_version=values[-1], installation_id=values[0])
-    report = build_report(Tx(conn), CATALOG, WEEK, 1, resource)
+    report = build_report(OutboxTx(conn), CATALOG, WEEK, 1, resource)
     rendering = json.dumps(report.rendering)
     for value in values:
         assert value.encode() not in report.payload
@@ -250,7 +251,7 @@ def test_keys_values_and_resource_attributes_added_after_the_consent_are_left_ou
              "otel_usage.catalog.version": "3"}
 
     def sent(version: int) -> tuple[dict[str, str], list[dict[str, object]]]:
-        report = build_report(Tx(conn), catalog, WEEK, version, facts)
+        report = build_report(OutboxTx(conn), catalog, WEEK, version, facts)
         request = ExportMetricsServiceRequest()
         request.ParseFromString(report.payload)
         assert report.rendering["resource"] == {

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 from otel_usage.send.uploader import ReportSlot, report_slot
-from otel_usage.store import Tx, connect
+from otel_usage.store import connect
+from otel_usage.store.outbox import OutboxTx
 from otel_usage.weeks import Week, closed_weeks, day_start
 
 
@@ -59,11 +60,11 @@ def test_the_report_is_due_at_the_slot_after_the_week_closed() -> None:
 
 def test_the_slot_is_drawn_once_and_kept(tmp_path: Path) -> None:
     conn = connect(tmp_path / "usage.sqlite3")
-    first = report_slot(Tx(conn))
+    first = report_slot(OutboxTx(conn))
     assert 0 <= first.weekday <= 6 and 0 <= first.hour <= 23
     conn.close()
     conn = connect(tmp_path / "usage.sqlite3")
-    assert report_slot(Tx(conn)) == first
+    assert report_slot(OutboxTx(conn)) == first
     rows = conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
     assert rows == [("report_hour", str(first.hour)), ("report_weekday", str(first.weekday))]
     conn.close()
@@ -75,7 +76,7 @@ def test_slots_are_spread_over_the_week(tmp_path: Path) -> None:
     for _ in range(200):
         conn = sqlite3.connect(":memory:")
         conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        slots.add(report_slot(Tx(conn)))
+        slots.add(report_slot(OutboxTx(conn)))
         conn.close()
     assert len({s.weekday for s in slots}) == 7
     assert len(slots) > 100

@@ -26,6 +26,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 
 from ..errors import UsageError
 from ..log import logger
+from ..store.reads import ReadsTx
 from ..telemetry import UsageTelemetry
 from ..weeks import Week
 from .events import event_point, feature_switch, known_event
@@ -199,7 +200,7 @@ class UsageStatisticsService:
                               {"job_count": 0, "file_count": 0, "error_count": 0}, None)
         week = Week.of(usage.clock.now())
         first, end = week.first_day, week.first_day + 7
-        with usage.store.read() as tx:
+        with usage.store.read(ReadsTx) as tx:
             def week_total(metric: str, where: Mapping[str, str] | None = None) -> int:
                 return int(tx.total(metric, where or {}, first, end))
 
@@ -224,7 +225,7 @@ class UsageStatisticsService:
     def _total(self) -> int:
         if not self.usage.store.exists:
             return 0
-        with self.usage.store.read() as tx:
+        with self.usage.store.read(ReadsTx) as tx:
             return _total_events(tx, _sum_metrics(self.usage))
 
     async def export_stats(self) -> str:
@@ -271,7 +272,7 @@ def _sum_metrics(usage: UsageTelemetry) -> list[str]:
     return [m.name for m in usage.catalog.metrics.values() if m.is_sum]
 
 
-def _total_events(tx: Any, metrics: Iterable[str]) -> int:
+def _total_events(tx: ReadsTx, metrics: Iterable[str]) -> int:
     return int(sum(tx.total(m, {}, -_ALL_DAYS, _ALL_DAYS) for m in metrics))
 
 

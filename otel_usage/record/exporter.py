@@ -9,12 +9,10 @@ next export; the host is never told, only the log is, once.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics import (
     Counter,
@@ -58,13 +56,14 @@ _CATALOG_KIND = {"counter": "sum", "observable_counter": "sum", "gauge": "gauge"
 MAX_PENDING_ROWS = 20_000
 
 
-@dataclass
 class _Row:
     """What one export adds to one (day, series): a delta, or a gauge's last and peak."""
 
-    total: float | None = None
-    last: float | None = None
-    peak: float | None = None
+    __slots__ = ("last", "peak", "total")
+
+    def __init__(self, total: float | None = None, last: float | None = None,
+                 peak: float | None = None) -> None:
+        self.total, self.last, self.peak = total, last, peak
 
     def merge(self, later: _Row) -> None:
         if later.total is not None:
@@ -79,8 +78,7 @@ class _Row:
 _SeriesKey = tuple[str, str, str, str]
 
 
-@dataclass(frozen=True)
-class Seen:
+class Seen(NamedTuple):
     """What the exporter knew at its last export: the latest mode change's number, the mode
     then in force, and the store's epoch (a new one after each delete-all)."""
 
@@ -167,7 +165,7 @@ class SQLiteMetricExporter(MetricExporter):
             )
             return MetricExportResult.FAILURE
         if epoch is not None and self._seen is not None:
-            self._seen = dataclasses.replace(self._seen, epoch=epoch)
+            self._seen = self._seen._replace(epoch=epoch)
         self._pending.clear()
         self._problems.resolved_all("store:", "usage statistics are saved again")
         return MetricExportResult.SUCCESS

@@ -29,7 +29,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from ..catalog import Catalog, Metric
-from ..store import Tx
+from ..store.outbox import OutboxTx
 from ..weeks import Week
 from .environment import Environment
 
@@ -58,7 +58,7 @@ class Report:
 
 
 def build_report(
-    tx: Tx,
+    tx: OutboxTx,
     catalog: Catalog,
     week: Week,
     consent_version: int,

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ..catalog import Protocol
-from ..store import PendingErasure, Tx
+from ..store.outbox import OutboxTx, PendingErasure
 from .transport import Answer
 
 __all__ = ["Attempt", "backoff", "is_erased", "record_erasure", "record_report",
@@ -64,7 +64,7 @@ def backoff(attempts: int) -> timedelta:
     return min(BACKOFF_BASE * (1 << min(max(attempts - 1, 0), 16)), BACKOFF_MAX)
 
 
-def record_report(tx: Tx, week: str, attempt: Attempt, now: datetime, endpoint: str,
+def record_report(tx: OutboxTx, week: str, attempt: Attempt, now: datetime, endpoint: str,
                   size: int) -> None:
     """Keep the attempt's outcome in the outbox and the history."""
     answer = attempt.answer
@@ -79,7 +79,7 @@ def is_erased(answer: Answer, protocol: Protocol) -> bool:
     return answer.status == 403 and answer.status_message == protocol.erased_message
 
 
-def record_erasure(tx: Tx, erasure: PendingErasure, answer: Answer, now: datetime,
+def record_erasure(tx: OutboxTx, erasure: PendingErasure, answer: Answer, now: datetime,
                    erased: bool = False) -> bool:
     """Log the attempt; forget the request (and its credential) once acknowledged (`erased`:
     the answer says the installation is already erased)."""

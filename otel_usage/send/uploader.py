@@ -28,7 +28,8 @@ from ..consent import Mode, environment_mode, sending_consent
 from ..errors import StoreUnavailableError, TransportError
 from ..log import ProblemLog, logger
 from ..report.environment import Environment
-from ..store import PendingErasure, Store, Tx
+from ..store import Store
+from ..store.outbox import OutboxTx, PendingErasure
 from ..weeks import Week, closed_weeks
 from . import retry
 from .transport import Answer
@@ -60,7 +61,7 @@ class ReportSlot:
         return week.end + timedelta(days=self.weekday, hours=self.hour)
 
 
-def report_slot(tx: Tx) -> ReportSlot:
+def report_slot(tx: OutboxTx) -> ReportSlot:
     """This installation's slot, drawn at random on first use and kept."""
     return ReportSlot(*tx.report_slot(lambda: (secrets.randbelow(7), secrets.randbelow(24))))
 
@@ -138,12 +139,12 @@ class Uploader:
         return summary
 
     def _erasures(self, summary: RunSummary) -> None:
-        with self._store.read() as tx:
+        with self._store.read(OutboxTx) as tx:
             due = tx.due_erasures(self._clock.now())
         acknowledged = False
         for erasure in due:
             answer = self._delete(erasure)
-            with self._store.transaction() as tx:
+            with self._store.transaction(OutboxTx) as tx:
                 done = retry.record_erasure(tx, erasure, answer, self._clock.now(),
                                             retry.is_erased(answer, self._catalog.protocol))
                 if done and not tx.erasures_of(erasure.installation_id) \
@@ -176,7 +177,7 @@ class Uploader:
 
     def _expire(self, summary: RunSummary) -> None:
         oldest_end = self._oldest_end()
-        with self._store.transaction() as tx:
+        with self._store.transaction(OutboxTx) as tx:
             expired = [w for w in tx.pending_weeks() if Week.parse(w).end <= oldest_end]
             tx.expire(expired)
         summary.expired += len(expired)
@@ -187,7 +188,7 @@ class Uploader:
     def _plan(self, summary: RunSummary) -> None:
         self._expire(summary)
         now = self._clock.now()
-        with self._store.transaction() as tx:
+        with self._store.transaction(OutboxTx) as tx:
             opt_in = sending_consent(tx, environment_mode(self.settings.environ),
                                      self._catalog.version)
             if opt_in is None:
@@ -219,7 +220,8 @@ class Uploader:
                               rendering=report.rendering, due=slot.due(week))
                 summary.built.append(week.label)
 
-    def _build(self, tx: Tx, week: Week, consent_version: int, installation_id: str) -> Report:
+    def _build(self, tx: OutboxTx, week: Week, consent_version: int,
+               installation_id: str) -> Report:
         from ..report.build import build_report
 
         return build_report(tx, self._catalog, week, consent_version,
@@ -238,13 +240,13 @@ class Uploader:
 
     def _send(self, summary: RunSummary) -> None:
         now = self._clock.now()
-        with self._store.read() as tx:
+        with self._store.read(OutboxTx) as tx:
             due = tx.due_reports(now)
             secret = (tx.meta("credential") or "") if due else ""
         for item in due:
             refused = self._refused(summary)
             if refused is None:
-                with self._store.transaction() as tx:
+                with self._store.transaction(OutboxTx) as tx:
                     # Counted as possibly received from here on: an opt-out from now erases it.
                     if not self._still_sendable(tx, item.week):
                         continue
@@ -252,7 +254,7 @@ class Uploader:
                                      self._clock.now())
             answer = refused or self._post(item.body, secret)
             attempt = retry.schedule_after(answer, item.attempts + 1, self._clock.now())
-            with self._store.transaction() as tx:
+            with self._store.transaction(OutboxTx) as tx:
                 retry.record_report(tx, item.week, attempt, self._clock.now(),
                                     self.settings.endpoint, len(item.body))
                 if retry.is_erased(answer, self._catalog.protocol):
@@ -261,7 +263,7 @@ class Uploader:
                 attempt.state, summary.retry).append(item.week)
             self._log_attempt(item.week, attempt)
 
-    def _start_over(self, tx: Tx) -> None:
+    def _start_over(self, tx: OutboxTx) -> None:
         """The server says this installation was erased: start over as a new one, at most
         once a week (a server that answers "erased" to everything cannot mint an identity per
         report, nor grow ``destinations`` and the erasures an opt-out owes). What went out
@@ -275,7 +277,7 @@ class Uploader:
         tx.rotate_identity(now)
         tx.set_meta(_STARTED_OVER, now.isoformat())
 
-    def _still_sendable(self, tx: Tx, week: str) -> bool:
+    def _still_sendable(self, tx: OutboxTx, week: str) -> bool:
         """The report is still pending and this process may still send it (the mode may have
         changed since the run began)."""
         return week in tx.pending_weeks() and sending_consent(
@@ -340,7 +342,7 @@ class Uploader:
         try:
             if not self._store.exists:
                 return None
-            with self._store.read() as tx:
+            with self._store.read(OutboxTx) as tx:
                 due = tx.next_due()
         except Exception:  # already logged by run_once
             return _WAKE_MAX_S

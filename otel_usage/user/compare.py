@@ -21,6 +21,7 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..store import Store
+from ..store.public import PublicTx
 from ..weeks import Week, from_epoch_day
 from .public import Cached
 
@@ -71,7 +72,7 @@ def _local_week(store: Store, catalog: Catalog, week: Week) -> dict[str, list[An
     """The week's points per metric, as its report carries them (None: no day of it kept)."""
     from ..report.build import build_report  # here: a host that never compares never loads it
 
-    with store.read() as tx:
+    with store.read(PublicTx) as tx:
         if not any(Week.of(from_epoch_day(d)) == week for d in tx.recorded_days()):
             return None
         rendering = build_report(tx, catalog, week, catalog.version, {}).rendering

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..consent import Mode
 from ..store import Store, Tx
+from ..store.reads import ReadsTx
 
 __all__ = ["EXPORT_FORMAT", "delete_all", "export_all"]
 
@@ -25,7 +26,7 @@ def export_all(store: Store, mode: Mode) -> dict[str, Any]:
                               "mode_changes": [], "series": []}
     if not store.exists:
         return result
-    with store.read() as tx:
+    with store.read(ReadsTx) as tx:
         result["installation"] = tx.public_meta()
         result["mode_changes"] = [
             {"changed_at": c.changed_at.isoformat(timespec="seconds"), "mode": c.mode,
@@ -46,7 +47,7 @@ def delete_all(store: Store, now: datetime,
 
     if not store.exists:
         return None
-    with store.transaction() as tx:
+    with store.transaction(ReadsTx) as tx:
         kept = stored_choice(tx)
         opt_out(tx, now)
         tx.delete_rows(keep=("erasures",))

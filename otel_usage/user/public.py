@@ -30,7 +30,8 @@ from urllib.parse import urljoin, urlsplit
 from ..catalog import Catalog
 from ..consent import ModeState
 from ..errors import PublicStatisticsError
-from ..store import PublicDocument, Store
+from ..store import Store
+from ..store.public import PublicDocument, PublicTx
 from ..weeks import Week, from_epoch_day
 
 __all__ = ["MAX_DOCUMENT_BYTES", "RETRY_AFTER", "Cached", "Fetch", "base_url", "cached", "due",
@@ -88,7 +89,7 @@ def newest_publishable(now: datetime, catalog: Catalog) -> Week:
 def due(store: Store, base: str, now: datetime, catalog: Catalog, asked: bool) -> str | None:
     """Why nothing need be fetched now (None: a fetch is due). The cached index, if it came
     from `base`, holds the newest week there can be; or (unless asked) one was tried today."""
-    with store.read() as tx:
+    with store.read(PublicTx) as tx:
         index = tx.public_documents().get("index")
         checked = tx.meta(_CHECKED_KEY)
     if index is not None and index.url == base + "index.json" and index.week is not None:
@@ -106,7 +107,7 @@ def refresh(store: Store, catalog: Catalog, base: str, now: datetime, get: Gette
     """Fetch the index and the week the comparison needs (the newest published week the local
     history also has, else the newest), read them, and keep them. Raises TransportError or
     PublicStatisticsError, keeping nothing new (the attempt's time excepted)."""
-    with store.transaction() as tx:
+    with store.transaction(PublicTx) as tx:
         tx.set_meta(_CHECKED_KEY, now.isoformat())
         recorded = {Week.of(from_epoch_day(day)).label for day in tx.recorded_days()}
         kept = tx.public_documents().get("week")
@@ -126,7 +127,7 @@ def refresh(store: Store, catalog: Catalog, base: str, now: datetime, get: Gette
             week_body = get(week_url, MAX_DOCUMENT_BYTES)
             read_week(week_body, catalog, wanted)
             documents.append(PublicDocument("week", wanted, week_url, now, _text(week_body)))
-    with store.transaction() as tx:
+    with store.transaction(PublicTx) as tx:
         tx.put_public_documents(documents)
     if not weeks:
         return Fetch(True, "fetched: nothing is published yet")
@@ -160,7 +161,7 @@ def cached(store: Store, base: str, catalog: Catalog) -> Cached | None:
     store that does not exist yet is not made."""
     if not store.exists:
         return None
-    with store.read() as tx:
+    with store.read(PublicTx) as tx:
         documents = tx.public_documents()
     index, week = documents.get("index"), documents.get("week")
     if index is None or index.url != base + "index.json":

@@ -16,7 +16,8 @@ from typing import Any
 from ..catalog import Catalog
 from ..clock import Clock
 from ..consent import current_consent
-from ..store import Store, StoredReport, Tx
+from ..store import Store
+from ..store.outbox import OutboxTx, StoredReport
 from ..weeks import Week
 
 __all__ = ["difference", "history", "preview", "render_preview"]
@@ -31,7 +32,7 @@ def preview(store: Store, catalog: Catalog, clock: Clock, resource: Resource) ->
 
     if not store.exists:
         return {"report": None, "last_sent": None, "difference": None}
-    with store.read() as tx:
+    with store.read(OutboxTx) as tx:
         stored = tx.next_report()
         last_sent = tx.last_sent_rendering()
         report = (_stored(stored) if stored is not None
@@ -48,7 +49,8 @@ def _stored(stored: StoredReport) -> dict[str, Any]:
             "bytes": len(stored.body), "readable": stored.rendering, "body": stored.body}
 
 
-def _draft(tx: Tx, catalog: Catalog, clock: Clock, resource: Resource) -> dict[str, Any] | None:
+def _draft(tx: OutboxTx, catalog: Catalog, clock: Clock,
+           resource: Resource) -> dict[str, Any] | None:
     """The current week so far, as it would be sent if it closed now; None before first use
     (or after delete-all), when there is no installation to report on."""
     from ..report.build import build_report
@@ -92,7 +94,7 @@ def history(store: Store) -> list[dict[str, Any]]:
     """Every report and erasure attempt, oldest first."""
     if not store.exists:
         return []
-    with store.read() as tx:
+    with store.read(OutboxTx) as tx:
         return tx.history()
 
 

@@ -13,7 +13,8 @@ from typing import Any
 from ..catalog import Catalog
 from ..clock import Clock
 from ..consent import Mode
-from ..store import Store, Tx
+from ..store import Store
+from ..store.reads import ReadsTx
 from ..weeks import Week, epoch_day
 
 __all__ = ["HISTORY_WEEKS", "render_statistics", "statistics"]
@@ -35,7 +36,7 @@ def statistics(store: Store, clock: Clock, catalog: Catalog, mode: Mode) -> dict
     }
     if not store.exists:
         return result
-    with store.read() as tx:
+    with store.read(ReadsTx) as tx:
         result["installation_id"] = tx.meta("installation_id")
         result["first_used"] = tx.meta("first_used")
         result["last_submitted"] = tx.last_submitted()
@@ -51,7 +52,7 @@ def statistics(store: Store, clock: Clock, catalog: Catalog, mode: Mode) -> dict
     return result
 
 
-def _week(tx: Tx, catalog: Catalog, start: date) -> dict[str, int]:
+def _week(tx: ReadsTx, catalog: Catalog, start: date) -> dict[str, int]:
     first = epoch_day(datetime(start.year, start.month, start.day, tzinfo=UTC))
 
     def total(role: str) -> float:

@@ -24,7 +24,6 @@ service does not use it.
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import random
 import secrets
@@ -77,11 +76,9 @@ def listing_releases(catalog: Catalog, releases: Iterable[str]) -> Catalog:
     if not all(attribute.allows(release) for release in listed):
         raise ValueError(f"not versions of the catalog's pattern: {listed}")
     privacy = catalog.policy.privacy
-    versions = dataclasses.replace(privacy.resource["service.version"], values=listed)
-    privacy = dataclasses.replace(privacy, resource={**privacy.resource,
-                                                     "service.version": versions})
-    return dataclasses.replace(catalog, policy=dataclasses.replace(catalog.policy,
-                                                                    privacy=privacy))
+    versions = privacy.resource["service.version"].replace(values=listed)
+    privacy = privacy.replace(resource={**privacy.resource, "service.version": versions})
+    return catalog.replace(policy=catalog.policy.replace(privacy=privacy))
 
 
 def week_ns(week: date) -> int:

@@ -212,7 +212,7 @@ def _language(request: Request) -> str:
 
 
 def catalog_texts(usage: UsageTelemetry, language: str) -> dict[str, Any]:
-    """The seed's "what we collect / what we don't", generated from the catalog."""
+    """The page's "what we collect / what we don't" lists, generated from the catalog."""
     catalog = usage.catalog
     return {
         "language": language,

@@ -50,9 +50,10 @@ _TEXT: Mapping[str, Mapping[str, str]] = {
     "en": {
         "title": "Printernizer usage statistics",
         "language": "Language",
-        "intro": "What the installations that share anonymous usage statistics looked like, week "
-                 "by week. Every number below is published once a week's reporting window has "
-                 "ended, with noise added so that no single installation can be told apart.",
+        "intro": "What the installations that share usage statistics looked like, week by "
+                 "week. Every number below is published once a week's reporting window has "
+                 "ended, with noise added so that it says little about any single installation "
+                 "(the privacy budget below says how little).",
         "week": "Week {week} (from {start}), published on {published}.",
         "updated": "Last updated {generated}, under catalog version {version}.",
         "nothing": "No week has been published yet.",
@@ -116,10 +117,10 @@ _TEXT: Mapping[str, Mapping[str, str]] = {
     "de": {
         "title": "Printernizer-Nutzungsstatistik",
         "language": "Sprache",
-        "intro": "So sahen die Installationen aus, die anonyme Nutzungsstatistik teilen, Woche "
-                 "für Woche. Jede Zahl hier wird veröffentlicht, wenn die Meldefrist einer Woche "
-                 "abgelaufen ist, mit hinzugefügtem Rauschen, sodass keine einzelne Installation "
-                 "zu erkennen ist.",
+        "intro": "So sahen die Installationen aus, die Nutzungsstatistik teilen, Woche für "
+                 "Woche. Jede Zahl hier wird veröffentlicht, wenn die Meldefrist einer Woche "
+                 "abgelaufen ist, mit hinzugefügtem Rauschen, sodass sie über eine einzelne "
+                 "Installation wenig verrät (wie wenig, sagt das Datenschutzbudget unten).",
         "week": "Woche {week} (ab {start}), veröffentlicht am {published}.",
         "updated": "Zuletzt aktualisiert am {generated}, unter Katalogversion {version}.",
         "nothing": "Es wurde noch keine Woche veröffentlicht.",

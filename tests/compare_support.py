@@ -110,6 +110,7 @@ class Seen:
     method: str
     path: str
     headers: list[tuple[str, str]]
+    client_certificate: bool = False  # whether the client presented a TLS certificate
 
 
 @dataclass
@@ -129,11 +130,16 @@ class PublicServer:
 def public_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                   files: dict[str, bytes]) -> Iterator[PublicServer]:
     """Serve `files` over HTTPS on loopback, with a certificate the client trusts the way it
-    trusts the gateway's in reports (OTEL_EXPORTER_OTLP_CERTIFICATE)."""
+    trusts the gateway's in reports (OTEL_EXPORTER_OTLP_CERTIFICATE). The server asks for a
+    client certificate without requiring one, and records whether one was presented; a client
+    certificate of its CA is written to ``client.pem``/``client-key.pem`` in `tmp_path`."""
     ca = trustme.CA()
     ca_file = tmp_path / "public-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(ca_file))
+    client = ca.issue_cert("installation.test")
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "client.pem"))
+    client.private_key_pem.write_to_path(str(tmp_path / "client-key.pem"))
     state: dict[str, PublicServer] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -141,7 +147,8 @@ def public_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 
         def do_GET(self) -> None:
             server = state["server"]
-            server.seen.append(Seen("GET", self.path, list(self.headers.items())))
+            presented = bool(self.connection.getpeercert())  # type: ignore[attr-defined]
+            server.seen.append(Seen("GET", self.path, list(self.headers.items()), presented))
             body = server.files.get(self.path)
             if body is None:
                 self.send_response(404)
@@ -154,12 +161,24 @@ def public_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
             self.end_headers()
             self.wfile.write(body)
 
+        def do_POST(self) -> None:
+            """A report (recorded, and answered 503, so that it stays in the outbox)."""
+            server = state["server"]
+            presented = bool(self.connection.getpeercert())  # type: ignore[attr-defined]
+            server.seen.append(Seen("POST", self.path, list(self.headers.items()), presented))
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def log_message(self, format: str, *args: object) -> None:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.configure_trust(context)
+    context.verify_mode = ssl.CERT_OPTIONAL
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     server = PublicServer(f"https://127.0.0.1:{httpd.server_port}", files)
     state["server"] = server

@@ -6,6 +6,7 @@ real HTTPS server on loopback that records each request."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from compare_support import (
 )
 
 from otel_usage import ManualClock
+from otel_usage.send.transport import post_report
 from otel_usage.store import Store
 from otel_usage.user.public import MAX_DOCUMENT_BYTES, base_url
 from otel_usage.user.public import newest_publishable as newest
@@ -63,25 +65,31 @@ def test_in_mode_on_the_index_and_the_week_are_fetched_once_per_published_week(
 def test_the_request_carries_nothing_about_the_installation(
         data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    """No installation id, no credential, no cookie, no version: the headers any HTTP client
-    sends, and the same two paths for everyone."""
+    """No installation id, no credential, no cookie, no version, no client certificate
+    (reports present the one they are given; a public document needs none): the headers any
+    HTTP client sends, and the same two paths for everyone."""
     week = newest_publishable(midweek)
     with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", str(tmp_path / "client.pem"))
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", str(tmp_path / "client-key.pem"))
         clock = ManualClock(midweek)
         usage = make(data_dir, clock, server.url)
         live_week(usage, clock, week)
         clock.set(midweek)
         usage.set_mode("on")
-        usage.send_now()  # a credential exists now (the report goes to a port that refuses)
+        usage.send_now()  # a credential exists now
         usage.fetch_public_statistics()
         usage.shutdown()
+        # What a report presents, under the same settings: the client certificate.
+        post_report(server.url, "/v1/metrics", {}, gzip.compress(b"report"), midweek)
     host = server.url.removeprefix("https://")
     expected = sorted([("Host", host), ("User-Agent", "otel-usage"),
                        ("Accept-Encoding", "gzip"), ("Accept", "application/json"),
                        ("Connection", "close")])
-    assert [(s.method, s.path, sorted(s.headers)) for s in server.seen] == [
-        ("GET", f"{PATH}index.json", expected),
-        ("GET", f"{PATH}weeks/{week.label}.json", expected)]
+    assert [(s.method, s.path, s.client_certificate) for s in server.seen] == [
+        ("GET", f"{PATH}index.json", False), ("GET", f"{PATH}weeks/{week.label}.json", False),
+        ("POST", "/v1/metrics", True)]
+    assert [sorted(s.headers) for s in server.seen[:2]] == [expected, expected]
 
 
 def test_in_mode_local_they_are_fetched_only_when_the_user_asks(

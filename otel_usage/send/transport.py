@@ -4,10 +4,9 @@ or fetch one document of the public statistics.
 The only module that imports the OTLP exporter, and only inside :func:`post_report` and
 :func:`get_document`, so that an installation that never sends never loads it (its memory would
 be the host's: README.md, "Budgets, measured"). One call is one HTTP request: retries are the
-outbox's business, persisted across restarts. A public document is fetched with the very TLS
-settings reports are sent with (the exporter's: its CA from ``OTEL_EXPORTER_OTLP_CERTIFICATE``,
-its client certificate), and with nothing about the installation: no credential, no cookie, no
-header but :data:`PUBLIC_HEADERS`.
+outbox's business, persisted across restarts. A public document is fetched trusting the server as reports do (the exporter's CA,
+from ``OTEL_EXPORTER_OTLP_CERTIFICATE``), and with nothing about the installation: no client
+certificate, no credential, no cookie, no header but :data:`PUBLIC_HEADERS`.
 
 Endpoints must be HTTPS with certificate verification; plain ``http://`` is accepted only for a
 loopback host (tests and the demo).
@@ -159,14 +158,18 @@ def _configured_session(url: str, headers: dict[str, str],
 
 
 def get_document(url: str, *, max_bytes: int, deadline_s: float = DEFAULT_DEADLINE_S) -> bytes:
-    """GET `url` (HTTPS, or HTTP to this machine) once, within `deadline_s` seconds, with the
-    TLS settings of reports and :data:`PUBLIC_HEADERS` only; its body, decompressed. Raises
+    """GET `url` (HTTPS, or HTTP to this machine) once, within `deadline_s` seconds, verifying
+    the server as reports do but presenting no client certificate, with :data:`PUBLIC_HEADERS`
+    only; its body, decompressed. Raises
     TransportError for no answer, an answer other than 200 (redirects are not followed) or a
     body larger than `max_bytes`."""
     checked = check_endpoint(url)
     session, exporter = _configured_session(checked, {}, deadline_s)
     session.headers.clear()
     session.headers.update(PUBLIC_HEADERS)
+    # The reports' trust (verify), but no client certificate: it could only name the
+    # installation, and a public document needs no authentication.
+    session.cert = None
     try:
         with _deadline(deadline_s) as deadline:
             return _get(session, checked, max_bytes, deadline)

@@ -126,8 +126,10 @@ def latest_publication(db: Engine | Connection) -> tuple[datetime | None, int]:
 
 
 def build_site(db: Engine | Connection, catalog: Catalog, today: date) -> Site:
-    """The index and week documents of every published week in the views, generated on
-    `today` (the clock's UTC date) under `catalog`."""
+    """The index and week documents of every published week in the views, under `catalog`.
+    The index is dated by its data (`generated_on`: the newest week's day of publication), so
+    that every replica, and every run of the site command, builds the same bytes from the same
+    weeks; `today` (the clock's UTC date) dates only a site with no week yet."""
     if catalog.public.format != FORMAT:
         raise SiteError(f"the catalog's public format is {catalog.public.format}; this ingest "
                         f"writes format {FORMAT}")
@@ -138,7 +140,9 @@ def build_site(db: Engine | Connection, catalog: Catalog, today: date) -> Site:
             ("distributions", _DISTRIBUTIONS))}
     weeks = {Week.of(p.week_start).label: _week_document(p, rows) for p in published}
     index = {
-        "format": FORMAT, "generated_on": today.isoformat(),
+        "format": FORMAT,
+        "generated_on": max((doc["published_on"] for doc in weeks.values()),
+                            default=today.isoformat()),
         "catalog_version": catalog.version,
         "weeks": [{"week": label, "week_start": doc["week_start"],
                    "published_on": doc["published_on"], "file": _week_file(label)}

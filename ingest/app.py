@@ -26,7 +26,7 @@ from fastapi import FastAPI, Header, Request, Response
 from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
-from ._errors import StoreUnavailable
+from ._errors import IngestError
 from ._publication import Maintenance
 from ._service import Service
 from ._settings import Settings
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = Service(settings or Settings())
     _check_catalog(service)
     config = service.settings
-    served = Served(config.database_url, config.catalog, lambda: config.now().date())
+    served = Served(config.database_url, config.catalog, config.now)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -200,7 +200,7 @@ def _public_routes(app: FastAPI, served: Served, path: str) -> None:
     async def public(request: Request) -> Response:
         try:
             files = await asyncio.to_thread(served.files)
-        except StoreUnavailable:
+        except IngestError:  # the views cannot be read, or made a site (logged once)
             return Response(b"the statistics are unavailable for now\n", status_code=503,
                             media_type="text/plain", headers=PUBLIC_HEADERS | {
                                 "retry-after": "60", "cache-control": "no-store"})

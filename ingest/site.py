@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from otel_usage.catalog import CATALOG_PATH, Catalog, load_catalog
 from otel_usage.weeks import Week
 
-from ._errors import SiteError, StoreUnavailable
+from ._errors import IngestError, SiteError, StoreUnavailable
 from .views import VIEWS
 
 __all__ = ["SITE_VIEWS", "Served", "Site", "Written", "build_site", "latest_publication",
@@ -306,31 +306,55 @@ class File:
     etag: str
 
 
+# How long the served site is kept before the views are asked again whether another week was
+# published: a publication shows within this, and a flood of public requests costs the
+# database one small query per interval, not one per request.
+RECHECK_S = 60.0
+
+
 class Served:
     """The site as the ingest serves it: built from the views at the first request and kept
     until the views hold another published week (their newest week and number of weeks, one
-    cheap query per request), so a publication shows at the next request without the site
-    being rebuilt for every one. It reads with an engine of its own that only reads."""
+    cheap query at most every `RECHECK_S` seconds on the ingest's clock), so a publication
+    shows within a minute without the site being rebuilt for every request. A site that
+    cannot be read or built raises (StoreUnavailable, SiteError) until the next check, without
+    asking the database again meanwhile. It reads with an engine of its own that only reads."""
 
-    def __init__(self, database_url: str, catalog: Catalog, today: Callable[[], date]) -> None:
+    def __init__(self, database_url: str, catalog: Catalog, now: Callable[[], datetime]) -> None:
         self.engine = read_engine(database_url)
         self.catalog = catalog
-        self.today = today
+        self.now = now
         self._lock = threading.Lock()
         self._key: tuple[datetime | None, int] | None = None
+        self._checked: datetime | None = None
+        self._failure: IngestError | None = None
         self._files: dict[str, File] = {}
 
     def files(self) -> dict[str, File]:
-        """The current site's files by path (StoreUnavailable if the views cannot be read)."""
-        key = latest_publication(self.engine)
+        """The current site's files by path (StoreUnavailable if the views cannot be read,
+        SiteError if they cannot be made a site)."""
         with self._lock:
-            if key != self._key:
-                site = build_site(self.engine, self.catalog, self.today())
-                self._files = {path: File(content, _media_type(path), _etag(content))
-                               for path, content in site_files(site, self.catalog).items()}
-                self._key = key
-                log.info("site.built", weeks=len(site.weeks), files=len(self._files))
+            now = self.now()
+            if self._checked is None or (now - self._checked).total_seconds() >= RECHECK_S:
+                self._checked = now
+                self._failure = None
+                try:
+                    self._refresh(now.date())
+                except IngestError as exc:
+                    self._failure = exc
+                    log.warning("site.unavailable", error=str(exc))
+            if self._failure is not None:  # a new exception each time: no traceback grows
+                raise type(self._failure)(str(self._failure))
             return self._files
+
+    def _refresh(self, today: date) -> None:
+        key = latest_publication(self.engine)
+        if key != self._key:
+            site = build_site(self.engine, self.catalog, today)
+            self._files = {path: File(content, _media_type(path), _etag(content))
+                           for path, content in site_files(site, self.catalog).items()}
+            self._key = key
+            log.info("site.built", weeks=len(site.weeks), files=len(self._files))
 
     def close(self) -> None:
         self.engine.dispose()

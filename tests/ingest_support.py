@@ -154,7 +154,8 @@ def insert_published(url: str, weeks: list[dict[str, Any]], cells: list[dict[str
     publication step had drawn them: the views then show exactly these numbers."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
-        conn.execute(sa.insert(_schema.published_weeks), weeks)
+        if weeks:
+            conn.execute(sa.insert(_schema.published_weeks), weeks)
         if cells:
             conn.execute(sa.insert(_schema.published_cells), cells)
     engine.dispose()

@@ -41,7 +41,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 
 from ingest._store import Store, create_engine
-from ingest.site import build_site, read_engine, site_files
+from ingest.site import RECHECK_S, build_site, read_engine, site_files
 from ingest.testing import erasure_request
 
 HEADER = CATALOG.protocol.credential_header
@@ -705,7 +705,8 @@ async def test_the_public_path_answers_head_revalidation_and_nothing_but_reading
 
 async def test_the_public_statistics_are_kept_until_another_week_is_published(database_url: str) -> None:  # noqa: F811
     """A day later the index is the one built the day before; once another week is published,
-    the next request gets a site with it, dated by that week's publication (not the day of the
+    the site is as it was until the views are asked again (`RECHECK_S` later on the ingest's
+    clock), then it has the week, dated by that week's publication (not the day of the
     request: every replica builds the same bytes)."""
     _published(database_url, (datetime(2025, 6, 2), 7))
     clock = [datetime(2025, 6, 18, 12, tzinfo=UTC).timestamp()]
@@ -715,8 +716,11 @@ async def test_the_public_statistics_are_kept_until_another_week_is_published(da
         kept = (await client.get(STATS + "index.json")).json()
         insert_published(database_url, [published_week(datetime(2025, 6, 9), datetime(2025, 6, 19))],
                          [published_cell(datetime(2025, 6, 9), "active", installations=9, margin=3.5)])
+        clock[0] += RECHECK_S - 1
+        not_yet = (await client.get(STATS + "index.json")).json()
+        clock[0] += 1
         rebuilt = (await client.get(STATS + "index.json")).json()
-    assert kept == first
+    assert kept == first == not_yet
     assert [(i["generated_on"], [w["week"] for w in i["weeks"]]) for i in (first, rebuilt)] == [
         ("2025-06-17", ["2025-W23"]), ("2025-06-19", ["2025-W23", "2025-W24"])]
 
@@ -735,3 +739,26 @@ async def test_public_statistics_it_cannot_read_are_a_503_and_the_ingest_goes_on
             "cache-control": "no-store", "retry-after": "60",
             "content-type": "text/plain; charset=utf-8"})
     assert stored.status_code == 200
+
+
+async def test_a_site_that_cannot_be_built_is_a_503_until_the_next_check(database_url: str) -> None:  # noqa: F811
+    """A published week without its active installations cannot be made a site (SiteError):
+    503 with the public headers, not a bare 500, and not rebuilt for every request; once the
+    views are whole, the next check serves the site."""
+    _published(database_url, (datetime(2025, 6, 2), 7))
+    insert_published(database_url, [published_week(datetime(2025, 6, 9), datetime(2025, 6, 24))], [])
+    clock = [datetime(2025, 6, 25, 12, tzinfo=UTC).timestamp()]
+    async with app_client(settings(database_url, clock=lambda: clock[0])) as client:
+        broken = await client.get(STATS + "index.json")
+        insert_published(database_url, [], [
+            published_cell(datetime(2025, 6, 9), "active", installations=9, margin=3.5)])
+        clock[0] += RECHECK_S - 1
+        still = await client.get(STATS + "index.json")
+        clock[0] += 1
+        mended = await client.get(STATS + "index.json")
+    unavailable = (503, "the statistics are unavailable for now\n", PUBLIC_HEADERS | {
+        "cache-control": "no-store", "retry-after": "60",
+        "content-type": "text/plain; charset=utf-8"})
+    assert [(r.status_code, r.text, _headers(r)) for r in (broken, still)] == [unavailable] * 2
+    assert (mended.status_code, [w["week"] for w in mended.json()["weeks"]]) == (
+        200, ["2025-W23", "2025-W24"])

@@ -24,13 +24,13 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from otel_usage.catalog import Catalog
-from otel_usage.weeks import Week, day_start
+from otel_usage.weeks import Week, day_start, newest_publishable
 
 from ._errors import StoreUnavailable
 from ._privacy import Cell, Loss, Record, margin, mechanism
@@ -90,9 +90,8 @@ def _records(rows: Iterable[tuple[str, str]]) -> Iterator[Record]:
 
 
 def newest_due(now: datetime, after_days: int) -> datetime:
-    """The newest week that may be published at `now`: it ended at least `after_days` ago, so
-    its reporting window has ended (the week after it is the oldest still accepted)."""
-    return Week.of(now.astimezone(UTC) - timedelta(days=after_days)).previous().naive_start
+    """The newest week that may be published at `now` (its Monday, naive UTC)."""
+    return newest_publishable(now, after_days).naive_start
 
 
 # Weeks drawn but not yet stored (their transaction failed), per store: the retry stores the

@@ -18,6 +18,7 @@ __all__ = [
     "day_start",
     "epoch_day",
     "from_epoch_day",
+    "newest_publishable",
 ]
 
 _EPOCH = date(1970, 1, 1)
@@ -122,3 +123,10 @@ def closed_weeks(since: datetime, now: datetime, *, oldest: datetime) -> list[We
         weeks.append(week)
         week = week.next()
     return weeks
+
+
+def newest_publishable(now: datetime, publish_after_days: int) -> Week:
+    """The newest week that may be published at `now`: its reports are accepted until
+    `publish_after_days` after it ends, and only then is it published (the week after it is
+    the oldest still accepted). The client's comparison and the ingest's publication share it."""
+    return Week.of(now - timedelta(days=publish_after_days)).previous()

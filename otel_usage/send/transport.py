@@ -4,9 +4,10 @@ or fetch one document of the public statistics.
 The only module that imports the OTLP exporter, and only inside :func:`post_report` and
 :func:`get_document`, so that an installation that never sends never loads it (its memory would
 be the host's: README.md, "Budgets, measured"). One call is one HTTP request: retries are the
-outbox's business, persisted across restarts. A public document is fetched trusting the server as reports do (the exporter's CA,
-from ``OTEL_EXPORTER_OTLP_CERTIFICATE``), and with nothing about the installation: no client
-certificate, no credential, no cookie, no header but :data:`PUBLIC_HEADERS`.
+outbox's business, persisted across restarts. A public document is fetched trusting the
+server as reports do (the exporter's CA, from ``OTEL_EXPORTER_OTLP_CERTIFICATE``), and with
+nothing about the installation: no client certificate, no credential, no cookie, no header but
+:data:`PUBLIC_HEADERS`.
 
 Endpoints must be HTTPS with certificate verification; plain ``http://`` is accepted only for a
 loopback host (tests and the demo).

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from .. import weeks
 from ..catalog import Catalog
 from ..consent import ModeState
 from ..errors import PublicStatisticsError
@@ -81,9 +82,8 @@ def refusal(state: ModeState, do_not_track: bool, asked: bool) -> str | None:
 
 
 def newest_publishable(now: datetime, catalog: Catalog) -> Week:
-    """The newest week that can be published at `now`: its reports are accepted until
-    ``publish_after_days`` after it ends, and only then is it published."""
-    return Week.of(now - timedelta(days=catalog.policy.publish_after_days)).previous()
+    """The newest week that can be published at `now`, by the catalog's window."""
+    return weeks.newest_publishable(now, catalog.policy.publish_after_days)
 
 
 def due(store: Store, base: str, now: datetime, catalog: Catalog, asked: bool) -> str | None:

@@ -162,8 +162,10 @@ class Api:
         """Fetch the public statistics now: ``{}`` as the user asked (the button says from
         where), in mode on or local; ``{"automatic": true}`` by the automatic rule (the page
         in mode on, at most once per published week and once a day). 403 ``fetch_refused``
-        when the rule says no (off, DO_NOT_TRACK, automatic in local), 502 ``fetch_failed``
-        when they could not be fetched or read (nothing new is kept)."""
+        when the rule says no (off, DO_NOT_TRACK, automatic in local). When they could not be
+        fetched or read (nothing new is kept): 502 ``fetch_failed`` to the user who asked; an
+        automatic fetch answers what is kept, its ``fetch`` saying it ``failed`` (the page
+        shows it; a fetch the user did not ask for is no failed request)."""
         body = await json_object(request)
         automatic = body.get("automatic", False)
         if not isinstance(automatic, bool):
@@ -174,7 +176,7 @@ class Api:
                                         asked=not automatic)
         if fetch["refused"]:
             raise ApiError(403, "fetch_refused", fetch["detail"])
-        if fetch["failed"]:
+        if fetch["failed"] and not automatic:
             raise ApiError(502, "fetch_failed", f"the public statistics at {fetch['url']}: "
                                                 f"{fetch['detail']}")
         return _json({**await asyncio.to_thread(self.usage.compare), "fetch": fetch})

@@ -319,16 +319,10 @@ class UsageTelemetry:
         mode local too; never in off or under DO_NOT_TRACK. Answers ``fetched``, ``refused``
         (the rule said no), ``failed`` (no answer, or one that cannot be read: nothing new is
         kept, and it is logged once), a ``detail`` for people, ``askable`` (asking would be
-        allowed), the newest ``week`` fetched and the ``url`` that is (or would be) contacted.
-        An endpoint reports could not go to (not HTTPS) fails the same way."""
-        from .user import public
-
-        base = public.base_url(self.endpoint, self.catalog)
-        state = self.mode_state()
-        dnt = consent.do_not_track(self.environ)
-        answer = {"url": base, "askable": public.refusal(state, dnt, True) is None,
-                  "refused": False, "failed": False, "fetched": False, "week": None}
-        refused = public.refusal(state, dnt, asked)
+        allowed), ``due`` (False: after an attempt none is due), the newest ``week`` fetched
+        and the ``url`` that is (or would be) contacted. An endpoint reports could not go to
+        (not HTTPS) fails the same way."""
+        base, answer, refused = self._public_rule(asked)
         if refused is not None:
             return {**answer, "refused": True, "detail": refused}
         if not self._public_lock.acquire(blocking=False):  # another request is fetching
@@ -337,6 +331,36 @@ class UsageTelemetry:
             return {**answer, **self._fetch_public(base, asked)}
         finally:
             self._public_lock.release()
+
+    def public_statistics_status(self) -> dict[str, Any]:
+        """What :meth:`fetch_public_statistics` would do by itself now, without contacting
+        anything: the same keys, nothing ``fetched``, and ``due`` True when the automatic rule
+        would fetch (mode on, and the newest published week neither kept nor looked for
+        within a day). The page's GET answers this: any web page can make a browser send a
+        GET, so only a POST, which a browser marks with where it comes from, may make the
+        installation contact the public server."""
+        from .user import public
+
+        base, answer, refused = self._public_rule(asked=False)
+        if refused is not None:
+            return {**answer, "refused": True, "detail": refused}
+        not_due = None if not self.store.exists else public.due(
+            self.store, base, self.clock.now(), self.catalog, asked=False)
+        return {**answer, "due": not_due is None,
+                "detail": not_due or "the public statistics are due to be fetched"}
+
+    def _public_rule(self, asked: bool) -> tuple[str, dict[str, Any], str | None]:
+        """The public statistics' address, an answer that did nothing yet, and why the rule
+        refuses a fetch now (None: it allows one)."""
+        from .user import public
+
+        base = public.base_url(self.endpoint, self.catalog)
+        state = self.mode_state()
+        dnt = consent.do_not_track(self.environ)
+        answer = {"url": base, "askable": public.refusal(state, dnt, True) is None,
+                  "refused": False, "failed": False, "fetched": False, "due": False,
+                  "week": None}
+        return base, answer, public.refusal(state, dnt, asked)
 
     def _fetch_public(self, base: str, asked: bool) -> dict[str, Any]:
         from .send.transport import check_endpoint, get_document

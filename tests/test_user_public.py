@@ -50,11 +50,11 @@ def test_in_mode_on_the_index_and_the_week_are_fetched_once_per_published_week(
         usage.shutdown()
     url = f"{server.url}{PATH}"
     assert first == {"url": url, "askable": True, "refused": False, "failed": False, "fetched": True,
-                     "week": week.label,
+                     "due": False, "week": week.label,
                      "detail": f"fetched the public statistics up to {week.label}"}
     following = week.next().end + timedelta(days=14)
     assert again == {"url": url, "askable": True, "refused": False, "failed": False, "fetched": False,
-                     "week": None,
+                     "due": False, "week": None,
                      "detail": f"the public statistics are up to date: {week.label} is the "
                                f"newest week published, and the next is published from "
                                f"{following:%Y-%m-%d} on"}
@@ -107,7 +107,7 @@ def test_in_mode_local_they_are_fetched_only_when_the_user_asks(
         usage.shutdown()
     assert (nothing_yet, by_itself) == ([], {
         "url": f"{server.url}{PATH}", "askable": True, "refused": True, "failed": False,
-        "fetched": False,
+        "fetched": False, "due": False,
         "week": None, "detail": "mode is local: the public statistics are fetched only when "
                                 "you ask (the page's button, or otel-usage compare --fetch)"})
     assert asked["fetched"] is True
@@ -136,7 +136,8 @@ def test_in_mode_off_or_under_do_not_track_nothing_is_fetched_even_when_asked(
         usage.shutdown()
     assert server.seen == []
     assert answers == [{"url": f"{server.url}{PATH}", "askable": False, "refused": True,
-                        "failed": False, "fetched": False, "week": None, "detail": detail}] * 2
+                        "failed": False, "fetched": False, "due": False, "week": None,
+                        "detail": detail}] * 2
 
 
 def test_under_do_not_track_a_machine_without_a_store_still_has_none(
@@ -174,6 +175,37 @@ def test_a_week_not_yet_published_is_looked_for_at_most_once_a_day(
                        f"fetched the public statistics up to {week.label}"]
     assert server.paths() == [f"{PATH}index.json", f"{PATH}weeks/{week.label}.json",
                               f"{PATH}index.json"]
+
+
+def test_the_status_says_when_an_automatic_fetch_is_due_and_contacts_nothing(
+        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Due before the first fetch, not after it; due again a day after a look that found the
+    newest week not yet published; never due in mode local."""
+    week = newest_publishable(midweek).previous()
+    with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
+        clock = ManualClock(midweek)
+        usage = make(data_dir, clock, server.url)
+        live_week(usage, clock, week)
+        clock.set(midweek)
+        usage.set_mode("on")
+        looks = [usage.public_statistics_status()]
+        seen_before = list(server.paths())
+        usage.fetch_public_statistics()
+        looks.append(usage.public_statistics_status())
+        clock.advance(timedelta(days=1))
+        looks.append(usage.public_statistics_status())
+        usage.set_mode("local")
+        looks.append(usage.public_statistics_status())
+        usage.shutdown()
+    assert seen_before == []
+    assert server.paths() == [f"{PATH}index.json", f"{PATH}weeks/{week.label}.json"]
+    assert [(look["due"], look["refused"], look["fetched"], look["detail"]) for look in looks] == [
+        (True, False, False, "the public statistics are due to be fetched"),
+        (False, False, False, "the public statistics were looked for less than a day ago"),
+        (True, False, False, "the public statistics are due to be fetched"),
+        (False, True, False, "mode is local: the public statistics are fetched only when you "
+                             "ask (the page's button, or otel-usage compare --fetch)")]
 
 
 def _week_file(week_label: str) -> str:
@@ -292,6 +324,6 @@ def test_an_endpoint_reports_could_not_go_to_is_not_contacted_for_the_statistics
     usage.shutdown()
     assert answer == {
         "url": "http://stats.example.org/stats/", "askable": True, "refused": False,
-        "failed": True, "fetched": False, "week": None,
+        "failed": True, "fetched": False, "due": False, "week": None,
         "detail": "they could not be fetched: refusing to send to http://stats.example.org: "
                   "usage reports travel over HTTPS only (plain HTTP only to this machine)"}

@@ -487,7 +487,8 @@ def test_openapi_lists_the_json_api(usage: UsageTelemetry) -> None:
             ("data/delete", ["post"]))}
 
 
-# The user's place in the public statistics: the page's API fetches (never the browser).
+# The user's place in the public statistics: the page's API fetches (never the browser), only
+# when a POST asks (a GET contacts nothing).
 
 def _page_for(data_dir: Path, midweek: datetime, url: str, mode: str,
               environ: dict[str, str] | None = None) -> tuple[UsageTelemetry, Client]:
@@ -503,24 +504,50 @@ def _page_for(data_dir: Path, midweek: datetime, url: str, mode: str,
     return usage, client_for(usage)
 
 
-def test_in_mode_on_opening_the_page_fetches_the_public_statistics_and_compares(
+def test_in_mode_on_a_get_contacts_nothing_and_the_pages_automatic_post_fetches_once(
         data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     week = newest_publishable(midweek)
     with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
         usage, client = _page_for(data_dir, midweek, server.url, "on")
-        first = client.get(API + "comparison")
-        again = client.get(API + "comparison")
+        opened = client.get(API + "comparison")
+        seen_on_opening = list(server.paths())
+        first = client.post(API + "comparison/fetch", json={"automatic": True})
+        reopened = client.get(API + "comparison").json()
+        again = client.post(API + "comparison/fetch", json={"automatic": True})
         usage.shutdown()
+    url = f"{server.url}{PUBLIC}"
+    assert seen_on_opening == []
+    assert (opened.status_code, opened.json()["available"], opened.json()["fetch"]) == (
+        200, False, {"url": url, "askable": True, "refused": False, "failed": False,
+                     "fetched": False, "due": True, "week": None,
+                     "detail": "the public statistics are due to be fetched"})
     assert server.paths() == [f"{PUBLIC}index.json", f"{PUBLIC}weeks/{week.label}.json"]
     body = first.json()
     assert (first.status_code, body["available"], body["week"], body["fetch"]) == (
-        200, True, week.label, {"url": f"{server.url}{PUBLIC}", "askable": True,
-                                "refused": False, "failed": False, "fetched": True,
+        200, True, week.label, {"url": url, "askable": True, "refused": False,
+                                "failed": False, "fetched": True, "due": False,
                                 "week": week.label,
                                 "detail": f"fetched the public statistics up to {week.label}"})
     assert [i["topic"] for i in body["items"]][:2] == ["printers", "jobs"]
-    assert (again.json()["fetch"]["fetched"], again.json()["items"]) == (False, body["items"])
+    assert (reopened["fetch"]["due"], reopened["items"]) == (False, body["items"])
+    assert (again.status_code, again.json()["fetch"]["fetched"], again.json()["items"]) == (
+        200, False, body["items"])
+
+
+def test_a_get_from_another_sites_page_in_mode_on_contacts_nothing(
+        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """What another site's ``<img src=".../api/comparison">`` makes a browser send."""
+    with public_server(monkeypatch, tmp_path, site([newest_publishable(midweek)], midweek)) as server:
+        usage, client = _page_for(data_dir, midweek, server.url, "on")
+        answers = [client.get(API + "comparison", headers=headers) for headers in (
+            {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "image"},
+            {"Referer": "http://elsewhere.example/"})]
+        usage.shutdown()
+    assert server.seen == []
+    assert [(a.status_code, a.json()["available"], a.json()["fetch"]["due"]) for a in answers] == [
+        (200, False, True), (200, False, True)]
 
 
 def test_in_mode_local_only_the_button_fetches_the_public_statistics(
@@ -534,11 +561,41 @@ def test_in_mode_local_only_the_button_fetches_the_public_statistics(
         pressed = client.post(API + "comparison/fetch", json={})
         usage.shutdown()
     assert seen_on_opening == []
-    assert (opened["available"], opened["fetch"]["refused"], opened["fetch"]["askable"]) == (
-        False, True, True)
+    assert (opened["available"], opened["fetch"]["refused"], opened["fetch"]["askable"],
+            opened["fetch"]["due"]) == (False, True, True, False)
     assert (pressed.status_code, pressed.json()["available"], pressed.json()["week"]) == (
         200, True, week.label)
     assert server.paths() == [f"{PUBLIC}index.json", f"{PUBLIC}weeks/{week.label}.json"]
+
+
+def test_in_mode_local_an_automatic_fetch_is_refused_and_contacts_nothing(
+        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    with public_server(monkeypatch, tmp_path, site([newest_publishable(midweek)], midweek)) as server:
+        usage, client = _page_for(data_dir, midweek, server.url, "local")
+        automatic = client.post(API + "comparison/fetch", json={"automatic": True})
+        opened = client.get(API + "comparison").json()
+        usage.shutdown()
+    assert server.seen == []
+    assert (automatic.status_code, automatic.json()) == (403, {
+        "error": "fetch_refused",
+        "detail": "mode is local: the public statistics are fetched only when you ask "
+                  "(the page's button, or otel-usage compare --fetch)"})
+    assert opened["available"] is False
+
+
+def test_a_fetch_that_is_neither_asked_nor_automatic_is_refused_and_contacts_nothing(
+        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    with public_server(monkeypatch, tmp_path, site([newest_publishable(midweek)], midweek)) as server:
+        usage, client = _page_for(data_dir, midweek, server.url, "on")
+        answer = client.post(API + "comparison/fetch", json={"automatic": "yes"})
+        usage.shutdown()
+    assert server.seen == []
+    assert (answer.status_code, answer.json()) == (422, {
+        "error": "invalid_automatic",
+        "detail": 'send {} (the user asks) or {"automatic": true} (the page, by the '
+                  "automatic rule)"})
 
 
 @pytest.mark.parametrize(("mode", "environ", "detail"), [
@@ -560,13 +617,16 @@ def test_in_mode_off_or_under_do_not_track_the_button_is_refused_and_nothing_fet
         403, {"error": "fetch_refused", "detail": detail})
 
 
-def test_another_sites_page_cannot_press_the_button(
-        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["on", "local"])
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"},
+                                     {"Origin": "http://elsewhere.example"}])
+@pytest.mark.parametrize("body", [{}, {"automatic": True}])
+def test_another_sites_page_cannot_make_the_installation_fetch(
+        mode: str, headers: dict[str, str], body: dict[str, Any], data_dir: Path,
+        midweek: datetime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with public_server(monkeypatch, tmp_path, site([newest_publishable(midweek)], midweek)) as server:
-        usage, client = _page_for(data_dir, midweek, server.url, "local")
-        pressed = client.post(API + "comparison/fetch", json={},
-                              headers={"Sec-Fetch-Site": "cross-site"})
+        usage, client = _page_for(data_dir, midweek, server.url, mode)
+        pressed = client.post(API + "comparison/fetch", json=body, headers=headers)
         form = client.post(API + "comparison/fetch", content=b"a=1",
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
         usage.shutdown()
@@ -575,11 +635,12 @@ def test_another_sites_page_cannot_press_the_button(
     assert (form.status_code, form.json()["error"]) == (415, "json_required")
 
 
-def test_public_statistics_that_cannot_be_fetched_are_a_502_and_the_page_stays_usable(
+def test_public_statistics_that_cannot_be_fetched_are_a_502_when_asked_and_the_page_stays_usable(
         data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     with public_server(monkeypatch, tmp_path, {}) as server:
         usage, client = _page_for(data_dir, midweek, server.url, "on")
+        automatic = client.post(API + "comparison/fetch", json={"automatic": True})
         opened = client.get(API + "comparison")
         usage.set_mode("local")
         pressed = client.post(API + "comparison/fetch", json={})  # asked: not a day later
@@ -588,5 +649,10 @@ def test_public_statistics_that_cannot_be_fetched_are_a_502_and_the_page_stays_u
     assert (pressed.status_code, pressed.json()) == (502, {
         "error": "fetch_failed",
         "detail": f"the public statistics at {server.url}{PUBLIC}: {failure}"})
-    assert (opened.status_code, opened.json()["fetch"]["failed"], opened.json()["fetch"]["detail"],
-            opened.json()["available"]) == (200, True, failure, False)
+    assert (automatic.status_code, automatic.json()["fetch"]["failed"],
+            automatic.json()["fetch"]["detail"], automatic.json()["available"]) == (
+        200, True, failure, False)
+    assert server.paths() == [f"{PUBLIC}index.json", f"{PUBLIC}index.json"]
+    assert (opened.status_code, opened.json()["fetch"]["due"], opened.json()["fetch"]["detail"],
+            opened.json()["available"]) == (
+        200, False, "the public statistics were looked for less than a day ago", False)

@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from browser_support import chromium
 from catalog_support import grown_raw, write_catalog
-from compare_support import live_week, newest_publishable, public_server, site
+from compare_support import PATH, live_week, newest_publishable, public_server, site
 from compare_support import make as public_make
 from web_support import (
     MONDAY,
@@ -350,3 +350,30 @@ def test_in_mode_local_the_button_names_what_it_contacts_and_the_comparison_show
     ]
     assert german[0] == (f"Sie hatten 3 Drucker; 18,0{nbsp}%{pm}0,9{nbsp}% der Installationen "
                          f"(180{pm}9,1) hatten 3{dash}5.")
+
+
+def test_in_mode_on_the_page_fetches_once_by_itself_and_the_comparison_shows(
+        open_page: Open, data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Opening the page fetches when due: its script asks with a POST (its GET contacts
+    nothing), the page's API fetches (the browser's requests all stay on the page's own
+    origin, as the fixture checks), and opening it again fetches nothing more."""
+    week = newest_publishable(midweek)
+    with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
+        clock = ManualClock(midweek)
+        usage = public_make(data_dir, clock, server.url)
+        live_week(usage, clock, week)
+        clock.set(midweek)
+        usage.set_mode("on")
+        page = open_page(usage)
+        first = texts(page, "#compare-list li")
+        button_hidden = page.locator("#compare-fetch").is_hidden()
+        seen_first = list(server.paths())
+        second = texts(open_page(usage), "#compare-list li")
+        usage.shutdown()
+    pm, dash = "\u00a0±\u00a0", "\u2013"
+    assert seen_first == [f"{PATH}index.json", f"{PATH}weeks/{week.label}.json"]
+    assert server.paths() == seen_first
+    assert (button_hidden, second, first[0]) == (
+        True, first, f"You had 3 printers; 18.0%{pm}0.9% of installations (180{pm}9.1) had "
+                     f"3{dash}5.")

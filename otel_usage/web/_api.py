@@ -149,23 +149,34 @@ class Api:
             "Content-Disposition": f'attachment; filename="otel-usage-export-{day}.json"'})
 
     async def comparison(self, request: Request) -> Response:
-        """This installation's numbers beside the public statistics kept. In mode on they are
-        fetched first when due (once per published week), off the event loop and within a
-        few seconds per document; the browser itself never contacts the public server."""
-        fetch = await asyncio.to_thread(self.usage.fetch_public_statistics)
+        """This installation's numbers beside the public statistics kept, and whether a fetch
+        is due: nothing is contacted (any site's page can make a browser send a GET, and so
+        choose when the installation would contact the public server). In mode on the page's
+        script then asks for the fetch with a POST (:meth:`fetch_comparison`)."""
+        fetch = await asyncio.to_thread(self.usage.public_statistics_status)
         return _json({**await asyncio.to_thread(self.usage.compare), "fetch": fetch})
 
     # Changing.
 
     async def fetch_comparison(self, request: Request) -> Response:
-        """Fetch the public statistics now, as the user asked (the button says from where):
-        in mode on or local; 403 ``fetch_refused`` in off or under DO_NOT_TRACK, 502
-        ``fetch_failed`` when they could not be fetched or read (nothing new is kept)."""
-        await json_object(request)
-        fetch = await asyncio.to_thread(self.usage.fetch_public_statistics, asked=True)
+        """Fetch the public statistics now: ``{}`` as the user asked (the button says from
+        where), in mode on or local; ``{"automatic": true}`` by the automatic rule (the page
+        in mode on, at most once per published week and once a day). 403 ``fetch_refused``
+        when the rule says no (off, DO_NOT_TRACK, automatic in local). When they could not be
+        fetched or read (nothing new is kept): 502 ``fetch_failed`` to the user who asked; an
+        automatic fetch answers what is kept, its ``fetch`` saying it ``failed`` (the page
+        shows it; a fetch the user did not ask for is no failed request)."""
+        body = await json_object(request)
+        automatic = body.get("automatic", False)
+        if not isinstance(automatic, bool):
+            raise ApiError(422, "invalid_automatic",
+                           'send {} (the user asks) or {"automatic": true} (the page, by the '
+                           "automatic rule)")
+        fetch = await asyncio.to_thread(self.usage.fetch_public_statistics,
+                                        asked=not automatic)
         if fetch["refused"]:
             raise ApiError(403, "fetch_refused", fetch["detail"])
-        if fetch["failed"]:
+        if fetch["failed"] and not automatic:
             raise ApiError(502, "fetch_failed", f"the public statistics at {fetch['url']}: "
                                                 f"{fetch['detail']}")
         return _json({**await asyncio.to_thread(self.usage.compare), "fetch": fetch})

@@ -49,9 +49,12 @@ ROUTES: dict[str, dict[str, tuple[str, str]]] = {
                             "difference from the last sent.")},
     "/api/history": {"GET": ("history", "")},
     "/api/comparison": {"GET": ("comparison", "This installation's numbers beside the public "
-                                "statistics kept (fetched first when due, in mode on).")},
-    "/api/comparison/fetch": {"POST": ("fetch_comparison", "Fetch the public statistics now, "
-                                       "as the user asked (mode on or local).")},
+                                "statistics kept, and whether a fetch is due (nothing is "
+                                "contacted).")},
+    "/api/comparison/fetch": {"POST": ("fetch_comparison", "Fetch the public statistics now: "
+                                       "``{}`` as the user asked (mode on or local), "
+                                       '``{"automatic": true}`` by the automatic rule (mode '
+                                       "on, when due).")},
     "/api/send-now": {"POST": ("send_now", "Send what is due now (erasure requests in any "
                                "mode, reports only in mode on).")},
     "/api/export": {"GET": ("export", "Everything stored locally, as a JSON file download.")},

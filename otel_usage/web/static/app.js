@@ -322,9 +322,22 @@
 
   async function loadComparison() {
     try {
-      showComparison(await api("api/comparison"));
+      const kept = await api("api/comparison");
+      showComparison(kept);
+      if (kept.fetch.due) await fetchAutomatically(kept);
     } catch (err) {
       failed($("compare-body"), err);
+    }
+  }
+
+  // In mode on, when a fetch is due, the page asks for it with a POST: a GET fetches nothing,
+  // since any site's page can make the browser send one (a POST says where it comes from).
+  async function fetchAutomatically(kept) {
+    try {
+      showComparison(await api("api/comparison/fetch", { method: "POST", json: { automatic: true } }));
+    } catch (err) {
+      showComparison(Object.assign({}, kept, {
+        fetch: Object.assign({}, kept.fetch, { failed: true, detail: err.message }) }));
     }
   }
 

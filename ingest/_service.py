@@ -1,7 +1,7 @@
 """What the routes do: take an export or an erasure apart, check it, hand it to the writer;
 and whether the service is ready.
 
-An export is answered in its request's format (OTLP/HTTP), an erasure by `DELETE` in JSON;
+An export (protobuf only) is answered in protobuf, an erasure by `DELETE` in JSON;
 each answered is counted per day by outcome and reason, without any identifier, and a refusal
 is logged without address or installation id. What needs the store (the credential, the
 erased ids, the limits of new installations and of reports per installation, the write) is

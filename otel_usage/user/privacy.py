@@ -122,8 +122,9 @@ _T: dict[str, dict[str, str]] = {
             "there yet, at most once a day). In mode \"local\" it does so only when you press "
             "the button that names the address, or run `otel-usage compare --fetch`. In mode "
             "\"off\", or with DO_NOT_TRACK set, never. Nothing about you goes with the request: "
-            "no installation ID, no credential, no cookie, no version; the gateway sees your "
-            "IP address, as with any visit, and does not store it. Your browser never contacts "
+            "no installation ID, no credential, no cookie, no version; the load balancer in "
+            "front of the server and the server itself see your IP address, as with any "
+            "visit, and the server neither logs nor stores it. Your browser never contacts "
             "that server. The two files are kept on your machine (in the export, deleted with "
             "everything else) until newer ones replace them."),
         "sending": "When reports are sent",
@@ -294,8 +295,9 @@ _T: dict[str, dict[str, str]] = {
             "Modus „lokal“ nur, wenn Sie die Schaltfläche drücken, die die Adresse nennt, "
             "oder `otel-usage compare --fetch` ausführen. Im Modus „aus“ oder mit gesetztem "
             "DO_NOT_TRACK nie. Mit der Anfrage geht nichts über Sie mit: keine "
-            "Installations-ID, keine Zugangsdaten, kein Cookie, keine Version; das Gateway "
-            "sieht Ihre IP-Adresse, wie bei jedem Besuch, und speichert sie nicht. Ihr Browser "
+            "Installations-ID, keine Zugangsdaten, kein Cookie, keine Version; der "
+            "Lastverteiler vor dem Server und der Server selbst sehen Ihre IP-Adresse, wie bei "
+            "jedem Besuch, und der Server protokolliert und speichert sie nicht. Ihr Browser "
             "verbindet sich nie mit diesem Server. Die beiden Dateien bleiben auf Ihrem Gerät "
             "(im Export enthalten, mit allem anderen gelöscht), bis neuere sie ersetzen."),
         "sending": "Wann Berichte gesendet werden",

@@ -115,11 +115,11 @@ def test_compare_in_mode_on_fetches_by_itself_and_prints_the_comparison(
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0] == f"Public statistics: fetched the public statistics up to {week.label}."
-    assert lines[4] == ("Printers: you had 3; 18.0 ± 0.9 % of installations (180 ± 9 "
+    assert lines[4] == ("Printers: you had 3; 18.0 ± 1.0 % of installations (180 ± 10 "
                         "installations) had 3-5.")
     assert lines[-2:] == [
-        "Deployment: docker, like 35.0 ± 0.5 % of installations (350 ± 5 installations).",
-        "Version: 2.7.0, like 20.0 ± 0.5 % of installations (200 ± 5 installations)."]
+        "Deployment: docker, like 35.0 ± 0.6 % of installations (350 ± 5 installations).",
+        "Version: 2.7.0, like 20.0 ± 0.6 % of installations (200 ± 5 installations)."]
     assert server.paths() == [f"{PATH}index.json", f"{PATH}weeks/{week.label}.json"]
     data = json.loads(again[1])
     assert (again[0], data["available"], data["week"], data["fetch"]["fetched"]) == (

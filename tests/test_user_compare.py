@@ -76,7 +76,7 @@ def test_the_users_week_beside_the_published_one_with_margins(
     json.dumps(result)  # the page's API and --json print it as it is
 
 
-def test_the_command_prints_each_number_with_its_margin(
+def test_the_command_prints_each_number_with_its_margin_rounded_up(
         data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     result, url = compared(data_dir, midweek, monkeypatch, tmp_path)
@@ -89,21 +89,21 @@ def test_the_command_prints_each_number_with_its_margin(
         "1,000 ± 6 active installations. Every public number carries noise (± its 95 % "
         "margin); a small one can even be negative.",
         "",
-        "Printers: you had 3; 18.0 ± 0.9 % of installations (180 ± 9 installations) had 3-5.",
-        "Jobs: you had 12; 25.0 ± 0.9 % of installations (250 ± 9 installations) had 11-20; on "
-        "average an installation had 7.2 ± 0.3.",
+        "Printers: you had 3; 18.0 ± 1.0 % of installations (180 ± 10 installations) had 3-5.",
+        "Jobs: you had 12; 25.0 ± 1.0 % of installations (250 ± 10 installations) had 11-20; on "
+        "average an installation had 7.2 ± 0.4.",
         "Feature library: off here; on at -0.3 ± 0.7 % of installations (-3 ± 7 installations).",
         "Feature library_search: off here; on at 12.0 ± 0.7 % of installations (120 ± 7 "
         "installations).",
-        "Feature timelapse: on here; on at 40.0 ± 0.7 % of installations (400 ± 7 installations).",
+        "Feature timelapse: on here; on at 40.0 ± 0.8 % of installations (400 ± 7 installations).",
         "Feature auto_job_creation: off here; on at 9.0 ± 0.7 % of installations (90 ± 7 "
         "installations).",
         "Feature german_business: off here; on at 3.0 ± 0.7 % of installations (30 ± 7 "
         "installations).",
         "Feature watch_folders: off here; on at 6.0 ± 0.7 % of installations (60 ± 7 "
         "installations).",
-        "Deployment: docker, like 35.0 ± 0.5 % of installations (350 ± 5 installations).",
-        "Version: 2.7.0, like 20.0 ± 0.5 % of installations (200 ± 5 installations).",
+        "Deployment: docker, like 35.0 ± 0.6 % of installations (350 ± 5 installations).",
+        "Version: 2.7.0, like 20.0 ± 0.6 % of installations (200 ± 5 installations).",
     ]
 
 

@@ -343,12 +343,12 @@ def test_in_mode_local_the_button_names_what_it_contacts_and_the_comparison_show
     assert len(server.seen) == 2
     pm, dash, nbsp = "\u00a0±\u00a0", "\u2013", "\u00a0"  # ± keeps its numbers on its line
     assert english[:3] == [
-        f"You had 3 printers; 18.0%{pm}0.9% of installations (180{pm}9.1) had 3{dash}5.",
-        f"You had 12 jobs; 25.0%{pm}0.9% of installations (250{pm}9.1) had 11{dash}20. On "
-        f"average an installation had 7.2{pm}0.3 jobs.",
+        f"You had 3 printers; 18.0%{pm}1.0% of installations (180{pm}9.1) had 3{dash}5.",
+        f"You had 12 jobs; 25.0%{pm}1.0% of installations (250{pm}9.1) had 11{dash}20. On "
+        f"average an installation had 7.2{pm}0.4 jobs.",
         f"Library: off here; on at -0.3%{pm}0.7% of installations (-3{pm}7).",
     ]
-    assert german[0] == (f"Sie hatten 3 Drucker; 18,0{nbsp}%{pm}0,9{nbsp}% der Installationen "
+    assert german[0] == (f"Sie hatten 3 Drucker; 18,0{nbsp}%{pm}1,0{nbsp}% der Installationen "
                          f"(180{pm}9,1) hatten 3{dash}5.")
 
 
@@ -375,5 +375,5 @@ def test_in_mode_on_the_page_fetches_once_by_itself_and_the_comparison_shows(
     assert seen_first == [f"{PATH}index.json", f"{PATH}weeks/{week.label}.json"]
     assert server.paths() == seen_first
     assert (button_hidden, second, first[0]) == (
-        True, first, f"You had 3 printers; 18.0%{pm}0.9% of installations (180{pm}9.1) had "
+        True, first, f"You had 3 printers; 18.0%{pm}1.0% of installations (180{pm}9.1) had "
                      f"3{dash}5.")

@@ -145,7 +145,11 @@ def _resource(topic: str, key: str, facts: Mapping[str, str], catalog: Catalog,
 # The command's plain text. ---------------------------------------------------------------
 
 def _pm(value: float, margin: float, digits: int = 0) -> str:
-    return f"{value:,.{digits}f} ± {margin:,.{digits}f}"
+    """`value` ± `margin`, the margin rounded up (outward), as the public page rounds it: a
+    shown margin never understates the uncertainty."""
+    scale = 10 ** digits
+    up = math.ceil(margin * scale - 1e-9) / scale  # 1e-9: 0.7 stays 0.7 despite binary floats
+    return f"{value:,.{digits}f} ± {up:,.{digits}f}"
 
 
 def _share_text(item: Mapping[str, Any]) -> str:

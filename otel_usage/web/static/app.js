@@ -261,8 +261,15 @@
 
   // The user's place in the public statistics (fetched by the server side, never here).
 
+  // A margin is rounded up (outward), as the public page rounds it: it never understates.
+  const roundedUp = new Map([number, decimal, percent].map((format) =>
+    [format, new Intl.NumberFormat(LANG, { ...format.resolvedOptions(), roundingMode: "ceil" })]));
+
   function plusMinus(format, value, margin) {
-    return format.format(value) + "\u00a0±\u00a0" + format.format(margin);  // kept on one line
+    const up = roundedUp.get(format) || format;
+    // A hair less first: a binary float such as 0.007 lies just above its decimal, which
+    // rounding up would otherwise show as 0.8 %.
+    return format.format(value) + "\u00a0±\u00a0" + up.format(margin * (1 - 1e-12));  // one line
   }
 
   function shareOf(item) {

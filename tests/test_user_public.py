@@ -58,7 +58,9 @@ def test_in_mode_on_the_index_and_the_week_are_fetched_once_per_published_week(
                      "detail": f"the public statistics are up to date: {week.label} is the "
                                f"newest week published, and the next is published from "
                                f"{following:%Y-%m-%d} on"}
-    assert later["fetched"] is True and later["week"] == week.next().label
+    assert later == {"url": url, "askable": True, "refused": False, "failed": False,
+                     "fetched": True, "due": False, "week": week.next().label,
+                     "detail": f"fetched the public statistics up to {week.next().label}"}
     assert server.paths()[2:] == [f"{PATH}index.json"]
 
 
@@ -266,6 +268,31 @@ def test_what_cannot_be_read_is_refused_and_nothing_of_it_is_kept(
         + message.format(week=week.label, url=f"{server.url}{PATH}"))
     assert kept == {"available": False, "items": [],
                     "detail": "the public statistics have not been fetched yet"}
+
+
+def test_a_bad_answer_after_a_good_one_keeps_what_the_good_one_brought(
+        data_dir: Path, midweek: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """A week after a good fetch, the server answers its index with a maintenance page: the
+    fetch fails, and the comparison is the one the good fetch allowed, unchanged."""
+    week = newest_publishable(midweek)
+    with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
+        clock = ManualClock(midweek)
+        usage = make(data_dir, clock, server.url)
+        live_week(usage, clock, week)
+        clock.set(midweek)
+        assert usage.fetch_public_statistics(asked=True)["fetched"] is True
+        before = usage.compare()
+        clock.advance(timedelta(days=7))
+        server.files[PATH + "index.json"] = b"<html>maintenance</html>"
+        answer = usage.fetch_public_statistics(asked=True)
+        after = usage.compare()
+        usage.shutdown()
+    assert (answer["failed"], answer["fetched"], answer["detail"]) == (
+        True, False, "they could not be fetched: the public statistics' index is not JSON: "
+                     "Expecting value: line 1 column 1 (char 0)")
+    assert (before["available"], before["week"]) == (True, week.label)
+    assert after == before
 
 
 def test_a_week_file_outside_the_statistics_path_is_refused(

@@ -55,7 +55,7 @@ _DATED = ("now",)
 _LOG_STAMPS = frozenset({_settings._Timestamp.__call__.__code__})
 
 
-def _test_dates() -> dict[str, str]:
+def dates_of_this_run() -> dict[str, str]:
     """The dates dated tests run at: OTEL_USAGE_NOW alone when the caller moved the clock,
     OTEL_USAGE_TEST_DATES when given, else every date of DATES."""
     moved = os.environ.get(NOW_ENV, "").partition("@")[0]
@@ -95,7 +95,7 @@ def pytest_collection(session: pytest.Session) -> object:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    dates = (f"{name} ({value or 'the machine clock'})" for name, value in _test_dates().items())
+    dates = (f"{name} ({value or 'the machine clock'})" for name, value in dates_of_this_run().items())
     return "test dates: " + ", ".join(dates)
 
 
@@ -103,7 +103,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test that asks for `now` runs at every test date; an end-to-end test at one."""
     if "now" not in metafunc.fixturenames:
         return
-    dates = _test_dates()
+    dates = dates_of_this_run()
     if any(metafunc.definition.get_closest_marker(m) for m in END_TO_END_MARKS):
         name = END_TO_END_DATE if END_TO_END_DATE in dates else next(iter(dates))
         dates = {name: dates[name]}

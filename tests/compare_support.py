@@ -162,7 +162,7 @@ def public_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
             self.wfile.write(body)
 
         def do_POST(self) -> None:
-            """A report (recorded, and answered 503, so that it stays in the outbox)."""
+            """A report: recorded (with whether a client certificate came), answered 503."""
             server = state["server"]
             presented = bool(self.connection.getpeercert())  # type: ignore[attr-defined]
             server.seen.append(Seen("POST", self.path, list(self.headers.items()), presented))

@@ -352,6 +352,18 @@ def test_a_plain_http_remote_endpoint_is_refused(data_dir: Path, server: Server)
     assert usage.history()[0]["status"] is None
 
 
+def _request_head(conn: socket.socket) -> bytes | None:
+    """What arrived up to the end of a request's head (and any body bytes with it); None when
+    the client left before the head ended."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        received += chunk
+    return received
+
+
 class EndlessAnswer:
     """A loopback endpoint that answers 400 with a body of a gigabyte declared, written in
     64 KB pieces until the client stops reading (the writes then fail) or 256 MB went out."""
@@ -370,12 +382,9 @@ class EndlessAnswer:
         with self.listener:
             conn, _ = self.listener.accept()
         with conn:
-            received = b""
-            while b"\r\n\r\n" not in received:
-                chunk = conn.recv(65536)
-                if not chunk:  # the client left before its request's end
-                    return
-                received += chunk
+            received = _request_head(conn)
+            if received is None:
+                return
             head, _, body = received.partition(b"\r\n\r\n")
             length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
                               if line.lower().startswith(b"content-length:")))
@@ -425,12 +434,8 @@ class DripFedAnswer:
         with self.listener:
             conn, _ = self.listener.accept()
         with conn:
-            received = b""
-            while b"\r\n\r\n" not in received:
-                chunk = conn.recv(65536)
-                if not chunk:  # the client left before its request's end
-                    return
-                received += chunk
+            if _request_head(conn) is None:
+                return
             self.requests += 1
             head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n"
             drip = (head if self.status_line else b"") + b"x" * self.BYTES

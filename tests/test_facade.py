@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -153,6 +154,34 @@ async def test_async_start_and_shutdown_flush_what_was_counted(data_dir: Path) -
         ("2026-11-23", "printernizer.file.downloads", '{"printer.type":"octoprint"}', 7, None,
          None, 0),
     ]
+
+
+async def test_an_async_start_waits_for_a_locked_store_off_the_loop_and_leaves_no_thread(
+        data_dir: Path) -> None:
+    """While another process holds the store's write lock, the host's event loop runs on; the
+    start settles once the lock is released; and the thread it waited on has ended (a pool's
+    worker would stay for the host's life, with its memory)."""
+    first = make(data_dir)
+    first.start()
+    first.shutdown()
+    holder = sqlite3.connect(data_dir / "usage.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE meta SET value = '1.0.0' WHERE key = 'service_version'")
+    usage = make(data_dir)
+    start = asyncio.create_task(usage.astart())
+    for _ in range(20):  # the loop turns while the start waits for the lock
+        await asyncio.sleep(0.01)
+    waiting = not start.done()
+    holder.execute("COMMIT")
+    holder.close()
+    provider = await start
+    threads = sorted(t.name for t in threading.enumerate()
+                     if t.name == "otel-usage-start" or t.name.startswith("asyncio_"))
+    with sqlite3.connect(data_dir / "usage.sqlite3") as conn:
+        version = conn.execute("SELECT value FROM meta WHERE key = 'service_version'").fetchone()
+    await usage.ashutdown()
+    assert (waiting, provider is usage.meter_provider, threads, version) == (
+        True, True, [], ("2.7.0",))
 
 
 def test_mode_changes_are_stored_with_their_date(data_dir: Path) -> None:

@@ -476,15 +476,36 @@ def test_any_mount_prefix_works_without_a_proxy(usage: UsageTelemetry, prefix: s
         200, "de", "off")
 
 
-def test_openapi_lists_the_json_api(usage: UsageTelemetry) -> None:
-    schema = build_app(usage).openapi()
-    assert {path: sorted(ops) for path, ops in schema["paths"].items()} == {
-        f"/usage/api/{name}": methods for name, methods in (
-            ("mode", ["get", "put"]), ("statistics", ["get"]), ("catalog", ["get"]),
-            ("privacy", ["get"]), ("report", ["get"]), ("history", ["get"]),
-            ("comparison", ["get"]), ("comparison/fetch", ["post"]),
-            ("send-now", ["post"]), ("export", ["get"]), ("data", ["delete"]),
-            ("data/delete", ["post"]))}
+def test_the_page_is_one_route_outside_the_hosts_openapi_schema_and_leaves_the_rest_to_the_host(
+        usage: UsageTelemetry) -> None:
+    """The page's API is its script's: the host's schema lists only the host's own paths, and
+    the host's routes under the page's prefix (before or after the mount) still answer."""
+    from fastapi import FastAPI
+
+    from otel_usage.web import privacy_router
+
+    app = FastAPI()
+
+    @app.get("/usage/api/before")
+    def before() -> dict[str, str]:
+        return {"host": "before"}
+
+    app.include_router(privacy_router(usage, prefix="/usage"))
+
+    @app.get("/usage/after/{name}")
+    def after(name: str) -> dict[str, str]:
+        return {"host": name}
+
+    client = Client(app)
+    answers = [(r.status_code, r.json()) for r in (
+        client.get("/usage/api/before"), client.get("/usage/after/x"),
+        client.get("/usage/api/nothing"), client.get("/usage/static/a/b"))]
+    assert (sorted(app.openapi()["paths"]), answers) == (
+        ["/usage/after/{name}", "/usage/api/before"],
+        [(200, {"host": "before"}), (200, {"host": "x"}), (404, {"detail": "Not Found"}),
+         (404, {"detail": "Not Found"})])
+    assert [route.path for route in privacy_router(usage).routes] == [
+        "/usage/{path:otel_usage_page}", "/usage"]
 
 
 # The user's place in the public statistics: the page's API fetches (never the browser), only

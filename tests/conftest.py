@@ -112,8 +112,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("now", list(dates.values()), ids=list(dates), indirect=True)
 
 
-# The modules that take longest, longest first (ten to fifty seconds each at every test date on
-# two cores). scripts/test hands whole modules to its two workers in the order collected
+# The modules that took longest in a measured run of the whole suite, longest first (each
+# several seconds, most of them whole layers: servers, the collector, Chromium, mypy, the
+# demo). scripts/test hands whole modules to its two workers in the order collected
 # (`--dist loadfile --no-loadscope-reorder`): run first, none of them is left for one worker
 # while the other has nothing to do. Only the order depends on this list, never a result.
 SLOWEST_MODULES = (

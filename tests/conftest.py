@@ -131,6 +131,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Modules in the order the workers should take them: the slowest first, then the others
     by their number of tests, most first (the order xdist would choose); each module's tests
     keep their order."""
+    gone = [name for name in SLOWEST_MODULES if not (ROOT / "tests" / name).is_file()]
+    if gone:
+        raise pytest.UsageError(f"SLOWEST_MODULES names modules that are not there: {gone}")
     tests = Counter(item.path.name for item in items)
 
     def rank(item: pytest.Item) -> tuple[int, int, str]:

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test module: a data directory, "now", PostgreSQL.
+"""Fixtures shared by every test module: a data directory, "now", PostgreSQL; and the order in
+which the modules run (the slowest first, so that two workers end together).
 
 Every date a test uses comes from the one clock hook, and a test reads the hook only through the
 `now` fixture (or `midweek`, built on it). `now` is parametrized: a test that asks for it runs
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -108,6 +110,38 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         name = END_TO_END_DATE if END_TO_END_DATE in dates else next(iter(dates))
         dates = {name: dates[name]}
     metafunc.parametrize("now", list(dates.values()), ids=list(dates), indirect=True)
+
+
+# The modules that took longest in a measured run of the whole suite, longest first (each
+# several seconds, most of them whole layers: servers, the collector, Chromium, mypy, the
+# demo). scripts/test hands whole modules to its two workers in the order collected
+# (`--dist loadfile --no-loadscope-reorder`): run first, none of them is left for one worker
+# while the other has nothing to do. Only the order depends on this list, never a result.
+SLOWEST_MODULES = (
+    "test_ingest_publication.py", "test_benchmarks.py", "test_ingest_cli.py",
+    "test_collector_ingest.py", "test_site_browser.py", "test_dashboards_queries.py",
+    "test_code_quality.py", "test_demo.py", "test_ingest_fuzz.py", "test_user_public.py",
+    "test_ingest_attacks.py", "test_web_guard.py", "test_ingest_server.py",
+    "test_example_app.py", "test_web_browser.py", "test_upload.py", "test_consent_model.py",
+    "test_web_api.py", "test_consent_cases.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules in the order the workers should take them: the slowest first, then the others
+    by their number of tests, most first (the order xdist would choose); each module's tests
+    keep their order."""
+    gone = [name for name in SLOWEST_MODULES if not (ROOT / "tests" / name).is_file()]
+    if gone:
+        raise pytest.UsageError(f"SLOWEST_MODULES names modules that are not there: {gone}")
+    tests = Counter(item.path.name for item in items)
+
+    def rank(item: pytest.Item) -> tuple[int, int, str]:
+        name = item.path.name
+        first = SLOWEST_MODULES.index(name) if name in SLOWEST_MODULES else len(SLOWEST_MODULES)
+        return first, -tests[name], name
+
+    items.sort(key=rank)
 
 
 @pytest.fixture

@@ -64,25 +64,35 @@ def _credential() -> str:
     return secrets.token_urlsafe(24)
 
 
-def test_report_through_the_gateway_is_stored_without_what_the_catalog_forbids(
+def test_report_through_the_gateway_is_stored_without_what_the_catalog_forbids_then_erased(
     gateway: Gateway, ingest: Ingest,
 ) -> None:
-    """A report with an unknown metric and attributes is stored, and only its catalog part."""
+    """A report with an unknown metric and attributes is stored, and only its catalog part.
+    Then the contract's erasure request (an OTLP export of the erasure metric) passes the
+    gateway's allowlist and scrub, and the ingest erases the installation's stored week."""
+    from ingest.testing import erasure_request
+
     ingest.start()
     gateway.start()
-    installation, week = str(uuid.uuid4()), last_week()
+    installation, credential, week = str(uuid.uuid4()), _credential(), last_week()
     report = weekly_report(installation, resource_extra={"host.name": "kitchen-pi"},
                            point_extra={"file.name": "benchy.3mf"},
                            metrics_extra=[outside_metric(week)], week=week)
     with gateway.client() as client:
-        assert send(client, report, _credential()).status_code == 200
-    wait_until(lambda: len(ingest.stored_reports()) == 1, 15, f"the stored report\n{gateway.log_tail()}")
+        assert send(client, report, credential).status_code == 200
+        wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
+                   f"the stored report\n{gateway.log_tail()}")
 
-    ((stored_id, resource, points),) = ingest.stored_reports()
-    assert stored_id == installation
-    assert [word for word in ("kitchen-pi", "host.name") if word in resource] == []
-    assert [word for word in ("benchy", "file.name", "printernizer.file.names") if word in points] == []
-    assert "printernizer.jobs" in points
+        ((stored_id, resource, points),) = ingest.stored_reports()
+        assert stored_id == installation
+        assert [word for word in ("kitchen-pi", "host.name") if word in resource] == []
+        assert [word for word in ("benchy", "file.name", "printernizer.file.names")
+                if word in points] == []
+        assert "printernizer.jobs" in points
+
+        erasure = erasure_request(installation, week.start.date())
+        assert send(client, erasure, credential).status_code == 200
+    wait_until(lambda: ingest.stored_reports() == [], 15, f"the erasure\n{gateway.log_tail()}")
 
 
 def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_the_ingest(
@@ -149,23 +159,6 @@ def test_reports_queued_while_the_ingest_is_down_are_stored_once(
                f"the stored reports\n{gateway.log_tail()}")
     gateway.stop()
     assert [row[0] for row in ingest.stored_reports()] == installations
-
-
-def test_erasure_travels_through_the_gateway(gateway: Gateway, ingest: Ingest) -> None:
-    """The contract's erasure request (an OTLP export of the erasure metric) passes the
-    gateway's allowlist and scrub, and the ingest erases the installation's stored week."""
-    from ingest.testing import erasure_request
-
-    ingest.start()
-    gateway.start()
-    installation, credential, week = str(uuid.uuid4()), _credential(), last_week()
-    with gateway.client() as client:
-        assert send(client, weekly_report(installation, week=week), credential).status_code == 200
-        wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
-                   f"the stored report\n{gateway.log_tail()}")
-        erasure = erasure_request(installation, week.start.date())
-        assert send(client, erasure, credential).status_code == 200
-    wait_until(lambda: ingest.stored_reports() == [], 15, f"the erasure\n{gateway.log_tail()}")
 
 
 def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_over(

@@ -403,11 +403,13 @@ class EndlessAnswer:
 
 
 @pytest.mark.parametrize("extra_headers", ["", "Content-Type: text/plain; charset=nonesuch\r\n"])
-def test_an_answer_without_end_is_read_only_so_far(extra_headers: str, now: datetime) -> None:
+def test_an_answer_without_end_is_read_only_so_far(extra_headers: str) -> None:
+    """(The instant given is what a Retry-After date would be measured from: the answer has
+    none, so the test runs once, not at every test date.)"""
     endpoint = EndlessAnswer(extra_headers)
     answer = post_report(f"http://127.0.0.1:{endpoint.port}", "/v1/metrics",
                          {"X-Otel-Usage-Credential": "c" * 43}, gzip.compress(b"report"),
-                         now)
+                         OPT_IN)
     endpoint.thread.join(30)
     assert (answer.status, answer.text, answer.status_message) == (400, "x" * 200, None)
     # What the socket buffers took beyond the client's 64 KB, never the declared gigabyte.
@@ -452,21 +454,22 @@ class DripFedAnswer:
 
 
 @pytest.mark.parametrize("status_line", [False, True])
-def test_a_drip_fed_answer_ends_at_the_exchanges_deadline(status_line: bool,
-                                                         now: datetime) -> None:
+def test_a_drip_fed_answer_ends_at_the_exchanges_deadline(status_line: bool) -> None:
     """The whole exchange has one deadline (here 1 s, well before even the status line has
     dripped, and long enough for a loaded machine to send the request): an answer dripped a byte at a time with a huge
-    declared length is cut off when it passes, however slow each byte."""
+    declared length is cut off when it passes, however slow each byte. (The deadline is a
+    timer, no date; the instant given is what a Retry-After date would be
+    measured from, and the answer has none: the test runs once, not at every test date.)"""
     endpoint = DripFedAnswer(status_line)
     answer = post_report(endpoint.url, "/v1/metrics", {"X-Otel-Usage-Credential": "c" * 43},
-                         gzip.compress(b"report"), now, deadline_s=1.0)
+                         gzip.compress(b"report"), OPT_IN, deadline_s=1.0)
     endpoint.thread.join(30)
     assert (endpoint.requests, endpoint.hung_up) == (1, True)
     expected = (None, "no answer within 1 s") if status_line else (200, "OK")
     assert (answer.status, answer.text) == expected
 
 
-def test_a_drip_fed_answer_does_not_hold_the_sender(data_dir: Path, now: datetime) -> None:
+def test_a_drip_fed_answer_does_not_hold_the_sender(data_dir: Path) -> None:
     """send_now returns once the exchange's deadline has passed (it held the run lock, and so
     erasures and the page's send-now, for as long as the server dripped)."""
     endpoint = DripFedAnswer()

@@ -21,6 +21,46 @@ from otel_usage.catalog import (
 from otel_usage.printernizer.vocabulary import ERROR_CODES
 
 
+def test_the_compiled_catalog_is_the_checked_toml_and_is_up_to_date() -> None:
+    """`catalog.json` is what compiling `catalog.toml` writes now (run `python -m
+    otel_usage.catalog.source` after editing it), and loads as the same values as reading and
+    checking the TOML, a role's metric being the catalog's own."""
+    from otel_usage.catalog import COMPILED_PATH
+    from otel_usage.catalog.source import compiled, read
+
+    source = read(CATALOG_PATH)
+    loaded = load_catalog()
+    assert COMPILED_PATH.read_text(encoding="utf-8") == compiled(
+        source, CATALOG_PATH.read_bytes())
+    assert loaded == source
+    assert all(role.metric is loaded.metrics[role.metric.name]
+               for role in loaded.roles.values())
+
+
+def test_a_compiled_catalog_not_compiled_from_the_toml_beside_it_is_not_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edited catalog.toml is read and checked itself until it is compiled again; a
+    damaged or missing compiled catalog too."""
+    import otel_usage.catalog as catalog_module
+
+    toml = tmp_path / "catalog.toml"
+    toml.write_text(CATALOG_PATH.read_text(encoding="utf-8").replace(
+        "version = 2", "version = 2  # edited", 1), encoding="utf-8")
+    compiled = tmp_path / "catalog.json"
+    packaged = catalog_module.COMPILED_PATH.read_text(encoding="utf-8")
+    monkeypatch.setattr(catalog_module, "CATALOG_PATH", toml)
+    monkeypatch.setattr(catalog_module, "COMPILED_PATH", compiled)
+    outcomes = []
+    for text in (packaged, "{not json", None):
+        if text is None:
+            compiled.unlink()
+        else:
+            compiled.write_text(text, encoding="utf-8")
+        outcomes.append(catalog_module._load_compiled())
+    assert outcomes == [None, None, None]
+    assert load_catalog.__wrapped__() == load_catalog()
+
+
 def test_catalog_lists_the_plans_metrics_and_printernizers_vocabulary() -> None:
     catalog = load_catalog()
     assert catalog.version >= 1

@@ -90,12 +90,13 @@ def _checkout_files(*folders: str) -> set[str]:
 
 def test_the_client_wheel_holds_the_client_alone_with_its_types_catalog_and_page(
         built: Built) -> None:
-    """Every tracked file of `otel_usage/` (py.typed, catalog.toml, the page's static files
-    among them) and nothing of the server, the tests or the examples."""
+    """Every tracked file of `otel_usage/` (py.typed, catalog.toml and its compiled
+    catalog.json, the page's static files among them) and nothing of the server, the tests or
+    the examples."""
     names = _wheel_names(built.wheels[CLIENT])
     dist_info = f"otel_usage-{VERSION}.dist-info"
     assert {n for n in names if not n.startswith(dist_info)} == _checkout_files("otel_usage")
-    assert {"otel_usage/py.typed", "otel_usage/catalog.toml",
+    assert {"otel_usage/py.typed", "otel_usage/catalog.toml", "otel_usage/catalog.json",
             "otel_usage/web/static/index.html"} <= names
 
 

@@ -242,7 +242,7 @@ HOST_START_MODULES = [
     "otel_usage.errors", "otel_usage.log", "otel_usage.record", "otel_usage.record.exporter",
     "otel_usage.record.provider", "otel_usage.record.rebind", "otel_usage.store",
     "otel_usage.telemetry", "otel_usage.web", "otel_usage.web._router", "otel_usage.weeks",
-    "sqlite3", "sqlite3.dbapi2", "tomllib", "tomllib._parser", "tomllib._re", "tomllib._types",
+    "sqlite3", "sqlite3.dbapi2",
 ]
 
 

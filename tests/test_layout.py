@@ -301,7 +301,7 @@ def test_the_readme_layout_names_every_folder_and_room_and_nothing_that_is_not_t
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     table = text[text.index("| folder | what it is |"):].split("\n\n")[0].splitlines()[2:]
     named = {word.strip("`,") for line in table for word in line.split("|")[1].split()}
-    # A bare file name is at the top, or continues the client's folder (`catalog.py`).
+    # A bare file name is at the top, or continues the client's folder (`catalog.json`).
     paths = {name if "/" in name or (ROOT / name).exists() else f"otel_usage/{name}"
              for name in named}
     folders = {f"{p.name}/" for p in ROOT.iterdir() if p.is_dir()

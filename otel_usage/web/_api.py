@@ -5,7 +5,7 @@ Imported on the page's first request: a host that mounts the page keeps only its
 memory until someone opens it. Errors are JSON ``{"error": <code>, "detail": <sentence>}`` with
 a 4xx status (503 when the local store cannot be used), answered here (a router cannot install
 exception handlers on the host's app); state-changing requests must come from the page's own
-origin (:mod:`._guard`). What the host's OpenAPI schema says of each is in the route table.
+origin (:mod:`._guard`). Which path and method each handler answers is in the route table.
 """
 
 from __future__ import annotations

@@ -214,8 +214,10 @@ def test_only_the_page_and_printernizers_api_import_fastapi() -> None:
     assert found == set()
 
 
-def test_recording_does_not_import_the_report_or_the_sender() -> None:
-    """Start and record in mode local: neither the report builder nor the sender is loaded."""
+def test_recording_does_not_import_the_report_the_sender_or_a_parser_of_the_catalog() -> None:
+    """Start and record in mode local: neither the report builder nor the sender is loaded, nor
+    the TOML parser and the catalog's checks (a start loads the compiled catalog), nor
+    OpenSSL's hashes (3.7 MiB in a host that has not loaded them)."""
     code = (
         "import sys, tempfile, math\n"
         "from otel_usage import UsageTelemetry\n"
@@ -224,7 +226,8 @@ def test_recording_does_not_import_the_report_or_the_sender() -> None:
         "u.meter().create_counter('printernizer.jobs').add(1, {'job.status': 'created'})\n"
         "u.flush(); u.shutdown()\n"
         "print(sorted(m for m in sys.modules if m.startswith(('otel_usage.send', "
-        "'otel_usage.report.build', 'otel_usage.user', 'opentelemetry.proto', 'requests'))))\n"
+        "'otel_usage.report.build', 'otel_usage.user', 'opentelemetry.proto', 'requests', "
+        "'tomllib', 'otel_usage.catalog.source', 'hashlib', '_hashlib'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={"PATH": "/usr/bin:/bin", "OTEL_USAGE_ENDPOINT":

@@ -425,7 +425,7 @@ def _new_values(attribute: Attribute, metric: str | None,
 def load_catalog(path: Path | None = None) -> Catalog:
     """The catalog (cached). A `path` is a catalog TOML file, read and checked. The default is
     the packaged catalog: its compiled form when that was compiled from the `catalog.toml`
-    beside it (its `source_sha256`), else that file, read and checked (an edited catalog is
+    beside it (its `source_crc32`), else that file, read and checked (an edited catalog is
     never outrun by a stale compiled one)."""
     if path is None:
         compiled = _load_compiled()
@@ -437,16 +437,16 @@ def load_catalog(path: Path | None = None) -> Catalog:
 
 
 def _load_compiled() -> Catalog | None:
-    import hashlib
     import json
+    import zlib  # hashlib would load OpenSSL into a host that has not (3.7 MiB)
 
     try:
         with open(COMPILED_PATH, encoding="utf-8") as fh:
             document = json.load(fh)
-        source = hashlib.sha256(CATALOG_PATH.read_bytes()).hexdigest()
+        source = zlib.crc32(CATALOG_PATH.read_bytes())
     except (OSError, ValueError):
         return None
-    if not isinstance(document, dict) or document.get("source_sha256") != source:
+    if not isinstance(document, dict) or document.get("source_crc32") != source:
         return None
     catalog = _decode(document["catalog"])
     assert isinstance(catalog, Catalog)

@@ -2,20 +2,20 @@
 
 :func:`read` parses a catalog TOML file and checks it, naming every problem found
 (:class:`~otel_usage.catalog.CatalogError`). :func:`compiled` writes a checked catalog as the
-JSON a start loads (:func:`~otel_usage.catalog.load_catalog`), with the digest of the TOML it
-came from. After editing `catalog.toml`, compile it again (a test fails until then)::
+JSON a start loads (:func:`~otel_usage.catalog.load_catalog`), with the checksum of the TOML
+it came from. After editing `catalog.toml`, compile it again (a test fails until then)::
 
     python -m otel_usage.catalog.source        # rewrites otel_usage/catalog.json
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import re
 import sys
 import tomllib
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ def read(path: Path) -> Catalog:
 
 def compiled(catalog: Catalog, source: bytes) -> str:
     """`catalog` (read from the TOML `source`) as the compiled catalog's JSON text."""
-    document = {"source_sha256": hashlib.sha256(source).hexdigest(),
+    document = {"source_crc32": zlib.crc32(source),
                 "catalog": _encode(catalog)}
     return json.dumps(document, ensure_ascii=False, indent=1) + "\n"
 

@@ -28,7 +28,8 @@ CLIENT_FIGURES = {
     "idle_cpu_s_per_day", "busy_cpu_s_per_day", "bare_sdk_idle_cpu_s_per_day",
     "bare_sdk_busy_cpu_s_per_day",
     *(f"{name}{host}" for host in ("", "_host_without_sqlite") for name in (
-        "host_rss_mb", "host_rss_over_bare_sdk_mb", "host_started_rss_over_bare_sdk_mb",
+        "host_rss_mb", "host_rss_over_bare_sdk_mb", "host_rss_over_bare_sdk_mb_by_run",
+        "host_rss_over_bare_sdk_mb_unpadded", "host_started_rss_over_bare_sdk_mb",
         "host_private_over_bare_sdk_mb", "host_trimmed_rss_mb", "host_trimmed_over_bare_sdk_mb",
         "host_modules_over_bare_sdk")),
 }

@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -62,27 +62,24 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "otel-usage"
 
 
-class _Settled(NamedTuple):
-    """What a start's disk access found (:meth:`UsageTelemetry._settle`)."""
-
-    exporter: SQLiteMetricExporter
-    has_work: bool
-
-
 async def _on_own_thread(fn: Callable[[], R]) -> R:
-    """`fn` on a thread of its own, awaited without blocking the event loop. The thread has
-    ended when this returns, so the next thread the process starts (the provider's reader)
-    reuses its stack and its allocator arena, where a pool's worker (``asyncio.to_thread``)
-    would keep both, and the connection's memory it allocated, apart for the host's life."""
+    """`fn` on a thread of its own (in the caller's context), awaited without blocking the
+    event loop. The thread has ended when this returns: the threads the process starts later
+    reuse its stack and its allocator arena, where a pool's worker (``asyncio.to_thread``)
+    would keep both, with the memory allocated in them, for the host's life. If the awaiting
+    start is cancelled, `fn` still runs to its end and what it raises is logged."""
     import asyncio
+    import contextvars
 
     loop = asyncio.get_running_loop()
     done: asyncio.Future[R] = loop.create_future()
+    context = contextvars.copy_context()
 
     def hand_over(result: R | None, error: BaseException | None) -> None:
         if done.done():  # the awaiting start was cancelled
-            return
-        if error is not None:
+            if error is not None:
+                logger.warning("usage statistics start failed", error=repr(error))
+        elif error is not None:
             done.set_exception(error)
         else:
             done.set_result(result)  # type: ignore[arg-type]
@@ -91,7 +88,7 @@ async def _on_own_thread(fn: Callable[[], R]) -> R:
         result: R | None = None
         error: BaseException | None = None
         try:
-            result = fn()
+            result = context.run(fn)
         except BaseException as exc:  # raised in the awaiting start
             error = exc
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
@@ -153,7 +150,7 @@ class UsageTelemetry:
         self._provider: MeterProvider | None = None
         self._uploader: Uploader | None = None
         self._exporter: SQLiteMetricExporter | None = None
-        self._lock = threading.RLock()  # a start settles under it, and settling takes it
+        self._lock = threading.Lock()
         self._public_lock = threading.Lock()  # one fetch of the public statistics at a time
         self._stopped = False
 
@@ -173,47 +170,25 @@ class UsageTelemetry:
         after a shutdown begins a new lifespan with a new provider (a host that runs its app's
         lifespan twice in one process: every ``with TestClient(app)`` test)."""
         with self._lock:
-            provider = self._provider
-            if provider is None or self._stopped:
-                provider = self._begin(self._settle())
-            return provider
-
-    def _settle(self) -> _Settled:
-        """A start's disk access: the exporter, knowing the store's state once the mode in
-        force is settled (:func:`.consent.on_start`, which keeps the host's version too), and
-        whether the sender has work (:func:`.consent.sender_has_work`). Never raises."""
-        forced = consent.environment_mode
-        exporter = SQLiteMetricExporter(self.store, self.catalog, self.clock,
-                                        lambda: forced(self.environ), self.problems)
-        with self._lock:  # a change of mode from now on tells this exporter
-            self._exporter = exporter
-        if consent.leaves_no_trace(self.store, forced(self.environ)):
-            return _Settled(exporter, has_work=False)
-        try:
-            with self.store.transaction() as tx:
-                effective = consent.on_start(tx, forced(self.environ), self.clock.now(),
-                                             self.catalog.version)
-                if effective != "off" and self._version_given:
-                    tx.set_meta("service_version", self.service_version)
-                exporter.seen(tx)
-        except StoreUnavailableError as exc:  # the host starts regardless
-            self._store_problem(exc)
-        return _Settled(exporter, self._background_uploads and self._sender_has_work())
-
-    def _begin(self, settled: _Settled) -> MeterProvider:
-        """A new lifespan's provider around `settled`'s exporter (no disk access), and the
-        sender started when it has work: weeks closed while the app was not running."""
-        self._stopped, self._uploader = False, None
-        self._exporter = settled.exporter
-        self._provider = provider = recording.build_provider(
-            settled.exporter, self.catalog, interval_s=self._interval_s,
-            resource={"service.name": self.service_name,
-                      "service.version": self.service_version},
-            set_global=self._set_global)
-        recording.count_start(provider, self.catalog)
-        if settled.has_work:
-            self.uploads.wake()
-        return provider
+            if self._provider is None or self._stopped:
+                self._stopped, self._uploader = False, None
+                exporter = SQLiteMetricExporter(
+                    self.store, self.catalog, self.clock,
+                    lambda: consent.environment_mode(self.environ), self.problems)
+                self._exporter = exporter
+                self._provider = recording.build_provider(
+                    exporter, self.catalog, interval_s=self._interval_s,
+                    resource={"service.name": self.service_name,
+                              "service.version": self.service_version},
+                    set_global=self._set_global)
+                try:
+                    self._on_start()
+                    recording.count_start(self._provider, self.catalog)
+                    self._wake_uploads()  # catch up on weeks closed while the app was down
+                except Exception as exc:  # never raise into the host: the meters work on
+                    self.problems.problem("start", "usage statistics could not finish their "
+                                          "start", error=repr(exc))
+            return self._provider
 
     def _current(self) -> MeterProvider:
         """This lifespan's provider (started on first use); after a shutdown, the stopped one
@@ -222,17 +197,9 @@ class UsageTelemetry:
         return provider if provider is not None else self.start()
 
     async def astart(self) -> MeterProvider:
-        """`start` for an async host: the start's disk access runs off the event loop, on a
-        thread of its own that has ended when the provider is built (:func:`_on_own_thread`)."""
-        with self._lock:
-            if self._provider is not None and not self._stopped:
-                return self._provider
-        settled = await _on_own_thread(self._settle)
-        with self._lock:
-            provider = self._provider
-            if provider is None or self._stopped:  # else a start came first: it stands
-                provider = self._begin(settled)
-            return provider
+        """`start` for an async host: off the event loop, on a thread of its own that has
+        ended when this returns (:func:`_on_own_thread`)."""
+        return await _on_own_thread(self.start)
 
     def shutdown(self) -> None:
         """Flush what was counted since the last export, and close the database."""
@@ -492,6 +459,20 @@ class UsageTelemetry:
             logger.debug("could not read the stored service version", error=str(exc))
             return self.service_version
 
+    def _on_start(self) -> None:
+        """Settle the mode in force (:func:`.consent.on_start`), keep the host's version."""
+        forced = consent.environment_mode(self.environ)
+        if consent.leaves_no_trace(self.store, forced):
+            return
+        try:
+            with self.store.transaction() as tx:
+                effective = consent.on_start(tx, forced, self.clock.now(), self.catalog.version)
+                if effective != "off" and self._version_given:
+                    tx.set_meta("service_version", self.service_version)
+                self._exporter_seen(tx)
+        except StoreUnavailableError as exc:  # the host starts regardless
+            self._store_problem(exc)
+
     def _store_set_aside(self, moved_to: Path, reason: str) -> None:
         self.problems.problem("store:set_aside", "the usage database was damaged: it was moved "
                               "aside and a fresh one started", moved_to=str(moved_to),
@@ -516,17 +497,14 @@ class UsageTelemetry:
                               path=str(self.store.path), error=str(exc.__cause__ or exc))
 
     def _wake_uploads(self) -> None:
-        """Start the sender when it has work. (In mode local with nothing pending, the sender
-        is not even imported.)"""
+        """Start the sender when it has work (:func:`.consent.sender_has_work`). (In mode
+        local with nothing pending, the sender is not even imported.)"""
         if not self._background_uploads or self._provider is None or self._stopped:
             return
-        if self._sender_has_work():
-            self.uploads.wake()
-
-    def _sender_has_work(self) -> bool:
-        """:func:`.consent.sender_has_work`; False, logged, when the store cannot be read."""
         try:
-            return consent.sender_has_work(self.store, self.environ)
+            has_work = consent.sender_has_work(self.store, self.environ)
         except StoreUnavailableError as exc:
             self._store_problem(exc)
-            return False
+            return
+        if has_work:
+            self.uploads.wake()

@@ -40,7 +40,7 @@ def test_the_compiled_catalog_is_the_checked_toml_and_is_up_to_date() -> None:
 def test_a_compiled_catalog_not_compiled_from_the_toml_beside_it_is_not_used(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An edited catalog.toml is read and checked itself until it is compiled again; a
-    damaged or missing compiled catalog too."""
+    damaged, misshapen or missing compiled catalog too."""
     import otel_usage.catalog as catalog_module
 
     toml = tmp_path / "catalog.toml"
@@ -51,13 +51,17 @@ def test_a_compiled_catalog_not_compiled_from_the_toml_beside_it_is_not_used(
     monkeypatch.setattr(catalog_module, "CATALOG_PATH", toml)
     monkeypatch.setattr(catalog_module, "COMPILED_PATH", compiled)
     outcomes = []
-    for text in (packaged, "{not json", None):
+    import zlib
+
+    misshapen = json.dumps({"source_crc32": zlib.crc32(toml.read_bytes()),
+                            "catalog": {"$": "Catalog", "version": {"$": "Nothing"}}})
+    for text in (packaged, "{not json", misshapen, None):
         if text is None:
             compiled.unlink()
         else:
             compiled.write_text(text, encoding="utf-8")
         outcomes.append(catalog_module._load_compiled())
-    assert outcomes == [None, None, None]
+    assert outcomes == [None, None, None, None]
     assert load_catalog.__wrapped__() == load_catalog()
 
 

@@ -184,6 +184,27 @@ async def test_an_async_start_waits_for_a_locked_store_off_the_loop_and_leaves_n
         True, True, [], ("2.7.0",))
 
 
+def test_a_start_whose_disk_work_fails_unexpectedly_still_counts(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the start's disk work raises (here a stand-in for a failure no one foresaw),
+    the start returns its provider, a second start the same one, and the meters count."""
+    from otel_usage import consent
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr(consent, "on_start", broken)
+    usage = make(data_dir)
+    provider = usage.start()
+    again = usage.start()
+    usage.meter().create_counter("printernizer.file.downloads").add(
+        2, {"printer.type": "octoprint"})
+    usage.shutdown()
+    assert (again is provider, rows(data_dir)) == (True, [
+        ("2026-11-23", "printernizer.file.downloads", '{"printer.type":"octoprint"}', 2, None,
+         None, 0)])
+
+
 def test_mode_changes_are_stored_with_their_date(data_dir: Path) -> None:
     clock = ManualClock(START)
     usage = make(data_dir, clock)

@@ -508,6 +508,37 @@ def test_the_page_is_one_route_outside_the_hosts_openapi_schema_and_leaves_the_r
         "/usage/{path:otel_usage_page}", "/usage"]
 
 
+def test_the_dependencies_a_host_includes_the_page_with_guard_every_path_of_it(
+        usage: UsageTelemetry) -> None:
+    """A host that includes the router behind its own authentication (a dependency) has the
+    page, its static files, its API and the prefix's redirect refused without it."""
+    from fastapi import Depends, FastAPI, Header, HTTPException
+
+    from otel_usage.web import privacy_router
+
+    def signed_in(authorization: str = Header("")) -> None:
+        if authorization != "Bearer host":
+            raise HTTPException(401, "sign in")
+
+    app = FastAPI()
+    app.include_router(privacy_router(usage, prefix="/usage"), dependencies=[Depends(signed_in)])
+    client = Client(app)
+    paths = ["/usage", "/usage/", "/usage/static/app.js", "/usage/api/mode", "/usage/api/export"]
+    refused = [client.get(path, follow_redirects=False).status_code for path in paths]
+    allowed = [client.get(path, headers={"Authorization": "Bearer host"},
+                          follow_redirects=False).status_code for path in paths]
+    assert (refused, allowed) == ([401] * 5, [307, 200, 200, 200, 200])
+
+
+def test_head_answers_the_pages_own_paths_not_its_api(client: Client) -> None:
+    """HEAD is GET without a body for the page, its static files and the prefix's redirect;
+    the JSON API answers only its own methods (a HEAD of the export builds nothing)."""
+    answers = [client.request("HEAD", path, follow_redirects=False).status_code
+               for path in (PAGE, PAGE + "static/app.js", PAGE.rstrip("/"), API + "export",
+                            API + "mode")]
+    assert answers == [200, 200, 307, 405, 405]
+
+
 # The user's place in the public statistics: the page's API fetches (never the browser), only
 # when a POST asks (a GET contacts nothing).
 

@@ -448,9 +448,11 @@ def _load_compiled() -> Catalog | None:
         return None
     if not isinstance(document, dict) or document.get("source_crc32") != source:
         return None
-    catalog = _decode(document["catalog"])
-    assert isinstance(catalog, Catalog)
-    return catalog
+    try:
+        catalog = _decode(document["catalog"])
+    except (KeyError, TypeError, ValueError, re.error):  # not a catalog: read the TOML
+        return None
+    return catalog if isinstance(catalog, Catalog) else None
 
 
 _KINDS: dict[str, type[_Value]] = {kind.__name__: kind for kind in (

@@ -7,13 +7,14 @@ before the request reaches Printernizer and reports in ``X-Ingress-Path``).
 The router holds one route for all the page's paths (and, under a prefix, one that adds the
 prefix's slash): its path matches exactly the paths of :data:`ROUTES`, so the host's other
 routes under the same prefix still answer, and it dispatches by that table. (A route per path
-and method, the FastAPI way, held about 0.2 MiB of the host's memory for the page's
-fourteen paths.) The page's JSON API is the page's script's, not part of the host's OpenAPI
-schema. The handlers (:mod:`._api`, with the guard of what a request must show to change
-anything, :mod:`._guard`) are imported on the page's first request: a host keeps the page's
-code in memory only once someone opens it. Errors are JSON ``{"error": <code>, "detail":
-<sentence>}`` with a 4xx status (503 when the local store cannot be used), answered by the
-router itself (a router cannot install exception handlers on the host's app).
+and method held about 0.2 MiB of the host's memory for the page's fourteen paths.) Both are
+FastAPI routes: the dependencies a host includes the router with apply to them. The page's
+JSON API is the page's script's, not part of the host's OpenAPI schema. The handlers
+(:mod:`._api`, with the guard of what a request must show to change anything, :mod:`._guard`)
+are imported on the page's first request: a host keeps the page's code in memory only once
+someone opens it. Errors are JSON ``{"error": <code>, "detail": <sentence>}`` with a 4xx
+status (503 when the local store cannot be used), answered by the router itself (a router
+cannot install exception handlers on the host's app).
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ ROUTES: dict[str, dict[str, str]] = {
     "/api/data": {"DELETE": "delete_all"},
     "/api/data/delete": {"POST": "delete_all"},
 }
-# The methods the route takes (for the others than a path's own, a 405 in JSON).
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# The methods the route takes (for the others than a path's own, a 405 in JSON; HEAD as GET
+# for the page's own paths, not its API's).
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _STATIC = "/static/"
 _CONVERTOR = "otel_usage_page"
 
@@ -75,11 +77,13 @@ def privacy_router(usage: UsageTelemetry, *, prefix: str = "/usage") -> APIRoute
     """The privacy page and its API for `usage`, under `prefix` (any prefix works)."""
     router = APIRouter(prefix=prefix.rstrip("/"))
     page = _Page(usage)
-    router.add_route(f"{router.prefix}/{{path:{_CONVERTOR}}}", page.dispatch, methods=_METHODS,
-                     include_in_schema=False)
-    if router.prefix:
-        router.add_route(router.prefix, page.add_slash, methods=_METHODS,
+    # FastAPI's routes, so that what the host includes the router with (its dependencies, an
+    # authentication) applies to the page as to its own API.
+    # (A FastAPI router puts its prefix before these paths itself.)
+    router.add_api_route(f"/{{path:{_CONVERTOR}}}", page.dispatch, methods=_METHODS,
                          include_in_schema=False)
+    if router.prefix:
+        router.add_api_route("", page.add_slash, methods=_METHODS, include_in_schema=False)
     return router
 
 
@@ -98,7 +102,8 @@ class _Page:
             request.path_params["name"] = path[len(_STATIC):]
             path = _STATIC + "{name}"
         methods = ROUTES[path]
-        method = "GET" if request.method == "HEAD" else request.method
+        head = request.method == "HEAD" and not path.startswith("/api/")
+        method = "GET" if head else request.method
         if method not in methods:
             from ._api import not_allowed
 
@@ -106,7 +111,7 @@ class _Page:
         return await self._answer(methods[method], request)
 
     async def add_slash(self, request: Request) -> Response:
-        """``<prefix>`` → ``<prefix>/`` (another method: 405)."""
+        """``<prefix>`` → ``<prefix>/`` (HEAD too; another method: 405)."""
         if request.method not in ("GET", "HEAD"):
             from ._api import not_allowed
 

@@ -55,13 +55,15 @@ ROUTES: dict[str, dict[str, str]] = {
 # for the page's own paths, not its API's).
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _STATIC = "/static/"
+_ADD_SLASH = {"GET": "add_slash"}  # the prefix without its slash: to the page
 _CONVERTOR = "otel_usage_page"
 
 
 class _PagePaths(Convertor[str]):
-    """The route's path parameter: exactly the paths of :data:`ROUTES`, without their slash."""
+    """The route's path parameter, after the prefix: exactly the paths of :data:`ROUTES`, or
+    nothing (the prefix without its slash)."""
 
-    regex = "|".join(re.escape(path[1:]).replace(r"\{name\}", "[^/]+") for path in ROUTES)
+    regex = "|".join(["", *(re.escape(path).replace(r"\{name\}", "[^/]+") for path in ROUTES)])
 
     def convert(self, value: str) -> str:
         return value
@@ -77,13 +79,11 @@ def privacy_router(usage: UsageTelemetry, *, prefix: str = "/usage") -> APIRoute
     """The privacy page and its API for `usage`, under `prefix` (any prefix works)."""
     router = APIRouter(prefix=prefix.rstrip("/"))
     page = _Page(usage)
-    # FastAPI's routes, so that what the host includes the router with (its dependencies, an
-    # authentication) applies to the page as to its own API.
-    # (A FastAPI router puts its prefix before these paths itself.)
-    router.add_api_route(f"/{{path:{_CONVERTOR}}}", page.dispatch, methods=_METHODS,
+    # A FastAPI route, so that what the host includes the router with (its dependencies, an
+    # authentication) applies to the page as to its own API. (A FastAPI router puts its
+    # prefix before the path itself.)
+    router.add_api_route(f"{{path:{_CONVERTOR}}}", page.dispatch, methods=_METHODS,
                          include_in_schema=False)
-    if router.prefix:
-        router.add_api_route("", page.add_slash, methods=_METHODS, include_in_schema=False)
     return router
 
 
@@ -96,12 +96,12 @@ class _Page:
 
     async def dispatch(self, request: Request) -> Response:
         """The handler :data:`ROUTES` names for the request's path and method (405 for
-        another method, naming those allowed)."""
-        path = "/" + request.path_params["path"]
+        another method, naming those allowed); the prefix without its slash redirects."""
+        path = request.path_params["path"]
         if path.startswith(_STATIC):
             request.path_params["name"] = path[len(_STATIC):]
             path = _STATIC + "{name}"
-        methods = ROUTES[path]
+        methods = ROUTES.get(path, _ADD_SLASH)
         head = request.method == "HEAD" and not path.startswith("/api/")
         method = "GET" if head else request.method
         if method not in methods:
@@ -109,14 +109,6 @@ class _Page:
 
             return not_allowed(sorted(methods), request)
         return await self._answer(methods[method], request)
-
-    async def add_slash(self, request: Request) -> Response:
-        """``<prefix>`` → ``<prefix>/`` (HEAD too; another method: 405)."""
-        if request.method not in ("GET", "HEAD"):
-            from ._api import not_allowed
-
-            return not_allowed(["GET"], request)
-        return await self._answer("add_slash", request)
 
     async def _answer(self, name: str, request: Request) -> Response:
         from ._api import Api, answer

@@ -26,7 +26,9 @@ Ratios compare against baselines measured in the same run (these machines are no
   so each run's processes first intern a number of placeholder strings (the same in every
   variant of the run), spread over one doubling of the table across the runs, and the figure
   is the mean over the runs of the difference, the cost expected in a host whose count is
-  arbitrary (Printernizer's). The run without placeholders, this host as it is, is reported
+  arbitrary (Printernizer's); it errs high, since the step falls in one run of the 7 (3 with
+  --quick, 1 with --tiny) where it would fall in about one of 30 if otel-usage's ~700 new
+  names were spread over the doubling. The run without placeholders, this host as it is, is reported
   beside it (`..._unpadded`), and each run's (`..._by_run`). The same in a host without SQLite
   (`..._host_without_sqlite`: the SQLite library is then ours too), the private part (RssAnon),
   the same once glibc's malloc_trim has returned the free memory the allocator keeps

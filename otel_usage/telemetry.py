@@ -181,13 +181,14 @@ class UsageTelemetry:
                     resource={"service.name": self.service_name,
                               "service.version": self.service_version},
                     set_global=self._set_global)
-                try:
-                    self._on_start()
-                    recording.count_start(self._provider, self.catalog)
-                    self._wake_uploads()  # catch up on weeks closed while the app was down
-                except Exception as exc:  # never raise into the host: the meters work on
-                    self.problems.problem("start", "usage statistics could not finish their "
-                                          "start", error=repr(exc))
+                provider = self._provider
+                for step in (self._on_start, lambda: recording.count_start(provider, self.catalog),
+                             self._wake_uploads):  # (the last catches up on closed weeks)
+                    try:
+                        step()
+                    except Exception as exc:  # never raise into the host: the meters work on
+                        self.problems.problem("start", "usage statistics could not finish "
+                                              "their start", error=repr(exc))
             return self._provider
 
     def _current(self) -> MeterProvider:

@@ -53,15 +53,19 @@ def test_a_compiled_catalog_not_compiled_from_the_toml_beside_it_is_not_used(
     outcomes = []
     import zlib
 
-    misshapen = json.dumps({"source_crc32": zlib.crc32(toml.read_bytes()),
-                            "catalog": {"$": "Catalog", "version": {"$": "Nothing"}}})
-    for text in (packaged, "{not json", misshapen, None):
+    crc = zlib.crc32(toml.read_bytes())
+    misshapen = [json.dumps({"source_crc32": crc, "catalog": catalog}) for catalog in (
+        {"$": "Catalog", "version": {"$": "Nothing"}}, {"$map": ["not", "a", "mapping"]},
+        {"$metric": "printernizer.jobs"})]
+    nested = "[" * 100_000 + "]" * 100_000
+    deep = f'{{"source_crc32": {crc}, "catalog": {nested}}}'
+    for text in (packaged, "{not json", *misshapen, deep, None):
         if text is None:
             compiled.unlink()
         else:
             compiled.write_text(text, encoding="utf-8")
         outcomes.append(catalog_module._load_compiled())
-    assert outcomes == [None, None, None, None]
+    assert outcomes == [None] * 7
     assert load_catalog.__wrapped__() == load_catalog()
 
 

@@ -508,6 +508,29 @@ def test_the_page_is_one_route_outside_the_hosts_openapi_schema_and_leaves_the_r
         "/usage{path:otel_usage_page}"]
 
 
+@pytest.mark.parametrize("prefix", ["", "/usage"])
+def test_the_pages_route_matches_its_paths_in_their_letter_case_only(
+        usage: UsageTelemetry, prefix: str) -> None:
+    """At the host's root too: another letter case is the host's path (a 404 here, or the
+    host's own route), never the page's."""
+    from fastapi import FastAPI
+
+    from otel_usage.web import privacy_router
+
+    app = FastAPI()
+    app.include_router(privacy_router(usage, prefix=prefix))
+
+    @app.get(prefix + "/STATIC/logo.png")
+    def logo() -> dict[str, str]:
+        return {"host": "logo"}
+
+    client = Client(app)
+    answers = [client.get(prefix + path, follow_redirects=False).status_code
+               for path in ("/", "/api/mode", "/API/MODE", "/Static/app.js", "/static/app.js")]
+    assert (answers, client.get(prefix + "/STATIC/logo.png").json()) == (
+        [200, 200, 404, 404, 200], {"host": "logo"})
+
+
 def test_the_dependencies_a_host_includes_the_page_with_guard_every_path_of_it(
         usage: UsageTelemetry) -> None:
     """A host that includes the router behind its own authentication (a dependency) has the

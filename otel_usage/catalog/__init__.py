@@ -444,13 +444,10 @@ def _load_compiled() -> Catalog | None:
         with open(COMPILED_PATH, encoding="utf-8") as fh:
             document = json.load(fh)
         source = zlib.crc32(CATALOG_PATH.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(document, dict) or document.get("source_crc32") != source:
-        return None
-    try:
+        if not isinstance(document, dict) or document.get("source_crc32") != source:
+            return None
         catalog = _decode(document["catalog"])
-    except (KeyError, TypeError, ValueError, re.error):  # not a catalog: read the TOML
+    except Exception:  # unreadable, or not a compiled catalog: the TOML is read instead
         return None
     return catalog if isinstance(catalog, Catalog) else None
 

@@ -57,6 +57,7 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _STATIC = "/static/"
 _ADD_SLASH = {"GET": "add_slash"}  # the prefix without its slash: to the page
 _CONVERTOR = "otel_usage_page"
+_ROOT_CONVERTOR = "otel_usage_page_at_root"
 
 
 class _PagePaths(Convertor[str]):
@@ -72,36 +73,48 @@ class _PagePaths(Convertor[str]):
         return value
 
 
+class _RootPaths(_PagePaths):
+    """The same without the leading slash, for a page mounted at the host's root (a route's
+    path must begin with one: a path that does not is matched as a host name would be, in
+    any letter case)."""
+
+    regex = "|".join(re.escape(path[1:]).replace(r"\{name\}", "[^/]+") for path in ROUTES)
+
+
 register_url_convertor(_CONVERTOR, _PagePaths())
+register_url_convertor(_ROOT_CONVERTOR, _RootPaths())
 
 
 def privacy_router(usage: UsageTelemetry, *, prefix: str = "/usage") -> APIRouter:
     """The privacy page and its API for `usage`, under `prefix` (any prefix works)."""
     router = APIRouter(prefix=prefix.rstrip("/"))
-    page = _Page(usage)
+    page = _Page(usage, at_root=not router.prefix)
     # A FastAPI route, so that what the host includes the router with (its dependencies, an
     # authentication) applies to the page as to its own API. (A FastAPI router puts its
     # prefix before the path itself.)
-    router.add_api_route(f"{{path:{_CONVERTOR}}}", page.dispatch, methods=_METHODS,
-                         include_in_schema=False)
+    path = f"{{path:{_CONVERTOR}}}" if router.prefix else f"/{{path:{_ROOT_CONVERTOR}}}"
+    router.add_api_route(path, page.dispatch, methods=_METHODS, include_in_schema=False)
     return router
 
 
 class _Page:
     """The page's handlers for one UsageTelemetry, made on the first request."""
 
-    def __init__(self, usage: UsageTelemetry) -> None:
+    def __init__(self, usage: UsageTelemetry, *, at_root: bool) -> None:
         self._usage = usage
+        self._at_root = at_root
         self._api: Api | None = None
 
     async def dispatch(self, request: Request) -> Response:
         """The handler :data:`ROUTES` names for the request's path and method (405 for
         another method, naming those allowed); the prefix without its slash redirects."""
         path = request.path_params["path"]
+        if self._at_root:
+            path = "/" + path
         if path.startswith(_STATIC):
             request.path_params["name"] = path[len(_STATIC):]
             path = _STATIC + "{name}"
-        methods = ROUTES.get(path, _ADD_SLASH)
+        methods = ROUTES[path] if path else _ADD_SLASH
         head = request.method == "HEAD" and not path.startswith("/api/")
         method = "GET" if head else request.method
         if method not in methods:

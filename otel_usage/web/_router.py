@@ -4,12 +4,13 @@ Every URL the page uses is relative, so the router works under any prefix, inclu
 Assistant's ingress path (``/api/hassio_ingress/<token>/...``, which the Supervisor strips
 before the request reaches Printernizer and reports in ``X-Ingress-Path``).
 
-The router holds one route for all the page's paths (and, under a prefix, one that adds the
-prefix's slash): its path matches exactly the paths of :data:`ROUTES`, so the host's other
-routes under the same prefix still answer, and it dispatches by that table. (A route per path
-and method held about 0.2 MiB of the host's memory for the page's fourteen paths.) Both are
-FastAPI routes: the dependencies a host includes the router with apply to them. The page's
-JSON API is the page's script's, not part of the host's OpenAPI schema. The handlers
+The router holds one route for all the page's paths: its path matches exactly the paths of
+:data:`ROUTES` (and, under a prefix, the prefix without its slash, which redirects to the
+page), so the host's other routes under the same prefix still answer, and it dispatches by
+that table. (A route per path and method held about 0.2 MiB of the host's memory for the
+page's fourteen paths.) It is a FastAPI route: the dependencies a host includes the router
+with apply to it. The page's JSON API is the page's script's, not part of the host's OpenAPI
+schema. The handlers
 (:mod:`._api`, with the guard of what a request must show to change anything, :mod:`._guard`)
 are imported on the page's first request: a host keeps the page's code in memory only once
 someone opens it. Errors are JSON ``{"error": <code>, "detail": <sentence>}`` with a 4xx

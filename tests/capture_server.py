@@ -117,6 +117,9 @@ def capture_server() -> Iterator[CaptureServer]:
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
+            if len(body) < length:  # the client gave up mid-request (its deadline): no arrival
+                self.close_connection = True
+                return
             request = Request(self.command, self.path,
                               self.headers.get("X-Otel-Usage-Credential", ""), body)
             if request.method == "POST":

@@ -381,3 +381,26 @@ def test_the_consent_rules_hold_in_every_sequence(tmp_path: Path, now: datetime)
         run_state_machine_as_test(machine, settings=settings(
             max_examples=PER_DATE, stateful_step_count=STEPS, deadline=None,
             suppress_health_check=list(HealthCheck)))
+
+
+def test_a_week_tried_under_an_identity_being_erased_is_not_sent_under_the_next(
+        tmp_path: Path, now: datetime) -> None:
+    """A sequence the model found, replayed as it was: the user opts out and back in at once
+    while the server redirects everything; weeks then go out under the identity whose erasure
+    waits; once the server acknowledges the erasure the identity starts over, and no week is
+    sent again under the new one."""
+    grown = load_catalog(write_catalog(grown_raw(), tmp_path))
+    start = Week.of(now).start + timedelta(days=2, hours=12)
+    with capture_server() as server, capture_server() as elsewhere:
+        state = _state_machine(server, elsewhere, tmp_path, start, grown)()
+        state.begin(first="on", legacy=None, locked=False)
+        state.a_week_closes(answer=(200, {}))
+        state.catalog_grows()
+        state.a_week_closes(answer=(200, {}))
+        state.export()
+        state.the_server_turns(kind="redirect")
+        state.user_chooses(mode="off")
+        state.user_chooses(mode="on")
+        state.a_week_closes(answer=(200, {}))
+        state.a_week_closes(answer=(200, {}))
+        state.teardown()

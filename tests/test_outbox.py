@@ -99,18 +99,24 @@ def test_opting_out_after_sending_began_keeps_id_and_credential_until_acknowledg
     assert conn.execute("SELECT count(*) FROM erasures").fetchone() == (0,)
 
 
-def test_rotation_gives_a_new_id_and_credential_and_rebuilds_pending_reports(
+def test_rotation_gives_a_new_id_and_credential_and_rebuilds_only_untried_reports(
     conn: sqlite3.Connection,
 ) -> None:
+    """An untried pending report is dropped, to be rebuilt under the new id; one whose sending
+    began (a redirect answered it: still pending) fails for good, for sent again under the new
+    id it would link the two."""
     old_id = OutboxTx(conn).installation_id(NOW)
     old_secret = OutboxTx(conn).credential()
-    for week, body in (("2026-W47", b"sent"), ("2026-W48", b"pending")):
+    for week, body in (("2026-W47", b"sent"), ("2026-W48", b"tried"), ("2026-W49", b"untried")):
         OutboxTx(conn).put_report(week=week, installation_id=old_id, now=NOW, body=body,
                            rendering={}, due=NOW)
     retry.record_report(OutboxTx(conn), "2026-W47", retry.schedule_after(Answer(200, "OK"), 1, NOW),
                           NOW, "https://s", 4)
+    retry.record_report(OutboxTx(conn), "2026-W48",
+                        retry.schedule_after(Answer(307, "redirect"), 1, NOW), NOW, "https://s", 5)
     new_id = OutboxTx(conn).rotate_identity(NOW)
     assert new_id != old_id and OutboxTx(conn).installation_id(NOW) == new_id
     assert OutboxTx(conn).credential() not in (old_secret, "")
-    assert conn.execute("SELECT week, state FROM outbox").fetchall() == [("2026-W47", "sent")]
+    assert conn.execute("SELECT week, state FROM outbox ORDER BY week").fetchall() == [
+        ("2026-W47", "sent"), ("2026-W48", "failed")]
     assert OutboxTx(conn).identity_age(NOW + timedelta(days=400)) == timedelta(days=400)

@@ -149,10 +149,7 @@ class Uploader:
                                             retry.is_erased(answer, self._catalog.protocol))
                 if done and not tx.erasures_of(erasure.installation_id) \
                         and tx.meta("installation_id") == erasure.installation_id:
-                    # The server forgot this identity: it is never used again, and what
-                    # went out under it is not sent again under the next (which would link
-                    # the two).
-                    tx.fail_begun_reports()
+                    # The server forgot this identity: it is never used again.
                     tx.rotate_identity(self._clock.now())
             acknowledged |= done
             summary.erasures_acknowledged += int(done)

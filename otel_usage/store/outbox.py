@@ -72,12 +72,14 @@ class OutboxTx(Tx):
         return now - datetime.fromisoformat(created)
 
     def rotate_identity(self, now: datetime) -> str:
-        """A new installation id and credential; pending reports are dropped to be rebuilt
-        under them (the server cannot link the old id to the new one)."""
+        """A new installation id and credential. Pending reports never tried are dropped, to
+        be rebuilt under them; those whose sending began fail for good: sent again under the
+        new id, they would link it to the old one."""
         new_id = str(uuid.uuid4())
         self.set_meta("installation_id", new_id)
         self.set_meta("credential", _new_secret())
         self.set_meta("identity_created", _ts(now))
+        self.fail_begun_reports()
         self._conn.execute("DELETE FROM outbox WHERE state = 'pending'")
         return new_id
 

@@ -25,9 +25,11 @@ service does not use it.
 from __future__ import annotations
 
 import gzip
+import itertools
 import random
 import secrets
 import socket
+import threading
 import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping
@@ -247,22 +249,38 @@ def store_counts(database_url: str, counts: Mapping[tuple[datetime, str, str], i
 
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _SPAN = 8000
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on, below the kernel's ephemeral range.
+    """A loopback port nothing listens on, below the kernel's ephemeral range, and not one this
+    process has been given before.
 
     Every outgoing connection of every process takes its local port from the ephemeral range,
     so a port found free there can be taken before the server binds it (a gateway once failed
-    to start with "address already in use"); below the range only another server can."""
+    to start with "address already in use"); below the range only another server can. A port
+    chosen for a server that starts later (an ingest that is down while a gateway queues) is
+    free until then: without the memory, the same process could choose it again for another
+    server, and the gateway would send to that one instead."""
     low = int(_RANGE_FILE.read_text().split()[0]) if _RANGE_FILE.exists() else 32768
     first = max(1024, low - _SPAN)
-    for port in secrets.SystemRandom().sample(range(first, low), low - first):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
+    with _handed_out_lock:
+        if len(_handed_out) >= (low - first) // 2:
+            _handed_out.clear()  # a long-lived process: the oldest servers are long gone
+        rng = secrets.SystemRandom()
+        guesses = (rng.randrange(first, low) for _ in range(32))
+        every = itertools.chain.from_iterable(  # shuffled only if every guess was taken
+            rng.sample(range(first, low), low - first) for _ in range(1))
+        for port in itertools.chain(guesses, every):
+            if port in _handed_out:
                 continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
             return port
     raise OSError(f"no free loopback port in {first}-{low - 1}")
 

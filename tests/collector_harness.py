@@ -59,12 +59,15 @@ def build_collector() -> Path:
     return BINARY
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Polls `condition` every 50 ms until it holds; fails after `timeout` seconds."""
+def wait_until(condition: Callable[[], bool], timeout: float,
+               what: str | Callable[[], str]) -> None:
+    """Polls `condition` every 50 ms until it holds; fails after `timeout` seconds, saying
+    `what` (called then, if it is a function: a log's tail as it is at the failure)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            said = what() if callable(what) else what
+            pytest.fail(f"timed out after {timeout} s waiting for {said}")
         time.sleep(0.05)
 
 
@@ -223,7 +226,7 @@ class Gateway:
             env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
-        wait_until(self._healthy, timeout, f"the gateway's health check\n{self.log_tail()}")
+        wait_until(self._healthy, timeout, lambda: f"the gateway's health check\n{self.log_tail()}")
 
     def _healthy(self) -> bool:
         assert self.process is not None

@@ -355,7 +355,7 @@ def test_the_queue_file_forgets_a_delivered_report_and_its_credential(now: datet
     receiver.start()
     wait_until(lambda: len(receiver.snapshot()) == 1, 20, "the forwarded report")
     wait_until(lambda: b"credential-compacted" not in gateway.queue_bytes(), 15,
-               f"the queue's compaction\n{gateway.log_tail()}")
+               lambda: f"the queue's compaction\n{gateway.log_tail()}")
     assert list(gateway.queue_files()) == ["exporter_otlp_http_ingest_metrics"]
 
 

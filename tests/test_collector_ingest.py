@@ -81,7 +81,7 @@ def test_report_through_the_gateway_is_stored_without_what_the_catalog_forbids_t
     with gateway.client() as client:
         assert send(client, report, credential).status_code == 200
         wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
-                   f"the stored report\n{gateway.log_tail()}")
+                   lambda: f"the stored report\n{gateway.log_tail()}")
 
         ((stored_id, resource, points),) = ingest.stored_reports()
         assert stored_id == installation
@@ -92,7 +92,7 @@ def test_report_through_the_gateway_is_stored_without_what_the_catalog_forbids_t
 
         erasure = erasure_request(installation, week.start.date())
         assert send(client, erasure, credential).status_code == 200
-    wait_until(lambda: ingest.stored_reports() == [], 15, f"the erasure\n{gateway.log_tail()}")
+    wait_until(lambda: ingest.stored_reports() == [], 15, lambda: f"the erasure\n{gateway.log_tail()}")
 
 
 def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_the_ingest(
@@ -125,7 +125,7 @@ def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_t
     summary = usage.send_now()
     assert summary["sent"] == [week.label]
     wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
-               f"the stored report\n{gateway.log_tail()}")
+               lambda: f"the stored report\n{gateway.log_tail()}")
     ((stored_id, resource, points),) = ingest.stored_reports()
     sent = usage.preview()["last_sent"]["resource"]
     assert stored_id == sent["service.instance.id"]
@@ -135,7 +135,7 @@ def test_the_clients_weekly_report_travels_over_https_through_the_gateway_into_t
     usage.set_mode("local")
     assert usage.send_now()["erasures_acknowledged"] == 1
     usage.shutdown()
-    wait_until(lambda: ingest.stored_reports() == [], 15, f"the erasure\n{gateway.log_tail()}")
+    wait_until(lambda: ingest.stored_reports() == [], 15, lambda: f"the erasure\n{gateway.log_tail()}")
     assert [(h["kind"], h["status"]) for h in usage.history()] == [
         ("report", 200), ("erasure", 200)]
 
@@ -156,7 +156,7 @@ def test_reports_queued_while_the_ingest_is_down_are_stored_once(
     gateway.start()
     ingest.start()
     wait_until(lambda: len(ingest.stored_reports()) >= len(installations), 20,
-               f"the stored reports\n{gateway.log_tail()}")
+               lambda: f"the stored reports\n{gateway.log_tail()}")
     gateway.stop()
     assert [row[0] for row in ingest.stored_reports()] == installations
 
@@ -212,7 +212,7 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
 
     assert send_week(first)["sent"] == [first.label]
     wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
-               f"the first report\n{gateway.log_tail()}")
+               lambda: f"the first report\n{gateway.log_tail()}")
     old_id, old_credential = identity()
     erased = httpx.delete(ingest.url + protocol.installation_path.format(installation_id=old_id),
                           headers={protocol.credential_header: old_credential}, timeout=10)
@@ -223,7 +223,7 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
     assert send_week(second)["sent"] == [second.label]
     refused = f"responded with HTTP Status Code {protocol.erased_status}"
     wait_until(lambda: refused in gateway.log_file.read_text(errors="replace"), 15,
-               f"the ingest's refusal of the second report\n{gateway.log_tail()}")
+               lambda: f"the ingest's refusal of the second report\n{gateway.log_tail()}")
 
     # Refused by the gateway before its queue: the client starts over.
     assert send_week(third)["failed"] == [third.label]
@@ -236,7 +236,7 @@ def test_a_client_erased_at_the_ingest_learns_it_through_the_gateway_and_starts_
     ingest.start()
     assert send_week(fourth)["sent"] == [fourth.label]
     wait_until(lambda: len(ingest.stored_reports()) == 1, 15,
-               f"the report under the new id\n{gateway.log_tail()}")
+               lambda: f"the report under the new id\n{gateway.log_tail()}")
     usage.shutdown()
     assert [row[0] for row in ingest.stored_reports()] == [new_id]
 
@@ -337,13 +337,14 @@ def test_new_installations_are_limited_per_source_address_behind_the_gateway(
             with _client_from(gateway, source) as client:
                 for installation in ids:
                     assert send(client, weekly_report(installation), _credential()).status_code == 200
-        wait_until(lambda: gateway.queue_size() == 4, 10, "the queued reports")
+        wait_until(lambda: gateway.queue_size() == 4, 10,
+                   lambda: f"the queued reports\n{gateway.log_tail()}")
         queued = gateway.queue_bytes()
         ingest.start()
         recorder.start()
         wait_until(lambda: len(ingest.stored_reports()) == 3
                    and "Dropping data" in gateway.log_tail(200), 30,
-                   f"three stored reports and one dropped\n{gateway.log_tail()}")
+                   lambda: f"three stored reports and one dropped\n{gateway.log_tail()}")
         wait_until(lambda: gateway.queue_size() == 0, 10, "the drained queue")
         seen = recorder.snapshot()
     finally:

@@ -174,9 +174,13 @@ def test_the_server_runs_on_asyncios_loop_which_accepts_every_waiting_connection
 
 def test_the_testing_apis_free_port_is_below_the_ephemeral_range_and_free() -> None:
     """Outgoing connections take their local ports from the ephemeral range: a server's port
-    chosen there could be taken before the server binds it."""
+    chosen there could be taken before the server binds it. Nor does it give a process the
+    same port twice: a server chosen a port but started later would share it. (Three hundred
+    random ports of the 8,000 below the range repeat one with a chance of 99.6 %.)"""
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    ports = {free_port() for _ in range(20)}
+    chosen = [free_port() for _ in range(300)]
+    ports = set(chosen)
+    assert len(ports) == len(chosen)
     assert all(1024 <= port < low for port in ports)
     for port in ports:
         with socket.socket() as sock:

@@ -11,6 +11,10 @@ date (for tests and demos: the whole suite runs "at another date" this way)::
 A process that reads the first form writes the second back into its environment, so every
 process it starts (the ingest's workers, the demo's fleet, a test's subprocess) continues the
 same moved time instead of starting it again. Nothing else in the project reads the wall clock.
+
+The local store keys its daily rows by the UTC day, counted from 1970-01-01
+(:func:`epoch_day`); it lives here rather than with the weeks (:mod:`otel_usage.weeks`) so that
+recording, which needs only the day, does not load the week arithmetic.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping, MutableMapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 __all__ = [
@@ -27,6 +31,8 @@ __all__ = [
     "ManualClock",
     "SystemClock",
     "default_clock",
+    "epoch_day",
+    "from_epoch_day",
     "parse_now",
     "unix_seconds",
 ]
@@ -121,3 +127,15 @@ def default_clock(environ: Mapping[str, str] | None = None) -> SystemClock:
 def unix_seconds(clock: Clock) -> Callable[[], float]:
     """`clock` as a function returning Unix seconds (what rate limiters and the ingest use)."""
     return lambda: clock.now().timestamp()
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def epoch_day(when: datetime) -> int:
+    """The UTC day of `when` as days since 1970-01-01 (how the local store keys its rows)."""
+    return (when.astimezone(UTC).date() - _EPOCH).days
+
+
+def from_epoch_day(day: int) -> date:
+    return _EPOCH + timedelta(days=day)

@@ -33,7 +33,7 @@ from . import consent
 from .catalog import Catalog, load_catalog
 from .clock import Clock, SystemClock, default_clock
 from .consent import Mode, ModeState
-from .errors import PublicStatisticsError, StoreUnavailableError, TransportError
+from .errors import StoreUnavailableError
 from .log import ProblemLog, logger
 from .record import provider as recording
 from .record.exporter import SQLiteMetricExporter
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_ENDPOINT", "UsageTelemetry", "default_data_dir"]
 
 DEFAULT_ENDPOINT = "https://stats.printernizer.com"
-# Longest wait for one document of the public statistics (the page's request waits for it).
-PUBLIC_DEADLINE_S = 5.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -368,15 +366,13 @@ class UsageTelemetry:
         allowed), ``due`` (False: after an attempt none is due), the newest ``week`` fetched
         and the ``url`` that is (or would be) contacted. An endpoint reports could not go to
         (not HTTPS) fails the same way."""
-        base, answer, refused = self._public_rule(asked)
-        if refused is not None:
-            return {**answer, "refused": True, "detail": refused}
-        if not self._public_lock.acquire(blocking=False):  # another request is fetching
-            return {**answer, "detail": "the public statistics are being fetched already"}
-        try:
-            return {**answer, **self._fetch_public(base, asked)}
-        finally:
-            self._public_lock.release()
+        from .user import public
+
+        return public.fetch_for(self.store, self.catalog, self.endpoint, self.mode_state(),
+                                do_not_track=consent.do_not_track(self.environ),
+                                now=self.clock.now(), problems=self.problems,
+                                lock=self._public_lock, transport=self._public_getter,
+                                asked=asked)
 
     def public_statistics_status(self) -> dict[str, Any]:
         """What :meth:`fetch_public_statistics` would do by itself now, without contacting
@@ -387,65 +383,34 @@ class UsageTelemetry:
         installation contact the public server."""
         from .user import public
 
-        base, answer, refused = self._public_rule(asked=False)
-        if refused is not None:
-            return {**answer, "refused": True, "detail": refused}
-        not_due = None if not self.store.exists else public.due(
-            self.store, base, self.clock.now(), self.catalog, asked=False)
-        return {**answer, "due": not_due is None,
-                "detail": not_due or "the public statistics are due to be fetched"}
-
-    def _public_rule(self, asked: bool) -> tuple[str, dict[str, Any], str | None]:
-        """The public statistics' address, an answer that did nothing yet, and why the rule
-        refuses a fetch now (None: it allows one)."""
-        from .user import public
-
-        base = public.base_url(self.endpoint, self.catalog)
-        state = self.mode_state()
-        dnt = consent.do_not_track(self.environ)
-        answer = {"url": base, "askable": public.refusal(state, dnt, True) is None,
-                  "refused": False, "failed": False, "fetched": False, "due": False,
-                  "week": None}
-        return base, answer, public.refusal(state, dnt, asked)
-
-    def _fetch_public(self, base: str, asked: bool) -> dict[str, Any]:
-        from .send.transport import check_endpoint, get_document
-        from .user import public
-
-        now = self.clock.now()
-        not_due = public.due(self.store, base, now, self.catalog, asked)
-        if not_due is not None:
-            return {"detail": not_due}
-        try:
-            check_endpoint(self.endpoint)  # the rules of reports: HTTPS, or HTTP to this machine
-            fetched = public.refresh(self.store, self.catalog, base, now, lambda url, most: (
-                get_document(url, max_bytes=most, deadline_s=PUBLIC_DEADLINE_S)))
-        except (TransportError, PublicStatisticsError) as exc:
-            self.problems.problem("public:fetch", "the public statistics could not be fetched",
-                                  error=str(exc))
-            return {"failed": True, "detail": f"they could not be fetched: {exc}"}
-        self.problems.resolved("public:fetch", "the public statistics were fetched")
-        return fetched.as_dict()
+        return public.status_for(self.store, self.catalog, self.endpoint, self.mode_state(),
+                                 do_not_track=consent.do_not_track(self.environ),
+                                 now=self.clock.now())
 
     def compare(self) -> dict[str, Any]:
         """This installation's numbers beside the public statistics kept (no request is made):
         see :mod:`.user.compare`."""
+        from .user.compare import compare_for
+
+        return compare_for(self.store, self.catalog, self.endpoint, self._resource_now)
+
+    def _public_getter(self) -> Callable[[str, int], bytes]:
+        """Gets one public document; TransportError first if reports could not go to the
+        endpoint (HTTPS, or HTTP to this machine): the same rules."""
+        from .send.transport import check_endpoint, get_document
+        from .user.public import DEADLINE_S
+
+        check_endpoint(self.endpoint)
+        return lambda url, most: get_document(url, max_bytes=most, deadline_s=DEADLINE_S)
+
+    def _resource_now(self) -> dict[str, str]:
+        """The resource attributes a report would carry now (without the installation id)."""
         from .report.build import resource_attributes
         from .report.environment import detect_environment
-        from .user import public
-        from .user.compare import RESOURCES, compare
 
-        kept = public.cached(self.store, public.base_url(self.endpoint, self.catalog),
-                             self.catalog)
-        facts: dict[str, str] = {}
-        if kept is not None:
-            environment = self.environment or detect_environment(self.environ)
-            resource = resource_attributes(self.catalog, environment,
-                                           service_name=self.service_name,
-                                           service_version=self._report_version(),
-                                           installation_id="")
-            facts = {key: resource[key] for _, key in RESOURCES if key in resource}
-        return compare(self.store, self.catalog, kept, facts)
+        return resource_attributes(self.catalog, self.environment or detect_environment(
+            self.environ), service_name=self.service_name,
+            service_version=self._report_version(), installation_id="")
 
     # Internals.
 

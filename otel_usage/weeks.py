@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from .clock import epoch_day, from_epoch_day
+
 __all__ = [
     "WEEK_NS",
     "Week",
@@ -21,7 +23,6 @@ __all__ = [
     "newest_publishable",
 ]
 
-_EPOCH = date(1970, 1, 1)
 _NANOS_PER_SECOND = 1_000_000_000
 WEEK_NS = 7 * 86_400 * _NANOS_PER_SECOND
 _MONDAY_OFFSET_NS = 4 * 86_400 * _NANOS_PER_SECOND  # 1970-01-01 was a Thursday
@@ -52,7 +53,7 @@ class Week:
         """The week starting at `unix_ns`, or None unless that is a Monday 00:00 UTC."""
         if (unix_ns - _MONDAY_OFFSET_NS) % WEEK_NS != 0:
             return None
-        return cls.of(_EPOCH + timedelta(days=unix_ns // (86_400 * _NANOS_PER_SECOND)))
+        return cls.of(from_epoch_day(unix_ns // (86_400 * _NANOS_PER_SECOND)))
 
     @property
     def label(self) -> str:
@@ -93,15 +94,6 @@ class Week:
 
     def plus(self, weeks: int) -> Week:
         return Week(self.monday + timedelta(weeks=weeks))
-
-
-def epoch_day(when: datetime) -> int:
-    """The UTC day of `when` as days since 1970-01-01 (how the local store keys its rows)."""
-    return (when.astimezone(UTC).date() - _EPOCH).days
-
-
-def from_epoch_day(day: int) -> date:
-    return _EPOCH + timedelta(days=day)
 
 
 def day_start(when: datetime) -> datetime:

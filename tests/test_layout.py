@@ -18,7 +18,7 @@ PACKAGE = ROOT / "otel_usage"
 # points above the facade (the command, the page, Printernizer's switch-over) come last.
 SHARED = {"catalog", "clock", "weeks", "errors", "log"}
 ALLOWED = {
-    "catalog": set(), "clock": set(), "weeks": set(), "errors": set(), "log": set(),
+    "catalog": set(), "clock": set(), "weeks": {"clock"}, "errors": set(), "log": set(),
     "store": {"errors", "weeks"},
     "consent": {"catalog", "errors", "log", "store"},
     "record": SHARED | {"store", "consent"},
@@ -244,7 +244,7 @@ HOST_START_MODULES = [
     "_sqlite3", "otel_usage", "otel_usage.catalog", "otel_usage.clock", "otel_usage.consent",
     "otel_usage.errors", "otel_usage.log", "otel_usage.record", "otel_usage.record.exporter",
     "otel_usage.record.provider", "otel_usage.record.rebind", "otel_usage.store",
-    "otel_usage.telemetry", "otel_usage.web", "otel_usage.web._router", "otel_usage.weeks",
+    "otel_usage.telemetry", "otel_usage.web", "otel_usage.web._router",
     "sqlite3", "sqlite3.dbapi2",
 ]
 

@@ -34,12 +34,11 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 
 from ..catalog import Catalog
-from ..clock import Clock
+from ..clock import Clock, epoch_day
 from ..consent import Mode, effective_mode, mark_not_sending, stored_choice
 from ..errors import StoreUnavailableError
 from ..log import ProblemLog
 from ..store import Store, Tx
-from ..weeks import epoch_day
 
 __all__ = ["SQLiteMetricExporter"]
 

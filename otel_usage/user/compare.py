@@ -16,16 +16,17 @@ margins together). A small count can be near zero or even negative: it is shown 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..catalog import Catalog
 from ..store import Store
 from ..store.public import PublicTx
 from ..weeks import Week, from_epoch_day
+from . import public
 from .public import Cached
 
-__all__ = ["DISTRIBUTIONS", "RESOURCES", "compare", "render_comparison"]
+__all__ = ["DISTRIBUTIONS", "RESOURCES", "compare", "compare_for", "render_comparison"]
 
 # What is compared: (topic, the catalog's role whose metric is bucketed: for jobs, every job
 # counts, whatever the role's `where` selects for the viewer), and (topic, resource attribute).
@@ -62,6 +63,17 @@ def compare(store: Store, catalog: Catalog, kept: Cached | None,
     return {**head, "available": True, "detail": "", "week": week["week"],
             "week_start": week["week_start"], "published_on": week["published_on"],
             "privacy": week["privacy"], "active_installations": active, "items": items}
+
+
+def compare_for(store: Store, catalog: Catalog, endpoint: str,
+                facts: Callable[[], Mapping[str, str]]) -> dict[str, Any]:
+    """:meth:`~otel_usage.UsageTelemetry.compare`: the kept week beside this installation's;
+    `facts` gives its resource attributes as a report would carry them now (asked only when
+    a week is kept)."""
+    kept = public.cached(store, public.base_url(endpoint, catalog), catalog)
+    found = {} if kept is None else facts()
+    return compare(store, catalog, kept,
+                   {key: found[key] for _, key in RESOURCES if key in found})
 
 
 def _unavailable(head: dict[str, Any] | None, detail: str) -> dict[str, Any]:

@@ -15,6 +15,10 @@ even when asked. At most once per published week: while the cached index already
 newest week that can be published (a week is published ``publish_after_days`` after it ends),
 nothing is fetched; while a newer one is due but not there yet, an automatic fetch is tried at
 most once a day.
+
+The facade's :meth:`~otel_usage.UsageTelemetry.fetch_public_statistics` and
+:meth:`~otel_usage.UsageTelemetry.public_statistics_status` are :func:`fetch_for` and
+:func:`status_for` (here, so that a host that never shows them does not load them).
 """
 
 from __future__ import annotations
@@ -24,20 +28,25 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from threading import Lock
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from .. import weeks
 from ..catalog import Catalog
 from ..consent import ModeState
-from ..errors import PublicStatisticsError
+from ..errors import PublicStatisticsError, TransportError
+from ..log import ProblemLog
 from ..store import Store
 from ..store.public import PublicDocument, PublicTx
 from ..weeks import Week, from_epoch_day
 
-__all__ = ["MAX_DOCUMENT_BYTES", "RETRY_AFTER", "Cached", "Fetch", "base_url", "cached", "due",
-           "newest_publishable", "read_index", "read_week", "refresh", "refusal"]
+__all__ = ["DEADLINE_S", "MAX_DOCUMENT_BYTES", "RETRY_AFTER", "Cached", "Fetch", "base_url",
+           "cached", "due", "fetch_for", "newest_publishable", "read_index", "read_week",
+           "refresh", "refusal", "status_for"]
 
+# Longest wait for one document (the page's request waits for it).
+DEADLINE_S = 5.0
 # Largest document accepted: a week is a few dozen kilobytes, an index of ten years about 150.
 MAX_DOCUMENT_BYTES = 1 << 20
 # While a newer week is due but not published yet, an automatic fetch waits this long.
@@ -132,6 +141,60 @@ def refresh(store: Store, catalog: Catalog, base: str, now: datetime, get: Gette
     if not weeks:
         return Fetch(True, "fetched: nothing is published yet")
     return Fetch(True, f"fetched the public statistics up to {weeks[-1]}", weeks[-1])
+
+
+def fetch_for(store: Store, catalog: Catalog, endpoint: str, state: ModeState, *,
+              do_not_track: bool, now: datetime, problems: ProblemLog, lock: Lock,
+              transport: Callable[[], Getter], asked: bool) -> dict[str, Any]:
+    """:meth:`~otel_usage.UsageTelemetry.fetch_public_statistics`, one fetch at a time
+    (`lock`): the rule, then the documents if they are due, through the getter `transport`
+    gives (it raises TransportError for an endpoint reports could not go to)."""
+    base, answer, refused = _rule(catalog, endpoint, state, do_not_track, asked)
+    if refused is not None:
+        return {**answer, "refused": True, "detail": refused}
+    if not lock.acquire(blocking=False):  # another request is fetching
+        return {**answer, "detail": "the public statistics are being fetched already"}
+    try:
+        not_due = due(store, base, now, catalog, asked)
+        if not_due is not None:
+            return {**answer, "detail": not_due}
+        return {**answer, **_fetch(store, catalog, base, now, problems, transport)}
+    finally:
+        lock.release()
+
+
+def status_for(store: Store, catalog: Catalog, endpoint: str, state: ModeState, *,
+               do_not_track: bool, now: datetime) -> dict[str, Any]:
+    """:meth:`~otel_usage.UsageTelemetry.public_statistics_status`: contacts nothing."""
+    base, answer, refused = _rule(catalog, endpoint, state, do_not_track, asked=False)
+    if refused is not None:
+        return {**answer, "refused": True, "detail": refused}
+    not_due = None if not store.exists else due(store, base, now, catalog, asked=False)
+    return {**answer, "due": not_due is None,
+            "detail": not_due or "the public statistics are due to be fetched"}
+
+
+def _rule(catalog: Catalog, endpoint: str, state: ModeState, do_not_track: bool,
+          asked: bool) -> tuple[str, dict[str, Any], str | None]:
+    """The public statistics' address, an answer that did nothing yet, and why the rule
+    refuses a fetch now (None: it allows one)."""
+    base = base_url(endpoint, catalog)
+    answer = {"url": base, "askable": refusal(state, do_not_track, True) is None,
+              "refused": False, "failed": False, "fetched": False, "due": False,
+              "week": None}
+    return base, answer, refusal(state, do_not_track, asked)
+
+
+def _fetch(store: Store, catalog: Catalog, base: str, now: datetime, problems: ProblemLog,
+           transport: Callable[[], Getter]) -> dict[str, Any]:
+    try:
+        fetched = refresh(store, catalog, base, now, transport())
+    except (TransportError, PublicStatisticsError) as exc:
+        problems.problem("public:fetch", "the public statistics could not be fetched",
+                         error=str(exc))
+        return {"failed": True, "detail": f"they could not be fetched: {exc}"}
+    problems.resolved("public:fetch", "the public statistics were fetched")
+    return fetched.as_dict()
 
 
 def _week_url(index_url: str, base: str, file: str) -> str:

@@ -24,12 +24,14 @@ Ratios compare against baselines measured in the same run (these machines are no
   full, a step of 0.5-0.8 MiB in this host that whichever import crosses the mark pays. Where
   the mark falls depends on how many strings the host has interned, which no library chooses:
   so each run's processes first intern a number of placeholder strings (the same in every
-  variant of the run), spread over one doubling of the table across the runs, and the figure
-  is the mean over the runs of the difference, the cost expected in a host whose count is
-  arbitrary (Printernizer's); it errs high, since the step falls in one run of the 7 (3 with
-  --quick, 1 with --tiny) where it would fall in about one of 30 if otel-usage's ~700 new
-  names were spread over the doubling. The run without placeholders, this host as it is, is reported
-  beside it (`..._unpadded`), and each run's (`..._by_run`). The same in a host without SQLite
+  variant of the run), spread evenly over one doubling of the table across the runs, and the
+  figure is the mean over the runs of the difference, the cost expected in a host whose count
+  is arbitrary (Printernizer's). The 31 runs are about 710 strings apart, about as many as
+  otel-usage's start interns, so the step falls in about the share of runs it would fall in
+  for hosts spread over the doubling (one in 31); fewer runs weigh it more (--quick's 7 give
+  it a weight of 1/7, --tiny's one run is the host without placeholders). The run without
+  placeholders, this host as it is, is reported beside it (`..._unpadded`), and each run's
+  (`..._by_run`). The same in a host without SQLite
   (`..._host_without_sqlite`: the SQLite library is then ours too), the private part (RssAnon),
   the same once glibc's malloc_trim has returned the free memory the allocator keeps
   (`host_trimmed_...`: what the processes hold alive), and the modules we add to the host.
@@ -347,6 +349,9 @@ HOST_VARIANTS = ("bare", "bare_sdk", "client", "client_page")
 # one doubling of CPython's interned-string table in this host (it holds about 22,000 strings
 # and doubles at 21,845 of 2**15 slots, then at 43,690).
 PLACEHOLDER_SPAN = 22_000
+# Runs of the full measure: PLACEHOLDER_SPAN / 31 is about 710 strings between two runs, about
+# as many as otel-usage's start interns (so the step's weight is about its expectation).
+HOST_RUNS = 31
 
 
 def host_memory(runs: int, host_db: str = "db") -> dict[str, Any]:
@@ -513,7 +518,7 @@ def main() -> None:
     quick, tiny = args.quick or args.tiny, args.tiny
     result: dict[str, Any] = {}
     if args.memory:
-        result.update(host_overhead(runs=1 if tiny else 3 if quick else 7))
+        result.update(host_overhead(runs=1 if tiny else 7 if quick else HOST_RUNS))
         print(json.dumps(result))
         return
     result.update(add_ratio(rounds=3 if tiny else 9 if quick else 31,
@@ -536,7 +541,7 @@ def main() -> None:
     result.update(startup_cost(runs=1 if tiny else 3 if quick else 7))
     print(f"import and start: {result['import_ms']} ms, +{result['rss_mb_delta']} MB RSS")
     result.update(cpu_days(cycles=30 if tiny else 240 if quick else CYCLES_PER_DAY))
-    result.update(host_overhead(runs=1 if tiny else 3 if quick else 7))
+    result.update(host_overhead(runs=1 if tiny else 7 if quick else HOST_RUNS))
     print(json.dumps(result))
 
 

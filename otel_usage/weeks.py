@@ -3,7 +3,8 @@
 A report covers one ISO week in UTC, Monday 00:00 to the next Monday 00:00 (catalog
 ``[protocol]``). The client, the ingest, the dashboards, the demo and the tests all take their
 week arithmetic from here, next to the catalog (the ingest imports these two modules of the
-client and nothing else). "Now" comes from :mod:`otel_usage.clock`, never from here.
+client and the clock, and nothing else). "Now" comes from :mod:`otel_usage.clock`, never from
+here; so does the day the local store keys its rows by (:func:`epoch_day`).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ Ratios compare against baselines measured in the same run (these machines are no
   so each run's processes first intern a number of placeholder strings (the same in every
   variant of the run), spread evenly over one doubling of the table across the runs, and the
   figure is the mean over the runs of the difference, the cost expected in a host whose count
-  is arbitrary (Printernizer's). The 31 runs are about 710 strings apart, about as many as
+  is arbitrary (Printernizer's). The 31 runs are about 705 strings apart, about as many as
   otel-usage's start interns, so the step falls in about the share of runs it would fall in
   for hosts spread over the doubling (one in 31); fewer runs weigh it more (--quick's 7 give
   it a weight of 1/7, --tiny's one run is the host without placeholders). The run without
@@ -345,11 +345,12 @@ asyncio.run(main())
 HOST_VARIANTS = ("bare", "bare_sdk", "client", "client_page")
 
 
-# Placeholder strings interned before the host starts, spread over the runs: from none to about
-# one doubling of CPython's interned-string table in this host (it holds about 22,000 strings
-# and doubles at 21,845 of 2**15 slots, then at 43,690).
-PLACEHOLDER_SPAN = 22_000
-# Runs of the full measure: PLACEHOLDER_SPAN / 31 is about 710 strings between two runs, about
+# Placeholder strings interned before the host starts, spread over the runs: from none to just
+# under one doubling of CPython's interned-string table in this host (it holds just under
+# 21,845 strings, where the table of 2**15 slots doubles, then at 43,690: one period, so that
+# one run's client crosses a mark that its bare SDK does not, and only one).
+PLACEHOLDER_SPAN = 21_845
+# Runs of the full measure: PLACEHOLDER_SPAN / 31 is about 705 strings between two runs, about
 # as many as otel-usage's start interns (so the step's weight is about its expectation).
 HOST_RUNS = 31
 

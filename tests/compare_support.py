@@ -208,3 +208,14 @@ def live_week(usage: UsageTelemetry, clock: ManualClock, week: Week) -> None:
     usage.meter().create_counter("printernizer.jobs").add(
         12, {"job.status": "completed", "printer.type": "bambu_lab"})
     usage.flush()
+
+
+def with_history(data_dir: Path, now: datetime, endpoint: str,
+                 week: Week) -> tuple[UsageTelemetry, ManualClock]:
+    """An installation (:func:`make`) that lived `week` (:func:`live_week`), its clock back at
+    `now`."""
+    clock = ManualClock(now)
+    usage = make(data_dir, clock, endpoint)
+    live_week(usage, clock, week)
+    clock.set(now)
+    return usage, clock

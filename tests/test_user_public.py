@@ -15,11 +15,11 @@ import pytest
 from compare_support import (
     CATALOG,
     PATH,
-    live_week,
     make,
     newest_publishable,
     public_server,
     site,
+    with_history,
 )
 
 from otel_usage import ManualClock
@@ -34,10 +34,7 @@ def test_in_mode_on_the_index_and_the_week_are_fetched_once_per_published_week(
         tmp_path: Path) -> None:
     week = newest_publishable(midweek)
     with public_server(monkeypatch, tmp_path, site([week.previous(), week], midweek)) as server:
-        clock = ManualClock(midweek)
-        usage = make(data_dir, clock, server.url)
-        live_week(usage, clock, week)
-        clock.set(midweek)
+        usage, clock = with_history(data_dir, midweek, server.url, week)
         usage.set_mode("on")
         first = usage.fetch_public_statistics()
         again = usage.fetch_public_statistics()
@@ -74,10 +71,7 @@ def test_the_request_carries_nothing_about_the_installation(
     with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", str(tmp_path / "client.pem"))
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", str(tmp_path / "client-key.pem"))
-        clock = ManualClock(midweek)
-        usage = make(data_dir, clock, server.url)
-        live_week(usage, clock, week)
-        clock.set(midweek)
+        usage, _ = with_history(data_dir, midweek, server.url, week)
         usage.set_mode("on")
         usage.send_now()  # a credential exists now
         usage.fetch_public_statistics()
@@ -99,10 +93,7 @@ def test_in_mode_local_they_are_fetched_only_when_the_user_asks(
         tmp_path: Path) -> None:
     week = newest_publishable(midweek)
     with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
-        clock = ManualClock(midweek)
-        usage = make(data_dir, clock, server.url)
-        live_week(usage, clock, week)
-        clock.set(midweek)
+        usage, _ = with_history(data_dir, midweek, server.url, week)
         by_itself = usage.fetch_public_statistics()
         nothing_yet = list(server.paths())
         asked = usage.fetch_public_statistics(asked=True)
@@ -161,10 +152,7 @@ def test_a_week_not_yet_published_is_looked_for_at_most_once_a_day(
     and the week kept is not fetched again."""
     week = newest_publishable(midweek).previous()
     with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
-        clock = ManualClock(midweek)
-        usage = make(data_dir, clock, server.url)
-        live_week(usage, clock, week)
-        clock.set(midweek)
+        usage, clock = with_history(data_dir, midweek, server.url, week)
         usage.set_mode("on")
         answers = [usage.fetch_public_statistics()["detail"]]
         clock.advance(timedelta(hours=23))
@@ -186,10 +174,7 @@ def test_the_status_says_when_an_automatic_fetch_is_due_and_contacts_nothing(
     newest week not yet published; never due in mode local."""
     week = newest_publishable(midweek).previous()
     with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
-        clock = ManualClock(midweek)
-        usage = make(data_dir, clock, server.url)
-        live_week(usage, clock, week)
-        clock.set(midweek)
+        usage, clock = with_history(data_dir, midweek, server.url, week)
         usage.set_mode("on")
         looks = [usage.public_statistics_status()]
         seen_before = list(server.paths())
@@ -256,10 +241,7 @@ def test_what_cannot_be_read_is_refused_and_nothing_of_it_is_kept(
     else:
         files = _changed(files, path, change)
     with public_server(monkeypatch, tmp_path, files) as server:
-        clock = ManualClock(midweek)
-        usage = make(data_dir, clock, server.url)
-        live_week(usage, clock, week)
-        clock.set(midweek)
+        usage, _ = with_history(data_dir, midweek, server.url, week)
         answer = usage.fetch_public_statistics(asked=True)
         kept = usage.compare()
         usage.shutdown()
@@ -277,10 +259,7 @@ def test_a_bad_answer_after_a_good_one_keeps_what_the_good_one_brought(
     fetch fails, and the comparison is the one the good fetch allowed, unchanged."""
     week = newest_publishable(midweek)
     with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
-        clock = ManualClock(midweek)
-        usage = make(data_dir, clock, server.url)
-        live_week(usage, clock, week)
-        clock.set(midweek)
+        usage, clock = with_history(data_dir, midweek, server.url, week)
         assert usage.fetch_public_statistics(asked=True)["fetched"] is True
         before = usage.compare()
         clock.advance(timedelta(days=7))

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from compare_support import PATH as PUBLIC
-from compare_support import live_week, newest_publishable, public_server, site
 from compare_support import make as public_make
+from compare_support import newest_publishable, public_server, site, with_history
 from web_support import (
     INGRESS,
     MONDAY,
@@ -568,10 +568,7 @@ def test_head_answers_the_pages_own_paths_not_its_api(client: Client) -> None:
 def _page_for(data_dir: Path, midweek: datetime, url: str, mode: str,
               environ: dict[str, str] | None = None) -> tuple[UsageTelemetry, Client]:
     """An installation with a week of history in the newest published week, in `mode`."""
-    clock = ManualClock(midweek)
-    usage = public_make(data_dir, clock, url)
-    live_week(usage, clock, newest_publishable(midweek))
-    clock.set(midweek)
+    usage, clock = with_history(data_dir, midweek, url, newest_publishable(midweek))
     usage.set_mode(mode)
     if environ:
         usage.shutdown()

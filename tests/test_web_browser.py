@@ -21,8 +21,7 @@ import pytest
 import uvicorn
 from browser_support import chromium
 from catalog_support import grown_raw, write_catalog
-from compare_support import PATH, live_week, newest_publishable, public_server, site
-from compare_support import make as public_make
+from compare_support import PATH, newest_publishable, public_server, site, with_history
 from web_support import (
     MONDAY,
     PAGE,
@@ -321,10 +320,7 @@ def test_in_mode_local_the_button_names_what_it_contacts_and_the_comparison_show
 
     week = newest_publishable(midweek)
     with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
-        clock = ManualClock(midweek)
-        usage = public_make(data_dir, clock, server.url)
-        live_week(usage, clock, week)
-        clock.set(midweek)
+        usage, _ = with_history(data_dir, midweek, server.url, week)
         page = open_page(usage)
         button = page.locator("#compare-fetch")
         expect(button).to_have_text(f"Fetch the public statistics from {server.url}/stats/")
@@ -360,10 +356,7 @@ def test_in_mode_on_the_page_fetches_once_by_itself_and_the_comparison_shows(
     origin, as the fixture checks), and opening it again fetches nothing more."""
     week = newest_publishable(midweek)
     with public_server(monkeypatch, tmp_path, site([week], midweek)) as server:
-        clock = ManualClock(midweek)
-        usage = public_make(data_dir, clock, server.url)
-        live_week(usage, clock, week)
-        clock.set(midweek)
+        usage, _ = with_history(data_dir, midweek, server.url, week)
         usage.set_mode("on")
         page = open_page(usage)
         first = texts(page, "#compare-list li")
